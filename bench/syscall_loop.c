@@ -1,0 +1,55 @@
+// One syscall pattern in a tight loop, timed with CLOCK_MONOTONIC. Waits for
+// a line on stdin before it starts, so the driver can track it first.
+// usage: syscall_loop getppid|open|connect ITERATIONS  ->  prints ns per op
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s getppid|open|connect ITERATIONS\n", argv[0]);
+		return 2;
+	}
+	const char *op = argv[1];
+	long n = atol(argv[2]);
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	strcpy(sun.sun_path, "/nonexistent/agentrace-bench.sock");
+
+	char line[16];
+	if (!fgets(line, sizeof(line), stdin))
+		return 1;
+
+	double t0 = now_ns();
+	if (!strcmp(op, "getppid")) {
+		for (long i = 0; i < n; i++)
+			getppid();
+	} else if (!strcmp(op, "open")) {
+		for (long i = 0; i < n; i++)
+			close(open("/dev/null", O_RDONLY));
+	} else if (!strcmp(op, "connect")) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		for (long i = 0; i < n; i++)
+			connect(fd, (struct sockaddr *)&sun, sizeof(sun)); /* ENOENT, fast */
+		close(fd);
+	} else {
+		fprintf(stderr, "unknown op %s\n", op);
+		return 2;
+	}
+	double t1 = now_ns();
+	printf("%.1f\n", (t1 - t0) / n);
+	return 0;
+}

@@ -1,0 +1,19 @@
+// Module entry point for agentrace_bpf.node.
+#include <napi.h>
+
+#include "bpf_object.h"
+#include "errors.h"
+#include "sysinfo.h"
+
+namespace {
+
+Napi::Object InitAgentraceBpf(Napi::Env env, Napi::Object exports) {
+  agentrace::InitLibbpfLogging();
+  agentrace::BpfObject::Init(env, exports);
+  agentrace::InitSysInfo(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(agentrace_bpf, InitAgentraceBpf)

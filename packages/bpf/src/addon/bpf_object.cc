@@ -1,0 +1,200 @@
+// BpfObject: class registration, open/load/close and program attach/detach.
+// Map access lives in bpf_object_maps.cc, the ring buffer in
+// bpf_object_ringbuf.cc.
+#include "bpf_object.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+
+#include "args.h"
+#include "errors.h"
+#include "ring_buffer.h"
+
+namespace agentrace {
+
+void BpfObject::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(
+      env, "BpfObject",
+      {
+          InstanceMethod<&BpfObject::Load>("load"),
+          InstanceMethod<&BpfObject::Programs>("programs"),
+          InstanceMethod<&BpfObject::Maps>("maps"),
+          InstanceMethod<&BpfObject::SetMaxEntries>("setMaxEntries"),
+          InstanceMethod<&BpfObject::Attach>("attach"),
+          InstanceMethod<&BpfObject::Detach>("detach"),
+          InstanceMethod<&BpfObject::IsAttached>("isAttached"),
+          InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
+          InstanceMethod<&BpfObject::MapLookup>("mapLookup"),
+          InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
+          InstanceMethod<&BpfObject::MapKeys>("mapKeys"),
+          InstanceMethod<&BpfObject::StartRingBuffer>("startRingBuffer"),
+          InstanceMethod<&BpfObject::PollRingBuffer>("pollRingBuffer"),
+          InstanceMethod<&BpfObject::StopRingBuffer>("stopRingBuffer"),
+          InstanceMethod<&BpfObject::Close>("close"),
+      });
+  exports.Set("BpfObject", ctor);
+}
+
+BpfObject::BpfObject(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<BpfObject>(info) {
+  Napi::Env env = info.Env();
+  path_ = StringArg(info, 0, "new BpfObject()", "path");
+  LibbpfLogScope log;
+  errno = 0;
+  struct bpf_object* obj = bpf_object__open_file(path_.c_str(), nullptr);
+  if (obj == nullptr) {
+    int err = PositiveErr(-errno);
+    ErrorContext ctx;
+    ctx.phase = Phase::kOpen;
+    ctx.path = path_;
+    throw MakeLibbpfError(env, "open(" + path_ + ")", err, ctx);
+  }
+  obj_ = obj;
+}
+
+BpfObject::~BpfObject() { CloseInternal(); }
+
+void BpfObject::RequireOpen(Napi::Env env, const std::string& what) const {
+  if (obj_ == nullptr) {
+    throw MakeUsageError(env, what, EBADF,
+                         "this BpfObject was closed; create a new one");
+  }
+}
+
+void BpfObject::RequireLoaded(Napi::Env env, const std::string& what) const {
+  RequireOpen(env, what);
+  if (!loaded_) {
+    throw MakeUsageError(env, what, EINVAL,
+                         load_failed_ ? "load() failed earlier; fix the "
+                                        "object and create a new BpfObject"
+                                      : "call load() first");
+  }
+}
+
+struct bpf_program* BpfObject::FindProgram(Napi::Env env,
+                                           const std::string& what,
+                                           const std::string& name) const {
+  struct bpf_program* prog =
+      bpf_object__find_program_by_name(obj_, name.c_str());
+  if (prog != nullptr) return prog;
+  std::string available;
+  bpf_object__for_each_program(prog, obj_) {
+    if (!available.empty()) available += ", ";
+    available += bpf_program__name(prog);
+  }
+  throw MakeUsageError(
+      env, what, ENOENT,
+      "no program named '" + name + "' in " + path_ + "; available: " +
+          (available.empty() ? std::string("(none)") : available));
+}
+
+struct bpf_map* BpfObject::FindMap(Napi::Env env, const std::string& what,
+                                   const std::string& name) const {
+  struct bpf_map* map = bpf_object__find_map_by_name(obj_, name.c_str());
+  if (map != nullptr) return map;
+  std::string available;
+  bpf_object__for_each_map(map, obj_) {
+    if (!available.empty()) available += ", ";
+    available += bpf_map__name(map);
+  }
+  throw MakeUsageError(
+      env, what, ENOENT,
+      "no map named '" + name + "' in " + path_ + "; available: " +
+          (available.empty() ? std::string("(none)") : available));
+}
+
+void BpfObject::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireOpen(env, "load()");
+  if (loaded_) return;
+  const std::string what = std::string("load(") + bpf_object__name(obj_) + ")";
+  if (load_failed_) {
+    throw MakeUsageError(env, what, EINVAL,
+                         "an earlier load() failed and libbpf cannot retry; "
+                         "create a new BpfObject");
+  }
+  LibbpfLogScope log;
+  int rc = bpf_object__load(obj_);
+  if (rc != 0) {
+    load_failed_ = true;
+    ErrorContext ctx;
+    ctx.phase = Phase::kLoad;
+    ctx.path = path_;
+    throw MakeLibbpfError(env, what, PositiveErr(rc), ctx);
+  }
+  loaded_ = true;
+}
+
+Napi::Value BpfObject::Programs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireOpen(env, "programs()");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  struct bpf_program* prog;
+  bpf_object__for_each_program(prog, obj_) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("name", Napi::String::New(env, bpf_program__name(prog)));
+    const char* section = bpf_program__section_name(prog);
+    entry.Set("section", Napi::String::New(env, section ? section : ""));
+    out.Set(i++, entry);
+  }
+  return out;
+}
+
+void BpfObject::Attach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "attach()", "progName");
+  const std::string what = "attach(" + name + ")";
+  RequireOpen(env, what);
+  struct bpf_program* prog = FindProgram(env, what, name);
+  if (links_.count(name) != 0) return;
+  RequireLoaded(env, what);
+  LibbpfLogScope log;
+  errno = 0;
+  struct bpf_link* link = bpf_program__attach(prog);
+  if (link == nullptr) {
+    int err = PositiveErr(-errno);
+    ErrorContext ctx;
+    ctx.phase = Phase::kAttach;
+    const char* section = bpf_program__section_name(prog);
+    ctx.section = section ? section : "";
+    throw MakeLibbpfError(env, what, err, ctx);
+  }
+  links_[name] = link;
+}
+
+void BpfObject::Detach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "detach()", "progName");
+  if (obj_ == nullptr) return;  // close() already destroyed every link
+  FindProgram(env, "detach(" + name + ")", name);
+  auto it = links_.find(name);
+  if (it == links_.end()) return;
+  struct bpf_link* link = it->second;
+  links_.erase(it);
+  // Frees the link even if the kernel-side detach reports an error; the
+  // program is no longer attached through us either way.
+  bpf_link__destroy(link);
+}
+
+Napi::Value BpfObject::IsAttached(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "isAttached()", "progName");
+  if (obj_ == nullptr) return Napi::Boolean::New(env, false);
+  FindProgram(env, "isAttached(" + name + ")", name);
+  return Napi::Boolean::New(env, links_.count(name) != 0);
+}
+
+void BpfObject::Close(const Napi::CallbackInfo& /*info*/) { CloseInternal(); }
+
+void BpfObject::CloseInternal() {
+  StopRingBufferInternal();
+  for (auto& entry : links_) bpf_link__destroy(entry.second);
+  links_.clear();
+  if (obj_ != nullptr) {
+    bpf_object__close(obj_);
+    obj_ = nullptr;
+  }
+}
+
+}  // namespace agentrace

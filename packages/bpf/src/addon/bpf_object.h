@@ -1,0 +1,72 @@
+// The BpfObject JS class: one libbpf bpf_object (open -> load -> attach),
+// its links, map access and (at most) one ring buffer consumer.
+#ifndef AGENTRACE_BPF_BPF_OBJECT_H_
+#define AGENTRACE_BPF_BPF_OBJECT_H_
+
+#include <napi.h>
+
+#include <map>
+#include <string>
+
+struct bpf_object;
+struct bpf_program;
+struct bpf_map;
+struct bpf_link;
+
+namespace agentrace {
+
+class RingBufferPoller;
+
+class BpfObject : public Napi::ObjectWrap<BpfObject> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+
+  explicit BpfObject(const Napi::CallbackInfo& info);
+  ~BpfObject() override;
+
+ private:
+  // Lifecycle and programs (bpf_object.cc).
+  void Load(const Napi::CallbackInfo& info);
+  Napi::Value Programs(const Napi::CallbackInfo& info);
+  void Attach(const Napi::CallbackInfo& info);
+  void Detach(const Napi::CallbackInfo& info);
+  Napi::Value IsAttached(const Napi::CallbackInfo& info);
+  void Close(const Napi::CallbackInfo& info);
+
+  // Maps (bpf_object_maps.cc).
+  Napi::Value Maps(const Napi::CallbackInfo& info);
+  void SetMaxEntries(const Napi::CallbackInfo& info);
+  void MapUpdate(const Napi::CallbackInfo& info);
+  Napi::Value MapLookup(const Napi::CallbackInfo& info);
+  Napi::Value MapDelete(const Napi::CallbackInfo& info);
+  Napi::Value MapKeys(const Napi::CallbackInfo& info);
+
+  // Ring buffer (bpf_object_ringbuf.cc).
+  void StartRingBuffer(const Napi::CallbackInfo& info);
+  Napi::Value PollRingBuffer(const Napi::CallbackInfo& info);
+  void StopRingBuffer(const Napi::CallbackInfo& info);
+
+  // Helpers. All throw JS errors (Napi::Error) with code/errno set.
+  void RequireOpen(Napi::Env env, const std::string& what) const;
+  void RequireLoaded(Napi::Env env, const std::string& what) const;
+  struct bpf_program* FindProgram(Napi::Env env, const std::string& what,
+                                  const std::string& name) const;
+  struct bpf_map* FindMap(Napi::Env env, const std::string& what,
+                          const std::string& name) const;
+  // Bytes a lookup returns for this map (per-CPU maps: one slot per CPU).
+  size_t ValueBufferSize(Napi::Env env, const std::string& what,
+                         const struct bpf_map* map) const;
+  void StopRingBufferInternal();
+  void CloseInternal();
+
+  std::string path_;
+  struct bpf_object* obj_ = nullptr;
+  bool loaded_ = false;
+  bool load_failed_ = false;
+  std::map<std::string, struct bpf_link*> links_;  // by program name
+  RingBufferPoller* ring_buffer_ = nullptr;
+};
+
+}  // namespace agentrace
+
+#endif  // AGENTRACE_BPF_BPF_OBJECT_H_

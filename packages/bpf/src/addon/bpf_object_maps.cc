@@ -1,0 +1,192 @@
+// BpfObject: map listing, sizing and element access.
+#include <bpf/libbpf.h>
+#include <errno.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "args.h"
+#include "bpf_object.h"
+#include "errors.h"
+
+namespace agentrace {
+
+namespace {
+
+constexpr uint64_t kMaxSafeInteger = 9007199254740991ull;  // 2^53 - 1
+
+bool IsPerCpu(enum bpf_map_type type) {
+  switch (type) {
+    case BPF_MAP_TYPE_PERCPU_HASH:
+    case BPF_MAP_TYPE_PERCPU_ARRAY:
+    case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+    case BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+ErrorContext MapContext() {
+  ErrorContext ctx;
+  ctx.phase = Phase::kMap;
+  return ctx;
+}
+
+void CheckKeySize(Napi::Env env, const std::string& what,
+                  const struct bpf_map* map, size_t actual) {
+  size_t expected = bpf_map__key_size(map);
+  if (actual == expected) return;
+  throw MakeUsageError(env, what, EINVAL,
+                       "key is " + std::to_string(actual) + " bytes but map '" +
+                           bpf_map__name(map) + "' has keySize " +
+                           std::to_string(expected));
+}
+
+}  // namespace
+
+size_t BpfObject::ValueBufferSize(Napi::Env env, const std::string& what,
+                                  const struct bpf_map* map) const {
+  size_t value_size = bpf_map__value_size(map);
+  if (!IsPerCpu(bpf_map__type(map))) return value_size;
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) {
+    throw MakeBpfError(env, what + " (libbpf_num_possible_cpus)",
+                       PositiveErr(cpus),
+                       "cannot read /sys/devices/system/cpu/possible");
+  }
+  return ((value_size + 7) / 8) * 8 * static_cast<size_t>(cpus);
+}
+
+Napi::Value BpfObject::Maps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireOpen(env, "maps()");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  struct bpf_map* map;
+  bpf_object__for_each_map(map, obj_) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("name", Napi::String::New(env, bpf_map__name(map)));
+    entry.Set("type", Napi::Number::New(env, bpf_map__type(map)));
+    entry.Set("keySize", Napi::Number::New(env, bpf_map__key_size(map)));
+    entry.Set("valueSize", Napi::Number::New(env, bpf_map__value_size(map)));
+    entry.Set("maxEntries", Napi::Number::New(env, bpf_map__max_entries(map)));
+    out.Set(i++, entry);
+  }
+  return out;
+}
+
+void BpfObject::SetMaxEntries(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "setMaxEntries()", "mapName");
+  const std::string what = "setMaxEntries(" + name + ")";
+  RequireOpen(env, what);
+  struct bpf_map* map = FindMap(env, what, name);
+  uint32_t max_entries = static_cast<uint32_t>(
+      IntegerArg(info, 1, "setMaxEntries()", "maxEntries", UINT32_MAX));
+  if (loaded_ || load_failed_) {
+    throw MakeUsageError(env, what, EBUSY,
+                         "maxEntries can only be changed before load()");
+  }
+  LibbpfLogScope log;
+  int rc = bpf_map__set_max_entries(map, max_entries);
+  if (rc != 0) throw MakeLibbpfError(env, what, PositiveErr(rc), MapContext());
+}
+
+void BpfObject::MapUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "mapUpdate()", "mapName");
+  const std::string what = "mapUpdate(" + name + ")";
+  RequireOpen(env, what);
+  struct bpf_map* map = FindMap(env, what, name);
+  Napi::Buffer<uint8_t> key = BufferArg(info, 1, "mapUpdate()", "key");
+  Napi::Buffer<uint8_t> value = BufferArg(info, 2, "mapUpdate()", "value");
+  uint64_t flags = IntegerArg(info, 3, "mapUpdate()", "flags", kMaxSafeInteger,
+                              /*optional=*/true, BPF_ANY);
+  RequireLoaded(env, what);
+  CheckKeySize(env, what, map, key.Length());
+  size_t expected = ValueBufferSize(env, what, map);
+  if (value.Length() != expected) {
+    std::string detail = "value is " + std::to_string(value.Length()) +
+                         " bytes but map '" + name + "' needs " +
+                         std::to_string(expected);
+    if (IsPerCpu(bpf_map__type(map))) {
+      detail += " (per-CPU map: roundup(valueSize " +
+                std::to_string(bpf_map__value_size(map)) +
+                ", 8) * numPossibleCpus())";
+    } else {
+      detail += " (valueSize)";
+    }
+    throw MakeUsageError(env, what, EINVAL, detail);
+  }
+  LibbpfLogScope log;
+  int rc = bpf_map__update_elem(map, key.Data(), key.Length(), value.Data(),
+                                value.Length(), flags);
+  if (rc != 0) throw MakeLibbpfError(env, what, PositiveErr(rc), MapContext());
+}
+
+Napi::Value BpfObject::MapLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "mapLookup()", "mapName");
+  const std::string what = "mapLookup(" + name + ")";
+  RequireOpen(env, what);
+  struct bpf_map* map = FindMap(env, what, name);
+  Napi::Buffer<uint8_t> key = BufferArg(info, 1, "mapLookup()", "key");
+  RequireLoaded(env, what);
+  CheckKeySize(env, what, map, key.Length());
+  size_t size = ValueBufferSize(env, what, map);
+  Napi::Buffer<uint8_t> value = Napi::Buffer<uint8_t>::New(env, size);
+  LibbpfLogScope log;
+  int rc = bpf_map__lookup_elem(map, key.Data(), key.Length(), value.Data(),
+                                size, 0);
+  if (rc == -ENOENT) return env.Null();
+  if (rc != 0) throw MakeLibbpfError(env, what, PositiveErr(rc), MapContext());
+  return value;
+}
+
+Napi::Value BpfObject::MapDelete(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "mapDelete()", "mapName");
+  const std::string what = "mapDelete(" + name + ")";
+  RequireOpen(env, what);
+  struct bpf_map* map = FindMap(env, what, name);
+  Napi::Buffer<uint8_t> key = BufferArg(info, 1, "mapDelete()", "key");
+  RequireLoaded(env, what);
+  CheckKeySize(env, what, map, key.Length());
+  LibbpfLogScope log;
+  int rc = bpf_map__delete_elem(map, key.Data(), key.Length(), 0);
+  if (rc == -ENOENT) return Napi::Boolean::New(env, false);
+  if (rc != 0) throw MakeLibbpfError(env, what, PositiveErr(rc), MapContext());
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value BpfObject::MapKeys(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "mapKeys()", "mapName");
+  const std::string what = "mapKeys(" + name + ")";
+  RequireOpen(env, what);
+  struct bpf_map* map = FindMap(env, what, name);
+  RequireLoaded(env, what);
+  const size_t key_size = bpf_map__key_size(map);
+  // A map never holds more than max_entries keys; the cap also guarantees
+  // termination if keys are deleted concurrently (get_next_key then restarts
+  // from the first key).
+  const uint32_t limit = bpf_map__max_entries(map);
+  std::vector<uint8_t> prev(key_size), next(key_size);
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t count = 0;
+  LibbpfLogScope log;
+  while (count < limit) {
+    int rc = bpf_map__get_next_key(map, count == 0 ? nullptr : prev.data(),
+                                   next.data(), key_size);
+    if (rc == -ENOENT) break;
+    if (rc != 0) {
+      throw MakeLibbpfError(env, what, PositiveErr(rc), MapContext());
+    }
+    out.Set(count++, Napi::Buffer<uint8_t>::Copy(env, next.data(), key_size));
+    prev.swap(next);
+  }
+  return out;
+}
+
+}  // namespace agentrace

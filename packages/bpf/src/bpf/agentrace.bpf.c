@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The agentrace BPF object. All probe families are compiled as one object so
+ * they share one set of maps (tracked processes, thread spans, ring buffer);
+ * each family lives in its own file under probes/, and user space attaches
+ * and detaches them by program name at run time.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "attribution.bpf.h"
+
+#include "probes/file.bpf.c"
+#include "probes/net.bpf.c"
+#include "probes/process.bpf.c"
+
+/* Keep the event structs in the object's BTF even where the code only casts
+ * to them, so the layout test can read them back. */
+struct ar_file_open_event *ar_btf_file_open __attribute__((unused));
+struct ar_net_connect_event *ar_btf_net_connect __attribute__((unused));
+struct ar_proc_exec_event *ar_btf_proc_exec __attribute__((unused));
+struct ar_proc_fork_event *ar_btf_proc_fork __attribute__((unused));
+struct ar_proc_exit_event *ar_btf_proc_exit __attribute__((unused));
+struct ar_pending_syscall *ar_btf_pending __attribute__((unused));
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

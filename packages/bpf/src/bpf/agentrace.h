@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Every struct shared between the BPF programs and user space: ring-buffer
+ * events and map values. The TypeScript decoder (src/layout.ts) mirrors these
+ * by offset; test/layout.test.ts checks it against the BTF of the compiled
+ * object, so the two cannot drift. Change a layout here, then there.
+ *
+ * Only fixed-width types; every struct is padded explicitly so that its size
+ * and offsets are the same for clang -target bpf and any user-space reader.
+ */
+#ifndef AGENTRACE_H
+#define AGENTRACE_H
+
+#define AR_TRACE_ID_LEN 16
+#define AR_SPAN_ID_LEN 8
+#define AR_COMM_LEN 16
+#define AR_PATH_LEN 256
+#define AR_ARGS_LEN 256 /* first arguments of an exec, NUL-separated */
+#define AR_MAX_ARGS 8
+#define AR_SOCKADDR_LEN 112 /* enough for sockaddr_in6 and sockaddr_un */
+
+enum ar_event_kind {
+	AR_EV_FILE_OPEN = 1,
+	AR_EV_NET_CONNECT = 2,
+	AR_EV_PROC_EXEC = 3,
+	AR_EV_PROC_FORK = 4,
+	AR_EV_PROC_EXIT = 5,
+};
+
+/* Which rung of the attribution ladder (DESIGN.md) found the span. */
+enum ar_attr_source {
+	AR_ATTR_NONE = 0,
+	AR_ATTR_SLOT = 1,    /* thread slot in the agent's memory */
+	AR_ATTR_THREAD = 2,  /* otel_traces_ctx_v1, written by the sidecar */
+	AR_ATTR_WORK = 3,    /* libuv work item submitted under a span */
+	AR_ATTR_FD = 4,      /* descriptor opened under a span */
+	AR_ATTR_PROCESS = 5, /* process forked under a span */
+};
+
+/* Indexes of the per-CPU counters in the ar_stats map. */
+enum ar_stat {
+	AR_STAT_EVENTS = 0,          /* events written to the ring buffer */
+	AR_STAT_RINGBUF_DROPS = 1,   /* ring buffer full: event lost */
+	AR_STAT_PENDING_FULL = 2,    /* per-thread syscall state map full */
+	AR_STAT_TRACKED_FULL = 3,    /* child of a tracked process not tracked */
+	AR_STAT_READ_FAULTS = 4,     /* user memory could not be read */
+	AR_STAT_MAX = 5,
+};
+
+/* Value of otel_traces_ctx_v1 (OTEP 4855: key pid_tgid, value trace and span
+ * id), so other eBPF tools can read which span a thread runs. */
+struct ar_span_ctx {
+	__u8 trace_id[AR_TRACE_ID_LEN];
+	__u8 span_id[AR_SPAN_ID_LEN];
+};
+
+/* Value of ar_tracked_procs, keyed by tgid. A zero span means the process
+ * was tracked by the sidecar itself rather than inherited from a parent. */
+struct ar_proc_info {
+	struct ar_span_ctx span;
+	__u32 parent_tgid;
+	__u32 flags;
+};
+
+struct ar_event_header {
+	__u64 ts_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 kind;  /* enum ar_event_kind */
+	__u32 pid;   /* tgid, as the kernel sees it */
+	__u32 tid;
+	__u8 attr_source; /* enum ar_attr_source */
+	__u8 _pad[3];
+	struct ar_span_ctx span;
+	char comm[AR_COMM_LEN];
+};
+
+struct ar_file_open_event {
+	struct ar_event_header hdr;
+	__s64 ret; /* fd, or -errno */
+	__u64 flags;
+	__u64 latency_ns;
+	__s32 dfd;
+	__u32 mode;
+	char path[AR_PATH_LEN];
+};
+
+struct ar_net_connect_event {
+	struct ar_event_header hdr;
+	__s64 ret; /* 0, or -errno (-EINPROGRESS for non-blocking sockets) */
+	__u64 latency_ns;
+	__s32 fd;
+	__u32 addrlen;
+	__u8 sockaddr[AR_SOCKADDR_LEN]; /* raw struct sockaddr as the caller passed it */
+};
+
+struct ar_proc_exec_event {
+	struct ar_event_header hdr;
+	__s64 ret;
+	__u64 latency_ns;
+	__u32 argc;     /* arguments copied into args (at most AR_MAX_ARGS) */
+	__u32 args_len; /* bytes used in args */
+	char filename[AR_PATH_LEN];
+	char args[AR_ARGS_LEN];
+};
+
+struct ar_proc_fork_event {
+	struct ar_event_header hdr; /* pid/tid: the forking thread */
+	__u32 child_pid;            /* tgid of the new process */
+	__u32 _pad;
+};
+
+struct ar_proc_exit_event {
+	struct ar_event_header hdr;
+	__s32 exit_code; /* exit status, or 0 when killed by a signal */
+	__u32 signal;    /* terminating signal, 0 for a normal exit */
+};
+
+#endif /* AGENTRACE_H */

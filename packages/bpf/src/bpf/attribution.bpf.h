@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The attribution ladder of DESIGN.md: which span does this syscall belong
+ * to? Rungs are tried in order; the first that knows wins, and the event
+ * records which one it was (enum ar_attr_source).
+ *
+ *   1. thread slot     (to come: read the span from the agent's memory)
+ *   2. thread map      otel_traces_ctx_v1[pid_tgid]
+ *   3. work item       (to come: libuv threadpool uprobes)
+ *   4. descriptor      (to come: (tgid, fd) -> span; the query carries fd)
+ *   5. process         the span the process was forked under
+ */
+#ifndef AR_ATTRIBUTION_BPF_H
+#define AR_ATTRIBUTION_BPF_H
+
+#include "common.bpf.h"
+
+struct ar_attr_query {
+	__u64 pid_tgid;
+	const struct ar_proc_info *proc; /* the tracked process, from ar_tracked() */
+	__s32 fd;                        /* descriptor the syscall acts on, or -1 */
+};
+
+static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct ar_span_ctx *out)
+{
+	struct ar_span_ctx *s = bpf_map_lookup_elem(&otel_traces_ctx_v1, &q->pid_tgid);
+	if (s && ar_span_is_set(s)) {
+		*out = *s;
+		return AR_ATTR_THREAD;
+	}
+	if (ar_span_is_set(&q->proc->span)) {
+		*out = q->proc->span;
+		return AR_ATTR_PROCESS;
+	}
+	return AR_ATTR_NONE;
+}
+
+/* Fills the header of an event made by the current thread. */
+static __always_inline void ar_fill_header(struct ar_event_header *h, __u32 kind,
+					   const struct ar_attr_query *q)
+{
+	h->ts_ns = bpf_ktime_get_ns();
+	h->kind = kind;
+	h->pid = q->pid_tgid >> 32;
+	h->tid = (__u32)q->pid_tgid;
+	h->_pad[0] = h->_pad[1] = h->_pad[2] = 0;
+	__builtin_memset(&h->span, 0, sizeof(h->span));
+	h->attr_source = ar_attribute(q, &h->span);
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+#endif /* AR_ATTRIBUTION_BPF_H */

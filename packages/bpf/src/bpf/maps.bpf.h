@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Every map of the agentrace object. Sizes are defaults; the loader may
+ * change max_entries before load. */
+#ifndef AR_MAPS_BPF_H
+#define AR_MAPS_BPF_H
+
+#include "agentrace.h"
+
+/* Processes whose syscalls are traced, by tgid. The sidecar adds the agent;
+ * the fork probe adds descendants; the exit probe removes them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct ar_proc_info);
+} ar_tracked_procs SEC(".maps");
+
+/* Rung 2: the span each thread runs, written by the sidecar (OTEP 4855
+ * layout and name, so other eBPF readers can share it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ar_span_ctx);
+} otel_traces_ctx_v1 SEC(".maps");
+
+/* Syscall arguments saved at sys_enter, consumed at sys_exit. */
+struct ar_pending_syscall {
+	__u64 ts_ns;
+	__u64 args[4];
+	__u32 kind;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ar_pending_syscall);
+} ar_pending SEC(".maps");
+
+/* execve's arguments must be read before the old image is gone, so the
+ * whole event is built at sys_enter and completed at sys_exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct ar_proc_exec_event);
+} ar_pending_exec SEC(".maps");
+
+/* Scratch space for building an exec event (too big for the BPF stack).
+ * The verifier cannot relate a variable offset into args to the variable
+ * length read there, so args is followed by slack it can prove in bounds. */
+struct ar_exec_scratch {
+	struct ar_proc_exec_event ev;
+	char slack[AR_ARGS_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ar_exec_scratch);
+} ar_exec_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} ar_events SEC(".maps");
+
+/* Loss and volume counters, indexed by enum ar_stat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AR_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ar_stats SEC(".maps");
+
+#endif /* AR_MAPS_BPF_H */

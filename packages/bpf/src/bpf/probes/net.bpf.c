@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Network family: connect(2) with the peer address (IPv4, IPv6 or Unix),
+ * result and latency from enter to exit. The raw sockaddr is shipped to user
+ * space, which knows how to decode every family. */
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!ar_tracked(id))
+		return 0;
+	ar_pending_save(id, AR_EV_NET_CONNECT, ctx->args[0], ctx->args[1], ctx->args[2], 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ar_proc_info *proc = ar_tracked(id);
+	if (!proc)
+		return 0;
+	struct ar_pending_syscall p;
+	if (!ar_pending_take(id, AR_EV_NET_CONNECT, &p))
+		return 0;
+
+	struct ar_net_connect_event *e = ar_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = (__s32)p.args[0] };
+	ar_fill_header(&e->hdr, AR_EV_NET_CONNECT, &q);
+	e->ret = ctx->ret;
+	e->latency_ns = e->hdr.ts_ns - p.ts_ns;
+	e->fd = (__s32)p.args[0];
+	__u32 len = (__u32)p.args[2];
+	e->addrlen = len;
+	if (len > sizeof(e->sockaddr))
+		len = sizeof(e->sockaddr);
+	__builtin_memset(e->sockaddr, 0, sizeof(e->sockaddr));
+	if (bpf_probe_read_user(e->sockaddr, len, (void *)p.args[1]))
+		ar_count(AR_STAT_READ_FAULTS);
+	ar_submit(e);
+	return 0;
+}

@@ -1,0 +1,237 @@
+// Turns ring-buffer samples into typed events, using only the offsets in
+// layout.ts.
+import { AttrSource, EventKind, layouts, SPAN_ID_LEN, TRACE_ID_LEN, COMM_LEN } from './layout.js';
+
+export interface SpanRef {
+  /** 32 lowercase hex digits */
+  traceId: string;
+  /** 16 lowercase hex digits */
+  spanId: string;
+}
+
+export interface EventHeader {
+  /** CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) */
+  tsNs: bigint;
+  pid: number;
+  tid: number;
+  comm: string;
+  /** The span the event was attributed to, or null when no rung knew one. */
+  span: SpanRef | null;
+  attrSource: AttrSource;
+}
+
+export type SocketAddress =
+  | { family: 'inet'; address: string; port: number }
+  | { family: 'inet6'; address: string; port: number }
+  | { family: 'unix'; path: string; abstract: boolean }
+  | { family: 'other'; familyNumber: number };
+
+export interface FileOpenEvent extends EventHeader {
+  kind: 'file.open';
+  /** fd on success, -errno on failure */
+  ret: number;
+  flags: number;
+  mode: number;
+  dfd: number;
+  latencyNs: bigint;
+  path: string;
+}
+
+export interface NetConnectEvent extends EventHeader {
+  kind: 'net.connect';
+  /** 0, or -errno (-EINPROGRESS for a non-blocking socket) */
+  ret: number;
+  fd: number;
+  latencyNs: bigint;
+  peer: SocketAddress;
+}
+
+export interface ProcExecEvent extends EventHeader {
+  kind: 'proc.exec';
+  ret: number;
+  latencyNs: bigint;
+  filename: string;
+  /** The first arguments (argv[0] included), as many as the probe copied. */
+  args: string[];
+}
+
+export interface ProcForkEvent extends EventHeader {
+  kind: 'proc.fork';
+  childPid: number;
+}
+
+export interface ProcExitEvent extends EventHeader {
+  kind: 'proc.exit';
+  exitCode: number;
+  /** Terminating signal number, 0 for a normal exit. */
+  signal: number;
+}
+
+export type KernelEvent = FileOpenEvent | NetConnectEvent | ProcExecEvent | ProcForkEvent | ProcExitEvent;
+
+export class DecodeError extends Error {
+  override readonly name = 'DecodeError';
+}
+
+const H = layouts.ar_event_header.fields;
+
+function cString(buf: Buffer, offset: number, max: number): string {
+  const end = buf.indexOf(0, offset);
+  const stop = end === -1 || end > offset + max ? offset + max : end;
+  return buf.toString('utf8', offset, stop);
+}
+
+function isZero(buf: Buffer, start: number, len: number): boolean {
+  for (let i = start; i < start + len; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** Reads a struct ar_span_ctx at `offset`; an all-zero span id means none. */
+export function spanFrom(buf: Buffer, offset: number): SpanRef | null {
+  const spanOff = offset + layouts.ar_span_ctx.fields.span_id;
+  const traceOff = offset + layouts.ar_span_ctx.fields.trace_id;
+  if (isZero(buf, spanOff, SPAN_ID_LEN)) return null;
+  return {
+    traceId: buf.toString('hex', traceOff, traceOff + TRACE_ID_LEN),
+    spanId: buf.toString('hex', spanOff, spanOff + SPAN_ID_LEN),
+  };
+}
+
+function decodeHeader(buf: Buffer): EventHeader {
+  const span = spanFrom(buf, H.span);
+  return {
+    tsNs: buf.readBigUInt64LE(H.ts_ns),
+    pid: buf.readUInt32LE(H.pid),
+    tid: buf.readUInt32LE(H.tid),
+    comm: cString(buf, H.comm, COMM_LEN),
+    span,
+    attrSource: buf.readUInt8(H.attr_source) as AttrSource,
+  };
+}
+
+const AF_UNIX = 1;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+/** Decodes a raw struct sockaddr as connect(2) received it. */
+export function decodeSockaddr(raw: Buffer, addrlen: number): SocketAddress {
+  if (addrlen < 2) return { family: 'other', familyNumber: -1 };
+  const family = raw.readUInt16LE(0);
+  if (family === AF_INET && addrlen >= 8) {
+    return { family: 'inet', port: raw.readUInt16BE(2), address: `${raw[4]}.${raw[5]}.${raw[6]}.${raw[7]}` };
+  }
+  if (family === AF_INET6 && addrlen >= 24) {
+    const groups: string[] = [];
+    for (let i = 0; i < 8; i++) groups.push(raw.readUInt16BE(8 + i * 2).toString(16));
+    return { family: 'inet6', port: raw.readUInt16BE(2), address: compressIPv6(groups) };
+  }
+  if (family === AF_UNIX) {
+    const len = Math.min(addrlen, raw.length) - 2;
+    if (len > 0 && raw[2] === 0) {
+      return { family: 'unix', abstract: true, path: raw.toString('utf8', 3, 2 + len).replace(/\0+$/, '') };
+    }
+    return { family: 'unix', abstract: false, path: cString(raw, 2, Math.max(len, 0)) };
+  }
+  return { family: 'other', familyNumber: family };
+}
+
+function compressIPv6(groups: string[]): string {
+  // IPv4-mapped addresses read best in their dotted form.
+  if (groups.slice(0, 5).every((g) => g === '0') && groups[5] === 'ffff') {
+    const hi = parseInt(groups[6] ?? '0', 16);
+    const lo = parseInt(groups[7] ?? '0', 16);
+    return `::ffff:${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (bestStart === -1) return groups.join(':');
+  return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
+}
+
+function expectSize(buf: Buffer, size: number, what: string): void {
+  if (buf.length < size) throw new DecodeError(`${what} sample is ${buf.length} bytes, expected ${size}`);
+}
+
+export function decodeEvent(buf: Buffer): KernelEvent {
+  expectSize(buf, layouts.ar_event_header.size, 'event header');
+  const kind = buf.readUInt32LE(H.kind);
+  const hdr = decodeHeader(buf);
+  switch (kind) {
+    case EventKind.FileOpen: {
+      const L = layouts.ar_file_open_event;
+      expectSize(buf, L.size, 'file.open');
+      const f = L.fields;
+      return {
+        kind: 'file.open',
+        ...hdr,
+        ret: Number(buf.readBigInt64LE(f.ret)),
+        flags: Number(buf.readBigUInt64LE(f.flags)),
+        latencyNs: buf.readBigUInt64LE(f.latency_ns),
+        dfd: buf.readInt32LE(f.dfd),
+        mode: buf.readUInt32LE(f.mode),
+        path: cString(buf, f.path, L.size - f.path),
+      };
+    }
+    case EventKind.NetConnect: {
+      const L = layouts.ar_net_connect_event;
+      expectSize(buf, L.size, 'net.connect');
+      const f = L.fields;
+      const addrlen = buf.readUInt32LE(f.addrlen);
+      return {
+        kind: 'net.connect',
+        ...hdr,
+        ret: Number(buf.readBigInt64LE(f.ret)),
+        latencyNs: buf.readBigUInt64LE(f.latency_ns),
+        fd: buf.readInt32LE(f.fd),
+        peer: decodeSockaddr(buf.subarray(f.sockaddr, L.size), addrlen),
+      };
+    }
+    case EventKind.ProcExec: {
+      const L = layouts.ar_proc_exec_event;
+      expectSize(buf, L.size, 'proc.exec');
+      const f = L.fields;
+      const argc = buf.readUInt32LE(f.argc);
+      const argsLen = Math.min(buf.readUInt32LE(f.args_len), L.size - f.args);
+      const args = argsLen === 0 ? [] : buf.toString('utf8', f.args, f.args + argsLen).split('\0');
+      if (args.length > 0 && args[args.length - 1] === '') args.pop();
+      return {
+        kind: 'proc.exec',
+        ...hdr,
+        ret: Number(buf.readBigInt64LE(f.ret)),
+        latencyNs: buf.readBigUInt64LE(f.latency_ns),
+        filename: cString(buf, f.filename, f.args - f.filename),
+        args: args.slice(0, argc),
+      };
+    }
+    case EventKind.ProcFork: {
+      const L = layouts.ar_proc_fork_event;
+      expectSize(buf, L.size, 'proc.fork');
+      return { kind: 'proc.fork', ...hdr, childPid: buf.readUInt32LE(L.fields.child_pid) };
+    }
+    case EventKind.ProcExit: {
+      const L = layouts.ar_proc_exit_event;
+      expectSize(buf, L.size, 'proc.exit');
+      return {
+        kind: 'proc.exit',
+        ...hdr,
+        exitCode: buf.readInt32LE(L.fields.exit_code),
+        signal: buf.readUInt32LE(L.fields.signal),
+      };
+    }
+    default:
+      throw new DecodeError(`unknown event kind ${kind} (${buf.length} bytes): the BPF object and this decoder disagree`);
+  }
+}

@@ -1,0 +1,18 @@
+export { Probes, probeGroups } from './probes.js';
+export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler } from './probes.js';
+export { decodeEvent, decodeSockaddr, DecodeError } from './decode.js';
+export type {
+  KernelEvent,
+  EventHeader,
+  FileOpenEvent,
+  NetConnectEvent,
+  ProcExecEvent,
+  ProcForkEvent,
+  ProcExitEvent,
+  SocketAddress,
+  SpanRef,
+} from './decode.js';
+export { AttrSource, EventKind, Stat, STAT_COUNT, layouts } from './layout.js';
+export type { StructLayout, StructName } from './layout.js';
+export { defaultObjectPath } from './native.js';
+export { bpfUnavailableReason } from './availability.js';

@@ -1,0 +1,72 @@
+// The byte layout of every struct in src/bpf/agentrace.h, by offset. This is
+// the only place the TS side knows offsets; test/layout.test.ts compares it
+// with the BTF of the compiled object, member by member.
+
+export interface StructLayout {
+  /** sizeof(struct) */
+  readonly size: number;
+  /** member name -> byte offset */
+  readonly fields: Readonly<Record<string, number>>;
+}
+
+export const TRACE_ID_LEN = 16;
+export const SPAN_ID_LEN = 8;
+export const COMM_LEN = 16;
+export const PATH_LEN = 256;
+export const ARGS_LEN = 256;
+export const SOCKADDR_LEN = 112;
+
+export const EventKind = {
+  FileOpen: 1,
+  NetConnect: 2,
+  ProcExec: 3,
+  ProcFork: 4,
+  ProcExit: 5,
+} as const;
+export type EventKind = (typeof EventKind)[keyof typeof EventKind];
+
+/** Which rung of the attribution ladder found an event's span. */
+export const AttrSource = {
+  None: 0,
+  Slot: 1,
+  Thread: 2,
+  Work: 3,
+  Fd: 4,
+  Process: 5,
+} as const;
+export type AttrSource = (typeof AttrSource)[keyof typeof AttrSource];
+
+/** Indexes of the ar_stats per-CPU counters. */
+export const Stat = {
+  Events: 0,
+  RingbufDrops: 1,
+  PendingFull: 2,
+  TrackedFull: 3,
+  ReadFaults: 4,
+} as const;
+export const STAT_COUNT = 5;
+
+export const layouts = {
+  ar_span_ctx: { size: 24, fields: { trace_id: 0, span_id: 16 } },
+  ar_proc_info: { size: 32, fields: { span: 0, parent_tgid: 24, flags: 28 } },
+  ar_event_header: {
+    size: 64,
+    fields: { ts_ns: 0, kind: 8, pid: 12, tid: 16, attr_source: 20, _pad: 21, span: 24, comm: 48 },
+  },
+  ar_file_open_event: {
+    size: 352,
+    fields: { hdr: 0, ret: 64, flags: 72, latency_ns: 80, dfd: 88, mode: 92, path: 96 },
+  },
+  ar_net_connect_event: {
+    size: 200,
+    fields: { hdr: 0, ret: 64, latency_ns: 72, fd: 80, addrlen: 84, sockaddr: 88 },
+  },
+  ar_proc_exec_event: {
+    size: 600,
+    fields: { hdr: 0, ret: 64, latency_ns: 72, argc: 80, args_len: 84, filename: 88, args: 344 },
+  },
+  ar_proc_fork_event: { size: 72, fields: { hdr: 0, child_pid: 64, _pad: 68 } },
+  ar_proc_exit_event: { size: 72, fields: { hdr: 0, exit_code: 64, signal: 68 } },
+} as const satisfies Record<string, StructLayout>;
+
+export type StructName = keyof typeof layouts;

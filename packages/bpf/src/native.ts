@@ -1,0 +1,68 @@
+// Loads the libbpf addon and states its exact shape. Nothing outside this
+// package sees these raw types: probes.ts wraps them.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export interface NativeProgramInfo {
+  name: string;
+  section: string;
+}
+
+export interface NativeMapInfo {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+export interface NativeBpfObject {
+  load(): void;
+  programs(): NativeProgramInfo[];
+  maps(): NativeMapInfo[];
+  setMaxEntries(mapName: string, maxEntries: number): void;
+  attach(progName: string): void;
+  detach(progName: string): void;
+  isAttached(progName: string): boolean;
+  mapUpdate(mapName: string, key: Buffer, value: Buffer, flags?: number): void;
+  mapLookup(mapName: string, key: Buffer): Buffer | null;
+  mapDelete(mapName: string, key: Buffer): boolean;
+  mapKeys(mapName: string): Buffer[];
+  startRingBuffer(mapName: string, onBatch: (samples: Buffer[]) => void): void;
+  pollRingBuffer(): number;
+  stopRingBuffer(): void;
+  close(): void;
+}
+
+export interface NativeAddon {
+  BpfObject: new (objectPath: string) => NativeBpfObject;
+  numPossibleCpus(): number;
+  monotonicNs(): bigint;
+  libbpfVersion(): string;
+}
+
+/** The package root: dist/ and src/ both sit one level below it. */
+export const packageRoot: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The BPF object the build produces. */
+export const defaultObjectPath: string = path.join(packageRoot, 'out', 'agentrace.bpf.o');
+
+const addonPath = path.join(packageRoot, 'build', 'Release', 'agentrace_bpf.node');
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    try {
+      addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
+    } catch (cause) {
+      throw new Error(
+        `cannot load the agentrace native addon at ${addonPath}: ${(cause as Error).message}; ` +
+          'build it with `pnpm -C packages/bpf build` (needs libbpf-dev, clang, make, g++)',
+        { cause },
+      );
+    }
+  }
+  return addon;
+}

@@ -1,0 +1,237 @@
+// The typed face of the kernel side: load the agentrace BPF object, attach
+// probe groups, choose which processes are tracked and which span each thread
+// runs, and receive decoded events. The sidecar uses only this.
+import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
+import { decodeEvent, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
+import { layouts, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
+import { ensureTracefs } from './tracefs.js';
+
+/** Probe families, attached and detached as a whole. */
+export const probeGroups = ['file', 'net', 'process'] as const;
+export type ProbeGroup = (typeof probeGroups)[number];
+
+// Program names in src/bpf/probes/*.bpf.c start with their group's name.
+function groupOf(programName: string): ProbeGroup | undefined {
+  return probeGroups.find((g) => programName.startsWith(`${g}_`));
+}
+
+export interface ProbesOptions {
+  /** Path of the compiled BPF object; defaults to the one this package built. */
+  objectPath?: string;
+  /** Ring buffer size in bytes (a power of two, at least a page). Default 4 MiB. */
+  ringBufferBytes?: number;
+}
+
+export interface ProbeStats {
+  /** Events written to the ring buffer. */
+  events: bigint;
+  /** Events lost because the ring buffer was full. */
+  ringbufDrops: bigint;
+  /** Syscalls not reported because the per-thread state map was full. */
+  pendingFull: bigint;
+  /** Children of tracked processes that could not be tracked (map full). */
+  trackedFull: bigint;
+  /** User memory (paths, addresses) that could not be read. */
+  readFaults: bigint;
+  /** Ring-buffer samples user space could not decode. */
+  decodeErrors: number;
+}
+
+export type EventsHandler = (events: KernelEvent[]) => void;
+export type DecodeErrorHandler = (error: Error, sample: Buffer) => void;
+
+const TRACKED = 'ar_tracked_procs';
+const THREAD_SPANS = 'otel_traces_ctx_v1';
+const EVENTS = 'ar_events';
+const STATS = 'ar_stats';
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+function pidTgid(pid: number, tid: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE((BigInt(pid) << 32n) | BigInt(tid >>> 0));
+  return b;
+}
+
+function parseHex(hex: string, bytes: number, what: string): Buffer {
+  if (hex.length !== bytes * 2 || !/^[0-9a-f]+$/i.test(hex)) {
+    throw new TypeError(`${what} must be ${bytes * 2} hex digits, got ${JSON.stringify(hex)}`);
+  }
+  return Buffer.from(hex, 'hex');
+}
+
+export class Probes {
+  readonly objectPath: string;
+  private readonly obj: NativeBpfObject;
+  private readonly programsByGroup: ReadonlyMap<ProbeGroup, readonly string[]>;
+  private readonly cpus: number;
+  private decodeErrors = 0;
+  private closed = false;
+  /** CLOCK_REALTIME - CLOCK_MONOTONIC in ns, to turn event times into epoch times. */
+  private readonly epochOffsetNs: bigint;
+
+  private constructor(objectPath: string, obj: NativeBpfObject) {
+    this.objectPath = objectPath;
+    this.obj = obj;
+    const byGroup = new Map<ProbeGroup, string[]>(probeGroups.map((g) => [g, []]));
+    for (const { name } of obj.programs()) {
+      const g = groupOf(name);
+      if (g) byGroup.get(g)?.push(name);
+    }
+    this.programsByGroup = byGroup;
+    const addon = native();
+    this.cpus = addon.numPossibleCpus();
+    this.epochOffsetNs = BigInt(Date.now()) * 1_000_000n - addon.monotonicNs();
+  }
+
+  /** Opens and loads the object (verifying every program); attaches nothing. */
+  static load(options: ProbesOptions = {}): Probes {
+    ensureTracefs();
+    const objectPath = options.objectPath ?? defaultObjectPath;
+    const obj = new (native().BpfObject)(objectPath);
+    try {
+      if (options.ringBufferBytes !== undefined) obj.setMaxEntries(EVENTS, options.ringBufferBytes);
+      obj.load();
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+    return new Probes(objectPath, obj);
+  }
+
+  programs(group?: ProbeGroup): string[] {
+    if (group) return [...(this.programsByGroup.get(group) ?? [])];
+    return this.obj.programs().map((p) => p.name);
+  }
+
+  /** Attaches a whole group, or every group. Already attached programs stay as they are. */
+  attach(group: ProbeGroup | 'all' = 'all'): void {
+    for (const name of this.groupPrograms(group)) this.obj.attach(name);
+  }
+
+  /** Detaches a group (or all): its programs stop running, the maps keep their state. */
+  detach(group: ProbeGroup | 'all' = 'all'): void {
+    for (const name of this.groupPrograms(group)) this.obj.detach(name);
+  }
+
+  isAttached(group: ProbeGroup): boolean {
+    return this.groupPrograms(group).every((name) => this.obj.isAttached(name));
+  }
+
+  attachProgram(name: string): void {
+    this.obj.attach(name);
+  }
+
+  detachProgram(name: string): void {
+    this.obj.detach(name);
+  }
+
+  /** Traces a process from now on; its future children are tracked by the kernel. */
+  track(pid: number): void {
+    const info = Buffer.alloc(layouts.ar_proc_info.size);
+    this.obj.mapUpdate(TRACKED, u32(pid), info);
+  }
+
+  untrack(pid: number): boolean {
+    return this.obj.mapDelete(TRACKED, u32(pid));
+  }
+
+  isTracked(pid: number): boolean {
+    return this.obj.mapLookup(TRACKED, u32(pid)) !== null;
+  }
+
+  trackedPids(): number[] {
+    return this.obj.mapKeys(TRACKED).map((k) => k.readUInt32LE(0));
+  }
+
+  /** The span a tracked process inherited when it was forked, if any. */
+  inheritedSpan(pid: number): SpanRef | null {
+    const v = this.obj.mapLookup(TRACKED, u32(pid));
+    return v ? spanFrom(v, layouts.ar_proc_info.fields.span) : null;
+  }
+
+  /** Says that thread `tid` of process `pid` now runs `span` (otel_traces_ctx_v1). */
+  setThreadSpan(pid: number, tid: number, span: SpanRef): void {
+    const v = Buffer.alloc(layouts.ar_span_ctx.size);
+    parseHex(span.traceId, TRACE_ID_LEN, 'traceId').copy(v, layouts.ar_span_ctx.fields.trace_id);
+    parseHex(span.spanId, SPAN_ID_LEN, 'spanId').copy(v, layouts.ar_span_ctx.fields.span_id);
+    this.obj.mapUpdate(THREAD_SPANS, pidTgid(pid, tid), v);
+  }
+
+  threadSpan(pid: number, tid: number): SpanRef | null {
+    const v = this.obj.mapLookup(THREAD_SPANS, pidTgid(pid, tid));
+    return v ? spanFrom(v, 0) : null;
+  }
+
+  clearThreadSpan(pid: number, tid: number): boolean {
+    return this.obj.mapDelete(THREAD_SPANS, pidTgid(pid, tid));
+  }
+
+  /**
+   * Delivers decoded events in batches from the libuv loop whenever the ring
+   * buffer has data. Undecodable samples are counted and given to onError.
+   */
+  onEvents(handler: EventsHandler, onError?: DecodeErrorHandler): void {
+    this.obj.startRingBuffer(EVENTS, (samples) => {
+      const events: KernelEvent[] = [];
+      for (const sample of samples) {
+        try {
+          events.push(decodeEvent(sample));
+        } catch (err) {
+          this.decodeErrors++;
+          onError?.(err as Error, sample);
+        }
+      }
+      if (events.length > 0) handler(events);
+    });
+  }
+
+  /** Consumes what the ring buffer holds right now; returns the number of samples. */
+  drain(): number {
+    return this.obj.pollRingBuffer();
+  }
+
+  stats(): ProbeStats {
+    const sum = (stat: number): bigint => {
+      const v = this.obj.mapLookup(STATS, u32(stat));
+      if (!v) return 0n;
+      let total = 0n;
+      // Per-CPU values are 8-byte aligned, one per possible CPU.
+      for (let cpu = 0; cpu < this.cpus; cpu++) total += v.readBigUInt64LE(cpu * 8);
+      return total;
+    };
+    return {
+      events: sum(Stat.Events),
+      ringbufDrops: sum(Stat.RingbufDrops),
+      pendingFull: sum(Stat.PendingFull),
+      trackedFull: sum(Stat.TrackedFull),
+      readFaults: sum(Stat.ReadFaults),
+      decodeErrors: this.decodeErrors,
+    };
+  }
+
+  /** Converts an event's monotonic timestamp to nanoseconds since the Unix epoch. */
+  toEpochNs(tsNs: bigint): bigint {
+    return tsNs + this.epochOffsetNs;
+  }
+
+  /** Stops event delivery, detaches every program and frees the object. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.obj.close();
+  }
+
+  private groupPrograms(group: ProbeGroup | 'all'): readonly string[] {
+    if (group === 'all') return probeGroups.flatMap((g) => this.programsByGroup.get(g) ?? []);
+    const names = this.programsByGroup.get(group);
+    if (!names) {
+      throw new RangeError(`unknown probe group ${JSON.stringify(group)}; groups are ${probeGroups.join(', ')}`);
+    }
+    return names;
+  }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian 12 machine ready to build and run agentrace, then
+# builds it. Idempotent and quick when nothing changed: each step checks
+# before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Build and run-time dependencies of packages/bpf (see PLATFORM.md).
+DEBS=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3)
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
+if ! command -v pnpm >/dev/null || [ "$(pnpm --version)" != "$PNPM_VERSION" ]; then
+  say "installing pnpm $PNPM_VERSION"
+  npm install -g --silent "pnpm@$PNPM_VERSION"
+fi
+
+# node-gyp builds the addon against the headers Node ships in /usr/include/node,
+# so nothing is downloaded.
+if [ -r /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
+
+# pnpm compares the lockfile with node_modules and returns at once when they match.
+pnpm install --frozen-lockfile --reporter=silent
+
+say "building"
+pnpm -s build

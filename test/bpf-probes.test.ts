@@ -1,0 +1,263 @@
+// The kernel package against the real kernel: tracked processes' opens,
+// connects, execs and exits arrive decoded; children inherit their span;
+// untracked processes are invisible; groups detach and re-attach live.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import {
+  AttrSource,
+  Probes,
+  type FileOpenEvent,
+  type KernelEvent,
+  type NetConnectEvent,
+  type ProcExecEvent,
+  type ProcExitEvent,
+  type ProcForkEvent,
+  type SpanRef,
+} from '@agentrace/bpf';
+import { Actor } from './support/actor.js';
+import { EventLog, requireBpf } from './support/bpf.js';
+
+const isOpen = (p: string) => (e: KernelEvent): e is FileOpenEvent => e.kind === 'file.open' && e.path === p;
+const isExit = (pid: number) => (e: KernelEvent): e is ProcExitEvent => e.kind === 'proc.exit' && e.pid === pid;
+const newSpan = (): SpanRef => ({ traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') });
+
+let dir: string;
+let tcp: net.Server;
+let tcpPort: number;
+let tcp6: net.Server | undefined;
+let tcp6Port = 0;
+let unixServer: net.Server;
+let unixPath: string;
+const actors: Actor[] = [];
+
+async function startActor(): Promise<Actor> {
+  const a = await Actor.start();
+  actors.push(a);
+  return a;
+}
+
+function withProbes(t: { after: (fn: () => void) => void }): { probes: Probes; log: EventLog } {
+  const probes = Probes.load();
+  t.after(() => probes.close());
+  probes.attach('all');
+  return { probes, log: new EventLog(probes) };
+}
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-bpf-'));
+  tcp = net.createServer((s) => s.destroy()).listen(0, '127.0.0.1');
+  await once(tcp, 'listening');
+  tcpPort = (tcp.address() as net.AddressInfo).port;
+  try {
+    tcp6 = net.createServer((s) => s.destroy()).listen(0, '::1');
+    await once(tcp6, 'listening');
+    tcp6Port = (tcp6.address() as net.AddressInfo).port;
+  } catch {
+    tcp6 = undefined; // no IPv6 loopback here; the IPv6 case says so below
+  }
+  unixPath = path.join(dir, 'peer.sock');
+  unixServer = net.createServer((s) => s.destroy()).listen(unixPath);
+  await once(unixServer, 'listening');
+});
+
+after(() => {
+  for (const a of actors) a.kill();
+  tcp.close();
+  tcp6?.close();
+  unixServer.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a tracked process: open, connect, exec and exit arrive decoded with the right fields', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes, log } = withProbes(t);
+  const actor = await startActor();
+  const span = newSpan();
+  probes.track(actor.pid);
+  probes.setThreadSpan(actor.pid, actor.pid, span);
+
+  const file = path.join(dir, `open-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, 'x');
+  const missing = path.join(dir, 'does-not-exist');
+  assert.deepEqual(await actor.do({ op: 'open', path: file }), { ok: true });
+  assert.deepEqual(await actor.do({ op: 'open', path: missing }), { ok: false, code: 'ENOENT' });
+  assert.equal((await actor.do({ op: 'connect', host: '127.0.0.1', port: tcpPort })).ok, true);
+  assert.equal((await actor.do({ op: 'connect', path: unixPath })).ok, true);
+  if (tcp6) assert.equal((await actor.do({ op: 'connect', host: '::1', port: tcp6Port })).ok, true);
+  assert.equal((await actor.do({ op: 'spawn', file: '/bin/sh', args: ['-c', 'exit 3'] })).status, 3);
+  await actor.exit(5);
+
+  const open = await log.waitFor(isOpen(file), 'the open of the file');
+  assert.equal(open.pid, actor.pid);
+  assert.equal(open.tid, actor.pid);
+  assert.equal(open.comm, 'node');
+  assert.ok(open.ret >= 0, `open returned ${open.ret}`);
+  assert.equal(open.flags & 3, fs.constants.O_RDONLY);
+  assert.deepEqual(open.span, span);
+  assert.equal(open.attrSource, AttrSource.Thread);
+  assert.ok(open.latencyNs > 0n);
+  const wallMs = Number(probes.toEpochNs(open.tsNs) / 1_000_000n);
+  assert.ok(Math.abs(wallMs - Date.now()) < 60_000, `event time ${new Date(wallMs).toISOString()} is not now`);
+
+  const failed = await log.waitFor(isOpen(missing), 'the failed open');
+  assert.equal(failed.ret, -2, 'ENOENT is -2');
+
+  const connects = log.of(actor.pid).filter((e): e is NetConnectEvent => e.kind === 'net.connect');
+  const v4 = connects.find((e) => e.peer.family === 'inet');
+  assert.ok(v4, `no IPv4 connect among ${JSON.stringify(connects.map((c) => c.peer))}`);
+  assert.deepEqual(v4.peer, { family: 'inet', address: '127.0.0.1', port: tcpPort });
+  assert.ok(v4.ret === 0 || v4.ret === -115, `connect returned ${v4.ret} (0 or -EINPROGRESS expected)`);
+  assert.ok(v4.fd >= 0);
+  assert.deepEqual(v4.span, span);
+  const ux = connects.find((e) => e.peer.family === 'unix');
+  assert.deepEqual(ux?.peer, { family: 'unix', abstract: false, path: unixPath });
+  assert.equal(ux?.ret, 0);
+  if (tcp6) {
+    const v6 = connects.find((e) => e.peer.family === 'inet6');
+    assert.deepEqual(v6?.peer, { family: 'inet6', address: '::1', port: tcp6Port });
+  } else {
+    t.diagnostic('no IPv6 loopback on this machine: the IPv6 connect was not exercised');
+  }
+
+  const fork = log.of(actor.pid).find((e): e is ProcForkEvent => e.kind === 'proc.fork');
+  assert.ok(fork, 'the fork of the child');
+  const exec = await log.waitFor(
+    (e): e is ProcExecEvent => e.kind === 'proc.exec' && e.pid === fork.childPid,
+    'the exec of /bin/sh',
+  );
+  assert.equal(exec.filename, '/bin/sh');
+  assert.deepEqual(exec.args, ['/bin/sh', '-c', 'exit 3']);
+  assert.equal(exec.ret, 0);
+  assert.deepEqual(exec.span, span);
+  const childExit = await log.waitFor(isExit(fork.childPid), 'the exit of the child');
+  assert.equal(childExit.exitCode, 3);
+  assert.equal(childExit.signal, 0);
+
+  const exit = await log.waitFor(isExit(actor.pid), 'the exit of the actor');
+  assert.equal(exit.exitCode, 5);
+  assert.equal(probes.isTracked(actor.pid), false, 'an exited process is untracked');
+  assert.equal(probes.threadSpan(actor.pid, actor.pid), null, 'thread state is cleaned up at exit');
+  assert.equal(probes.stats().ringbufDrops, 0n);
+});
+
+test('a child of a tracked process is tracked and inherits the span it was forked under', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes, log } = withProbes(t);
+  const actor = await startActor();
+  const span = newSpan();
+  probes.track(actor.pid);
+  probes.setThreadSpan(actor.pid, actor.pid, span);
+
+  const file = path.join(dir, `child-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, 'y');
+  // dash forks cat (it is not the last command), so cat is a grandchild.
+  const r = await actor.do({ op: 'spawn', file: '/bin/sh', args: ['-c', `cat ${file} > /dev/null; exit 7`] });
+  assert.equal(r.status, 7);
+
+  const open = await log.waitFor(isOpen(file), 'the grandchild opening the file');
+  assert.notEqual(open.pid, actor.pid);
+  assert.equal(open.comm, 'cat');
+  assert.deepEqual(open.span, span, 'the grandchild carries the span its ancestor was forked under');
+  assert.equal(open.attrSource, AttrSource.Process);
+
+  const forks = log.events.filter((e): e is ProcForkEvent => e.kind === 'proc.fork');
+  const sh = forks.find((f) => f.pid === actor.pid);
+  assert.ok(sh, 'the actor forked the shell');
+  assert.ok(forks.some((f) => f.pid === sh.childPid && f.childPid === open.pid), 'the shell forked cat');
+  assert.equal((await log.waitFor(isExit(sh.childPid), 'the shell exit')).exitCode, 7);
+  await log.waitFor(isExit(open.pid), 'the cat exit');
+  assert.equal(probes.isTracked(sh.childPid), false, 'exited children are untracked');
+  assert.equal(probes.isTracked(open.pid), false);
+  assert.equal(probes.isTracked(actor.pid), true, 'the actor is still tracked');
+  await actor.exit(0);
+});
+
+test('an untracked process produces no events', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes, log } = withProbes(t);
+  const quiet = await startActor();
+  const tracked = await startActor();
+  probes.track(tracked.pid);
+
+  const file = path.join(dir, `quiet-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, 'z');
+  await quiet.do({ op: 'open', path: file });
+  await quiet.do({ op: 'connect', host: '127.0.0.1', port: tcpPort });
+  await quiet.do({ op: 'spawn', file: '/bin/sh', args: ['-c', `cat ${file} > /dev/null`] });
+  await quiet.exit(0);
+
+  // The tracked actor acts after the quiet one is done: once its event is
+  // here, anything the quiet one caused would be too.
+  const marker = path.join(dir, 'marker');
+  fs.writeFileSync(marker, '');
+  await tracked.do({ op: 'open', path: marker });
+  const seen = await log.waitFor(isOpen(marker), 'the tracked marker open');
+  assert.equal(seen.pid, tracked.pid);
+  assert.equal(seen.span, null, 'no span was set, so none is attributed');
+  assert.equal(seen.attrSource, AttrSource.None);
+
+  assert.deepEqual(log.of(quiet.pid), []);
+  assert.deepEqual(log.events.filter((e) => e.kind === 'file.open' && e.path === file), []);
+  assert.ok(log.events.every((e) => e.pid === tracked.pid), `foreign events: ${JSON.stringify(log.events.filter((e) => e.pid !== tracked.pid))}`);
+  await tracked.exit(0);
+});
+
+test('detaching a group stops its events; re-attaching brings them back without reloading', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes, log } = withProbes(t);
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const files = [1, 2, 3].map((i) => path.join(dir, `toggle-${i}`));
+  for (const f of files) fs.writeFileSync(f, '');
+  const [f1, f2, f3] = files as [string, string, string];
+
+  await actor.do({ op: 'open', path: f1 });
+  await log.waitFor(isOpen(f1), 'the open while attached');
+
+  probes.detach('file');
+  assert.equal(probes.isAttached('file'), false);
+  assert.equal(probes.isAttached('net'), true);
+  await actor.do({ op: 'open', path: f2 });
+  // The connect probe is still attached: its event proves the actor got past
+  // the open and that the ring buffer was drained after it.
+  await actor.do({ op: 'connect', host: '127.0.0.1', port: tcpPort });
+  await log.waitFor((e) => e.kind === 'net.connect' && e.pid === actor.pid, 'the connect barrier');
+  assert.equal(log.events.filter(isOpen(f2)).length, 0, 'no open event while the file group is detached');
+
+  probes.attach('file');
+  assert.equal(probes.isAttached('file'), true);
+  await actor.do({ op: 'open', path: f3 });
+  const back = await log.waitFor(isOpen(f3), 'the open after re-attaching');
+  assert.equal(back.pid, actor.pid);
+  await actor.exit(0);
+});
+
+test('a thread that exits leaves no per-thread state behind', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes } = withProbes(t);
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const tasks = () => new Set(fs.readdirSync(`/proc/${actor.pid}/task`).map(Number));
+  const beforeTids = tasks();
+  await actor.do({ op: 'startThread' });
+  const newTids = [...tasks()].filter((tid) => !beforeTids.has(tid));
+  assert.ok(newTids.length > 0, 'the worker thread appeared');
+  for (const tid of newTids) probes.setThreadSpan(actor.pid, tid, newSpan());
+  await actor.do({ op: 'stopThread' });
+  // A worker's own helper threads may outlive it briefly; wait for them.
+  const deadline = Date.now() + 5000;
+  while (newTids.some((tid) => fs.existsSync(`/proc/${actor.pid}/task/${tid}`)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const gone = newTids.filter((tid) => !fs.existsSync(`/proc/${actor.pid}/task/${tid}`));
+  assert.ok(gone.length > 0, 'at least the worker thread exited');
+  for (const tid of gone) assert.equal(probes.threadSpan(actor.pid, tid), null, `thread ${tid} still has a span`);
+  assert.equal(probes.isTracked(actor.pid), true, 'a thread exit does not untrack the process');
+  await actor.exit(0);
+});
