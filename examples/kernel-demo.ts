@@ -16,6 +16,10 @@ function peer(p: SocketAddress): string {
   return `family ${p.familyNumber}`;
 }
 
+const shortArg = (a: string): string => {
+  const one = a.replace(/\s+/g, ' ');
+  return one.length > 48 ? `${one.slice(0, 45)}...` : one;
+};
 const errno = (ret: number): string => (ret >= 0 ? 'ok' : `-${-ret}`);
 const us = (ns: bigint): string => `${(Number(ns) / 1000).toFixed(0)}µs`;
 
@@ -26,7 +30,7 @@ function line(e: KernelEvent): string {
     case 'net.connect':
       return `connect ${peer(e.peer)}  ${e.ret === 0 ? 'ok' : e.ret === -115 ? 'in progress' : `error ${errno(e.ret)}`}  ${us(e.latencyNs)}`;
     case 'proc.exec':
-      return `exec    ${e.filename}  [${e.args.join(' ')}]  ${e.ret === 0 ? '' : `error ${errno(e.ret)}`}`;
+      return `exec    ${e.filename}  [${e.args.map(shortArg).join(' ')}]${e.ret === 0 ? '' : `  error ${errno(e.ret)}`}`;
     case 'proc.fork':
       return `fork    -> pid ${e.childPid}`;
     case 'proc.exit':
