@@ -114,9 +114,11 @@ test('a tracked process: open, connect, exec and exit arrive decoded with the ri
   assert.deepEqual(v4.peer, { family: 'inet', address: '127.0.0.1', port: tcpPort });
   assert.ok(v4.ret === 0 || v4.ret === -115, `connect returned ${v4.ret} (0 or -EINPROGRESS expected)`);
   assert.ok(v4.fd >= 0);
+  assert.equal(v4.transport, 'tcp');
   assert.deepEqual(v4.span, span);
   const ux = connects.find((e) => e.peer.family === 'unix');
   assert.deepEqual(ux?.peer, { family: 'unix', abstract: false, path: unixPath });
+  assert.equal(ux?.transport, 'unix');
   assert.equal(ux?.ret, 0);
   if (tcp6) {
     const v6 = connects.find((e) => e.peer.family === 'inet6');
@@ -259,5 +261,34 @@ test('a thread that exits leaves no per-thread state behind', async (t) => {
   assert.ok(gone.length > 0, 'at least the worker thread exited');
   for (const tid of gone) assert.equal(probes.threadSpan(actor.pid, tid), null, `thread ${tid} still has a span`);
   assert.equal(probes.isTracked(actor.pid), true, 'a thread exit does not untrack the process');
+  await actor.exit(0);
+});
+
+test('a registered thread slot attributes by memory alone, ahead of the thread map', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes, log } = withProbes(t);
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const mapSpan = newSpan();
+  probes.setThreadSpan(actor.pid, actor.pid, mapSpan);
+  const [a, b] = [newSpan(), newSpan()];
+  const files = ['slot-a', 'slot-b', 'slot-none'].map((n) => path.join(dir, `${n}-${randomBytes(4).toString('hex')}`));
+  for (const f of files) fs.writeFileSync(f, '');
+  const [fa, fb, fnone] = files as [string, string, string];
+
+  await actor.do({ op: 'slotRegister' });
+  await actor.do({ op: 'slotSet', ...a });
+  await actor.do({ op: 'open', path: fa });
+  await actor.do({ op: 'slotSet', ...b });
+  await actor.do({ op: 'open', path: fb });
+  await actor.do({ op: 'slotClear' });
+  await actor.do({ op: 'open', path: fnone });
+
+  const ea = await log.waitFor(isOpen(fa), 'the open under slot span a');
+  assert.deepEqual([ea.span, ea.attrSource], [a, AttrSource.Slot]);
+  const eb = await log.waitFor(isOpen(fb), 'the open under slot span b');
+  assert.deepEqual([eb.span, eb.attrSource], [b, AttrSource.Slot]);
+  const en = await log.waitFor(isOpen(fnone), 'the open with the slot cleared');
+  assert.deepEqual([en.span, en.attrSource], [mapSpan, AttrSource.Thread], 'an invalid slot falls back to the thread map');
   await actor.exit(0);
 });

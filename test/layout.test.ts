@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AttrSource, EventKind, Stat, STAT_COUNT, defaultObjectPath, layouts } from '@agentrace/bpf';
+import { AttrSource, EventKind, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, defaultObjectPath, layouts } from '@agentrace/bpf';
 
 const header = fs.readFileSync(
   fileURLToPath(new URL('../packages/bpf/src/bpf/agentrace.h', import.meta.url)),
@@ -71,4 +71,18 @@ test('event kinds, attribution sources and counters match the header enums', () 
   const { MAX, ...stats } = headerEnum('AR_STAT_');
   assert.equal(MAX, STAT_COUNT);
   assert.deepEqual(Object.fromEntries(Object.entries(stats).map(([k, v]) => [camel(k), v])), Stat);
+});
+
+test('the slot magic and size agree between the header, its word constants and TS', () => {
+  const magic = /#define AR_SLOT_MAGIC "([^"]+)"/.exec(header)?.[1];
+  const lo = /#define AR_SLOT_MAGIC_LO (0x[0-9a-f]+)ULL/.exec(header)?.[1];
+  const hi = /#define AR_SLOT_MAGIC_HI (0x[0-9a-f]+)ULL/.exec(header)?.[1];
+  const size = /#define AR_SLOT_SIZE (\d+)/.exec(header)?.[1];
+  assert.equal(magic, SLOT_MAGIC);
+  assert.equal(Buffer.from(SLOT_MAGIC).length, 16, 'the magic covers trace_id exactly');
+  const bytes = Buffer.from(SLOT_MAGIC);
+  assert.equal(BigInt(lo!), bytes.readBigUInt64LE(0), 'AR_SLOT_MAGIC_LO');
+  assert.equal(BigInt(hi!), bytes.readBigUInt64LE(8), 'AR_SLOT_MAGIC_HI');
+  assert.equal(Number(size), SLOT_SIZE);
+  assert.equal(layouts.ar_thread_slot.size, SLOT_SIZE);
 });

@@ -9,6 +9,7 @@
         "src/addon/bpf_object_maps.cc",
         "src/addon/bpf_object_ringbuf.cc",
         "src/addon/errors.cc",
+        "src/addon/peer_cred.cc",
         "src/addon/ring_buffer.cc",
         "src/addon/sysinfo.cc"
       ],

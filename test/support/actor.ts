@@ -19,6 +19,9 @@ export type ActorCommand =
   | { op: 'open'; path: string; flags?: string }
   | { op: 'connect'; host?: string; port?: number; path?: string }
   | { op: 'spawn'; file: string; args: string[] }
+  | { op: 'slotRegister' }
+  | { op: 'slotSet'; traceId: string; spanId: string }
+  | { op: 'slotClear' }
   | { op: 'startThread' }
   | { op: 'stopThread' };
 

@@ -43,6 +43,8 @@ export interface NetConnectEvent extends EventHeader {
   ret: number;
   fd: number;
   latencyNs: bigint;
+  /** The socket's type; 'tcp'/'udp' for IP sockets, 'unix' for AF_UNIX; null if unknown. */
+  transport: 'tcp' | 'udp' | 'unix' | null;
   peer: SocketAddress;
 }
 
@@ -135,6 +137,17 @@ export function decodeSockaddr(raw: Buffer, addrlen: number): SocketAddress {
   return { family: 'other', familyNumber: family };
 }
 
+const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+
+function transportOf(peer: SocketAddress, sockType: number): NetConnectEvent['transport'] {
+  if (peer.family === 'unix') return 'unix';
+  if (peer.family !== 'inet' && peer.family !== 'inet6') return null;
+  if (sockType === SOCK_STREAM) return 'tcp';
+  if (sockType === SOCK_DGRAM) return 'udp';
+  return null;
+}
+
 function compressIPv6(groups: string[]): string {
   // IPv4-mapped addresses read best in their dotted form.
   if (groups.slice(0, 5).every((g) => g === '0') && groups[5] === 'ffff') {
@@ -189,14 +202,15 @@ export function decodeEvent(buf: Buffer): KernelEvent {
       const L = layouts.ar_net_connect_event;
       expectSize(buf, L.size, 'net.connect');
       const f = L.fields;
-      const addrlen = buf.readUInt32LE(f.addrlen);
+      const peer = decodeSockaddr(buf.subarray(f.sockaddr, L.size), buf.readUInt32LE(f.addrlen));
       return {
         kind: 'net.connect',
         ...hdr,
         ret: Number(buf.readBigInt64LE(f.ret)),
         latencyNs: buf.readBigUInt64LE(f.latency_ns),
         fd: buf.readInt32LE(f.fd),
-        peer: decodeSockaddr(buf.subarray(f.sockaddr, L.size), addrlen),
+        transport: transportOf(peer, buf.readUInt32LE(f.sock_type)),
+        peer,
       };
     }
     case EventKind.ProcExec: {

@@ -12,7 +12,9 @@ export type {
   SocketAddress,
   SpanRef,
 } from './decode.js';
-export { AttrSource, EventKind, Stat, STAT_COUNT, layouts } from './layout.js';
+export { AttrSource, EventKind, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, layouts } from './layout.js';
 export type { StructLayout, StructName } from './layout.js';
 export { defaultObjectPath } from './native.js';
+export { peerCredentials } from './peer.js';
+export type { PeerCredentials } from './native.js';
 export { bpfUnavailableReason } from './availability.js';

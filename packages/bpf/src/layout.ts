@@ -46,7 +46,15 @@ export const Stat = {
 } as const;
 export const STAT_COUNT = 5;
 
+/** The slot registration: a write of SLOT_SIZE bytes starting with this magic. */
+export const SLOT_SIZE = 32;
+export const SLOT_MAGIC = 'agentrace:slot:1';
+
 export const layouts = {
+  ar_thread_slot: {
+    size: 32,
+    fields: { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26, _reserved: 28 },
+  },
   ar_span_ctx: { size: 24, fields: { trace_id: 0, span_id: 16 } },
   ar_proc_info: { size: 32, fields: { span: 0, parent_tgid: 24, flags: 28 } },
   ar_event_header: {
@@ -58,8 +66,8 @@ export const layouts = {
     fields: { hdr: 0, ret: 64, flags: 72, latency_ns: 80, dfd: 88, mode: 92, path: 96 },
   },
   ar_net_connect_event: {
-    size: 200,
-    fields: { hdr: 0, ret: 64, latency_ns: 72, fd: 80, addrlen: 84, sockaddr: 88 },
+    size: 208,
+    fields: { hdr: 0, ret: 64, latency_ns: 72, fd: 80, addrlen: 84, sock_type: 88, _pad: 92, sockaddr: 96 },
   },
   ar_proc_exec_event: {
     size: 600,

@@ -40,6 +40,13 @@ export interface NativeAddon {
   numPossibleCpus(): number;
   monotonicNs(): bigint;
   libbpfVersion(): string;
+  peerCredentials(fd: number): PeerCredentials;
+}
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
 }
 
 /** The package root: dist/ and src/ both sit one level below it. */

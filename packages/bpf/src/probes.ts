@@ -7,7 +7,7 @@ import { layouts, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
 import { ensureTracefs } from './tracefs.js';
 
 /** Probe families, attached and detached as a whole. */
-export const probeGroups = ['file', 'net', 'process'] as const;
+export const probeGroups = ['file', 'net', 'process', 'context'] as const;
 export type ProbeGroup = (typeof probeGroups)[number];
 
 // Program names in src/bpf/probes/*.bpf.c start with their group's name.

@@ -3,6 +3,7 @@
 
 #include "bpf_object.h"
 #include "errors.h"
+#include "peer_cred.h"
 #include "sysinfo.h"
 
 namespace {
@@ -11,6 +12,7 @@ Napi::Object InitAgentraceBpf(Napi::Env env, Napi::Object exports) {
   agentrace::InitLibbpfLogging();
   agentrace::BpfObject::Init(env, exports);
   agentrace::InitSysInfo(env, exports);
+  agentrace::InitPeerCred(env, exports);
   return exports;
 }
 

@@ -15,6 +15,7 @@
 #include "probes/file.bpf.c"
 #include "probes/net.bpf.c"
 #include "probes/process.bpf.c"
+#include "probes/context.bpf.c"
 
 /* Keep the event structs in the object's BTF even where the code only casts
  * to them, so the layout test can read them back. */
@@ -24,5 +25,6 @@ struct ar_proc_exec_event *ar_btf_proc_exec __attribute__((unused));
 struct ar_proc_fork_event *ar_btf_proc_fork __attribute__((unused));
 struct ar_proc_exit_event *ar_btf_proc_exit __attribute__((unused));
 struct ar_pending_syscall *ar_btf_pending __attribute__((unused));
+struct ar_thread_slot *ar_btf_thread_slot __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -54,6 +54,25 @@ struct ar_span_ctx {
 	__u8 span_id[AR_SPAN_ID_LEN];
 };
 
+/* The thread slot (rung 1): OTEP 4947's thread context record, which the
+ * agent keeps in its own memory and rewrites on every context switch. The
+ * probes read it with bpf_probe_read_user; no syscall per switch.
+ * A thread registers its slot by write(2)-ing it (AR_SLOT_SIZE bytes) while
+ * trace_id holds AR_SLOT_MAGIC: the write probe then records where it is. */
+#define AR_SLOT_SIZE 32
+#define AR_SLOT_MAGIC "agentrace:slot:1" /* 16 bytes, over trace_id */
+#define AR_SLOT_MAGIC_LO 0x636172746e656761ULL /* "agentrac", little-endian */
+#define AR_SLOT_MAGIC_HI 0x313a746f6c733a65ULL /* "e:slot:1" */
+
+struct ar_thread_slot {
+	__u8 trace_id[AR_TRACE_ID_LEN];
+	__u8 span_id[AR_SPAN_ID_LEN];
+	__u8 valid; /* 1: trace_id/span_id are the running span */
+	__u8 trace_flags;
+	__u16 attrs_size; /* OTEP 4947 attributes that follow; always 0 here */
+	__u32 _reserved;
+};
+
 /* Value of ar_tracked_procs, keyed by tgid. A zero span means the process
  * was tracked by the sidecar itself rather than inherited from a parent. */
 struct ar_proc_info {
@@ -89,6 +108,8 @@ struct ar_net_connect_event {
 	__u64 latency_ns;
 	__s32 fd;
 	__u32 addrlen;
+	__u32 sock_type; /* SOCK_STREAM, SOCK_DGRAM, ...; 0 if unknown */
+	__u32 _pad;
 	__u8 sockaddr[AR_SOCKADDR_LEN]; /* raw struct sockaddr as the caller passed it */
 };
 

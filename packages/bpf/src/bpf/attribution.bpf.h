@@ -4,7 +4,7 @@
  * to? Rungs are tried in order; the first that knows wins, and the event
  * records which one it was (enum ar_attr_source).
  *
- *   1. thread slot     (to come: read the span from the agent's memory)
+ *   1. thread slot     the span the agent published in its own memory
  *   2. thread map      otel_traces_ctx_v1[pid_tgid]
  *   3. work item       (to come: libuv threadpool uprobes)
  *   4. descriptor      (to come: (tgid, fd) -> span; the query carries fd)
@@ -23,6 +23,15 @@ struct ar_attr_query {
 
 static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct ar_span_ctx *out)
 {
+	__u64 *slot_addr = bpf_map_lookup_elem(&ar_thread_slots, &q->pid_tgid);
+	if (slot_addr) {
+		struct ar_thread_slot slot;
+		if (bpf_probe_read_user(&slot, sizeof(slot), (void *)*slot_addr) == 0 && slot.valid) {
+			__builtin_memcpy(out->trace_id, slot.trace_id, sizeof(out->trace_id));
+			__builtin_memcpy(out->span_id, slot.span_id, sizeof(out->span_id));
+			return AR_ATTR_SLOT;
+		}
+	}
 	struct ar_span_ctx *s = bpf_map_lookup_elem(&otel_traces_ctx_v1, &q->pid_tgid);
 	if (s && ar_span_is_set(s)) {
 		*out = *s;

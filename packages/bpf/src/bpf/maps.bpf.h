@@ -24,6 +24,14 @@ struct {
 	__type(value, struct ar_span_ctx);
 } otel_traces_ctx_v1 SEC(".maps");
 
+/* Rung 1: where each thread's slot lives in its process (user address). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} ar_thread_slots SEC(".maps");
+
 /* Syscall arguments saved at sys_enter, consumed at sys_exit. */
 struct ar_pending_syscall {
 	__u64 ts_ns;

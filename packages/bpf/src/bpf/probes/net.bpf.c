@@ -3,6 +3,24 @@
  * result and latency from enter to exit. The raw sockaddr is shipped to user
  * space, which knows how to decode every family. */
 
+/* The socket's type (stream or datagram) tells TCP from UDP; it lives in
+ * the struct socket behind the descriptor. */
+static __always_inline __u32 ar_sock_type(__s32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return 0;
+	return (__u32)BPF_CORE_READ(sock, type);
+}
+
 SEC("tracepoint/syscalls/sys_enter_connect")
 int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
@@ -32,6 +50,8 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	e->ret = ctx->ret;
 	e->latency_ns = e->hdr.ts_ns - p.ts_ns;
 	e->fd = (__s32)p.args[0];
+	e->sock_type = ar_sock_type(e->fd);
+	e->_pad = 0;
 	__u32 len = (__u32)p.args[2];
 	e->addrlen = len;
 	if (len > sizeof(e->sockaddr))
