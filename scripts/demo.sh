@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set up, build, run the demo.
+# The main job: set up, build, then run the example agent under
+# `bin/agentrace run`, which prints each tool call with what it did in the
+# kernel and writes the OTLP file whose path it prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-pnpm -s demo "$@"
+exec bin/agentrace run "$@" -- node examples/agent/agent.mjs

@@ -3,5 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The SDK runs inside users' agents on Node 22/24: the sidecar tests run
+# agents on Node 24 as well, and the SDK's own tests run again on it.
+NODE24=$(scripts/node24.sh)
+export AGENTRACE_NODE24="$NODE24"
 pnpm -s typecheck
 pnpm -s test
+"$NODE24" --import tsx --test --test-reporter=spec --test-concurrency=1 test/sdk-*.test.ts

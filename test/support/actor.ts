@@ -13,6 +13,7 @@ export interface ActorReply {
   status?: number | null;
   ready?: boolean;
   pid?: number;
+  received?: Array<{ t: string; code?: string; message?: string; pid?: number }>;
 }
 
 export type ActorCommand =
@@ -22,6 +23,8 @@ export type ActorCommand =
   | { op: 'slotRegister' }
   | { op: 'slotSet'; traceId: string; spanId: string }
   | { op: 'slotClear' }
+  | { op: 'sidecarConnect'; path: string }
+  | { op: 'sidecarSend'; frame: Record<string, unknown>; waitFor?: string }
   | { op: 'startThread' }
   | { op: 'stopThread' };
 

@@ -1,0 +1,147 @@
+// The agent <-> sidecar socket protocol: the only place its frames and
+// messages are defined. Both ends import it (the sidecar as
+// '@agentrace/sdk/protocol').
+//
+// A frame is: u32 big-endian length of the rest | u8 protocol version |
+// msgpack body (one message object). Anything else closes the connection.
+import { Packr } from 'msgpackr';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest frame body either side accepts; a bigger length prefix is an error. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+const HEADER_BYTES = 5;
+
+export type AttrValue = string | number | boolean | string[] | number[] | boolean[];
+export type Attrs = Record<string, AttrValue>;
+/** [seconds, nanoseconds] since the Unix epoch, as OpenTelemetry's HrTime. */
+export type WireTime = [number, number];
+
+/** Client -> sidecar: first frame of a connection. */
+export interface HelloMessage {
+  t: 'hello';
+  /** SDK name and version, e.g. "@agentrace/sdk 0.1.0". */
+  sdk: string;
+  /** e.g. "node v20.20.2". */
+  runtime: string;
+  /** Resource attributes of the agent (service.name, ...). */
+  resource: Attrs;
+}
+
+/** Client -> sidecar: a tool-call span started on thread `tid` of the sending process. */
+export interface SpanStartMessage {
+  t: 'start';
+  /** OS thread id (as /proc/thread-self names it) the span runs on. */
+  tid: number;
+  trace: Uint8Array; // 16 bytes
+  span: Uint8Array; // 8 bytes
+  parent?: Uint8Array; // 8 bytes
+  name: string;
+  /** @opentelemetry/api SpanKind */
+  kind: number;
+  start: WireTime;
+  attrs: Attrs;
+  /** W3C trace flags (1 = sampled). */
+  flags: number;
+  /** True when no app TracerProvider exports this span, so the sidecar must. */
+  export: boolean;
+}
+
+/** Client -> sidecar: the span ended. */
+export interface SpanEndMessage {
+  t: 'end';
+  span: Uint8Array; // 8 bytes
+  end: WireTime;
+  /** @opentelemetry/api SpanStatusCode, and its message for errors. */
+  status: { code: number; message?: string };
+  /** Attributes added after start (error.type, results). */
+  attrs?: Attrs;
+}
+
+/** Sidecar -> client: the peer's process is tracked; thread slots may be registered now. */
+export interface WelcomeMessage {
+  t: 'welcome';
+  /** The client's pid as the kernel (and the sidecar) sees it. */
+  pid: number;
+  sidecar: string;
+}
+
+/** Sidecar -> client: a request was refused (or, before a close, why). */
+export interface ErrorMessage {
+  t: 'error';
+  code: string;
+  message: string;
+}
+
+export type ClientMessage = HelloMessage | SpanStartMessage | SpanEndMessage;
+export type SidecarMessage = WelcomeMessage | ErrorMessage;
+export type Message = ClientMessage | SidecarMessage;
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// Plain msgpack maps (no msgpackr records), so any msgpack reader can follow.
+const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' });
+
+export function encodeFrame(msg: Message): Buffer {
+  const body = packr.pack(msg);
+  if (body.length + 1 > MAX_FRAME_BYTES) {
+    throw new ProtocolError('EMSGSIZE', `frame of ${body.length + 1} bytes exceeds ${MAX_FRAME_BYTES}`);
+  }
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  frame.writeUInt32BE(body.length + 1, 0);
+  frame.writeUInt8(PROTOCOL_VERSION, 4);
+  body.copy(frame, HEADER_BYTES);
+  return frame;
+}
+
+const KNOWN = new Set(['hello', 'start', 'end', 'welcome', 'error']);
+
+/**
+ * Splits a byte stream into messages. Throws ProtocolError on a frame that is
+ * too large, of another protocol version, not msgpack, or not a known message;
+ * the caller then closes that connection.
+ */
+export class FrameDecoder {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Message[] {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: Message[] = [];
+    while (this.buf.length >= 4) {
+      const len = this.buf.readUInt32BE(0);
+      if (len < 1 || len > MAX_FRAME_BYTES) {
+        throw new ProtocolError('EMSGSIZE', `frame length ${len} is outside 1..${MAX_FRAME_BYTES}`);
+      }
+      if (this.buf.length < 4 + len) break;
+      const version = this.buf.readUInt8(4);
+      if (version !== PROTOCOL_VERSION) {
+        throw new ProtocolError('EPROTO', `protocol version ${version} is not supported (this side speaks ${PROTOCOL_VERSION})`);
+      }
+      const body = this.buf.subarray(HEADER_BYTES, 4 + len);
+      this.buf = this.buf.subarray(4 + len);
+      let msg: unknown;
+      try {
+        msg = packr.unpack(body);
+      } catch (err) {
+        throw new ProtocolError('EBADMSG', `frame body is not msgpack: ${(err as Error).message}`);
+      }
+      if (typeof msg !== 'object' || msg === null || !KNOWN.has((msg as { t?: unknown }).t as string)) {
+        throw new ProtocolError('EBADMSG', `unknown message ${JSON.stringify(msg)?.slice(0, 80)}`);
+      }
+      out.push(msg as Message);
+    }
+    return out;
+  }
+
+  /** Bytes received that do not yet form a whole frame. */
+  get pending(): number {
+    return this.buf.length;
+  }
+}

@@ -1,0 +1,374 @@
+// traceTool(name, fn): one OpenTelemetry span per call of a tool, following
+// the GenAI semantic conventions, published to this thread's slot while fn
+// runs (its synchronous part here, its async continuations through
+// context-tracker.ts) and announced to the sidecar with start/end frames.
+import {
+  context,
+  isSpanContextValid,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  TraceFlags,
+  type Context,
+  type Exception,
+  type Span,
+  type SpanContext,
+  type SpanStatus,
+} from '@opentelemetry/api';
+import { now } from './clock.js';
+import { idsFromHex, randomIds, spanIdFromHex } from './ids.js';
+import { appTracer, ensureContextManager } from './otel.js';
+import type { Attrs, SpanStartMessage, WireTime } from './protocol.js';
+import { sidecar, slot, threadId } from './runtime.js';
+import { NOT_SENT } from './sidecar-client.js';
+import { toBoundedJson } from './serialize.js';
+import type { SlotSpan } from './thread-slot.js';
+import { ToolSpan } from './tool-span.js';
+import { TOOL_CALL_KEY, trackingEnded, trackingStarted } from './context-tracker.js';
+
+/** Any function; `this` and parameters are kept by traceTool. */
+export type ToolFunction = (this: never, ...args: never[]) => unknown;
+
+export type CaptureKind = 'arguments' | 'result';
+
+/**
+ * Options of traceTool. F is the wrapped function's type (it types callId's
+ * arguments); the default accepts any arguments, so options declared apart
+ * from a tool fit every tool.
+ */
+export interface TraceToolOptions<F extends ToolFunction = (...args: unknown[]) => unknown> {
+  /** gen_ai.tool.type: 'function' (default), 'extension' or 'datastore'. */
+  type?: string;
+  /** gen_ai.tool.description. */
+  description?: string;
+  /** gen_ai.tool.call.id: a fixed string or computed from the call's arguments. */
+  callId?: string | ((...args: Parameters<F>) => string | undefined);
+  /** Record gen_ai.tool.call.arguments (JSON, after mask). Default false. */
+  captureArguments?: boolean;
+  /** Record gen_ai.tool.call.result (JSON, after mask; the settled value for promises). Default false. */
+  captureResult?: boolean;
+  /**
+   * Rewrites a captured value before it is serialized (default: unchanged).
+   * For 'arguments' it gets the single argument, or the argument array when
+   * the tool was called with another number of arguments. If it throws, the
+   * attribute is left out.
+   */
+  mask?: (value: unknown, kind: CaptureKind) => unknown;
+}
+
+const ATTR_OPERATION = 'gen_ai.operation.name';
+const ATTR_TOOL_NAME = 'gen_ai.tool.name';
+const ATTR_TOOL_TYPE = 'gen_ai.tool.type';
+const ATTR_TOOL_DESCRIPTION = 'gen_ai.tool.description';
+const ATTR_CALL_ID = 'gen_ai.tool.call.id';
+const ATTR_ARGUMENTS = 'gen_ai.tool.call.arguments';
+const ATTR_RESULT = 'gen_ai.tool.call.result';
+const ATTR_ERROR_TYPE = 'error.type';
+
+interface ToolDef {
+  readonly fn: (...args: unknown[]) => unknown;
+  readonly spanName: string;
+  readonly attrs: Attrs;
+  readonly options: TraceToolOptions;
+}
+
+/** One call in flight. It is what the slot holds while fn (or one of its continuations) runs. */
+interface ToolCall extends SlotSpan {
+  readonly raw: Buffer;
+  readonly flags: number;
+  readonly span: Span;
+  /** Connection generation the start frame went to (or NOT_SENT). */
+  readonly gen: number;
+  ctx: Context;
+  /** Set by the first endCall: a thenable that settles twice ends the span once. */
+  ended: boolean;
+}
+
+/**
+ * Wraps a tool function: every call becomes a span `execute_tool {name}`
+ * (kind INTERNAL) that is active while fn runs and ends when its result
+ * settles. Return values, `this` and thrown errors pass through unchanged;
+ * a native promise result is replaced by one chained to it that settles the
+ * same way. Tracing problems never reach the caller.
+ */
+export function traceTool<F extends ToolFunction>(name: string, fn: F, options: TraceToolOptions<NoInfer<F>> = {}): F {
+  const attrs: Attrs = {
+    [ATTR_OPERATION]: 'execute_tool',
+    [ATTR_TOOL_NAME]: String(name),
+    [ATTR_TOOL_TYPE]: options.type ?? 'function',
+  };
+  if (options.description !== undefined) attrs[ATTR_TOOL_DESCRIPTION] = String(options.description);
+  const tool: ToolDef = {
+    fn: fn as unknown as (...args: unknown[]) => unknown,
+    spanName: `execute_tool ${name}`,
+    attrs,
+    options: options as TraceToolOptions,
+  };
+  // Connect now: tools are wrapped at startup, so the slot is usually
+  // registered before the first call.
+  try {
+    sidecar();
+  } catch {
+    // the client reports its own problems
+  }
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    return invoke(tool, this, args);
+  };
+  Object.defineProperty(wrapped, 'name', { value: fn.name, configurable: true });
+  Object.defineProperty(wrapped, 'length', { value: fn.length, configurable: true });
+  return wrapped as unknown as F;
+}
+
+function invoke(tool: ToolDef, thisArg: unknown, args: unknown[]): unknown {
+  let call: ToolCall | undefined;
+  try {
+    call = startCall(tool, args);
+  } catch {
+    call = undefined;
+  }
+  if (!call) return tool.fn.apply(thisArg, args);
+
+  const prev = slot.set(call);
+  let result: unknown;
+  try {
+    result = context.with(call.ctx, tool.fn, thisArg, ...args);
+  } catch (err) {
+    slot.restore(prev);
+    endCall(tool, call, true, err);
+    throw err;
+  }
+  slot.restore(prev);
+
+  let then: unknown;
+  try {
+    then = isObjectLike(result) ? (result as { then?: unknown }).then : undefined;
+  } catch {
+    then = undefined;
+  }
+  if (typeof then !== 'function') {
+    endCall(tool, call, false, result);
+    return result;
+  }
+  const c = call;
+  const onFulfilled = (value: unknown): unknown => {
+    endCall(tool, c, false, value);
+    return value;
+  };
+  const onRejected = (err: unknown): never => {
+    endCall(tool, c, true, err);
+    throw err;
+  };
+  if (result instanceof Promise) {
+    // A chained promise keeps unhandled-rejection reporting as it was.
+    return result.then(onFulfilled, onRejected);
+  }
+  // Another thenable: observe it and hand back the same object.
+  try {
+    (then as (ok: (v: unknown) => void, fail: (e: unknown) => void) => unknown).call(
+      result,
+      (v: unknown) => void endCall(tool, c, false, v),
+      (e: unknown) => void endCall(tool, c, true, e),
+    );
+  } catch (err) {
+    endCall(tool, c, true, err);
+  }
+  return result;
+}
+
+function isObjectLike(v: unknown): boolean {
+  return (typeof v === 'object' && v !== null) || typeof v === 'function';
+}
+
+/** The parent of a new tool span: raw ids and flags, from our own span without formatting hex. */
+interface Parent {
+  readonly trace: Uint8Array;
+  readonly span: Uint8Array;
+  readonly flags: number;
+  readonly traceState: SpanContext['traceState'];
+  readonly spanIdHex: () => string;
+  readonly traceIdHex: string | undefined;
+}
+
+function parentOf(parentCtx: Context): Parent | undefined {
+  const span = trace.getSpan(parentCtx);
+  if (span === undefined) return undefined;
+  if (span instanceof ToolSpan) {
+    return {
+      trace: span.raw.subarray(0, 16),
+      span: span.raw.subarray(16, 24),
+      flags: span.flags,
+      traceState: span.state,
+      spanIdHex: () => span.spanContext().spanId,
+      traceIdHex: undefined,
+    };
+  }
+  const sc = span.spanContext();
+  if (!isSpanContextValid(sc)) return undefined;
+  return {
+    trace: Buffer.from(sc.traceId, 'hex'),
+    span: spanIdFromHex(sc.spanId),
+    flags: sc.traceFlags,
+    traceState: sc.traceState,
+    spanIdHex: () => sc.spanId,
+    traceIdHex: sc.traceId,
+  };
+}
+
+function startCall(tool: ToolDef, args: unknown[]): ToolCall {
+  ensureContextManager();
+  const client = sidecar();
+  const parentCtx = context.active();
+  const parent = parentOf(parentCtx);
+  let attrs = tool.attrs;
+  const opts = tool.options;
+  if (opts.callId !== undefined || opts.captureArguments) {
+    attrs = { ...attrs };
+    if (opts.callId !== undefined) {
+      const id = callIdOf(opts.callId, args);
+      if (id !== undefined) attrs[ATTR_CALL_ID] = id;
+    }
+    if (opts.captureArguments) {
+      const json = capture(opts, args.length === 1 ? args[0] : args, 'arguments');
+      if (json !== undefined) attrs[ATTR_ARGUMENTS] = json;
+    }
+  }
+  const start = now();
+
+  let span: Span | undefined;
+  let raw: Buffer | undefined;
+  let flags = 0;
+  let own = false;
+  const tracer = appTracer();
+  if (tracer) {
+    const s = tracer.startSpan(tool.spanName, { kind: SpanKind.INTERNAL, attributes: attrs, startTime: start }, parentCtx);
+    const sc = s.spanContext();
+    // A no-op tracer gives back the parent's (or an invalid) context: then we make our own.
+    if (isSpanContextValid(sc) && (parent === undefined || sc.spanId !== parent.spanIdHex())) {
+      span = s;
+      raw = idsFromHex(sc.traceId, sc.spanId);
+      flags = sc.traceFlags;
+    }
+  }
+  if (!span || !raw) {
+    raw = randomIds(parent?.trace);
+    flags = parent ? parent.flags : TraceFlags.SAMPLED;
+    span = new ToolSpan(raw, flags, parent?.traceState, tool.spanName, parent?.traceIdHex);
+    own = true;
+  }
+
+  let gen = NOT_SENT;
+  if (client.acceptsStart()) {
+    const msg: SpanStartMessage = {
+      t: 'start',
+      tid: threadId(),
+      trace: raw.subarray(0, 16),
+      span: raw.subarray(16, 24),
+      name: tool.spanName,
+      kind: SpanKind.INTERNAL,
+      start,
+      attrs,
+      flags,
+      export: own && (flags & TraceFlags.SAMPLED) !== 0,
+    };
+    if (parent) msg.parent = parent.span;
+    gen = client.sendStart(msg);
+  } else {
+    client.countDropped();
+  }
+  const call: ToolCall = { raw, flags, span, gen, ctx: parentCtx, ended: false };
+  call.ctx = trace.setSpan(parentCtx, span).setValue(TOOL_CALL_KEY, call);
+  trackingStarted();
+  return call;
+}
+
+function endCall(tool: ToolDef, call: ToolCall, failed: boolean, value: unknown): void {
+  if (call.ended) return;
+  call.ended = true;
+  trackingEnded();
+  try {
+    const end: WireTime = now();
+    const span = call.span;
+    const added: Attrs = {};
+    let status: SpanStatus = { code: SpanStatusCode.UNSET };
+    if (failed) {
+      const type = errorType(value);
+      const message = errorMessage(value);
+      added[ATTR_ERROR_TYPE] = type;
+      status = message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message };
+      try {
+        span.recordException(toException(value));
+      } catch {
+        // an app span processor's problem is not the agent's
+      }
+    } else if (tool.options.captureResult) {
+      const json = capture(tool.options, value, 'result');
+      if (json !== undefined) added[ATTR_RESULT] = json;
+    }
+    span.setAttributes(added);
+    if (failed) span.setStatus(status);
+    span.end(end);
+
+    let attrs = added;
+    if (span instanceof ToolSpan) {
+      attrs = span.lateAttrs;
+      status = span.status;
+    }
+    sidecar().sendEnd({ t: 'end', span: call.raw.subarray(16, 24), end, status, attrs }, call.gen);
+  } catch {
+    // never into the agent
+  }
+}
+
+function callIdOf(option: NonNullable<TraceToolOptions['callId']>, args: unknown[]): string | undefined {
+  if (typeof option === 'string') return option;
+  try {
+    const id = (option as (...a: unknown[]) => unknown)(...args);
+    return id === undefined || id === null ? undefined : String(id);
+  } catch {
+    return undefined;
+  }
+}
+
+function capture(opts: TraceToolOptions, value: unknown, kind: CaptureKind): string | undefined {
+  let masked: unknown;
+  try {
+    masked = opts.mask ? opts.mask(value, kind) : value;
+  } catch {
+    return undefined;
+  }
+  return toBoundedJson(masked);
+}
+
+/** error.type: the error's code when it has a string one (ENOENT, ...), else its class name, else "_OTHER". */
+export function errorType(err: unknown): string {
+  if (isObjectLike(err)) {
+    try {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && code !== '') return code;
+      const ctor = (err as { constructor?: { name?: unknown } }).constructor?.name;
+      if (typeof ctor === 'string' && ctor !== '' && ctor !== 'Object') return ctor;
+      const name = (err as { name?: unknown }).name;
+      if (typeof name === 'string' && name !== '') return name;
+    } catch {
+      // a hostile getter: fall through
+    }
+  }
+  return '_OTHER';
+}
+
+function errorMessage(err: unknown): string | undefined {
+  try {
+    if (isObjectLike(err)) {
+      const m = (err as { message?: unknown }).message;
+      return typeof m === 'string' ? m : undefined;
+    }
+    return String(err);
+  } catch {
+    return undefined;
+  }
+}
+
+function toException(err: unknown): Exception {
+  if (isObjectLike(err)) return err as Exception;
+  return String(err);
+}

@@ -1,0 +1,30 @@
+// The SDK's only way to tell the user something: process.emitWarning, type
+// 'AgentraceWarning'. It prints once to stderr by default (unless the app
+// runs with --no-warnings) and apps can observe it with
+// process.on('warning'). Never throws.
+
+export const WARNING_TYPE = 'AgentraceWarning';
+
+export type WarningCode =
+  /** The sidecar cannot be reached or the connection to it was lost. */
+  | 'AGENTRACE_SIDECAR_UNAVAILABLE'
+  /** The sidecar refused a request (an `error` message). */
+  | 'AGENTRACE_SIDECAR_ERROR'
+  /** The thread slot could not be registered. */
+  | 'AGENTRACE_SLOT';
+
+let emitted = 0;
+
+export function warn(code: WarningCode, message: string): void {
+  emitted++;
+  try {
+    process.emitWarning(message, { type: WARNING_TYPE, code });
+  } catch {
+    // a throwing 'warning' listener must not reach the agent
+  }
+}
+
+/** Warnings emitted by this thread's SDK instance. */
+export function warningCount(): number {
+  return emitted;
+}

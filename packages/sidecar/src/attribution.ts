@@ -1,0 +1,185 @@
+// From kernel events to spans under the right tool call. Every event names
+// the span the kernel attributed it to; this decides whether to believe it
+// (the span must have been announced by the event's process or an ancestor)
+// and where the resulting span hangs (under the tool span, or under the
+// child process's own span).
+import type { KernelEvent } from '@agentrace/bpf';
+import { ProcessTree } from './process-tree.js';
+import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
+import { attributionName, connectSpan, fileOpenSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { newSpanId } from './ids.js';
+import type { ExportSpan } from './otlp/span.js';
+
+export interface AttributionOptions {
+  registry: ToolSpanRegistry;
+  /** Turns an event's monotonic timestamp into ns since the epoch. */
+  toEpochNs: (monotonicNs: bigint) => bigint;
+  emit: (spans: ExportSpan[]) => void;
+  /** Events whose span is not announced yet wait this long for it. */
+  pendingTtlMs?: number;
+  /** At most this many events wait; more are dropped and counted. */
+  maxPending?: number;
+}
+
+export interface AttributionStats {
+  /** Events turned into spans (or process updates) under a tool span. */
+  attributed: number;
+  /** Events with no span from the kernel (tracked process, no tool running). */
+  unattributed: number;
+  /** Events naming a span their process did not announce: not exported. */
+  refused: number;
+  /** Events that waited for an announcement that never came (or overflowed the wait). */
+  expired: number;
+  /** Events of unsampled tool spans. */
+  unsampled: number;
+  pending: number;
+}
+
+interface Pending {
+  event: KernelEvent;
+  untilMs: number;
+}
+
+export class Attribution {
+  readonly tree = new ProcessTree();
+  private readonly processes = new Map<number, ProcessRecord>();
+  private readonly pending = new Map<string, Pending[]>();
+  private pendingCount = 0;
+  private readonly stats_ = { attributed: 0, unattributed: 0, refused: 0, expired: 0, unsampled: 0 };
+  private readonly ttlMs: number;
+  private readonly maxPending: number;
+
+  constructor(private readonly opts: AttributionOptions) {
+    this.ttlMs = opts.pendingTtlMs ?? 5_000;
+    this.maxPending = opts.maxPending ?? 100_000;
+  }
+
+  onEvents(events: KernelEvent[]): void {
+    const out: ExportSpan[] = [];
+    for (const e of events) this.handle(e, out);
+    if (out.length) this.opts.emit(out);
+  }
+
+  /** A tool span was announced: events that arrived before it can go now. */
+  onToolStarted(span: ToolSpan): void {
+    const waiting = this.pending.get(span.spanId);
+    if (!waiting) return;
+    this.pending.delete(span.spanId);
+    this.pendingCount -= waiting.length;
+    const out: ExportSpan[] = [];
+    for (const p of waiting) this.handle(p.event, out);
+    if (out.length) this.opts.emit(out);
+  }
+
+  /** Drops events that waited too long; with `all`, every waiting event. */
+  expire(nowMs = Date.now(), all = false): void {
+    for (const [id, list] of this.pending) {
+      const keep = all ? [] : list.filter((p) => p.untilMs > nowMs);
+      this.stats_.expired += list.length - keep.length;
+      this.pendingCount -= list.length - keep.length;
+      if (keep.length) this.pending.set(id, keep);
+      else this.pending.delete(id);
+    }
+    this.tree.prune(nowMs);
+  }
+
+  /** Ends the spans of child processes still running (at shutdown). */
+  closeRunningProcesses(endNs: bigint): void {
+    const out = [...this.processes.values()].map((rec) => processSpan(rec, endNs, undefined));
+    this.processes.clear();
+    if (out.length) this.opts.emit(out);
+  }
+
+  stats(): AttributionStats {
+    return { ...this.stats_, pending: this.pendingCount };
+  }
+
+  private handle(e: KernelEvent, out: ExportSpan[]): void {
+    // The process tree is kept for every tracked process, attributed or not:
+    // it is what the trust check walks.
+    if (e.kind === 'proc.fork') this.tree.addFork(e.pid, e.childPid);
+
+    if (e.kind === 'proc.exec' || e.kind === 'proc.exit') {
+      const rec = this.processes.get(e.pid);
+      if (rec) {
+        if (e.kind === 'proc.exec') {
+          if (e.ret === 0) {
+            rec.executable = e.filename;
+            rec.args = e.args;
+          }
+        } else {
+          this.processes.delete(e.pid);
+          this.tree.markExited(e.pid);
+          out.push(processSpan(rec, this.opts.toEpochNs(e.tsNs), e));
+        }
+        this.stats_.attributed++;
+        return;
+      }
+      if (e.kind === 'proc.exit') this.tree.markExited(e.pid);
+    }
+
+    if (!e.span) {
+      this.stats_.unattributed++;
+      return;
+    }
+    const tool = this.opts.registry.get(e.span.spanId);
+    if (!tool) {
+      this.wait(e, e.span.spanId);
+      return;
+    }
+    if (tool.traceId !== e.span.traceId || !this.tree.isSelfOrDescendant(e.pid, tool.pid)) {
+      this.stats_.refused++;
+      return;
+    }
+    if (!tool.sampled) {
+      this.stats_.unsampled++;
+      return;
+    }
+    this.stats_.attributed++;
+    const parent = this.parentFor(e.pid, tool);
+    const endNs = this.opts.toEpochNs(e.tsNs);
+    switch (e.kind) {
+      case 'file.open':
+        out.push(fileOpenSpan(e, endNs, parent, newSpanId()));
+        return;
+      case 'net.connect':
+        out.push(connectSpan(e, endNs, parent, newSpanId()));
+        return;
+      case 'proc.fork':
+        this.processes.set(e.childPid, {
+          spanId: newSpanId(),
+          pid: e.childPid,
+          parentPid: e.pid,
+          startNs: endNs,
+          parent,
+          comm: e.comm,
+          attribution: attributionName(e.attrSource),
+        });
+        return;
+      case 'proc.exec':
+      case 'proc.exit':
+        // A process that was not forked under a tool (the agent itself).
+        return;
+    }
+  }
+
+  /** Kernel spans of a child process hang under that process's span. */
+  private parentFor(pid: number, tool: ToolSpan): KernelSpanParent {
+    const rec = this.processes.get(pid);
+    if (rec && rec.parent.traceId === tool.traceId) {
+      return { traceId: tool.traceId, parentSpanId: rec.spanId, resource: tool.resource };
+    }
+    return { traceId: tool.traceId, parentSpanId: tool.spanId, resource: tool.resource };
+  }
+
+  private wait(e: KernelEvent, spanId: string): void {
+    if (this.pendingCount >= this.maxPending) {
+      this.stats_.expired++;
+      return;
+    }
+    const list = this.pending.get(spanId) ?? [];
+    list.push({ event: e, untilMs: Date.now() + this.ttlMs });
+    this.pending.set(spanId, list);
+    this.pendingCount++;
+  }
+}

@@ -1,0 +1,178 @@
+// `agentrace`: the command line. `sidecar` runs the daemon; `run` runs a
+// command under an embedded sidecar and prints what its tool calls did.
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveOtlpConfig, createExporters } from './otlp/index.js';
+import { Sidecar, SIDECAR_VERSION } from './sidecar.js';
+import { renderTree } from './tree.js';
+import type { ExportSpan } from './otlp/span.js';
+
+const DEFAULT_SOCKET = '/run/agentrace/agentrace.sock';
+const DEFAULT_DAEMON_FILE = '/var/lib/agentrace/traces.jsonl';
+
+const HELP = `Usage: agentrace <command> [options]
+
+Commands:
+  sidecar               Attach the probes and serve agents on a Unix socket until SIGINT/SIGTERM.
+  run [options] -- CMD  Run CMD with an embedded sidecar, then print its tool calls and
+                        what each did in the kernel; exits with CMD's exit code.
+
+Options:
+  --socket PATH         Unix socket agents connect to. sidecar: $AGENTRACE_SOCKET or
+                        ${DEFAULT_SOCKET}; run: a new socket in a temporary directory.
+  --otlp-file PATH      Write spans as OTLP JSON lines (the OpenTelemetry file exporter format).
+                        Default when no endpoint is set: ${DEFAULT_DAEMON_FILE} (sidecar),
+                        ./agentrace-<time>.otlp.jsonl (run).
+  --otlp-endpoint URL   Export OTLP/HTTP to URL (a collector's traces endpoint or base URL).
+                        Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT.
+  --otlp-protocol P     http/protobuf or http/json. Default: OTEL_EXPORTER_OTLP_PROTOCOL or http/protobuf.
+  --quiet               run: do not print the tree.
+  -h, --help            Show this help.
+  --version             Show the version.
+
+Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
+Example: agentrace run -- node my-agent.js`;
+
+class UsageError extends Error {}
+
+interface Flags {
+  socket?: string;
+  'otlp-file'?: string;
+  'otlp-endpoint'?: string;
+  'otlp-protocol'?: string;
+  quiet?: boolean;
+  help?: boolean;
+  version?: boolean;
+}
+
+function parse(argv: string[]): { command?: string; flags: Flags; rest: string[] } {
+  const dashdash = argv.indexOf('--');
+  const own = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
+  const rest = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: own,
+      allowPositionals: true,
+      options: {
+        socket: { type: 'string' },
+        'otlp-file': { type: 'string' },
+        'otlp-endpoint': { type: 'string' },
+        'otlp-protocol': { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const [command, ...extra] = parsed.positionals;
+  if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}; put the command after --`);
+  return { command, flags: parsed.values as Flags, rest };
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+}
+
+function exportersFor(flags: Flags, defaultFile: string) {
+  const config = resolveOtlpConfig(
+    { endpoint: flags['otlp-endpoint'], protocol: flags['otlp-protocol'], file: flags['otlp-file'] },
+    process.env,
+    { defaultFile },
+  );
+  return createExporters(config);
+}
+
+async function runSidecar(flags: Flags): Promise<number> {
+  const socketPath = flags.socket ?? process.env.AGENTRACE_SOCKET ?? DEFAULT_SOCKET;
+  const exporters = exportersFor(flags, DEFAULT_DAEMON_FILE);
+  const sidecar = await Sidecar.start({ socketPath, exporters });
+  process.stderr.write(
+    `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; exporting to ${exporters.map((e) => e.description).join(', ')}\n`,
+  );
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  process.stderr.write(`agentrace sidecar: ${signal}: flushing\n`);
+  await sidecar.stop();
+  return 0;
+}
+
+async function runCommand(flags: Flags, command: string[]): Promise<number> {
+  if (command.length === 0) throw new UsageError('run needs a command after --, e.g. agentrace run -- node agent.js');
+  const tmp = flags.socket ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-'));
+  const socketPath = flags.socket ?? path.join(tmp!, 'agentrace.sock');
+  const defaultFile = path.resolve(`agentrace-${timestamp()}.otlp.jsonl`);
+  const exporters = exportersFor(flags, defaultFile);
+  const spans: ExportSpan[] = [];
+  const toolNames = new Map<string, string>();
+  const sidecar = await Sidecar.start({
+    socketPath,
+    exporters,
+    onSpans: (batch) => spans.push(...batch),
+    onToolStart: (spanId, name) => toolNames.set(spanId, name),
+  });
+
+  const child = spawn(command[0]!, command.slice(1), {
+    stdio: 'inherit',
+    env: { ...process.env, AGENTRACE_SOCKET: socketPath },
+  });
+  const forward = (sig: NodeJS.Signals): void => {
+    child.kill(sig);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const [code, signal] = (await Promise.race([
+    once(child, 'exit'),
+    once(child, 'error').then(([err]) => {
+      throw new UsageError(`cannot run ${command[0]}: ${(err as Error).message}`);
+    }),
+  ])) as [number | null, NodeJS.Signals | null];
+  process.off('SIGINT', forward);
+  process.off('SIGTERM', forward);
+
+  // The agent's last frames and the kernel's last events are still in flight.
+  await sidecar.settle(1000);
+  await sidecar.stop();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+
+  if (!flags.quiet) {
+    process.stderr.write(`\n${spans.length ? renderTree(spans, toolNames) : 'no tool calls were traced (does the command use @agentrace/sdk?)'}\n`);
+  }
+  for (const e of exporters) process.stderr.write(`agentrace: spans written to ${e.description}\n`);
+  return signal ? 128 + (os.constants.signals[signal] ?? 0) : (code ?? 1);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parse(argv);
+    if (parsed.flags.version) {
+      process.stdout.write(`agentrace ${SIDECAR_VERSION}\n`);
+      return 0;
+    }
+    if (parsed.flags.help || !parsed.command) {
+      process.stdout.write(`${HELP}\n`);
+      return parsed.command || parsed.flags.help ? 0 : 2;
+    }
+    if (parsed.command === 'sidecar') return await runSidecar(parsed.flags);
+    if (parsed.command === 'run') return await runCommand(parsed.flags, parsed.rest);
+    throw new UsageError(`unknown command ${JSON.stringify(parsed.command)}`);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`agentrace: ${err.message}\nRun agentrace --help for usage.\n`);
+      return 2;
+    }
+    process.stderr.write(`agentrace: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,136 @@
+// What a kernel event looks like as an OpenTelemetry span: names, kinds and
+// attributes (OTel semantic conventions, agentrace.* for our own).
+import { constants } from 'node:os';
+import path from 'node:path';
+import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
+import { AttrSource, type FileOpenEvent, type NetConnectEvent } from '@agentrace/bpf';
+import type { ExportSpan } from './otlp/span.js';
+
+const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+const EINPROGRESS = constants.errno.EINPROGRESS;
+
+export function errnoName(negErrno: number): string {
+  return errnoNames.get(-negErrno) ?? `E${-negErrno}`;
+}
+
+const attributionNames: Record<number, string> = {
+  [AttrSource.Slot]: 'slot',
+  [AttrSource.Thread]: 'thread',
+  [AttrSource.Work]: 'work',
+  [AttrSource.Fd]: 'fd',
+  [AttrSource.Process]: 'process',
+};
+
+export function attributionName(source: number): string {
+  return attributionNames[source] ?? 'none';
+}
+
+/** Where a kernel span hangs: its trace, parent and resource. */
+export interface KernelSpanParent {
+  traceId: string;
+  parentSpanId: string;
+  resource: Attributes;
+}
+
+function base(
+  parent: KernelSpanParent,
+  spanId: string,
+  name: string,
+  kind: SpanKind,
+  startTimeNs: bigint,
+  endTimeNs: bigint,
+  attributes: Attributes,
+): ExportSpan {
+  return {
+    traceId: parent.traceId,
+    spanId,
+    parentSpanId: parent.parentSpanId,
+    name,
+    kind,
+    startTimeNs,
+    endTimeNs,
+    attributes,
+    status: { code: SpanStatusCode.UNSET },
+    resource: parent.resource,
+  };
+}
+
+function fail(span: ExportSpan, ret: number): ExportSpan {
+  const name = errnoName(ret);
+  span.attributes['error.type'] = name;
+  span.status = { code: SpanStatusCode.ERROR, message: name };
+  return span;
+}
+
+export function fileOpenSpan(e: FileOpenEvent, endNs: bigint, parent: KernelSpanParent, spanId: string): ExportSpan {
+  const span = base(parent, spanId, 'open', SpanKind.INTERNAL, endNs - e.latencyNs, endNs, {
+    'file.path': e.path,
+    'agentrace.file.flags': e.flags,
+    'process.pid': e.pid,
+    'thread.id': e.tid,
+    'agentrace.attribution': attributionName(e.attrSource),
+  });
+  if (e.ret >= 0) span.attributes['agentrace.fd'] = e.ret;
+  return e.ret < 0 ? fail(span, e.ret) : span;
+}
+
+export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpanParent, spanId: string): ExportSpan {
+  const attrs: Attributes = {
+    'process.pid': e.pid,
+    'thread.id': e.tid,
+    'agentrace.attribution': attributionName(e.attrSource),
+  };
+  const p = e.peer;
+  if (p.family === 'inet' || p.family === 'inet6') {
+    attrs['network.peer.address'] = p.address;
+    attrs['network.peer.port'] = p.port;
+    attrs['network.type'] = p.family === 'inet' ? 'ipv4' : 'ipv6';
+  } else if (p.family === 'unix') {
+    attrs['network.peer.address'] = p.abstract ? `@${p.path}` : p.path;
+  }
+  if (e.transport) attrs['network.transport'] = e.transport;
+  const peerText =
+    p.family === 'inet' ? `${p.address}:${p.port}` : p.family === 'inet6' ? `[${p.address}]:${p.port}` : p.family === 'unix' ? p.path : '';
+  // A non-blocking connect returns at once with EINPROGRESS: the span then
+  // measures the syscall, not the handshake.
+  attrs['agentrace.connect.result'] = e.ret === 0 ? 'ok' : e.ret === -EINPROGRESS ? 'in_progress' : errnoName(e.ret);
+  const span = base(parent, spanId, peerText ? `connect ${peerText}` : 'connect', SpanKind.CLIENT, endNs - e.latencyNs, endNs, attrs);
+  return e.ret < 0 && e.ret !== -EINPROGRESS ? fail(span, e.ret) : span;
+}
+
+/** A child process from fork to exit, built up as its events arrive. */
+export interface ProcessRecord {
+  spanId: string;
+  pid: number;
+  parentPid: number;
+  startNs: bigint;
+  parent: KernelSpanParent;
+  comm: string;
+  executable?: string;
+  args?: string[];
+  attribution: string;
+}
+
+export function processSpan(
+  rec: ProcessRecord,
+  endNs: bigint,
+  exit: { exitCode: number; signal: number } | undefined,
+): ExportSpan {
+  const attrs: Attributes = {
+    'process.pid': rec.pid,
+    'process.parent_pid': rec.parentPid,
+    'agentrace.attribution': rec.attribution,
+  };
+  if (rec.executable) attrs['process.executable.path'] = rec.executable;
+  if (rec.args) attrs['process.command_args'] = rec.args;
+  const name = `process ${rec.executable ? path.basename(rec.executable) : rec.comm}`;
+  const span = base(rec.parent, rec.spanId, name, SpanKind.INTERNAL, rec.startNs, endNs, attrs);
+  if (exit) {
+    attrs['process.exit.code'] = exit.signal ? 128 + exit.signal : exit.exitCode;
+    if (exit.signal) attrs['agentrace.process.signal'] = exit.signal;
+    if (exit.signal || exit.exitCode !== 0) span.status = { code: SpanStatusCode.ERROR, message: exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}` };
+  } else {
+    attrs['agentrace.process.running'] = true;
+  }
+  return span;
+}

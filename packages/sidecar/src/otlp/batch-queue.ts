@@ -1,0 +1,241 @@
+// A bounded queue that hands items to a sink in batches, one batch at a time.
+// Items are sent when a full batch is queued, when the schedule delay has passed
+// since the first unsent item, or on flush/shutdown. push() never blocks or
+// throws; overflow is counted as dropped. Background timers are unref'd, so an
+// idle queue never keeps the process alive.
+
+export interface BatchQueueOptions {
+  /** Items waiting to be sent at most; more are dropped (counted). */
+  maxQueueSize: number;
+  /** Items per batch at most. */
+  maxBatchSize: number;
+  /** How long a partial batch waits before it is sent, in ms. */
+  scheduleDelayMs: number;
+}
+
+/** What became of the items of one batch; exported + failed should equal the batch size. */
+export interface BatchOutcome {
+  exported: number;
+  failed: number;
+}
+
+/** Sends one batch. `signal` aborts when the queue shuts down. Should not throw (a throw counts the batch as failed). */
+export type BatchSink<T> = (batch: T[], signal: AbortSignal) => Promise<BatchOutcome>;
+
+export interface BatchCounts {
+  exported: number;
+  failed: number;
+  dropped: number;
+}
+
+interface Waiter {
+  target: number;
+  resolve: () => void;
+}
+
+export class BatchQueue<T> {
+  private queue: T[] = [];
+  /** Items ever accepted into the queue. */
+  private accepted = 0;
+  /** Items ever taken out of the queue into a batch. */
+  private taken = 0;
+  /** Items whose fate is known (sent, failed or dropped after being accepted). */
+  private settled = 0;
+  /** Every item up to this sequence number is sent even in a partial batch. */
+  private drainTarget = 0;
+  private running: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private waiters: Waiter[] = [];
+  private readonly abort = new AbortController();
+  private readonly counts: BatchCounts = { exported: 0, failed: 0, dropped: 0 };
+
+  constructor(
+    private readonly options: BatchQueueOptions,
+    private readonly sink: BatchSink<T>,
+    private readonly onError: (error: Error) => void,
+  ) {
+    if (!(options.maxQueueSize >= 1) || !(options.maxBatchSize >= 1) || !(options.scheduleDelayMs >= 0)) {
+      throw new RangeError('BatchQueue: maxQueueSize and maxBatchSize must be >= 1, scheduleDelayMs >= 0');
+    }
+  }
+
+  /** Enqueues what fits; the rest is dropped and counted. Never throws. */
+  push(items: readonly T[]): void {
+    if (items.length === 0) return;
+    if (this.closed) {
+      this.counts.dropped += items.length;
+      return;
+    }
+    const room = Math.max(0, this.options.maxQueueSize - this.queue.length);
+    const n = Math.min(room, items.length);
+    for (let i = 0; i < n; i++) this.queue.push(items[i] as T);
+    this.accepted += n;
+    this.counts.dropped += items.length - n;
+    if (this.queue.length >= this.options.maxBatchSize) this.kick();
+    else if (n > 0) this.schedule();
+  }
+
+  /** Resolves once everything accepted so far is settled, or after timeoutMs. */
+  flush(timeoutMs: number): Promise<void> {
+    const target = this.accepted;
+    if (this.settled >= target) return Promise.resolve();
+    this.drainTarget = Math.max(this.drainTarget, target);
+    this.kick();
+    return this.waitSettled(target, timeoutMs);
+  }
+
+  /**
+   * Stops accepting items, sends what is queued within timeoutMs, then aborts the
+   * batch in flight and drops (counts) whatever is still queued.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + Math.max(0, timeoutMs);
+    this.closed = true;
+    await this.flush(timeoutMs);
+    this.clearTimer();
+    this.abort.abort();
+    const left = this.queue.length;
+    if (left > 0) {
+      this.queue = [];
+      this.counts.dropped += left;
+      this.settle(left);
+    }
+    const running = this.running;
+    if (running !== undefined) await raceTimeout(running, deadline - Date.now());
+  }
+
+  stats(): BatchCounts {
+    return { ...this.counts };
+  }
+
+  /** Items accepted but not yet settled. */
+  pending(): number {
+    return this.accepted - this.settled;
+  }
+
+  private kick(): void {
+    if (this.running !== undefined) return;
+    this.clearTimer();
+    this.running = this.run().finally(() => {
+      this.running = undefined;
+      if (this.queue.length > 0 && !this.abort.signal.aborted) {
+        // items arrived while the last batch was in flight
+        if (this.queue.length >= this.options.maxBatchSize || this.taken < this.drainTarget) this.kick();
+        else this.schedule();
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (
+      !this.abort.signal.aborted &&
+      this.queue.length > 0 &&
+      (this.queue.length >= this.options.maxBatchSize || this.taken < this.drainTarget)
+    ) {
+      const batch = this.queue.splice(0, this.options.maxBatchSize);
+      this.taken += batch.length;
+      const outcome = await this.sendSafe(batch);
+      this.counts.exported += outcome.exported;
+      this.counts.failed += outcome.failed;
+      this.settle(batch.length);
+    }
+  }
+
+  private async sendSafe(batch: T[]): Promise<BatchOutcome> {
+    try {
+      const outcome = await this.sink(batch, this.abort.signal);
+      const exported = clampCount(outcome.exported, batch.length);
+      return { exported, failed: batch.length - exported };
+    } catch (error) {
+      this.onError(asError(error));
+      return { exported: 0, failed: batch.length };
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined || this.running !== undefined || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.drainTarget = Math.max(this.drainTarget, this.accepted);
+      this.kick();
+    }, this.options.scheduleDelayMs);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private settle(n: number): void {
+    this.settled += n;
+    if (this.waiters.length === 0) return;
+    const still: Waiter[] = [];
+    for (const waiter of this.waiters) {
+      if (this.settled >= waiter.target) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.waiters = still;
+  }
+
+  private waitSettled(target: number, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const waiter: Waiter = {
+        target,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      // Ref'd on purpose: whoever awaits a flush wants it to end, and it is bounded.
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve();
+      }, Math.max(0, timeoutMs));
+      this.waiters.push(waiter);
+    });
+  }
+}
+
+function clampCount(n: number, max: number): number {
+  if (!Number.isFinite(n) || n <= 0) return 0;
+  return Math.min(Math.floor(n), max);
+}
+
+export function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** Resolves when p settles or after ms (never rejects). */
+export function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, Math.max(0, ms));
+    p.then(
+      () => { clearTimeout(timer); resolve(); },
+      () => { clearTimeout(timer); resolve(); },
+    );
+  });
+}
+
+/** Waits ms (timer unref'd); resolves false early if signal aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    if (signal.aborted) {
+      resolve(false);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, Math.max(0, ms));
+    timer.unref();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,32 @@
+// Public API of the sidecar's OTLP exporters.
+export type { ExportSpan, ExportSpanEvent } from './span.js';
+export type { SpanExporter, ExporterStats, BatchingOptions } from './exporter.js';
+export {
+  DEFAULT_MAX_QUEUE_SIZE,
+  DEFAULT_MAX_BATCH_SIZE,
+  DEFAULT_SCHEDULE_DELAY_MS,
+  DEFAULT_FLUSH_TIMEOUT_MS,
+} from './exporter.js';
+export { OtlpFileExporter, DEFAULT_FILE_SCHEDULE_DELAY_MS, type FileExporterOptions } from './file-exporter.js';
+export {
+  OtlpHttpExporter,
+  DEFAULT_HTTP_TIMEOUT_MS,
+  type HttpExporterOptions,
+  type OtlpHttpProtocol,
+} from './http-exporter.js';
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+export { MultiExporter } from './multi-exporter.js';
+export {
+  resolveOtlpConfig,
+  createExporters,
+  createExporter,
+  DEFAULT_OTLP_FILE,
+  SUPPORTED_PROTOCOLS,
+  type OtlpFlags,
+  type OtlpConfig,
+  type OtlpFileConfig,
+  type OtlpHttpConfig,
+  type ResolveOptions,
+} from './config.js';
+export { encodeTraces, CONTENT_TYPES, type OtlpEncoding, type EncodedTraces } from './trace-serializer.js';
+export { SCOPE_NAME, SCOPE_VERSION } from './version.js';

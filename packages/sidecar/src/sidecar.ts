@@ -1,0 +1,203 @@
+// The daemon: probes attached, socket served, kernel events turned into
+// spans, everything exported. `agentrace sidecar` and `agentrace run` both
+// drive this.
+import { createRequire } from 'node:module';
+import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
+import { Probes, type ProbeStats } from '@agentrace/bpf';
+import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
+import { SocketServer, type AgentConnection, type SocketServerStats } from './socket-server.js';
+import { ToolSpanRegistry, Refusal, type ToolSpan } from './tool-spans.js';
+import { ThreadSpans } from './thread-spans.js';
+import { Attribution, type AttributionStats } from './attribution.js';
+import { nowNs } from './time.js';
+import { sanitizeAttributes } from './attributes.js';
+import type { ExportSpan } from './otlp/span.js';
+import type { SpanExporter } from './otlp/exporter.js';
+
+export const SIDECAR_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+export interface SidecarOptions {
+  socketPath: string;
+  exporters: SpanExporter[];
+  /** Called for every batch of spans exported, e.g. to print a tree. */
+  onSpans?: (spans: ExportSpan[]) => void;
+  /** Called when an agent announces a tool span (exported by the sidecar or not). */
+  onToolStart?: (spanId: string, name: string) => void;
+  /** Diagnostics (one line each). Default: stderr. */
+  log?: (line: string) => void;
+  ringBufferBytes?: number;
+}
+
+export interface SidecarStats {
+  probes: ProbeStats;
+  attribution: AttributionStats;
+  socket: SocketServerStats;
+  spansRefused: number;
+  exporters: Record<string, ReturnType<SpanExporter['stats']>>;
+}
+
+export class Sidecar {
+  private readonly registry = new ToolSpanRegistry();
+  private readonly threads: ThreadSpans;
+  private readonly attribution: Attribution;
+  private server?: SocketServer;
+  private housekeeping?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly log: (line: string) => void;
+
+  private constructor(
+    private readonly probes: Probes,
+    private readonly opts: SidecarOptions,
+  ) {
+    this.log = opts.log ?? ((line) => process.stderr.write(`agentrace: ${line}\n`));
+    this.threads = new ThreadSpans(probes);
+    this.attribution = new Attribution({
+      registry: this.registry,
+      toEpochNs: (ns) => probes.toEpochNs(ns),
+      emit: (spans) => this.emit(spans),
+    });
+  }
+
+  /** Loads and attaches the probes, then (and only then) creates the socket. */
+  static async start(opts: SidecarOptions): Promise<Sidecar> {
+    const probes = Probes.load(opts.ringBufferBytes ? { ringBufferBytes: opts.ringBufferBytes } : {});
+    try {
+      probes.attach('all');
+      const sidecar = new Sidecar(probes, opts);
+      probes.onEvents(
+        (events) => sidecar.attribution.onEvents(events),
+        (err) => sidecar.log(`dropped an undecodable kernel event: ${err.message}`),
+      );
+      sidecar.server = await SocketServer.listen(opts.socketPath, sidecar.handlers(), SIDECAR_VERSION);
+      sidecar.housekeeping = setInterval(() => {
+        sidecar.attribution.expire();
+        sidecar.registry.prune();
+      }, 1000).unref();
+      return sidecar;
+    } catch (err) {
+      probes.close();
+      throw err;
+    }
+  }
+
+  get socketPath(): string {
+    return this.opts.socketPath;
+  }
+
+  stats(): SidecarStats {
+    return {
+      probes: this.probes.stats(),
+      attribution: this.attribution.stats(),
+      socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0 },
+      spansRefused: this.registry.refused,
+      exporters: Object.fromEntries(this.opts.exporters.map((e) => [e.description, e.stats()])),
+    };
+  }
+
+  /**
+   * After the agent exited: waits until its connections have closed (their
+   * last frames read) or `timeoutMs` passed, then drains the kernel's events.
+   */
+  async settle(timeoutMs = 1000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.server?.stats().open ?? 0) > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // One more turn of the loop for ring-buffer wakeups already queued.
+    await new Promise((r) => setImmediate(r));
+    this.probes.drain();
+  }
+
+  /** Drains the kernel's events and hands everything to the exporters. */
+  async flush(timeoutMs = 5000): Promise<void> {
+    this.probes.drain();
+    await Promise.all(this.opts.exporters.map((e) => e.flush(timeoutMs)));
+  }
+
+  /** Stops serving, drains what the kernel still holds, ends what is open, flushes, frees the probes. */
+  async stop(timeoutMs = 5000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.housekeeping);
+    await this.server?.close();
+    this.probes.drain();
+    const end = nowNs();
+    for (const pid of new Set(this.registry.open().map((s) => s.pid))) {
+      this.toolEnded(this.registry.abandon(pid, end));
+    }
+    this.attribution.expire(Date.now(), true);
+    this.attribution.closeRunningProcesses(end);
+    const s = this.stats();
+    this.probes.close();
+    await Promise.all(this.opts.exporters.map((e) => e.shutdown(timeoutMs)));
+    const lost = s.probes.ringbufDrops + BigInt(s.attribution.expired);
+    if (lost > 0n || s.attribution.refused > 0) {
+      this.log(
+        `kernel events: ${s.probes.ringbufDrops} lost to a full ring buffer, ${s.attribution.expired} never matched an announced span, ${s.attribution.refused} refused (span not announced by their process)`,
+      );
+    }
+  }
+
+  private handlers() {
+    return {
+      onHello: (conn: AgentConnection, msg: { resource?: Attributes; sdk?: string; runtime?: string }) => {
+        conn.resource = { ...sanitizeAttributes(msg.resource), 'process.pid': conn.pid };
+        this.probes.track(conn.pid);
+      },
+      onSpanStart: (conn: AgentConnection, msg: SpanStartMessage) => {
+        let span: ToolSpan;
+        try {
+          span = this.registry.start(conn.pid, conn.resource, msg);
+        } catch (err) {
+          if (!(err instanceof Refusal)) throw err;
+          conn.refuse(err.code, err.message);
+          return;
+        }
+        this.threads.push(span);
+        this.opts.onToolStart?.(span.spanId, span.name);
+        this.attribution.onToolStarted(span);
+      },
+      onSpanEnd: (conn: AgentConnection, msg: SpanEndMessage) => {
+        const span = this.registry.end(conn.pid, msg);
+        if (span) this.toolEnded([span]);
+      },
+      onClose: (conn: AgentConnection) => {
+        this.threads.dropProcess(conn.pid);
+        this.toolEnded(this.registry.abandon(conn.pid, nowNs()));
+      },
+      onProtocolError: (conn: AgentConnection | undefined, err: Error) => {
+        this.log(`closed the connection of pid ${conn?.pid ?? '?'}: ${err.message}`);
+      },
+    };
+  }
+
+  private toolEnded(spans: ToolSpan[]): void {
+    const out: ExportSpan[] = [];
+    for (const span of spans) {
+      this.threads.remove(span);
+      if (span.exportSelf && span.sampled) out.push(toExportSpan(span));
+    }
+    if (out.length) this.emit(out);
+  }
+
+  private emit(spans: ExportSpan[]): void {
+    for (const e of this.opts.exporters) e.export(spans);
+    this.opts.onSpans?.(spans);
+  }
+}
+
+function toExportSpan(s: ToolSpan): ExportSpan {
+  const span: ExportSpan = {
+    traceId: s.traceId,
+    spanId: s.spanId,
+    name: s.name,
+    kind: (s.kind as SpanKind) ?? SpanKind.INTERNAL,
+    startTimeNs: s.startNs,
+    endTimeNs: s.endNs ?? s.startNs,
+    attributes: s.attrs,
+    status: { code: (s.status?.code ?? 0) as SpanStatusCode, ...(s.status?.message ? { message: s.status.message } : {}) },
+    resource: s.resource,
+  };
+  if (s.parentSpanId) span.parentSpanId = s.parentSpanId;
+  return span;
+}

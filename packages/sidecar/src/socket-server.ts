@@ -1,0 +1,159 @@
+// The Unix-socket server agents talk to. Each connection is identified by the
+// kernel (SO_PEERCRED), never by what the client says; a malformed frame
+// closes that connection and nothing else.
+import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Attributes } from '@opentelemetry/api';
+import { peerCredentials } from '@agentrace/bpf';
+import {
+  encodeFrame,
+  FrameDecoder,
+  ProtocolError,
+  type ClientMessage,
+  type HelloMessage,
+  type SpanEndMessage,
+  type SpanStartMessage,
+} from '@agentrace/sdk/protocol';
+
+export interface AgentConnection {
+  /** The peer's pid as the kernel recorded it at connect time. */
+  readonly pid: number;
+  readonly uid: number;
+  /** Resource attributes from the agent's hello, with process.pid set by us. */
+  resource: Attributes;
+  /** Sends a refusal to the agent without closing the connection. */
+  refuse(code: string, message: string): void;
+}
+
+export interface ConnectionHandlers {
+  /** The peer said hello: track it. Returns once the kernel tracks the process. */
+  onHello(conn: AgentConnection, msg: HelloMessage): void;
+  onSpanStart(conn: AgentConnection, msg: SpanStartMessage): void;
+  onSpanEnd(conn: AgentConnection, msg: SpanEndMessage): void;
+  onClose(conn: AgentConnection): void;
+  /** A connection was closed for a protocol error (logged by the caller). */
+  onProtocolError(conn: AgentConnection | undefined, err: Error): void;
+}
+
+export interface SocketServerStats {
+  connections: number;
+  open: number;
+  protocolErrors: number;
+}
+
+export class SocketServer {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly stats_: SocketServerStats = { connections: 0, open: 0, protocolErrors: 0 };
+
+  private constructor(
+    readonly socketPath: string,
+    private readonly handlers: ConnectionHandlers,
+    private readonly version: string,
+  ) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  /** Listens on `socketPath`, replacing a stale socket file but never a live server. */
+  static async listen(socketPath: string, handlers: ConnectionHandlers, version: string): Promise<SocketServer> {
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true });
+    await removeStaleSocket(socketPath);
+    const s = new SocketServer(socketPath, handlers, version);
+    await new Promise<void>((resolve, reject) => {
+      s.server.once('error', reject);
+      s.server.listen(socketPath, () => {
+        s.server.off('error', reject);
+        resolve();
+      });
+    });
+    // Any local process may connect: what it may do is decided by its pid.
+    fs.chmodSync(socketPath, 0o666);
+    return s;
+  }
+
+  stats(): SocketServerStats {
+    return { ...this.stats_, open: this.sockets.size };
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+    fs.rmSync(this.socketPath, { force: true });
+  }
+
+  private accept(socket: net.Socket): void {
+    this.stats_.connections++;
+    this.sockets.add(socket);
+    let conn: AgentConnection | undefined;
+    try {
+      const cred = peerCredentials(socket);
+      conn = {
+        pid: cred.pid,
+        uid: cred.uid,
+        resource: {},
+        refuse: (code, message) => {
+          if (!socket.destroyed) socket.write(encodeFrame({ t: 'error', code, message }));
+        },
+      };
+    } catch (err) {
+      this.handlers.onProtocolError(undefined, err as Error);
+      socket.destroy();
+      this.sockets.delete(socket);
+      return;
+    }
+    const c = conn;
+    const decoder = new FrameDecoder();
+    let greeted = false;
+    socket.on('data', (chunk: Buffer) => {
+      let messages: ClientMessage[];
+      try {
+        messages = decoder.push(chunk) as ClientMessage[];
+        for (const msg of messages) {
+          if (msg.t === 'hello') {
+            greeted = true;
+            this.handlers.onHello(c, msg);
+            socket.write(encodeFrame({ t: 'welcome', pid: c.pid, sidecar: this.version }));
+          } else if (!greeted) {
+            throw new ProtocolError('EPROTO', `"${msg.t}" before "hello"`);
+          } else if (msg.t === 'start') {
+            this.handlers.onSpanStart(c, msg);
+          } else if (msg.t === 'end') {
+            this.handlers.onSpanEnd(c, msg);
+          } else {
+            throw new ProtocolError('EPROTO', `a client may not send "${(msg as { t: string }).t}"`);
+          }
+        }
+      } catch (err) {
+        this.stats_.protocolErrors++;
+        this.handlers.onProtocolError(c, err as Error);
+        const code = err instanceof ProtocolError ? err.code : 'EINTERNAL';
+        socket.end(encodeFrame({ t: 'error', code, message: (err as Error).message }));
+        socket.destroySoon();
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.handlers.onClose(c);
+    });
+  }
+}
+
+/** Removes a socket file nobody listens on; refuses to steal a live one. */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  if (!fs.existsSync(socketPath)) return;
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) {
+    throw new Error(`another sidecar is already listening on ${socketPath}; stop it or pick another --socket`);
+  }
+  fs.rmSync(socketPath, { force: true });
+}

@@ -1,0 +1,142 @@
+// The tool-call spans agents announce over the socket: who announced them,
+// when they started and ended. Kernel events are matched against this.
+import { existsSync } from 'node:fs';
+import type { Attributes } from '@opentelemetry/api';
+import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
+import { hex } from './ids.js';
+import { sanitizeAttributes } from './attributes.js';
+import { wireTimeToNs } from './time.js';
+
+export interface ToolSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  /** The announcing process, as the kernel knows it (SO_PEERCRED). */
+  pid: number;
+  tid: number;
+  name: string;
+  kind: number;
+  startNs: bigint;
+  endNs?: bigint;
+  attrs: Attributes;
+  status?: { code: number; message?: string };
+  sampled: boolean;
+  /** The agent has no TracerProvider: the sidecar exports this span itself. */
+  exportSelf: boolean;
+  resource: Attributes;
+  /** When the span ended or was abandoned (ms), for retention. */
+  closedAtMs?: number;
+}
+
+export class Refusal extends Error {
+  override readonly name = 'Refusal';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Ended spans stay known this long, for kernel events still in flight. */
+const RETENTION_MS = 30_000;
+
+export interface ToolSpanLimits {
+  /** Spans started and not yet ended, over all agents. */
+  maxInFlight: number;
+}
+
+export class ToolSpanRegistry {
+  private readonly spans = new Map<string, ToolSpan>();
+  private inFlight = 0;
+  refused = 0;
+
+  constructor(private readonly limits: ToolSpanLimits = { maxInFlight: 65_536 }) {}
+
+  /** Records a span start from process `pid`; throws Refusal when it may not. */
+  start(pid: number, resource: Attributes, msg: SpanStartMessage): ToolSpan {
+    if (!(msg.trace instanceof Uint8Array) || msg.trace.length !== 16 || !(msg.span instanceof Uint8Array) || msg.span.length !== 8) {
+      throw this.refuse('EINVAL', 'start: trace must be 16 bytes and span 8 bytes');
+    }
+    const spanId = hex(msg.span);
+    const existing = this.spans.get(spanId);
+    if (existing && existing.pid !== pid) {
+      throw this.refuse('EPERM', `start: span ${spanId} was announced by another process`);
+    }
+    if (!Number.isInteger(msg.tid) || (msg.tid !== pid && !existsSync(`/proc/${pid}/task/${msg.tid}`))) {
+      throw this.refuse('EPERM', `start: thread ${msg.tid} is not a thread of process ${pid}`);
+    }
+    if (this.inFlight >= this.limits.maxInFlight) {
+      throw this.refuse('ENOSPC', `start: ${this.inFlight} spans are already in flight`);
+    }
+    const span: ToolSpan = {
+      traceId: hex(msg.trace),
+      spanId,
+      pid,
+      tid: msg.tid,
+      name: String(msg.name),
+      kind: Number(msg.kind) || 0,
+      startNs: wireTimeToNs(msg.start),
+      attrs: sanitizeAttributes(msg.attrs),
+      sampled: (msg.flags & 1) === 1,
+      exportSelf: msg.export === true,
+      resource,
+    };
+    if (msg.parent instanceof Uint8Array && msg.parent.length === 8) span.parentSpanId = hex(msg.parent);
+    if (!existing) this.inFlight++;
+    this.spans.set(spanId, span);
+    return span;
+  }
+
+  /** Records a span end from process `pid`; undefined if it is not that process's span. */
+  end(pid: number, msg: SpanEndMessage): ToolSpan | undefined {
+    if (!(msg.span instanceof Uint8Array)) return undefined;
+    const span = this.spans.get(hex(msg.span));
+    if (!span || span.pid !== pid || span.endNs !== undefined) return undefined;
+    span.endNs = wireTimeToNs(msg.end);
+    span.status = msg.status;
+    if (msg.attrs) Object.assign(span.attrs, sanitizeAttributes(msg.attrs));
+    span.closedAtMs = Date.now();
+    this.inFlight--;
+    return span;
+  }
+
+  /** Ends, as abandoned, every open span of `pid` (its connection closed). */
+  abandon(pid: number, endNs: bigint): ToolSpan[] {
+    const out: ToolSpan[] = [];
+    for (const span of this.spans.values()) {
+      if (span.pid !== pid || span.endNs !== undefined) continue;
+      span.endNs = endNs;
+      span.status = { code: 2, message: 'the agent disconnected before the span ended' };
+      span.attrs['agentrace.span.incomplete'] = true;
+      span.closedAtMs = Date.now();
+      this.inFlight--;
+      out.push(span);
+    }
+    return out;
+  }
+
+  get(spanId: string): ToolSpan | undefined {
+    return this.spans.get(spanId);
+  }
+
+  /** Spans still open, e.g. at shutdown. */
+  open(): ToolSpan[] {
+    return [...this.spans.values()].filter((s) => s.endNs === undefined);
+  }
+
+  prune(nowMs = Date.now()): void {
+    for (const [id, span] of this.spans) {
+      if (span.closedAtMs !== undefined && nowMs - span.closedAtMs > RETENTION_MS) this.spans.delete(id);
+    }
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
+  private refuse(code: string, message: string): Refusal {
+    this.refused++;
+    return new Refusal(code, message);
+  }
+}

@@ -1,0 +1,298 @@
+// The OTLP/HTTP exporter against a real node:http receiver on 127.0.0.1: what
+// arrives is decoded with the official OTLP schema (see otlp-schema.ts), not with
+// the code under test. Then retries, failures, overflow, hangs and idling.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { OtlpHttpExporter, type HttpExporterOptions } from '../packages/sidecar/src/otlp/index.js';
+import {
+  decodeProtobufRequest,
+  encodeProtobufResponse,
+  expectedSampleSummary,
+  manySpans,
+  otlpJsonViolations,
+  sampleSpans,
+  startCollector,
+  summarize,
+  type Collector,
+} from './otlp-schema.js';
+
+const collectors: Collector[] = [];
+const exporters: OtlpHttpExporter[] = [];
+
+after(async () => {
+  await Promise.all(exporters.map((e) => e.shutdown(100)));
+  await Promise.all(collectors.map((c) => c.close()));
+});
+
+async function collector(reply?: Parameters<typeof startCollector>[0]): Promise<Collector> {
+  const c = await startCollector(reply);
+  collectors.push(c);
+  return c;
+}
+
+function exporter(options: HttpExporterOptions): { exporter: OtlpHttpExporter; errors: Error[] } {
+  const errors: Error[] = [];
+  const e = new OtlpHttpExporter({ scheduleDelayMs: 60_000, onError: (err) => errors.push(err), ...options });
+  exporters.push(e);
+  return { exporter: e, errors };
+}
+
+test('http/protobuf: POST /v1/traces, application/x-protobuf, decodes with the official schema', async () => {
+  const c = await collector();
+  const { exporter: e, errors } = exporter({ url: c.url, protocol: 'http/protobuf', headers: { Authorization: 'Bearer s3cret', 'x-team': 'a b' } });
+  assert.equal(e.description, `OTLP http/protobuf ${c.url}`);
+  e.export(sampleSpans());
+  await e.flush(5000);
+  assert.equal(c.received.length, 1);
+  const req = c.received[0]!;
+  assert.equal(req.method, 'POST');
+  assert.equal(req.url, '/v1/traces');
+  assert.equal(req.headers['content-type'], 'application/x-protobuf');
+  assert.equal(req.headers['authorization'], 'Bearer s3cret');
+  assert.equal(req.headers['x-team'], 'a b');
+  assert.match(String(req.headers['user-agent']), /^agentrace\//);
+  assert.deepEqual(summarize(decodeProtobufRequest(req.body)), expectedSampleSummary());
+  assert.deepEqual(e.stats(), { exported: 3, dropped: 0, failed: 0, retries: 0 });
+  assert.deepEqual(errors, []);
+});
+
+test('http/json: POST /v1/traces, application/json, valid OTLP/JSON', async () => {
+  const c = await collector();
+  const { exporter: e, errors } = exporter({ url: c.url, protocol: 'http/json' });
+  e.export(sampleSpans());
+  await e.flush(5000);
+  assert.equal(c.received.length, 1);
+  const req = c.received[0]!;
+  assert.equal(req.method, 'POST');
+  assert.equal(req.url, '/v1/traces');
+  assert.equal(req.headers['content-type'], 'application/json');
+  const document: unknown = JSON.parse(req.body.toString('utf8'));
+  assert.deepEqual(otlpJsonViolations(document), []);
+  assert.deepEqual(summarize(document), expectedSampleSummary());
+  // spot checks of the OTLP/JSON rules on the raw text
+  const text = req.body.toString('utf8');
+  assert.match(text, /"traceId":"0af7651916cd43dd8448eb211c80319c"/);
+  assert.match(text, /"startTimeUnixNano":"1700000000123456789"/);
+  assert.match(text, /"kind":1[,}]/);
+  assert.doesNotMatch(text, /trace_id|start_time_unix_nano/);
+  assert.deepEqual(e.stats(), { exported: 3, dropped: 0, failed: 0, retries: 0 });
+  assert.deepEqual(errors, []);
+});
+
+test('batches: maxBatchSize spans per request, sent without waiting for the timer', async () => {
+  const c = await collector();
+  const { exporter: e } = exporter({ url: c.url, maxBatchSize: 4 });
+  e.export(manySpans(10));
+  await c.waitFor(2); // two full batches go at once, the partial one waits for the (60 s) timer
+  await e.flush(5000);
+  const sizes = c.received.map((r) => summarize(decodeProtobufRequest(r.body)).resources[0]!.scopes[0]!.spans.length);
+  assert.deepEqual(sizes, [4, 4, 2]);
+  assert.equal(e.stats().exported, 10);
+});
+
+test('a partial batch is sent after scheduleDelayMs', async () => {
+  const c = await collector();
+  const { exporter: e } = exporter({ url: c.url, scheduleDelayMs: 50 });
+  e.export(manySpans(3));
+  await c.waitFor(1, 5000);
+  assert.equal(summarize(decodeProtobufRequest(c.received[0]!.body)).resources[0]!.scopes[0]!.spans.length, 3);
+});
+
+test('503 with Retry-After, then 200: exported once, one retry, the wait honored', async () => {
+  const c = await collector((_req, i, res) => {
+    if (i === 0) res.writeHead(503, { 'retry-after': '1' }).end('busy');
+    else res.writeHead(200).end();
+  });
+  const { exporter: e } = exporter({ url: c.url, retry: { initialBackoffMs: 10, maxBackoffMs: 10 } });
+  e.export(sampleSpans());
+  await e.flush(10_000);
+  assert.equal(c.received.length, 2);
+  const waited = c.received[1]!.at - c.received[0]!.at;
+  assert.ok(waited >= 950, `retried after ${waited} ms, Retry-After said 1 s`);
+  assert.deepEqual(c.received[1]!.body, c.received[0]!.body);
+  assert.deepEqual(e.stats(), { exported: 3, dropped: 0, failed: 0, retries: 1 });
+});
+
+test('429/502/504 and 503 without Retry-After: exponential backoff, then exported', async () => {
+  const codes = [429, 502, 504, 503];
+  const c = await collector((_req, i, res) => res.writeHead(codes[i] ?? 200).end());
+  const { exporter: e } = exporter({ url: c.url, retry: { initialBackoffMs: 40, multiplier: 2, maxBackoffMs: 1000, jitter: 0, maxAttempts: 6 } });
+  e.export(manySpans(2));
+  await e.flush(10_000);
+  assert.equal(c.received.length, 5);
+  const gaps = c.received.slice(1).map((r, i) => r.at - c.received[i]!.at);
+  const expected = [40, 80, 160, 320];
+  gaps.forEach((gap, i) => assert.ok(gap >= expected[i]! - 5, `gap ${i} was ${gap} ms, expected >= ${expected[i]}`));
+  assert.deepEqual(e.stats(), { exported: 2, dropped: 0, failed: 0, retries: 4 });
+});
+
+test('retries give up after maxAttempts: failed counted', async () => {
+  const c = await collector((_req, _i, res) => res.writeHead(503).end());
+  const { exporter: e, errors } = exporter({ url: c.url, retry: { initialBackoffMs: 5, maxAttempts: 3 } });
+  e.export(manySpans(2));
+  await e.flush(5000);
+  assert.equal(c.received.length, 3);
+  assert.deepEqual(e.stats(), { exported: 0, dropped: 0, failed: 2, retries: 2 });
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!.message, /HTTP 503.*gave up after 3 attempts/);
+});
+
+test('400: counted as failed, not retried', async () => {
+  const c = await collector((_req, _i, res) => res.writeHead(400, { 'content-type': 'text/plain' }).end('bad span'));
+  const { exporter: e, errors } = exporter({ url: c.url, retry: { initialBackoffMs: 5 } });
+  e.export(sampleSpans());
+  await e.flush(5000);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(c.received.length, 1);
+  assert.deepEqual(e.stats(), { exported: 0, dropped: 0, failed: 3, retries: 0 });
+  assert.match(errors[0]?.message ?? '', /HTTP 400: bad span/);
+});
+
+test('network error (connection refused) is retried, then given up', async () => {
+  const c = await collector();
+  const url = c.url;
+  await c.close();
+  const { exporter: e, errors } = exporter({ url, retry: { initialBackoffMs: 5, maxAttempts: 3 } });
+  e.export(manySpans(1));
+  await e.flush(5000);
+  assert.deepEqual(e.stats(), { exported: 0, dropped: 0, failed: 1, retries: 2 });
+  assert.match(errors[0]?.message ?? '', /ECONNREFUSED/);
+});
+
+test('network error then success: exported, retry counted', async () => {
+  // the first connection is destroyed without an answer
+  const c = await collector((_req, i, res) => {
+    if (i === 0) res.socket?.destroy();
+    else res.writeHead(200).end();
+  });
+  const { exporter: e } = exporter({ url: c.url, retry: { initialBackoffMs: 5 } });
+  e.export(manySpans(2));
+  await e.flush(5000);
+  assert.equal(c.received.length, 2);
+  assert.deepEqual(e.stats(), { exported: 2, dropped: 0, failed: 0, retries: 1 });
+});
+
+test('partial success: rejected spans counted as failed', async () => {
+  const c = await collector((_req, _i, res) => {
+    res.writeHead(200, { 'content-type': 'application/x-protobuf' })
+      .end(Buffer.from(encodeProtobufResponse({ partialSuccess: { rejectedSpans: 1, errorMessage: 'span too old' } })));
+  });
+  const { exporter: e, errors } = exporter({ url: c.url });
+  e.export(sampleSpans());
+  await e.flush(5000);
+  assert.deepEqual(e.stats(), { exported: 2, dropped: 0, failed: 1, retries: 0 });
+  assert.match(errors[0]?.message ?? '', /rejected 1 span\(s\): span too old/);
+});
+
+test('queue overflow: drops counted exactly, the rest exported', async () => {
+  const c = await collector();
+  const { exporter: e } = exporter({ url: c.url, maxQueueSize: 5, maxBatchSize: 100 });
+  e.export(manySpans(3, 1));
+  e.export(manySpans(4, 2)); // 2 fit
+  e.export(manySpans(6, 3)); // none fit
+  assert.equal(e.stats().dropped, 8);
+  await e.flush(5000);
+  assert.deepEqual(e.stats(), { exported: 5, dropped: 8, failed: 0, retries: 0 });
+  const names = summarize(decodeProtobufRequest(c.received[0]!.body)).resources[0]!.scopes[0]!.spans.map((s) => s.name);
+  assert.deepEqual(names, ['op-1-0', 'op-1-1', 'op-1-2', 'op-2-0', 'op-2-1']);
+});
+
+test('the exporter never throws: bad spans, hostile input, after shutdown', async () => {
+  const c = await collector();
+  const { exporter: e, errors } = exporter({ url: c.url, maxQueueSize: 10 });
+  const good = manySpans(1)[0]!;
+  e.export([
+    good,
+    { ...good, spanId: 'not-hex' },
+    { ...good, traceId: '00000000000000000000000000000000' },
+    { ...good, spanId: 'c0ffee0000000009', parentSpanId: 'xyz' },
+  ]);
+  e.export([]);
+  await e.flush(5000);
+  assert.deepEqual(e.stats(), { exported: 1, dropped: 0, failed: 3, retries: 0 });
+  assert.equal(errors.length, 3);
+  await e.shutdown(1000);
+  e.export(manySpans(2));
+  await e.flush(100);
+  assert.deepEqual(e.stats(), { exported: 1, dropped: 2, failed: 3, retries: 0 });
+  assert.throws(() => new OtlpHttpExporter({ url: 'ftp://x' }), /http:\/\/ or https:\/\//);
+});
+
+test('flush resolves within its bound when the server hangs; shutdown aborts the request', async () => {
+  const pending: import('node:http').ServerResponse[] = [];
+  const c = await collector((_req, _i, res) => pending.push(res)); // never answers
+  const { exporter: e } = exporter({ url: c.url, timeoutMs: 60_000 });
+  e.export(manySpans(2));
+  let t0 = Date.now();
+  await e.flush(300);
+  let took = Date.now() - t0;
+  assert.ok(took >= 290 && took < 1500, `flush(300) took ${took} ms`);
+  assert.equal(c.received.length, 1);
+  e.export(manySpans(1, 2));
+  t0 = Date.now();
+  await e.shutdown(300);
+  took = Date.now() - t0;
+  assert.ok(took < 1500, `shutdown(300) took ${took} ms`);
+  await new Promise((r) => setTimeout(r, 50));
+  // the hung batch was aborted (failed), the queued span never sent (dropped)
+  assert.deepEqual(e.stats(), { exported: 0, dropped: 1, failed: 2, retries: 0 });
+  for (const res of pending) res.destroy();
+});
+
+test('request timeout counts as a retryable failure', async () => {
+  const c = await collector((_req, i, res) => {
+    if (i === 0) return; // hang: the exporter times out
+    res.writeHead(200).end();
+  });
+  const { exporter: e, errors } = exporter({ url: c.url, timeoutMs: 200, retry: { initialBackoffMs: 5 }, onError: undefined });
+  e.export(manySpans(1));
+  await e.flush(5000);
+  assert.equal(c.received.length, 2);
+  assert.deepEqual(e.stats(), { exported: 1, dropped: 0, failed: 0, retries: 1 });
+  assert.deepEqual(errors, []);
+});
+
+test('an idle exporter keeps no process alive (timers unref, idle sockets released)', async () => {
+  const c = await collector();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-otlp-'));
+  const script = path.join(dir, 'idle.mts');
+  const src = pathToFileURL(fileURLToPath(new URL('../packages/sidecar/src/otlp/index.ts', import.meta.url))).href;
+  const schemaUrl = pathToFileURL(fileURLToPath(new URL('./otlp-schema.ts', import.meta.url))).href;
+  fs.writeFileSync(
+    script,
+    `import { OtlpHttpExporter } from ${JSON.stringify(src)};
+import { manySpans } from ${JSON.stringify(schemaUrl)};
+const e = new OtlpHttpExporter({ url: ${JSON.stringify(c.url)}, scheduleDelayMs: 60000 });
+e.export(manySpans(2));
+await e.flush(5000);
+// queued but never flushed: the 60 s timer must not hold the process
+e.export(manySpans(1, 9));
+console.log(JSON.stringify(e.stats()));
+`,
+  );
+  const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let printedAt = 0;
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    printedAt ||= Date.now();
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(killer);
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(code, 0, 'the child should exit by itself');
+  assert.deepEqual(JSON.parse(out.trim()), { exported: 2, dropped: 0, failed: 0, retries: 0 });
+  assert.equal(c.received.length, 1);
+  // undici keeps the connection 4 s and the server 5 s: exiting well before proves
+  // neither the idle socket nor the pending batch timer holds the event loop
+  const lingered = Date.now() - printedAt;
+  assert.ok(lingered < 2000, `the child lingered ${lingered} ms after its last work`);
+});

@@ -1,0 +1,89 @@
+// Reads what the sidecar exported: OTLP JSON lines (one
+// ExportTraceServiceRequest per line) flattened into plain spans.
+import fs from 'node:fs';
+
+export interface FlatSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  attributes: Record<string, unknown>;
+  status: { code?: number; message?: string };
+  resource: Record<string, unknown>;
+}
+
+interface AnyValue {
+  stringValue?: string;
+  intValue?: string | number;
+  doubleValue?: number;
+  boolValue?: boolean;
+  arrayValue?: { values?: AnyValue[] };
+}
+interface KeyValue {
+  key: string;
+  value: AnyValue;
+}
+
+function value(v: AnyValue): unknown {
+  if (v.stringValue !== undefined) return v.stringValue;
+  if (v.intValue !== undefined) return Number(v.intValue);
+  if (v.doubleValue !== undefined) return v.doubleValue;
+  if (v.boolValue !== undefined) return v.boolValue;
+  if (v.arrayValue !== undefined) return (v.arrayValue.values ?? []).map(value);
+  return undefined;
+}
+
+function attrs(list: KeyValue[] | undefined): Record<string, unknown> {
+  return Object.fromEntries((list ?? []).map((kv) => [kv.key, value(kv.value)]));
+}
+
+export function readOtlpFile(file: string): FlatSpan[] {
+  if (!fs.existsSync(file)) return [];
+  const out: FlatSpan[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const req = JSON.parse(line) as {
+      resourceSpans?: Array<{
+        resource?: { attributes?: KeyValue[] };
+        scopeSpans?: Array<{
+          spans?: Array<{
+            traceId: string;
+            spanId: string;
+            parentSpanId?: string;
+            name: string;
+            kind: number;
+            attributes?: KeyValue[];
+            status?: { code?: number; message?: string };
+          }>;
+        }>;
+      }>;
+    };
+    for (const rs of req.resourceSpans ?? []) {
+      const resource = attrs(rs.resource?.attributes);
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const s of ss.spans ?? []) {
+          out.push({
+            traceId: s.traceId,
+            spanId: s.spanId,
+            parentSpanId: s.parentSpanId ?? '',
+            name: s.name,
+            kind: s.kind,
+            attributes: attrs(s.attributes),
+            status: s.status ?? {},
+            resource,
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The chain of span ids from `span` up to the root (span itself first). */
+export function ancestry(span: FlatSpan, all: FlatSpan[]): FlatSpan[] {
+  const byId = new Map(all.map((s) => [s.spanId, s]));
+  const chain: FlatSpan[] = [];
+  for (let cur: FlatSpan | undefined = span; cur && chain.length < 64; cur = byId.get(cur.parentSpanId)) chain.push(cur);
+  return chain;
+}
