@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { execFile } from 'node:child_process';
-import { traceTool, shutdown } from '@agentrace/sdk';
+import { traceTool, ready, shutdown } from '@agentrace/sdk';
 
 const server = http
   .createServer((_req, res) => res.end(JSON.stringify({ city: 'Lisbon', forecast: 'sunny', high: 24 })))
@@ -34,6 +34,10 @@ const tools = {
     { description: 'Run a shell command and return its output' },
   ),
 };
+
+// Under a sidecar, wait (at most 1 s) until it tracks us, so that even the
+// first tool call's first syscall is attributed. Without one, this returns false.
+await ready();
 
 // What a model would have asked for: one call, then two in parallel.
 const forecast = JSON.parse(await tools.fetch_url(weatherUrl));

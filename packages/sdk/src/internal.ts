@@ -1,7 +1,7 @@
 // @agentrace/sdk/internal: state of this thread's SDK instance, for tests
 // and the sidecar's integration tests. An agent never needs it.
 import { QUEUE_CAPACITY } from './sidecar-client.js';
-import { currentSocketPath, sidecar, slot, slotRegistered, threadId } from './runtime.js';
+import { currentSocketPath, ready, sidecar, slot, slotRegistered, threadId } from './runtime.js';
 import { SLOT_BYTES, SLOT_MAGIC } from './thread-slot.js';
 import { warningCount } from './warn.js';
 
@@ -55,8 +55,7 @@ export function state(): SdkState {
  * registered; false after timeoutMs. Starts connecting if nothing did yet.
  */
 export async function whenReady(timeoutMs: number): Promise<boolean> {
-  const ok = await sidecar().whenWelcomed(timeoutMs);
-  return ok && slotRegistered();
+  return ready(timeoutMs);
 }
 
 /** A copy of this thread's 32-byte slot as the kernel would read it now. */

@@ -116,3 +116,19 @@ export async function shutdown(): Promise<void> {
   registeredOn = undefined;
   slot.close();
 }
+
+/**
+ * Resolves true once the sidecar tracks this process and this thread's slot
+ * is registered, so that from then on every tool call's first syscall is
+ * attributed; false after `timeoutMs` (default 1 s) if no sidecar answered.
+ * Never rejects. Optional: without it, calls made in the first milliseconds
+ * after start-up may reach the kernel before the sidecar tracks the process.
+ */
+export async function ready(timeoutMs = 1000): Promise<boolean> {
+  try {
+    const ok = await sidecar().whenWelcomed(timeoutMs);
+    return ok && slotRegistered();
+  } catch {
+    return false;
+  }
+}
