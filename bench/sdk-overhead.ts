@@ -5,9 +5,11 @@
 //   bare OTel span       tracer.startActiveSpan(...) + span.end(), what an app
 //                        would write by hand around fn
 //   traceTool, no sidecar   the socket path does not exist
-//   traceTool, sidecar      connected and welcomed: a tiny in-process fake
-//                        sidecar (reads hello, sends welcome, then discards
-//                        bytes), or the real one when AGENTRACE_SOCKET is set
+//   traceTool, sidecar      connected and welcomed to the real sidecar
+//                        (`bin/agentrace sidecar`, started here, probes
+//                        attached; needs root), or to the one AGENTRACE_SOCKET
+//                        names; BENCH_SIDECAR=fake (or no BPF) uses a tiny
+//                        in-process fake that answers welcome and discards bytes
 //
 // each without a TracerProvider (API only: the SDK makes its own spans) and
 // with a BasicTracerProvider (spans recorded, no exporter), for a sync fn and
@@ -24,6 +26,35 @@ import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { configure, shutdown, traceTool } from '@agentrace/sdk';
 import { state, whenReady } from '@agentrace/sdk/internal';
 import { encodeFrame, FrameDecoder } from '@agentrace/sdk/protocol';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { bpfUnavailableReason } from '@agentrace/bpf';
+
+const cli = fileURLToPath(new URL('../packages/sidecar/dist/cli.js', import.meta.url));
+
+/** The real sidecar in its own process; resolves once its socket exists. */
+async function realSidecar(): Promise<{ path: string; close: () => Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-bench-'));
+  const sockPath = path.join(dir, 'agentrace.sock');
+  const child: ChildProcess = spawn(process.execPath, [cli, 'sidecar', '--socket', sockPath, '--otlp-file', '/dev/null'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const deadline = Date.now() + 10_000;
+  while (!fs.existsSync(sockPath)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the sidecar did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    path: sockPath,
+    close: async () => {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 7);
 const N = Number(process.env['N'] ?? 20_000);
@@ -119,9 +150,12 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const realSocket = process.env['AGENTRACE_SOCKET'];
-  const fake = realSocket ? undefined : await tinySidecar();
-  const sidecarPath = realSocket ?? fake!.path;
+  const given = process.env['AGENTRACE_SOCKET'];
+  const noBpf = given || process.env['BENCH_SIDECAR'] === 'fake' ? 'not asked for' : bpfUnavailableReason();
+  const real = !given && noBpf === null ? await realSidecar() : undefined;
+  const fake = given || real ? undefined : await tinySidecar();
+  const sidecarPath = given ?? real?.path ?? fake!.path;
+  const realSocket = given ?? real?.path;
   const missing = path.join(os.tmpdir(), `agentrace-bench-missing-${process.pid}.sock`);
   process.on('warning', () => {}); // the missing sidecar's one warning is expected
   // Same context manager for the bare spans as traceTool would register.
@@ -163,7 +197,7 @@ async function main(): Promise<void> {
 
   const fmt = (v: number, base: number): string => `${v.toFixed(0)} ns (x${(v / base).toFixed(2)})`;
   console.log(`node ${process.version}, ${N} calls x ${ROUNDS} rounds, medians; ratio to the bare OTel span`);
-  console.log(`sidecar: ${realSocket ? `real, ${realSocket}` : 'in-process fake'}`);
+  console.log(`sidecar: ${realSocket ? `real, ${realSocket}` : `in-process fake (real sidecar: ${noBpf})`}`);
   for (const provider of providers) {
     console.log(`\nTracerProvider: ${provider === 'none' ? 'none (API only)' : 'BasicTracerProvider, no exporter'}`);
     console.log('| | sync fn | async fn |\n| --- | --- | --- |');
@@ -177,6 +211,7 @@ async function main(): Promise<void> {
   console.log(`\nwith the sidecar: ${sent} frames sent, ${dropped} dropped`);
   await shutdown();
   await fake?.close();
+  await real?.close();
 }
 
 await main();
