@@ -2,7 +2,6 @@
 // command under an embedded sidecar and prints what its tool calls did.
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -120,28 +119,41 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
     onToolStart: (spanId, name) => toolNames.set(spanId, name),
   });
 
-  const child = spawn(command[0]!, command.slice(1), {
-    stdio: 'inherit',
-    env: { ...process.env, AGENTRACE_SOCKET: socketPath },
-  });
-  const forward = (sig: NodeJS.Signals): void => {
-    child.kill(sig);
-  };
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  const [code, signal] = (await Promise.race([
-    once(child, 'exit'),
-    once(child, 'error').then(([err]) => {
-      throw new UsageError(`cannot run ${command[0]}: ${(err as Error).message}`);
-    }),
-  ])) as [number | null, NodeJS.Signals | null];
-  process.off('SIGINT', forward);
-  process.off('SIGTERM', forward);
-
-  // The agent's last frames and the kernel's last events are still in flight.
-  await sidecar.settle(1000);
-  await sidecar.stop();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  let code: number | null = null;
+  let signal: NodeJS.Signals | null = null;
+  let spawnError: Error | undefined;
+  try {
+    const child = spawn(command[0]!, command.slice(1), {
+      stdio: 'inherit',
+      env: { ...process.env, AGENTRACE_SOCKET: socketPath },
+    });
+    const forward = (sig: NodeJS.Signals): void => {
+      child.kill(sig);
+    };
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    try {
+      [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+        child.once('error', reject);
+        child.once('exit', (c, s) => resolve([c, s]));
+      });
+    } catch (err) {
+      spawnError = err as Error;
+    } finally {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+    }
+    // The agent's last frames and the kernel's last events are still in flight.
+    await sidecar.settle(1000);
+  } finally {
+    await sidecar.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  if (spawnError) {
+    process.stderr.write(`agentrace: cannot run ${command[0]}: ${spawnError.message}\n`);
+    // As a shell does: 127 for a command not found, 126 for one that cannot run.
+    return (spawnError as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126;
+  }
 
   if (!flags.quiet) {
     process.stderr.write(`\n${spans.length ? renderTree(spans, toolNames) : 'no tool calls were traced (does the command use @agentrace/sdk?)'}\n`);
