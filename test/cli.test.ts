@@ -1,0 +1,88 @@
+// bin/agentrace as a user runs it: the demo agent under `run`, exit codes,
+// `sidecar` until SIGTERM, and usage errors.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { requireBpf } from './support/bpf.js';
+import { readOtlpFile } from './support/otlp.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = path.join(root, 'bin', 'agentrace');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-cli-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function agentrace(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(bin, args, { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('--help and usage errors', () => {
+  const help = agentrace(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /agentrace run \[options\] -- CMD|run \[options\] -- CMD/);
+  const bad = agentrace(['sidecar', '--bogus']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--bogus[\s\S]*agentrace --help/);
+  const noCmd = agentrace(['run']);
+  assert.equal(noCmd.status, 2);
+  assert.match(noCmd.stderr, /run needs a command after --/);
+});
+
+test('run: the example agent, its tree and its OTLP file', (t) => {
+  if (!requireBpf(t)) return;
+  const file = path.join(dir, 'demo.jsonl');
+  const r = agentrace(['run', '--otlp-file', file, '--', process.execPath, path.join(root, 'examples/agent/agent.mjs')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /forecast for Lisbon: sunny/);
+  for (const tool of ['fetch_url', 'read_file', 'run_shell']) assert.match(r.stderr, new RegExp(`execute_tool ${tool}`));
+  assert.match(r.stderr, /connect 127\.0\.0\.1:\d+/);
+  assert.match(r.stderr, /process sh .*\[\/bin\/sh -c df -h \/ \| tail -n 1\]\s+exit 0/);
+  assert.match(r.stderr, new RegExp(`spans written to OTLP file ${file}`));
+  const spans = readOtlpFile(file);
+  const fetchTool = spans.find((s) => s.name === 'execute_tool fetch_url');
+  const connect = spans.find((s) => s.name.startsWith('connect 127.0.0.1'));
+  assert.equal(connect?.parentSpanId, fetchTool?.spanId, 'the connect is a child of fetch_url');
+});
+
+test('run: exits with the command’s code; 127 when it cannot start', (t) => {
+  if (!requireBpf(t)) return;
+  const file = path.join(dir, 'codes.jsonl');
+  assert.equal(agentrace(['run', '--quiet', '--otlp-file', file, '--', '/bin/sh', '-c', 'exit 7']).status, 7);
+  assert.equal(agentrace(['run', '--quiet', '--otlp-file', file, '--', '/bin/sh', '-c', 'kill -TERM $$']).status, 143);
+  const missing = agentrace(['run', '--quiet', '--otlp-file', file, '--', path.join(dir, 'no-such-command')]);
+  assert.equal(missing.status, 127);
+  assert.match(missing.stderr, /cannot run .*no-such-command.*ENOENT/);
+});
+
+test('sidecar: serves until SIGTERM, then flushes, removes its socket and exits 0', async (t) => {
+  if (!requireBpf(t)) return;
+  const socketPath = path.join(dir, 'daemon.sock');
+  const file = path.join(dir, 'daemon.jsonl');
+  const daemon = spawn(bin, ['sidecar', '--socket', socketPath, '--otlp-file', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(() => {
+    if (daemon.exitCode === null) daemon.kill('SIGKILL');
+  });
+  let stderr = '';
+  daemon.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const deadline = Date.now() + 15_000;
+  while (!fs.existsSync(socketPath) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(fs.existsSync(socketPath), `no socket; stderr: ${stderr}`);
+  assert.match(stderr, /probes attached; listening on/);
+
+  const agent = spawn(process.execPath, [path.join(root, 'examples/agent/agent.mjs')], {
+    env: { ...process.env, AGENTRACE_SOCKET: socketPath },
+    stdio: 'ignore',
+  });
+  assert.deepEqual(await once(agent, 'exit'), [0, null]);
+  daemon.kill('SIGTERM');
+  const [code] = await once(daemon, 'exit');
+  assert.equal(code, 0);
+  assert.equal(fs.existsSync(socketPath), false, 'the socket is removed');
+  const names = readOtlpFile(file).map((s) => s.name);
+  for (const tool of ['fetch_url', 'read_file', 'run_shell']) assert.ok(names.includes(`execute_tool ${tool}`), names.join(', '));
+});
