@@ -292,3 +292,36 @@ test('a registered thread slot attributes by memory alone, ahead of the thread m
   assert.deepEqual([en.span, en.attrSource], [mapSpan, AttrSource.Thread], 'an invalid slot falls back to the thread map');
   await actor.exit(0);
 });
+
+test('work submitted to the libuv threadpool carries its span to the thread that runs it', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes, log } = withProbes(t);
+  const actor = await startActor();
+  const exe = fs.realpathSync(`/proc/${actor.pid}/exe`);
+  const hooked = probes.attachWorkProbes(exe);
+  assert.deepEqual(hooked.missing, [], `libuv functions not hooked in ${exe}`);
+  assert.ok(hooked.attached.includes('uv__work_submit') && hooked.attached.includes('uv__fs_work'));
+  probes.track(actor.pid);
+  const [a, b] = [newSpan(), newSpan()];
+  const [fa, fb] = ['work-a', 'work-b'].map((n) => path.join(dir, `${n}-${randomBytes(4).toString('hex')}`)) as [string, string];
+  fs.writeFileSync(fa, 'a');
+  fs.writeFileSync(fb, 'b');
+
+  probes.setThreadSpan(actor.pid, actor.pid, a);
+  await actor.do({ op: 'openAsync', path: fa });
+  probes.setThreadSpan(actor.pid, actor.pid, b);
+  await actor.do({ op: 'openAsync', path: fb });
+  probes.clearThreadSpan(actor.pid, actor.pid);
+  const none = path.join(dir, `work-none-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(none, '');
+  await actor.do({ op: 'openAsync', path: none });
+
+  const ea = await log.waitFor(isOpen(fa), 'the threadpool open under span a');
+  assert.notEqual(ea.tid, actor.pid, 'fs.promises opens on a threadpool thread');
+  assert.deepEqual([ea.span, ea.attrSource], [a, AttrSource.Work]);
+  const eb = await log.waitFor(isOpen(fb), 'the threadpool open under span b');
+  assert.deepEqual([eb.span, eb.attrSource], [b, AttrSource.Work]);
+  const en = await log.waitFor(isOpen(none), 'the threadpool open with no span');
+  assert.deepEqual([en.span, en.attrSource], [null, AttrSource.None], 'a reused work item does not keep an old span');
+  await actor.exit(0);
+});

@@ -19,7 +19,7 @@ const notes = path.join(os.tmpdir(), `agentrace-example-notes-${process.pid}.txt
 fs.writeFileSync(notes, 'Pack sunglasses if the forecast is sunny.\n');
 
 const tools = {
-  read_file: traceTool('read_file', (file) => fs.readFileSync(file, 'utf8'), {
+  read_file: traceTool('read_file', (file) => fs.promises.readFile(file, 'utf8'), {
     description: 'Read a text file from the local disk',
   }),
   fetch_url: traceTool('fetch_url', async (url) => (await fetch(url)).text(), {

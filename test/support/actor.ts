@@ -18,6 +18,7 @@ export interface ActorReply {
 
 export type ActorCommand =
   | { op: 'open'; path: string; flags?: string }
+  | { op: 'openAsync'; path: string }
   | { op: 'connect'; host?: string; port?: number; path?: string }
   | { op: 'spawn'; file: string; args: string[] }
   | { op: 'slotRegister' }

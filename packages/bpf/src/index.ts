@@ -1,5 +1,5 @@
-export { Probes, probeGroups } from './probes.js';
-export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler } from './probes.js';
+export { Probes, probeGroups, workRunFunctions, workSubmitFunction } from './probes.js';
+export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler, WorkProbesResult } from './probes.js';
 export { decodeEvent, decodeSockaddr, DecodeError } from './decode.js';
 export type {
   KernelEvent,

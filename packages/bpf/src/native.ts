@@ -25,6 +25,8 @@ export interface NativeBpfObject {
   attach(progName: string): void;
   detach(progName: string): void;
   isAttached(progName: string): boolean;
+  attachUprobe(progName: string, binaryPath: string, funcName: string, retprobe?: boolean): void;
+  detachUprobe(progName: string, binaryPath: string, funcName: string): void;
   mapUpdate(mapName: string, key: Buffer, value: Buffer, flags?: number): void;
   mapLookup(mapName: string, key: Buffer): Buffer | null;
   mapDelete(mapName: string, key: Buffer): boolean;

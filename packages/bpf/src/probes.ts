@@ -15,6 +15,27 @@ function groupOf(programName: string): ProbeGroup | undefined {
   return probeGroups.find((g) => programName.startsWith(`${g}_`));
 }
 
+/**
+ * libuv functions the work-item rung hooks in a node binary: where work is
+ * submitted, and the functions threadpool threads run work items with.
+ */
+export const workSubmitFunction = 'uv__work_submit';
+export const workRunFunctions = [
+  'uv__fs_work',
+  'uv__getaddrinfo_work',
+  'uv__getnameinfo_work',
+  'uv__queue_work',
+  'uv__random_work',
+] as const;
+
+export interface WorkProbesResult {
+  binaryPath: string;
+  /** Functions hooked. */
+  attached: string[];
+  /** Functions that could not be hooked, and why. */
+  missing: Array<{ func: string; reason: string }>;
+}
+
 export interface ProbesOptions {
   /** Path of the compiled BPF object; defaults to the one this package built. */
   objectPath?: string;
@@ -128,6 +149,29 @@ export class Probes {
 
   detachProgram(name: string): void {
     this.obj.detach(name);
+  }
+
+  /**
+   * Hooks libuv's threadpool in `binaryPath` (a node binary, as found through
+   * /proc/PID/exe), so work submitted under a span (fs.promises, dns.lookup,
+   * zlib, crypto) is attributed on the threadpool thread that runs it.
+   * Idempotent per binary. A function that cannot be hooked is reported, not
+   * thrown: the rest of the ladder still works without it.
+   */
+  attachWorkProbes(binaryPath: string): WorkProbesResult {
+    const result: WorkProbesResult = { binaryPath, attached: [], missing: [] };
+    const hook = (prog: string, func: string): void => {
+      try {
+        this.obj.attachUprobe(prog, binaryPath, func);
+        result.attached.push(func);
+      } catch (err) {
+        result.missing.push({ func, reason: (err as Error).message });
+      }
+    };
+    hook('work_submit', workSubmitFunction);
+    if (result.missing.length > 0) return result; // nothing to carry without the submit hook
+    for (const func of workRunFunctions) hook('work_run', func);
+    return result;
   }
 
   /** Traces a process from now on; its future children are tracked by the kernel. */

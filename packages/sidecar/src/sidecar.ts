@@ -1,6 +1,7 @@
 // The daemon: probes attached, socket served, kernel events turned into
 // spans, everything exported. `agentrace sidecar` and `agentrace run` both
 // drive this.
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, type ProbeStats } from '@agentrace/bpf';
@@ -43,6 +44,7 @@ export class Sidecar {
   private server?: SocketServer;
   private housekeeping?: NodeJS.Timeout;
   private stopped = false;
+  private readonly hookedBinaries = new Set<string>();
   private readonly log: (line: string) => void;
 
   private constructor(
@@ -142,6 +144,7 @@ export class Sidecar {
     return {
       onHello: (conn: AgentConnection, msg: { resource?: Attributes; sdk?: string; runtime?: string }) => {
         conn.resource = { ...sanitizeAttributes(msg.resource), 'process.pid': conn.pid };
+        this.hookThreadpool(conn.pid);
         this.probes.track(conn.pid);
       },
       onSpanStart: (conn: AgentConnection, msg: SpanStartMessage) => {
@@ -169,6 +172,23 @@ export class Sidecar {
         this.log(`closed the connection of pid ${conn?.pid ?? '?'}: ${err.message}`);
       },
     };
+  }
+
+  /** Hooks libuv's threadpool in the agent's own binary, once per binary. */
+  private hookThreadpool(pid: number): void {
+    let binary: string;
+    try {
+      binary = fs.realpathSync(`/proc/${pid}/exe`);
+    } catch (err) {
+      this.log(`cannot find the binary of pid ${pid} (${(err as NodeJS.ErrnoException).code}): threadpool work is not attributed`);
+      return;
+    }
+    if (this.hookedBinaries.has(binary)) return;
+    this.hookedBinaries.add(binary);
+    const r = this.probes.attachWorkProbes(binary);
+    for (const m of r.missing) {
+      this.log(`${binary}: cannot hook ${m.func} (${m.reason}); its threadpool work is attributed by process only`);
+    }
   }
 
   private toolEnded(spans: ToolSpan[]): void {

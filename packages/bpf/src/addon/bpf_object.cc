@@ -23,6 +23,8 @@ void BpfObject::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BpfObject::Attach>("attach"),
           InstanceMethod<&BpfObject::Detach>("detach"),
           InstanceMethod<&BpfObject::IsAttached>("isAttached"),
+          InstanceMethod<&BpfObject::AttachUprobe>("attachUprobe"),
+          InstanceMethod<&BpfObject::DetachUprobe>("detachUprobe"),
           InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
           InstanceMethod<&BpfObject::MapLookup>("mapLookup"),
           InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
@@ -185,12 +187,51 @@ Napi::Value BpfObject::IsAttached(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, links_.count(name) != 0);
 }
 
+// attachUprobe(progName, binaryPath, funcName, retprobe): the function is
+// found by name in the binary's symbol table, so no offsets are hard-coded.
+void BpfObject::AttachUprobe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "attachUprobe()", "progName");
+  const std::string binary = StringArg(info, 1, "attachUprobe()", "binaryPath");
+  const std::string func = StringArg(info, 2, "attachUprobe()", "funcName");
+  const bool retprobe = info.Length() > 3 && info[3].ToBoolean().Value();
+  const std::string what = "attachUprobe(" + name + ", " + binary + ":" + func + ")";
+  RequireOpen(env, what);
+  struct bpf_program* prog = FindProgram(env, what, name);
+  const std::string key = name + '\0' + binary + '\0' + func;
+  if (uprobe_links_.count(key) != 0) return;
+  RequireLoaded(env, what);
+  LibbpfLogScope log;
+  LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe, .func_name = func.c_str());
+  errno = 0;
+  struct bpf_link* link = bpf_program__attach_uprobe_opts(prog, -1, binary.c_str(), 0, &opts);
+  if (link == nullptr) {
+    int err = PositiveErr(-errno);
+    throw MakeBpfError(env, what, err,
+                       err == ENOENT ? "the binary or the function symbol was not found (is the binary stripped?)"
+                                     : HintFor(err, ErrorContext{}));
+  }
+  uprobe_links_[key] = link;
+}
+
+void BpfObject::DetachUprobe(const Napi::CallbackInfo& info) {
+  const std::string name = StringArg(info, 0, "detachUprobe()", "progName");
+  const std::string binary = StringArg(info, 1, "detachUprobe()", "binaryPath");
+  const std::string func = StringArg(info, 2, "detachUprobe()", "funcName");
+  auto it = uprobe_links_.find(name + '\0' + binary + '\0' + func);
+  if (it == uprobe_links_.end()) return;
+  bpf_link__destroy(it->second);
+  uprobe_links_.erase(it);
+}
+
 void BpfObject::Close(const Napi::CallbackInfo& /*info*/) { CloseInternal(); }
 
 void BpfObject::CloseInternal() {
   StopRingBufferInternal();
   for (auto& entry : links_) bpf_link__destroy(entry.second);
   links_.clear();
+  for (auto& entry : uprobe_links_) bpf_link__destroy(entry.second);
+  uprobe_links_.clear();
   if (obj_ != nullptr) {
     bpf_object__close(obj_);
     obj_ = nullptr;

@@ -31,6 +31,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   void Attach(const Napi::CallbackInfo& info);
   void Detach(const Napi::CallbackInfo& info);
   Napi::Value IsAttached(const Napi::CallbackInfo& info);
+  void AttachUprobe(const Napi::CallbackInfo& info);
+  void DetachUprobe(const Napi::CallbackInfo& info);
   void Close(const Napi::CallbackInfo& info);
 
   // Maps (bpf_object_maps.cc).
@@ -64,6 +66,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   bool loaded_ = false;
   bool load_failed_ = false;
   std::map<std::string, struct bpf_link*> links_;  // by program name
+  // uprobes: one program may sit on several functions of several binaries;
+  // keyed by "prog\0binary\0function".
+  std::map<std::string, struct bpf_link*> uprobe_links_;
   RingBufferPoller* ring_buffer_ = nullptr;
 };
 

@@ -16,6 +16,7 @@
 #include "probes/net.bpf.c"
 #include "probes/process.bpf.c"
 #include "probes/context.bpf.c"
+#include "probes/work.bpf.c"
 
 /* Keep the event structs in the object's BTF even where the code only casts
  * to them, so the layout test can read them back. */

@@ -6,7 +6,7 @@
  *
  *   1. thread slot     the span the agent published in its own memory
  *   2. thread map      otel_traces_ctx_v1[pid_tgid]
- *   3. work item       (to come: libuv threadpool uprobes)
+ *   3. work item       the span a libuv work item was submitted under
  *   4. descriptor      (to come: (tgid, fd) -> span; the query carries fd)
  *   5. process         the span the process was forked under
  */
@@ -36,6 +36,11 @@ static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct a
 	if (s && ar_span_is_set(s)) {
 		*out = *s;
 		return AR_ATTR_THREAD;
+	}
+	s = bpf_map_lookup_elem(&ar_work_current, &q->pid_tgid);
+	if (s && ar_span_is_set(s)) {
+		*out = *s;
+		return AR_ATTR_WORK;
 	}
 	if (ar_span_is_set(&q->proc->span)) {
 		*out = q->proc->span;

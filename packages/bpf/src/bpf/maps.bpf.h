@@ -32,6 +32,28 @@ struct {
 	__type(value, __u64);
 } ar_thread_slots SEC(".maps");
 
+/* Rung 3: a libuv work item (struct uv__work *) submitted under a span, by
+ * process, and the span of the item each threadpool thread runs now. */
+struct ar_work_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 work; /* user address of the struct uv__work */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ar_work_key);
+	__type(value, struct ar_span_ctx);
+} ar_work_items SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ar_span_ctx);
+} ar_work_current SEC(".maps");
+
 /* Syscall arguments saved at sys_enter, consumed at sys_exit. */
 struct ar_pending_syscall {
 	__u64 ts_ns;
