@@ -35,6 +35,8 @@ function line(e: KernelEvent): string {
       return `fork    -> pid ${e.childPid}`;
     case 'proc.exit':
       return `exit    ${e.signal ? `signal ${e.signal}` : `code ${e.exitCode}`}`;
+    case 'dns.lookup':
+      return `lookup  ${e.name}  ${e.ret === 0 ? 'ok' : `error ${e.ret}`}  ${us(e.latencyNs)}`;
   }
 }
 

@@ -18,6 +18,7 @@ import {
   type ProcExecEvent,
   type ProcExitEvent,
   type ProcForkEvent,
+  type DnsLookupEvent,
   type SpanRef,
 } from '@agentrace/bpf';
 import { Actor } from './support/actor.js';
@@ -323,5 +324,36 @@ test('work submitted to the libuv threadpool carries its span to the thread that
   assert.deepEqual([eb.span, eb.attrSource], [b, AttrSource.Work]);
   const en = await log.waitFor(isOpen(none), 'the threadpool open with no span');
   assert.deepEqual([en.span, en.attrSource], [null, AttrSource.None], 'a reused work item does not keep an old span');
+  await actor.exit(0);
+});
+
+test('a name lookup on the threadpool arrives with its name, result and span', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes, log } = withProbes(t);
+  const name = `tool-${randomBytes(4).toString('hex')}.agentrace.test`;
+  const hosts = path.join(dir, 'hosts');
+  fs.writeFileSync(hosts, `127.0.0.1 localhost\n127.0.0.7 ${name}\n`);
+  const actor = await Actor.start({ hostsFile: hosts });
+  actors.push(actor);
+  const exe = fs.realpathSync(`/proc/${actor.pid}/exe`);
+  assert.deepEqual(probes.attachWorkProbes(exe).missing, []);
+  const libc = fs
+    .readFileSync(`/proc/${actor.pid}/maps`, 'utf8')
+    .split('\n')
+    .map((l) => l.split(/\s+/)[5] ?? '')
+    .find((p) => /\/libc[.-][^/]*so/.test(p));
+  assert.ok(libc, 'the actor maps a libc');
+  assert.deepEqual(probes.attachDnsProbes(libc), { ok: true });
+  probes.track(actor.pid);
+  const span = newSpan();
+  probes.setThreadSpan(actor.pid, actor.pid, span);
+
+  assert.deepEqual(await actor.do({ op: 'lookup', name }), { ok: true, address: '127.0.0.7' });
+  const e = await log.waitFor((x): x is DnsLookupEvent => x.kind === 'dns.lookup' && x.name === name, 'the lookup');
+  assert.equal(e.pid, actor.pid);
+  assert.notEqual(e.tid, actor.pid, 'dns.lookup runs getaddrinfo on a threadpool thread');
+  assert.equal(e.ret, 0);
+  assert.deepEqual([e.span, e.attrSource], [span, AttrSource.Work]);
+  assert.ok(e.latencyNs > 0n);
   await actor.exit(0);
 });

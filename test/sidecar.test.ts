@@ -51,8 +51,15 @@ const node24 = process.env.AGENTRACE_NODE24;
 const runtimes: Array<[string, string]> = [[`node ${process.version}`, process.execPath]];
 if (node24) runtimes.push(['node 24', node24]);
 
+const lookupName = `svc-${randomBytes(4).toString('hex')}.agentrace.test`;
+
+/** Runs the agent with a private /etc/hosts, so its lookups never leave the machine. */
 async function runAgent(socketPath: string, plan: object, node = process.execPath): Promise<number | null> {
-  const child = spawn(node, [agentScript, JSON.stringify(plan)], {
+  const hosts = path.join(dir, 'hosts');
+  fs.writeFileSync(hosts, `127.0.0.1 localhost\n127.0.0.9 ${lookupName}\n`);
+  const full = { lookupName, asyncPath: uniqueFile('async'), ...plan };
+  const script = 'mount --bind "$0" /etc/hosts && exec "$@"';
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, hosts, node, agentScript, JSON.stringify(full)], {
     env: { ...process.env, AGENTRACE_SOCKET: socketPath },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -90,7 +97,7 @@ test('the agent runs on Node 24 too (in CI)', (t) => {
 });
 
 for (const [runtime, node] of runtimes) for (const parallel of [false, true]) {
-  test(`each tool call's open, connect and child process are exported under it (${parallel ? 'parallel' : 'sequential'} calls, agent on ${runtime})`, async (t) => {
+  test(`each tool call's opens (sync and threadpool), connect, name lookup and child process are exported under it (${parallel ? 'parallel' : 'sequential'} calls, agent on ${runtime})`, async (t) => {
     if (!requireBpf(t)) return;
     const { sidecar, socketPath, file } = await startSidecar(`${parallel ? 'parallel' : 'sequential'}-${runtime.replace(/\W+/g, '')}`);
     const openPath = uniqueFile('open');
@@ -122,6 +129,18 @@ for (const [runtime, node] of runtimes) for (const parallel of [false, true]) {
     assert.equal(connect!.attributes['network.peer.address'], '127.0.0.1');
     assert.equal(connect!.attributes['network.transport'], 'tcp');
     assert.ok(['ok', 'in_progress'].includes(connect!.attributes['agentrace.connect.result'] as string));
+
+    const lookupTool = toolSpan(spans, 'lookup_name');
+    const lookup = spans.find((s) => s.attributes['dns.question.name'] === lookupName);
+    assertUnder(lookup, lookupTool, spans, 'the name lookup');
+    assert.equal(lookup!.parentSpanId, lookupTool.spanId);
+    assert.equal(lookup!.attributes['agentrace.dns.result'], 'ok');
+    assert.equal(lookup!.attributes['agentrace.attribution'], 'work', 'getaddrinfo ran on the threadpool');
+
+    const asyncTool = toolSpan(spans, 'read_async');
+    const asyncOpen = spans.find((s) => s.name === 'open' && String(s.attributes['file.path']).includes('/async-'));
+    assertUnder(asyncOpen, asyncTool, spans, 'the fs.promises open');
+    assert.equal(asyncOpen!.attributes['agentrace.attribution'], 'work');
 
     const shellTool = toolSpan(spans, 'run_shell');
     const sh = spans.find((s) => s.attributes['process.executable.path'] === '/bin/sh');

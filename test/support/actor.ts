@@ -13,12 +13,14 @@ export interface ActorReply {
   status?: number | null;
   ready?: boolean;
   pid?: number;
+  address?: string;
   received?: Array<{ t: string; code?: string; message?: string; pid?: number }>;
 }
 
 export type ActorCommand =
   | { op: 'open'; path: string; flags?: string }
   | { op: 'openAsync'; path: string }
+  | { op: 'lookup'; name: string }
   | { op: 'connect'; host?: string; port?: number; path?: string }
   | { op: 'spawn'; file: string; args: string[] }
   | { op: 'slotRegister' }
@@ -41,8 +43,19 @@ export class Actor {
     this.replies = lines[Symbol.asyncIterator]();
   }
 
-  static async start(): Promise<Actor> {
-    const child = spawn(process.execPath, [actorPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+  /**
+   * Starts an actor. With `hostsFile`, it runs in its own mount namespace
+   * with that file bind-mounted over /etc/hosts, so its name lookups are
+   * answered locally and never leave the machine.
+   */
+  static async start(opts: { hostsFile?: string } = {}): Promise<Actor> {
+    const child = opts.hostsFile
+      ? spawn(
+          'unshare',
+          ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$1" "$2"', opts.hostsFile, process.execPath, actorPath],
+          { stdio: ['pipe', 'pipe', 'inherit'] },
+        )
+      : spawn(process.execPath, [actorPath], { stdio: ['pipe', 'pipe', 'inherit'] });
     const lines = readline.createInterface({ input: child.stdout! });
     const actor = new Actor(child, lines);
     const ready = await actor.next();

@@ -69,7 +69,16 @@ export interface ProcExitEvent extends EventHeader {
   signal: number;
 }
 
-export type KernelEvent = FileOpenEvent | NetConnectEvent | ProcExecEvent | ProcForkEvent | ProcExitEvent;
+export interface DnsLookupEvent extends EventHeader {
+  kind: 'dns.lookup';
+  /** The name given to getaddrinfo(3). */
+  name: string;
+  /** 0, or getaddrinfo's EAI_* code (negative). */
+  ret: number;
+  latencyNs: bigint;
+}
+
+export type KernelEvent = FileOpenEvent | NetConnectEvent | ProcExecEvent | ProcForkEvent | ProcExitEvent | DnsLookupEvent;
 
 export class DecodeError extends Error {
   override readonly name = 'DecodeError';
@@ -243,6 +252,18 @@ export function decodeEvent(buf: Buffer): KernelEvent {
         ...hdr,
         exitCode: buf.readInt32LE(L.fields.exit_code),
         signal: buf.readUInt32LE(L.fields.signal),
+      };
+    }
+    case EventKind.DnsLookup: {
+      const L = layouts.ar_dns_lookup_event;
+      expectSize(buf, L.size, 'dns.lookup');
+      const f = L.fields;
+      return {
+        kind: 'dns.lookup',
+        ...hdr,
+        ret: buf.readInt32LE(f.ret),
+        latencyNs: buf.readBigUInt64LE(f.latency_ns),
+        name: cString(buf, f.name, L.size - f.name),
       };
     }
     default:

@@ -9,6 +9,7 @@ export type {
   ProcExecEvent,
   ProcForkEvent,
   ProcExitEvent,
+  DnsLookupEvent,
   SocketAddress,
   SpanRef,
 } from './decode.js';

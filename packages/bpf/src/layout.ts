@@ -22,6 +22,7 @@ export const EventKind = {
   ProcExec: 3,
   ProcFork: 4,
   ProcExit: 5,
+  DnsLookup: 6,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
@@ -75,6 +76,7 @@ export const layouts = {
   },
   ar_proc_fork_event: { size: 72, fields: { hdr: 0, child_pid: 64, _pad: 68 } },
   ar_proc_exit_event: { size: 72, fields: { hdr: 0, exit_code: 64, signal: 68 } },
+  ar_dns_lookup_event: { size: 336, fields: { hdr: 0, ret: 64, _pad: 68, latency_ns: 72, name: 80 } },
 } as const satisfies Record<string, StructLayout>;
 
 export type StructName = keyof typeof layouts;

@@ -174,6 +174,22 @@ export class Probes {
     return result;
   }
 
+  /**
+   * Hooks getaddrinfo(3) in `libcPath` (the libc a tracked process maps), so
+   * name lookups become dns.lookup events. Idempotent per library; returns
+   * why not when it cannot.
+   */
+  attachDnsProbes(libcPath: string): { ok: true } | { ok: false; reason: string } {
+    try {
+      this.obj.attachUprobe('dns_getaddrinfo_enter', libcPath, 'getaddrinfo');
+      this.obj.attachUprobe('dns_getaddrinfo_exit', libcPath, 'getaddrinfo', true);
+      return { ok: true };
+    } catch (err) {
+      this.obj.detachUprobe('dns_getaddrinfo_enter', libcPath, 'getaddrinfo');
+      return { ok: false, reason: (err as Error).message };
+    }
+  }
+
   /** Traces a process from now on; its future children are tracked by the kernel. */
   track(pid: number): void {
     const info = Buffer.alloc(layouts.ar_proc_info.size);

@@ -3,7 +3,7 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import { AttrSource, type FileOpenEvent, type NetConnectEvent } from '@agentrace/bpf';
+import { AttrSource, type DnsLookupEvent, type FileOpenEvent, type NetConnectEvent } from '@agentrace/bpf';
 import type { ExportSpan } from './otlp/span.js';
 
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
@@ -96,6 +96,38 @@ export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpa
   attrs['agentrace.connect.result'] = e.ret === 0 ? 'ok' : e.ret === -EINPROGRESS ? 'in_progress' : errnoName(e.ret);
   const span = base(parent, spanId, peerText ? `connect ${peerText}` : 'connect', SpanKind.CLIENT, endNs - e.latencyNs, endNs, attrs);
   return e.ret < 0 && e.ret !== -EINPROGRESS ? fail(span, e.ret) : span;
+}
+
+// getaddrinfo's EAI_* codes (glibc values), for error.type.
+const eaiNames: Record<number, string> = {
+  [-1]: 'EAI_BADFLAGS',
+  [-2]: 'EAI_NONAME',
+  [-3]: 'EAI_AGAIN',
+  [-4]: 'EAI_FAIL',
+  [-6]: 'EAI_FAMILY',
+  [-7]: 'EAI_SOCKTYPE',
+  [-8]: 'EAI_SERVICE',
+  [-10]: 'EAI_MEMORY',
+  [-11]: 'EAI_SYSTEM',
+  [-12]: 'EAI_OVERFLOW',
+  [-5]: 'EAI_NODATA',
+  [-9]: 'EAI_ADDRFAMILY',
+};
+
+export function dnsLookupSpan(e: DnsLookupEvent, endNs: bigint, parent: KernelSpanParent, spanId: string): ExportSpan {
+  const result = e.ret === 0 ? 'ok' : (eaiNames[e.ret] ?? `EAI_${e.ret}`);
+  const span = base(parent, spanId, `getaddrinfo ${e.name}`, SpanKind.CLIENT, endNs - e.latencyNs, endNs, {
+    'dns.question.name': e.name,
+    'agentrace.dns.result': result,
+    'process.pid': e.pid,
+    'thread.id': e.tid,
+    'agentrace.attribution': attributionName(e.attrSource),
+  });
+  if (e.ret !== 0) {
+    span.attributes['error.type'] = result;
+    span.status = { code: SpanStatusCode.ERROR, message: result };
+  }
+  return span;
 }
 
 /** A child process from fork to exit, built up as its events arrive. */

@@ -44,7 +44,7 @@ export class Sidecar {
   private server?: SocketServer;
   private housekeeping?: NodeJS.Timeout;
   private stopped = false;
-  private readonly hookedBinaries = new Set<string>();
+  private readonly hooked = new Set<string>();
   private readonly log: (line: string) => void;
 
   private constructor(
@@ -144,7 +144,7 @@ export class Sidecar {
     return {
       onHello: (conn: AgentConnection, msg: { resource?: Attributes; sdk?: string; runtime?: string }) => {
         conn.resource = { ...sanitizeAttributes(msg.resource), 'process.pid': conn.pid };
-        this.hookThreadpool(conn.pid);
+        this.hookBinaries(conn.pid);
         this.probes.track(conn.pid);
       },
       onSpanStart: (conn: AgentConnection, msg: SpanStartMessage) => {
@@ -174,20 +174,38 @@ export class Sidecar {
     };
   }
 
-  /** Hooks libuv's threadpool in the agent's own binary, once per binary. */
-  private hookThreadpool(pid: number): void {
+  /**
+   * Hooks what the agent's own binaries run: libuv's threadpool in its node
+   * binary, getaddrinfo in its libc. Once per binary; what cannot be hooked
+   * is said once and the rest of the ladder still works.
+   */
+  private hookBinaries(pid: number): void {
     let binary: string;
+    let libc: string | undefined;
     try {
       binary = fs.realpathSync(`/proc/${pid}/exe`);
+      libc = fs
+        .readFileSync(`/proc/${pid}/maps`, 'utf8')
+        .split('\n')
+        .map((line) => line.split(/\s+/)[5] ?? '')
+        .find((p) => /\/libc[.-][^/]*so/.test(p));
     } catch (err) {
-      this.log(`cannot find the binary of pid ${pid} (${(err as NodeJS.ErrnoException).code}): threadpool work is not attributed`);
+      this.log(`cannot read the binaries of pid ${pid} (${(err as NodeJS.ErrnoException).code}): threadpool work and name lookups are attributed by process only`);
       return;
     }
-    if (this.hookedBinaries.has(binary)) return;
-    this.hookedBinaries.add(binary);
-    const r = this.probes.attachWorkProbes(binary);
-    for (const m of r.missing) {
-      this.log(`${binary}: cannot hook ${m.func} (${m.reason}); its threadpool work is attributed by process only`);
+    if (!this.hooked.has(binary)) {
+      this.hooked.add(binary);
+      for (const m of this.probes.attachWorkProbes(binary).missing) {
+        this.log(`${binary}: cannot hook ${m.func} (${m.reason}); its threadpool work is attributed by process only`);
+      }
+    }
+    if (libc === undefined) {
+      if (!this.hooked.has(`no-libc:${binary}`)) this.log(`pid ${pid} (${binary}) maps no glibc: its name lookups are not seen`);
+      this.hooked.add(`no-libc:${binary}`);
+    } else if (!this.hooked.has(libc)) {
+      this.hooked.add(libc);
+      const r = this.probes.attachDnsProbes(libc);
+      if (!r.ok) this.log(`${libc}: cannot hook getaddrinfo (${r.reason}); name lookups are not seen`);
     }
   }
 

@@ -16,7 +16,10 @@ function detail(s: ExportSpan): string {
   if (a['process.command_args'] !== undefined) parts.push(`[${(a['process.command_args'] as string[]).join(' ')}]`);
   if (a['process.exit.code'] !== undefined) parts.push(`exit ${a['process.exit.code']}`);
   if (a['agentrace.connect.result'] !== undefined) parts.push(String(a['agentrace.connect.result']));
-  if (a['error.type'] !== undefined && a['agentrace.connect.result'] === undefined) parts.push(`error ${a['error.type']}`);
+  if (a['agentrace.dns.result'] !== undefined) parts.push(String(a['agentrace.dns.result']));
+  if (a['error.type'] !== undefined && a['agentrace.connect.result'] === undefined && a['agentrace.dns.result'] === undefined) {
+    parts.push(`error ${a['error.type']}`);
+  }
   if (a['agentrace.attribution'] !== undefined) parts.push(`(${a['agentrace.attribution']})`);
   return parts.join('  ');
 }

@@ -17,6 +17,7 @@
 #include "probes/process.bpf.c"
 #include "probes/context.bpf.c"
 #include "probes/work.bpf.c"
+#include "probes/dns.bpf.c"
 
 /* Keep the event structs in the object's BTF even where the code only casts
  * to them, so the layout test can read them back. */
@@ -25,6 +26,7 @@ struct ar_net_connect_event *ar_btf_net_connect __attribute__((unused));
 struct ar_proc_exec_event *ar_btf_proc_exec __attribute__((unused));
 struct ar_proc_fork_event *ar_btf_proc_fork __attribute__((unused));
 struct ar_proc_exit_event *ar_btf_proc_exit __attribute__((unused));
+struct ar_dns_lookup_event *ar_btf_dns_lookup __attribute__((unused));
 struct ar_pending_syscall *ar_btf_pending __attribute__((unused));
 struct ar_thread_slot *ar_btf_thread_slot __attribute__((unused));
 

@@ -25,6 +25,7 @@ enum ar_event_kind {
 	AR_EV_PROC_EXEC = 3,
 	AR_EV_PROC_FORK = 4,
 	AR_EV_PROC_EXIT = 5,
+	AR_EV_DNS_LOOKUP = 6,
 };
 
 /* Which rung of the attribution ladder (DESIGN.md) found the span. */
@@ -133,6 +134,15 @@ struct ar_proc_exit_event {
 	struct ar_event_header hdr;
 	__s32 exit_code; /* exit status, or 0 when killed by a signal */
 	__u32 signal;    /* terminating signal, 0 for a normal exit */
+};
+
+/* getaddrinfo(3) in libc: the name looked up, its result and latency. */
+struct ar_dns_lookup_event {
+	struct ar_event_header hdr;
+	__s32 ret; /* 0, or an EAI_* code (negative) */
+	__u32 _pad;
+	__u64 latency_ns;
+	char name[AR_PATH_LEN];
 };
 
 #endif /* AGENTRACE_H */

@@ -54,6 +54,20 @@ struct {
 	__type(value, struct ar_span_ctx);
 } ar_work_current SEC(".maps");
 
+/* getaddrinfo calls in progress, by thread: the name pointer and the start
+ * time. Not ar_pending: getaddrinfo makes syscalls of its own meanwhile. */
+struct ar_pending_dns {
+	__u64 ts_ns;
+	__u64 name;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct ar_pending_dns);
+} ar_pending_dns SEC(".maps");
+
 /* Syscall arguments saved at sys_enter, consumed at sys_exit. */
 struct ar_pending_syscall {
 	__u64 ts_ns;
