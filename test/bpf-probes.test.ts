@@ -357,3 +357,37 @@ test('a name lookup on the threadpool arrives with its name, result and span', a
   assert.ok(e.latencyNs > 0n);
   await actor.exit(0);
 });
+
+test('I/O on a descriptor is counted under the span it was opened under, whatever runs later', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes } = withProbes(t);
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const [opener, other] = [newSpan(), newSpan()];
+  const file = path.join(dir, `io-${randomBytes(4).toString('hex')}`);
+
+  probes.setThreadSpan(actor.pid, actor.pid, opener);
+  const { fd } = await actor.do({ op: 'openKeep', path: file, flags: 'w+' });
+  assert.ok(typeof fd === 'number' && fd >= 0);
+  // Later I/O runs under another span (or none): it still counts to the opener.
+  probes.setThreadSpan(actor.pid, actor.pid, other);
+  assert.equal((await actor.do({ op: 'writeFd', fd, bytes: 1000 })).written, 1000);
+  assert.equal((await actor.do({ op: 'writeFd', fd, bytes: 234 })).written, 234);
+  probes.clearThreadSpan(actor.pid, actor.pid);
+  assert.equal((await actor.do({ op: 'readFd', fd, bytes: 4096 })).read, 1234);
+  await actor.do({ op: 'closeFd', fd });
+  // After close the descriptor number is forgotten: reusing it counts nothing.
+  const again = await actor.do({ op: 'openKeep', path: file, flags: 'r' });
+  await actor.do({ op: 'readFd', fd: again.fd!, bytes: 10 });
+
+  const totals = probes.takeIoTotals([opener.spanId, other.spanId]);
+  assert.deepEqual(totals.get(opener.spanId), {
+    read: { calls: 1, bytes: 1234 },
+    write: { calls: 2, bytes: 1234 },
+    send: { calls: 0, bytes: 0 },
+    recv: { calls: 0, bytes: 0 },
+  });
+  assert.equal(totals.has(other.spanId), false, 'nothing counts to the span that merely ran later');
+  assert.equal(probes.takeIoTotals([opener.spanId]).size, 0, 'taking the totals resets them');
+  await actor.exit(0);
+});

@@ -14,12 +14,19 @@ export interface ActorReply {
   ready?: boolean;
   pid?: number;
   address?: string;
+  fd?: number;
+  written?: number;
+  read?: number;
   received?: Array<{ t: string; code?: string; message?: string; pid?: number }>;
 }
 
 export type ActorCommand =
   | { op: 'open'; path: string; flags?: string }
   | { op: 'openAsync'; path: string }
+  | { op: 'openKeep'; path: string; flags: string }
+  | { op: 'writeFd'; fd: number; bytes: number }
+  | { op: 'readFd'; fd: number; bytes: number }
+  | { op: 'closeFd'; fd: number }
   | { op: 'lookup'; name: string }
   | { op: 'connect'; host?: string; port?: number; path?: string }
   | { op: 'spawn'; file: string; args: string[] }

@@ -37,6 +37,10 @@ export const AttrSource = {
 } as const;
 export type AttrSource = (typeof AttrSource)[keyof typeof AttrSource];
 
+/** Kinds of descriptor I/O counted per span. */
+export const IoKind = { Read: 0, Write: 1, Send: 2, Recv: 3 } as const;
+export const IO_KIND_COUNT = 4;
+
 /** Indexes of the ar_stats per-CPU counters. */
 export const Stat = {
   Events: 0,
@@ -57,6 +61,8 @@ export const layouts = {
     fields: { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26, _reserved: 28 },
   },
   ar_span_ctx: { size: 24, fields: { trace_id: 0, span_id: 16 } },
+  ar_io_key: { size: 16, fields: { span_id: 0, kind: 8, _pad: 12 } },
+  ar_io_totals: { size: 16, fields: { calls: 0, bytes: 8 } },
   ar_proc_info: { size: 32, fields: { span: 0, parent_tgid: 24, flags: 28 } },
   ar_event_header: {
     size: 64,

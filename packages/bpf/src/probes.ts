@@ -3,11 +3,11 @@
 // runs, and receive decoded events. The sidecar uses only this.
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { decodeEvent, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
-import { layouts, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
+import { IoKind, layouts, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
 import { ensureTracefs } from './tracefs.js';
 
 /** Probe families, attached and detached as a whole. */
-export const probeGroups = ['file', 'net', 'process', 'context'] as const;
+export const probeGroups = ['file', 'net', 'process', 'context', 'io'] as const;
 export type ProbeGroup = (typeof probeGroups)[number];
 
 // Program names in src/bpf/probes/*.bpf.c start with their group's name.
@@ -58,6 +58,26 @@ export interface ProbeStats {
   decodeErrors: number;
 }
 
+export interface IoCount {
+  calls: number;
+  bytes: number;
+}
+
+/** Descriptor I/O counted under one span. */
+export interface IoTotals {
+  read: IoCount;
+  write: IoCount;
+  send: IoCount;
+  recv: IoCount;
+}
+
+const ioKindNames: Record<number, keyof IoTotals> = {
+  [IoKind.Read]: 'read',
+  [IoKind.Write]: 'write',
+  [IoKind.Send]: 'send',
+  [IoKind.Recv]: 'recv',
+};
+
 export type EventsHandler = (events: KernelEvent[]) => void;
 export type DecodeErrorHandler = (error: Error, sample: Buffer) => void;
 
@@ -65,6 +85,11 @@ const TRACKED = 'ar_tracked_procs';
 const THREAD_SPANS = 'otel_traces_ctx_v1';
 const EVENTS = 'ar_events';
 const STATS = 'ar_stats';
+const IO_TOTALS = 'ar_io_totals';
+
+function emptyIoTotals(): IoTotals {
+  return { read: { calls: 0, bytes: 0 }, write: { calls: 0, bytes: 0 }, send: { calls: 0, bytes: 0 }, recv: { calls: 0, bytes: 0 } };
+}
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -248,6 +273,32 @@ export class Probes {
       }
       if (events.length > 0) handler(events);
     });
+  }
+
+  /**
+   * Takes the descriptor I/O the kernel counted for `spanIds` (16 hex digits
+   * each) and forgets it, so each byte is reported once. Spans with nothing
+   * counted are left out.
+   */
+  takeIoTotals(spanIds: Iterable<string>): Map<string, IoTotals> {
+    const out = new Map<string, IoTotals>();
+    const L = layouts.ar_io_key;
+    const T = layouts.ar_io_totals.fields;
+    for (const spanId of spanIds) {
+      const raw = parseHex(spanId, SPAN_ID_LEN, 'spanId');
+      for (const [kind, name] of Object.entries(ioKindNames)) {
+        const key = Buffer.alloc(L.size);
+        raw.copy(key, L.fields.span_id);
+        key.writeUInt32LE(Number(kind), L.fields.kind);
+        const v = this.obj.mapLookup(IO_TOTALS, key);
+        if (!v) continue;
+        this.obj.mapDelete(IO_TOTALS, key);
+        const totals = out.get(spanId) ?? emptyIoTotals();
+        totals[name] = { calls: Number(v.readBigUInt64LE(T.calls)), bytes: Number(v.readBigUInt64LE(T.bytes)) };
+        out.set(spanId, totals);
+      }
+    }
+    return out;
   }
 
   /** Consumes what the ring buffer holds right now; returns the number of samples. */

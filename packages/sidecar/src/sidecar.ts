@@ -10,6 +10,7 @@ import { SocketServer, type AgentConnection, type SocketServerStats } from './so
 import { ToolSpanRegistry, Refusal, type ToolSpan } from './tool-spans.js';
 import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
+import { IoSummaries } from './io-summary.js';
 import { nowNs } from './time.js';
 import { sanitizeAttributes } from './attributes.js';
 import type { ExportSpan } from './otlp/span.js';
@@ -41,6 +42,7 @@ export class Sidecar {
   private readonly registry = new ToolSpanRegistry();
   private readonly threads: ThreadSpans;
   private readonly attribution: Attribution;
+  private readonly io: IoSummaries;
   private server?: SocketServer;
   private housekeeping?: NodeJS.Timeout;
   private stopped = false;
@@ -53,6 +55,7 @@ export class Sidecar {
   ) {
     this.log = opts.log ?? ((line) => process.stderr.write(`agentrace: ${line}\n`));
     this.threads = new ThreadSpans(probes);
+    this.io = new IoSummaries(probes, (spans) => this.emit(spans));
     this.attribution = new Attribution({
       registry: this.registry,
       toEpochNs: (ns) => probes.toEpochNs(ns),
@@ -73,8 +76,9 @@ export class Sidecar {
       sidecar.server = await SocketServer.listen(opts.socketPath, sidecar.handlers(), SIDECAR_VERSION);
       sidecar.housekeeping = setInterval(() => {
         sidecar.attribution.expire();
+        sidecar.io.collect();
         sidecar.registry.prune();
-      }, 1000).unref();
+      }, 250).unref();
       return sidecar;
     } catch (err) {
       probes.close();
@@ -129,6 +133,7 @@ export class Sidecar {
     }
     this.attribution.expire(Date.now(), true);
     this.attribution.closeRunningProcesses(end);
+    this.io.collect(Date.now(), true);
     const s = this.stats();
     this.probes.close();
     await Promise.all(this.opts.exporters.map((e) => e.shutdown(timeoutMs)));
@@ -213,6 +218,7 @@ export class Sidecar {
     const out: ExportSpan[] = [];
     for (const span of spans) {
       this.threads.remove(span);
+      this.io.toolEnded(span);
       if (span.exportSelf && span.sampled) out.push(toExportSpan(span));
     }
     if (out.length) this.emit(out);

@@ -20,6 +20,10 @@ function detail(s: ExportSpan): string {
   if (a['error.type'] !== undefined && a['agentrace.connect.result'] === undefined && a['agentrace.dns.result'] === undefined) {
     parts.push(`error ${a['error.type']}`);
   }
+  for (const kind of ['read', 'write', 'send', 'recv']) {
+    const calls = a[`agentrace.io.${kind}.calls`];
+    if (calls !== undefined) parts.push(`${kind} ${calls}× ${a[`agentrace.io.${kind}.bytes`]} B`);
+  }
   if (a['agentrace.attribution'] !== undefined) parts.push(`(${a['agentrace.attribution']})`);
   return parts.join('  ');
 }

@@ -18,6 +18,7 @@
 #include "probes/context.bpf.c"
 #include "probes/work.bpf.c"
 #include "probes/dns.bpf.c"
+#include "probes/io.bpf.c"
 
 /* Keep the event structs in the object's BTF even where the code only casts
  * to them, so the layout test can read them back. */
@@ -29,5 +30,6 @@ struct ar_proc_exit_event *ar_btf_proc_exit __attribute__((unused));
 struct ar_dns_lookup_event *ar_btf_dns_lookup __attribute__((unused));
 struct ar_pending_syscall *ar_btf_pending __attribute__((unused));
 struct ar_thread_slot *ar_btf_thread_slot __attribute__((unused));
+struct ar_io_totals *ar_btf_io_totals __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

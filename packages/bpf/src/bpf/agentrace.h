@@ -74,6 +74,28 @@ struct ar_thread_slot {
 	__u32 _reserved;
 };
 
+/* Kinds of descriptor I/O counted per span (ar_io_key.kind). */
+enum ar_io_kind {
+	AR_IO_READ = 0,  /* read, readv, pread64 */
+	AR_IO_WRITE = 1, /* write, writev, pwrite64 */
+	AR_IO_SEND = 2,  /* sendto, sendmsg */
+	AR_IO_RECV = 3,  /* recvfrom, recvmsg */
+	AR_IO_KINDS = 4,
+};
+
+/* Key and value of ar_io_totals: I/O on descriptors, counted under the span
+ * the descriptor was opened (or connected) under. */
+struct ar_io_key {
+	__u8 span_id[AR_SPAN_ID_LEN];
+	__u32 kind; /* enum ar_io_kind */
+	__u32 _pad;
+};
+
+struct ar_io_totals {
+	__u64 calls;
+	__u64 bytes;
+};
+
 /* Value of ar_tracked_procs, keyed by tgid. A zero span means the process
  * was tracked by the sidecar itself rather than inherited from a parent. */
 struct ar_proc_info {

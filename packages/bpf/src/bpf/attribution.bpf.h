@@ -7,7 +7,7 @@
  *   1. thread slot     the span the agent published in its own memory
  *   2. thread map      otel_traces_ctx_v1[pid_tgid]
  *   3. work item       the span a libuv work item was submitted under
- *   4. descriptor      (to come: (tgid, fd) -> span; the query carries fd)
+ *   4. descriptor      the span the descriptor was opened under
  *   5. process         the span the process was forked under
  */
 #ifndef AR_ATTRIBUTION_BPF_H
@@ -42,6 +42,14 @@ static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct a
 		*out = *s;
 		return AR_ATTR_WORK;
 	}
+	if (q->fd >= 0) {
+		struct ar_fd_key fk = { .tgid = q->pid_tgid >> 32, .fd = q->fd };
+		s = bpf_map_lookup_elem(&ar_fd_spans, &fk);
+		if (s && ar_span_is_set(s)) {
+			*out = *s;
+			return AR_ATTR_FD;
+		}
+	}
 	if (ar_span_is_set(&q->proc->span)) {
 		*out = q->proc->span;
 		return AR_ATTR_PROCESS;
@@ -61,6 +69,15 @@ static __always_inline void ar_fill_header(struct ar_event_header *h, __u32 kind
 	__builtin_memset(&h->span, 0, sizeof(h->span));
 	h->attr_source = ar_attribute(q, &h->span);
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* A descriptor opened or connected under a span keeps it (rung 4). */
+static __always_inline void ar_fd_remember(__u64 pid_tgid, __s32 fd, const struct ar_event_header *h)
+{
+	if (fd < 0 || h->attr_source == AR_ATTR_NONE)
+		return;
+	struct ar_fd_key fk = { .tgid = pid_tgid >> 32, .fd = fd };
+	bpf_map_update_elem(&ar_fd_spans, &fk, &h->span, BPF_ANY);
 }
 
 #endif /* AR_ATTRIBUTION_BPF_H */

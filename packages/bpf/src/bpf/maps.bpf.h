@@ -68,6 +68,35 @@ struct {
 	__type(value, struct ar_pending_dns);
 } ar_pending_dns SEC(".maps");
 
+/* Rung 4: the span each descriptor of a tracked process was opened under. */
+struct ar_fd_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ar_fd_key);
+	__type(value, struct ar_span_ctx);
+} ar_fd_spans SEC(".maps");
+
+/* Descriptor I/O in progress, by thread: which span and kind it counts to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ar_io_key);
+} ar_pending_io SEC(".maps");
+
+/* Calls and bytes per (span, kind); user space reads and deletes them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ar_io_key);
+	__type(value, struct ar_io_totals);
+} ar_io_totals SEC(".maps");
+
 /* Syscall arguments saved at sys_enter, consumed at sys_exit. */
 struct ar_pending_syscall {
 	__u64 ts_ns;

@@ -53,6 +53,8 @@ static __always_inline int ar_open_exit(long ret, int variant)
 		e->path[0] = 0;
 		ar_count(AR_STAT_READ_FAULTS);
 	}
+	if (ret >= 0)
+		ar_fd_remember(id, (__s32)ret, &e->hdr);
 	ar_submit(e);
 	return 0;
 }

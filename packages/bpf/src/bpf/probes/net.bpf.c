@@ -59,6 +59,8 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memset(e->sockaddr, 0, sizeof(e->sockaddr));
 	if (bpf_probe_read_user(e->sockaddr, len, (void *)p.args[1]))
 		ar_count(AR_STAT_READ_FAULTS);
+	if (e->ret == 0 || e->ret == -115 /* EINPROGRESS */)
+		ar_fd_remember(id, e->fd, &e->hdr);
 	ar_submit(e);
 	return 0;
 }

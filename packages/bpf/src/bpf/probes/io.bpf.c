@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* I/O family: reads, writes, sends and receives on descriptors that were
+ * opened or connected under a span are counted (calls, bytes) under that
+ * span, in the kernel, whenever they happen: also when libuv does them
+ * outside any JS callback. close() forgets the descriptor. */
+
+static __always_inline int ar_io_enter(__s64 fd, __u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!ar_tracked(id))
+		return 0;
+	struct ar_fd_key fk = { .tgid = id >> 32, .fd = (__s32)fd };
+	struct ar_span_ctx *span = bpf_map_lookup_elem(&ar_fd_spans, &fk);
+	if (!span)
+		return 0;
+	struct ar_io_key key = { .kind = kind };
+	__builtin_memcpy(key.span_id, span->span_id, sizeof(key.span_id));
+	if (bpf_map_update_elem(&ar_pending_io, &id, &key, BPF_ANY))
+		ar_count(AR_STAT_PENDING_FULL);
+	return 0;
+}
+
+static __always_inline int ar_io_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ar_io_key *pending = bpf_map_lookup_elem(&ar_pending_io, &id);
+	if (!pending)
+		return 0;
+	struct ar_io_key key = *pending;
+	bpf_map_delete_elem(&ar_pending_io, &id);
+	struct ar_io_totals *t = bpf_map_lookup_elem(&ar_io_totals, &key);
+	if (!t) {
+		/* NOEXIST: another CPU may have created it meanwhile; either way
+		 * the lookup below finds it unless the map is full. */
+		struct ar_io_totals zero = {};
+		bpf_map_update_elem(&ar_io_totals, &key, &zero, BPF_NOEXIST);
+		t = bpf_map_lookup_elem(&ar_io_totals, &key);
+		if (!t) {
+			ar_count(AR_STAT_PENDING_FULL);
+			return 0;
+		}
+	}
+	__sync_fetch_and_add(&t->calls, 1);
+	if (ret > 0)
+		__sync_fetch_and_add(&t->bytes, (__u64)ret);
+	return 0;
+}
+
+#define AR_IO_PROBES(name, kind)                                          \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
+	int io_##name##_enter(struct trace_event_raw_sys_enter *ctx)      \
+	{                                                                 \
+		return ar_io_enter((__s64)ctx->args[0], kind);            \
+	}                                                                 \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                        \
+	int io_##name##_exit(struct trace_event_raw_sys_exit *ctx)        \
+	{                                                                 \
+		return ar_io_exit(ctx->ret);                              \
+	}
+
+AR_IO_PROBES(read, AR_IO_READ)
+AR_IO_PROBES(readv, AR_IO_READ)
+AR_IO_PROBES(pread64, AR_IO_READ)
+AR_IO_PROBES(write, AR_IO_WRITE)
+AR_IO_PROBES(writev, AR_IO_WRITE)
+AR_IO_PROBES(pwrite64, AR_IO_WRITE)
+AR_IO_PROBES(sendto, AR_IO_SEND)
+AR_IO_PROBES(sendmsg, AR_IO_SEND)
+AR_IO_PROBES(recvfrom, AR_IO_RECV)
+AR_IO_PROBES(recvmsg, AR_IO_RECV)
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int io_close_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!ar_tracked(id))
+		return 0;
+	struct ar_fd_key fk = { .tgid = id >> 32, .fd = (__s32)ctx->args[0] };
+	bpf_map_delete_elem(&ar_fd_spans, &fk);
+	return 0;
+}
