@@ -14,7 +14,7 @@ import { Probes, bpfUnavailableReason } from '@agentrace/bpf';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const loopBin = path.join(here, '.build', 'syscall_loop');
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
-const OPS: Record<string, number> = { getppid: 2_000_000, open: 200_000, connect: 500_000 };
+const OPS: Record<string, number> = { getppid: 2_000_000, open: 200_000, write: 1_000_000, connect: 500_000 };
 type Condition = 'detached' | 'untracked' | 'tracked';
 const CONDITIONS: Condition[] = ['detached', 'untracked', 'tracked'];
 
@@ -77,7 +77,13 @@ async function main(): Promise<void> {
       const v = median(results.get(`${op}/${c}`)!);
       return c === 'detached' ? v.toFixed(0) : `${v.toFixed(0)} (x${(v / base).toFixed(2)}, +${(v - base).toFixed(0)})`;
     });
-    rows.push([op === 'open' ? 'open+close /dev/null' : op === 'connect' ? 'connect (AF_UNIX, ENOENT)' : 'getppid', ...cells]);
+    const label: Record<string, string> = {
+      getppid: 'getppid (no probe on it)',
+      open: 'open+close /dev/null',
+      write: 'write 1 byte to /dev/null',
+      connect: 'connect (AF_UNIX, ENOENT)',
+    };
+    rows.push([label[op] ?? op, ...cells]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  '));

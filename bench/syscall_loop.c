@@ -1,6 +1,6 @@
 // One syscall pattern in a tight loop, timed with CLOCK_MONOTONIC. Waits for
 // a line on stdin before it starts, so the driver can track it first.
-// usage: syscall_loop getppid|open|connect ITERATIONS  ->  prints ns per op
+// usage: syscall_loop getppid|open|write|connect ITERATIONS  ->  prints ns per op
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s getppid|open|connect ITERATIONS\n", argv[0]);
+		fprintf(stderr, "usage: %s getppid|open|write|connect ITERATIONS\n", argv[0]);
 		return 2;
 	}
 	const char *op = argv[1];
@@ -40,6 +40,12 @@ int main(int argc, char **argv)
 	} else if (!strcmp(op, "open")) {
 		for (long i = 0; i < n; i++)
 			close(open("/dev/null", O_RDONLY));
+	} else if (!strcmp(op, "write")) {
+		int fd = open("/dev/null", O_WRONLY);
+		for (long i = 0; i < n; i++)
+			if (write(fd, "x", 1) != 1)
+				return 1;
+		close(fd);
 	} else if (!strcmp(op, "connect")) {
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		for (long i = 0; i < n; i++)
