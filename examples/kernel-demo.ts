@@ -37,6 +37,8 @@ function line(e: KernelEvent): string {
       return `exit    ${e.signal ? `signal ${e.signal}` : `code ${e.exitCode}`}`;
     case 'dns.lookup':
       return `lookup  ${e.name}  ${e.ret === 0 ? 'ok' : `error ${e.ret}`}  ${us(e.latencyNs)}`;
+    case 'dns.query':
+      return `query   ${e.name ?? '?'} (${e.transport} port ${e.port})`;
   }
 }
 

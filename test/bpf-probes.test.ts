@@ -19,9 +19,11 @@ import {
   type ProcExitEvent,
   type ProcForkEvent,
   type DnsLookupEvent,
+  type DnsQueryEvent,
   type SpanRef,
 } from '@agentrace/bpf';
 import { Actor } from './support/actor.js';
+import { startDnsServer } from './support/dns-server.js';
 import { EventLog, requireBpf } from './support/bpf.js';
 
 const isOpen = (p: string) => (e: KernelEvent): e is FileOpenEvent => e.kind === 'file.open' && e.path === p;
@@ -389,5 +391,26 @@ test('I/O on a descriptor is counted under the span it was opened under, whateve
   });
   assert.equal(totals.has(other.spanId), false, 'nothing counts to the span that merely ran later');
   assert.equal(probes.takeIoTotals([opener.spanId]).size, 0, 'taking the totals resets them');
+  await actor.exit(0);
+});
+
+test('a DNS query sent to port 53 (dns.resolve, c-ares) arrives with its question and span', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes, log } = withProbes(t);
+  const server = await startDnsServer();
+  t.after(() => server.close());
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const span = newSpan();
+  probes.setThreadSpan(actor.pid, actor.pid, span);
+  const name = `q-${randomBytes(4).toString('hex')}.agentrace.test`;
+  assert.deepEqual(await actor.do({ op: 'resolve', name, server: '127.0.0.1' }), { ok: false, code: 'ENOTFOUND' });
+  assert.ok(server.asked.includes(name), 'the query reached the local server');
+  const q = await log.waitFor((e): e is DnsQueryEvent => e.kind === 'dns.query' && e.name === name, 'the query');
+  assert.equal(q.pid, actor.pid);
+  assert.equal(q.transport, 'udp');
+  assert.equal(q.port, 53);
+  assert.equal(q.questionType, 1, 'an A query');
+  assert.deepEqual(q.span, span);
   await actor.exit(0);
 });

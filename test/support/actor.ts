@@ -28,6 +28,7 @@ export type ActorCommand =
   | { op: 'readFd'; fd: number; bytes: number }
   | { op: 'closeFd'; fd: number }
   | { op: 'lookup'; name: string }
+  | { op: 'resolve'; name: string; server: string }
   | { op: 'connect'; host?: string; port?: number; path?: string }
   | { op: 'spawn'; file: string; args: string[] }
   | { op: 'slotRegister' }

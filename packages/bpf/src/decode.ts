@@ -78,7 +78,42 @@ export interface DnsLookupEvent extends EventHeader {
   latencyNs: bigint;
 }
 
-export type KernelEvent = FileOpenEvent | NetConnectEvent | ProcExecEvent | ProcForkEvent | ProcExitEvent | DnsLookupEvent;
+export interface DnsQueryEvent extends EventHeader {
+  kind: 'dns.query';
+  fd: number;
+  transport: 'udp' | 'tcp';
+  port: number;
+  /** The question's name, or null when the message could not be decoded. */
+  name: string | null;
+  /** The question's type (1 A, 28 AAAA, ...), or null. */
+  questionType: number | null;
+}
+
+export type KernelEvent =
+  | FileOpenEvent
+  | NetConnectEvent
+  | ProcExecEvent
+  | ProcForkEvent
+  | ProcExitEvent
+  | DnsLookupEvent
+  | DnsQueryEvent;
+
+/** The first question of a DNS message (RFC 1035 4.1); null if it is not one. */
+export function dnsQuestion(msg: Buffer): { name: string; type: number } | null {
+  if (msg.length < 12 || msg.readUInt16BE(4) < 1) return null; // QDCOUNT
+  const labels: string[] = [];
+  let off = 12;
+  for (;;) {
+    const len = msg[off];
+    if (len === undefined) return null;
+    if (len === 0) break;
+    if (len > 63 || off + 1 + len > msg.length) return null; // compression is not used in questions
+    labels.push(msg.toString('latin1', off + 1, off + 1 + len));
+    off += 1 + len;
+  }
+  if (off + 3 > msg.length) return null;
+  return { name: labels.join('.'), type: msg.readUInt16BE(off + 1) };
+}
 
 export class DecodeError extends Error {
   override readonly name = 'DecodeError';
@@ -264,6 +299,25 @@ export function decodeEvent(buf: Buffer): KernelEvent {
         ret: buf.readInt32LE(f.ret),
         latencyNs: buf.readBigUInt64LE(f.latency_ns),
         name: cString(buf, f.name, L.size - f.name),
+      };
+    }
+    case EventKind.DnsQuery: {
+      const L = layouts.ar_dns_query_event;
+      expectSize(buf, L.size, 'dns.query');
+      const f = L.fields;
+      const tcp = buf.readUInt8(f.transport) === 2;
+      const len = Math.min(buf.readUInt32LE(f.len), L.size - f.payload);
+      // Over TCP a DNS message is preceded by its 2-byte length.
+      const msg = buf.subarray(f.payload + (tcp ? 2 : 0), f.payload + len);
+      const q = dnsQuestion(msg);
+      return {
+        kind: 'dns.query',
+        ...hdr,
+        fd: buf.readInt32LE(f.fd),
+        transport: tcp ? 'tcp' : 'udp',
+        port: buf.readUInt16LE(f.port),
+        name: q?.name ?? null,
+        questionType: q?.type ?? null,
       };
     }
     default:

@@ -1,6 +1,6 @@
 export { Probes, probeGroups, workRunFunctions, workSubmitFunction } from './probes.js';
 export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler, WorkProbesResult, IoTotals, IoCount } from './probes.js';
-export { decodeEvent, decodeSockaddr, DecodeError } from './decode.js';
+export { decodeEvent, decodeSockaddr, dnsQuestion, DecodeError } from './decode.js';
 export type {
   KernelEvent,
   EventHeader,
@@ -10,6 +10,7 @@ export type {
   ProcForkEvent,
   ProcExitEvent,
   DnsLookupEvent,
+  DnsQueryEvent,
   SocketAddress,
   SpanRef,
 } from './decode.js';

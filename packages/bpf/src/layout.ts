@@ -23,6 +23,7 @@ export const EventKind = {
   ProcFork: 4,
   ProcExit: 5,
   DnsLookup: 6,
+  DnsQuery: 7,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
@@ -83,6 +84,10 @@ export const layouts = {
   ar_proc_fork_event: { size: 72, fields: { hdr: 0, child_pid: 64, _pad: 68 } },
   ar_proc_exit_event: { size: 72, fields: { hdr: 0, exit_code: 64, signal: 68 } },
   ar_dns_lookup_event: { size: 336, fields: { hdr: 0, ret: 64, _pad: 68, latency_ns: 72, name: 80 } },
+  ar_dns_query_event: {
+    size: 336,
+    fields: { hdr: 0, fd: 64, len: 68, port: 72, transport: 74, _pad: 75, payload: 80 },
+  },
 } as const satisfies Record<string, StructLayout>;
 
 export type StructName = keyof typeof layouts;

@@ -6,7 +6,7 @@
 import type { KernelEvent } from '@agentrace/bpf';
 import { ProcessTree } from './process-tree.js';
 import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
-import { attributionName, connectSpan, dnsLookupSpan, fileOpenSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
 import { newSpanId } from './ids.js';
 import type { ExportSpan } from './otlp/span.js';
 
@@ -147,6 +147,9 @@ export class Attribution {
         return;
       case 'dns.lookup':
         out.push(dnsLookupSpan(e, endNs, parent, newSpanId()));
+        return;
+      case 'dns.query':
+        out.push(dnsQuerySpan(e, endNs, parent, newSpanId()));
         return;
       case 'proc.fork':
         this.processes.set(e.childPid, {

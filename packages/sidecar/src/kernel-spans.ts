@@ -3,7 +3,7 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import { AttrSource, type DnsLookupEvent, type FileOpenEvent, type NetConnectEvent } from '@agentrace/bpf';
+import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type NetConnectEvent } from '@agentrace/bpf';
 import type { ExportSpan } from './otlp/span.js';
 
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
@@ -128,6 +128,23 @@ export function dnsLookupSpan(e: DnsLookupEvent, endNs: bigint, parent: KernelSp
     span.status = { code: SpanStatusCode.ERROR, message: result };
   }
   return span;
+}
+
+const dnsTypes: Record<number, string> = { 1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 65: 'HTTPS' };
+
+/** A query written to port 53: a point in time (the answer is not watched). */
+export function dnsQuerySpan(e: DnsQueryEvent, atNs: bigint, parent: KernelSpanParent, spanId: string): ExportSpan {
+  const type = e.questionType === null ? undefined : (dnsTypes[e.questionType] ?? String(e.questionType));
+  const attrs: Attributes = {
+    'network.peer.port': e.port,
+    'network.transport': e.transport,
+    'process.pid': e.pid,
+    'thread.id': e.tid,
+    'agentrace.attribution': attributionName(e.attrSource),
+  };
+  if (e.name !== null) attrs['dns.question.name'] = e.name;
+  if (type) attrs['agentrace.dns.question.type'] = type;
+  return base(parent, spanId, `dns query ${e.name ?? '?'}${type ? ` ${type}` : ''}`, SpanKind.CLIENT, atNs, atNs, attrs);
 }
 
 /** A child process from fork to exit, built up as its events arrive. */

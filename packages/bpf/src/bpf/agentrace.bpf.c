@@ -28,6 +28,7 @@ struct ar_proc_exec_event *ar_btf_proc_exec __attribute__((unused));
 struct ar_proc_fork_event *ar_btf_proc_fork __attribute__((unused));
 struct ar_proc_exit_event *ar_btf_proc_exit __attribute__((unused));
 struct ar_dns_lookup_event *ar_btf_dns_lookup __attribute__((unused));
+struct ar_dns_query_event *ar_btf_dns_query __attribute__((unused));
 struct ar_pending_syscall *ar_btf_pending __attribute__((unused));
 struct ar_thread_slot *ar_btf_thread_slot __attribute__((unused));
 struct ar_io_totals *ar_btf_io_totals __attribute__((unused));

@@ -26,6 +26,7 @@ enum ar_event_kind {
 	AR_EV_PROC_FORK = 4,
 	AR_EV_PROC_EXIT = 5,
 	AR_EV_DNS_LOOKUP = 6,
+	AR_EV_DNS_QUERY = 7,
 };
 
 /* Which rung of the attribution ladder (DESIGN.md) found the span. */
@@ -165,6 +166,21 @@ struct ar_dns_lookup_event {
 	__u32 _pad;
 	__u64 latency_ns;
 	char name[AR_PATH_LEN];
+};
+
+#define AR_DNS_PAYLOAD_LEN 256
+
+/* A DNS query written to port 53 (resolvers that do not use getaddrinfo,
+ * such as c-ares behind Node's dns.resolve*): the start of the message;
+ * user space decodes the question. */
+struct ar_dns_query_event {
+	struct ar_event_header hdr;
+	__s32 fd;
+	__u32 len;       /* bytes the caller wrote */
+	__u16 port;      /* destination port (53) */
+	__u8 transport;  /* 1 udp, 2 tcp (with its 2-byte length prefix) */
+	__u8 _pad[5];
+	__u8 payload[AR_DNS_PAYLOAD_LEN];
 };
 
 #endif /* AGENTRACE_H */

@@ -81,6 +81,14 @@ struct {
 	__type(value, struct ar_span_ctx);
 } ar_fd_spans SEC(".maps");
 
+/* Sockets of tracked processes connected to port 53: value 1 udp, 2 tcp. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ar_fd_key);
+	__type(value, __u8);
+} ar_dns_fds SEC(".maps");
+
 /* Descriptor I/O in progress, by thread: which span and kind it counts to. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

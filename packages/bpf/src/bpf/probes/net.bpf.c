@@ -21,6 +21,25 @@ static __always_inline __u32 ar_sock_type(__s32 fd)
 	return (__u32)BPF_CORE_READ(sock, type);
 }
 
+/* The port of an AF_INET/AF_INET6 sockaddr (network order at offset 2), or 0. */
+static __always_inline __u16 ar_sockaddr_port(const __u8 *sa)
+{
+	__u16 family = sa[0] | (sa[1] << 8);
+	if (family != 2 && family != 10)
+		return 0;
+	return (sa[2] << 8) | sa[3];
+}
+
+/* A socket connected to port 53 carries DNS: its writes are shown as queries. */
+static __always_inline void ar_dns_fd_remember(__u64 pid_tgid, __s32 fd, __u32 sock_type, const __u8 *sa)
+{
+	if (ar_sockaddr_port(sa) != 53 || (sock_type != 1 && sock_type != 2))
+		return;
+	struct ar_fd_key fk = { .tgid = pid_tgid >> 32, .fd = fd };
+	__u8 transport = sock_type == 2 ? 1 : 2; /* SOCK_DGRAM: udp, SOCK_STREAM: tcp */
+	bpf_map_update_elem(&ar_dns_fds, &fk, &transport, BPF_ANY);
+}
+
 SEC("tracepoint/syscalls/sys_enter_connect")
 int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
@@ -59,8 +78,10 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memset(e->sockaddr, 0, sizeof(e->sockaddr));
 	if (bpf_probe_read_user(e->sockaddr, len, (void *)p.args[1]))
 		ar_count(AR_STAT_READ_FAULTS);
-	if (e->ret == 0 || e->ret == -115 /* EINPROGRESS */)
+	if (e->ret == 0 || e->ret == -115 /* EINPROGRESS */) {
 		ar_fd_remember(id, e->fd, &e->hdr);
+		ar_dns_fd_remember(id, e->fd, e->sock_type, e->sockaddr);
+	}
 	ar_submit(e);
 	return 0;
 }
