@@ -15,6 +15,7 @@ import { Sidecar, createExporters, resolveOtlpConfig } from '@agentrace/sidecar'
 import { FrameDecoder, type ErrorMessage, type Message } from '@agentrace/sdk/protocol';
 import { requireBpf } from './support/bpf.js';
 import { Actor } from './support/actor.js';
+import { startDnsServer, type DnsServer } from './support/dns-server.js';
 import { ancestry, readOtlpFile, type FlatSpan } from './support/otlp.js';
 
 const agentScript = fileURLToPath(new URL('./fixtures/tool-agent.mjs', import.meta.url));
@@ -22,6 +23,7 @@ const agentScript = fileURLToPath(new URL('./fixtures/tool-agent.mjs', import.me
 let dir: string;
 let tcp: net.Server;
 let tcpPort: number;
+let dnsServer: DnsServer;
 const children: Array<{ kill: () => void }> = [];
 
 before(async () => {
@@ -29,11 +31,13 @@ before(async () => {
   tcp = net.createServer((s) => s.destroy()).listen(0, '127.0.0.1');
   await once(tcp, 'listening');
   tcpPort = (tcp.address() as net.AddressInfo).port;
+  dnsServer = await startDnsServer();
 });
 
 after(() => {
   for (const c of children) c.kill();
   tcp.close();
+  dnsServer?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -57,7 +61,7 @@ const lookupName = `svc-${randomBytes(4).toString('hex')}.agentrace.test`;
 async function runAgent(socketPath: string, plan: object, node = process.execPath): Promise<number | null> {
   const hosts = path.join(dir, 'hosts');
   fs.writeFileSync(hosts, `127.0.0.1 localhost\n127.0.0.9 ${lookupName}\n`);
-  const full = { lookupName, asyncPath: uniqueFile('async'), ...plan };
+  const full = { lookupName, resolveName: `r-${lookupName}`, asyncPath: uniqueFile('async'), ...plan };
   const script = 'mount --bind "$0" /etc/hosts && exec "$@"';
   const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, hosts, node, agentScript, JSON.stringify(full)], {
     env: { ...process.env, AGENTRACE_SOCKET: socketPath },
@@ -97,7 +101,7 @@ test('the agent runs on Node 24 too (in CI)', (t) => {
 });
 
 for (const [runtime, node] of runtimes) for (const parallel of [false, true]) {
-  test(`each tool call's opens (sync and threadpool), connect, name lookup and child process are exported under it (${parallel ? 'parallel' : 'sequential'} calls, agent on ${runtime})`, async (t) => {
+  test(`each tool call's opens (sync and threadpool), connect, name lookup, DNS query and child process are exported under it (${parallel ? 'parallel' : 'sequential'} calls, agent on ${runtime})`, async (t) => {
     if (!requireBpf(t)) return;
     const { sidecar, socketPath, file } = await startSidecar(`${parallel ? 'parallel' : 'sequential'}-${runtime.replace(/\W+/g, '')}`);
     const openPath = uniqueFile('open');
@@ -136,6 +140,12 @@ for (const [runtime, node] of runtimes) for (const parallel of [false, true]) {
     assert.equal(lookup!.parentSpanId, lookupTool.spanId);
     assert.equal(lookup!.attributes['agentrace.dns.result'], 'ok');
     assert.equal(lookup!.attributes['agentrace.attribution'], 'work', 'getaddrinfo ran on the threadpool');
+
+    const resolveTool = toolSpan(spans, 'resolve_name');
+    const query = spans.find((s) => s.attributes['dns.question.name'] === `r-${lookupName}`);
+    assertUnder(query, resolveTool, spans, 'the DNS query to port 53');
+    assert.equal(query!.attributes['network.transport'], 'udp');
+    assert.equal(query!.attributes['agentrace.dns.question.type'], 'A');
 
     const asyncTool = toolSpan(spans, 'read_async');
     const asyncOpen = spans.find((s) => s.name === 'open' && String(s.attributes['file.path']).includes('/async-'));
