@@ -1,0 +1,258 @@
+// Ground truth for attribution, on the real kernel with the real sidecar:
+// 64 tool calls run at once in one agent process (then split over two
+// worker_threads), each opening, connecting, fetching, resolving and
+// spawning things only it touches, with awaits in between. Every action must
+// come out of the OTLP export under its own tool span: precision and recall
+// per action kind (test/support/ground-truth.ts scores them;
+// bench/ground-truth.ts prints the same tables for 8, 32 and 64 calls).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { requireBpf } from './support/bpf.js';
+import {
+  FILE_IO_BYTES,
+  GroundTruthLab,
+  KINDS,
+  pct,
+  planned,
+  reasonFor,
+  score,
+  table,
+  untracedTable,
+  type AgentPlan,
+  type Kind,
+  type RunResult,
+} from './support/ground-truth.js';
+import type { FlatSpan } from './support/otlp.js';
+
+const CALLS = 64;
+
+/**
+ * Kinds attributed exactly, asserted at 100% precision and recall: sync
+ * opens, connects (plain, undici, fetch) and forks through the thread slot
+ * that follows async context switches; fs.promises opens and DNS lookups on
+ * the libuv threadpool through the work-item rung; c-ares queries (sent from
+ * the JS thread) through the slot; the child's own opens
+ * through process inheritance; a call's file write and read-back bytes
+ * through the descriptor it opened (per-span I/O counts).
+ */
+const EXACT: readonly Kind[] = [
+  'file.open.sync',
+  'file.open.async',
+  'file.write',
+  'file.read',
+  'file.io.write',
+  'file.io.read',
+  'net.connect',
+  'http.undici',
+  'http.fetch',
+  'dns.lookup',
+  'dns.resolve',
+  'process',
+  'process.child.open',
+];
+
+/**
+ * Known bugs, each found by the known-bugs run below and kept as a `todo`
+ * subtest until fixed (then set it to undefined, so the subtest counts).
+ */
+const BACKGROUND_BUG: string | undefined =
+  'open/connect/fork done outside any tool call, on a thread whose slot is registered but empty, fall through the ladder to ' +
+  'the thread map (rung 2), which holds the last tool call started on that thread; uv__work_submit takes the same span, so ' +
+  "that work's threadpool side (fs.promises, dns.lookup) and the I/O on its descriptors land there too";
+/** Node < 24 (async_hooks ALS): the after hook reads the context before Node pops the inner scope. */
+const NESTED_AFTER_BUG: string | undefined =
+  'Node < 24: after AsyncResource.runInAsyncScope (or an AsyncResource.bind-ed function) returns inside a tool call, ' +
+  "the slot keeps the inner scope's call until the next async switch: context-tracker's after hook reads " +
+  "context.active() before Node pops the inner scope, so the caller's next syscalls go to the scope's owner";
+/** Node >= 24 (AsyncContextFrame): runInAsyncScope emits before ahead of switching the frame. */
+const NESTED_INSIDE_BUG: string | undefined =
+  "Node >= 24: inside AsyncResource.runInAsyncScope the slot still holds the caller's call: Node emits the before " +
+  "hook ahead of switching the context frame, so context-tracker's follow() reads the caller's context, and the " +
+  "callback's syscalls go to the caller";
+
+const node24 = process.env.AGENTRACE_NODE24;
+const runtimes: Array<[string, string]> = [[`node ${process.version}`, process.execPath]];
+if (node24) runtimes.push(['node 24', node24]);
+
+function nodeMajor(node: string): number {
+  return Number(spawnSync(node, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).stdout.trim());
+}
+
+let lab: GroundTruthLab | undefined;
+
+before(async () => {
+  lab = await GroundTruthLab.start(CALLS);
+});
+
+after(async () => {
+  await lab?.close();
+});
+
+// scripts/test.sh sets AGENTRACE_NODE24 (sidecar.test.ts fails CI without it).
+test('the agent runs on Node 24 too', (t) => {
+  if (!node24) t.skip('AGENTRACE_NODE24 is not set: the agent runs on this Node only');
+});
+
+for (const [runtime, node] of runtimes) {
+  for (const workers of [0, 2]) {
+    const layout = workers ? `${workers} worker threads` : 'one thread';
+    test(`${CALLS} concurrent tool calls (${layout}, agent on ${runtime}): every action is exported under its own tool call`, async (t) => {
+      if (!requireBpf(t)) return;
+      const r = await lab!.run({ node, calls: CALLS, workers, tag: `${runtime.replace(/\W+/g, '')}-${workers}w` });
+      assertRan(r, workers);
+      const { scored } = r;
+      const rungs = JSON.stringify(scored.rungsSeen);
+      t.diagnostic(`agent ${r.report!.node}, ${layout}, ${CALLS} calls; ${r.spans.length} spans exported; rungs: ${rungs}`);
+      for (const line of table(scored).split('\n')) t.diagnostic(line);
+
+      assert.equal(scored.toolSpans.size, CALLS, 'a tool span per call');
+      for (const [callId, list] of scored.toolSpans) assert.equal(list.length, 1, `${callId} exported once`);
+      for (const kind of KINDS.filter((k) => planned(r.plan, k))) {
+        const s = scored.scores[kind];
+        const why = reasonFor(kind, s, scored);
+        if (EXACT.includes(kind)) {
+          assert.equal(s.precision, 1, `${kind}: precision ${pct(s.precision)}: ${why}`);
+          assert.equal(s.recall, 1, `${kind}: recall ${pct(s.recall)}: ${why}`);
+        } else {
+          // Not attributed yet: nothing of it may land under the wrong tool call.
+          assert.deepEqual(s.falsePositives, [], `${kind}: nothing lands under the wrong tool call`);
+          t.diagnostic(s.recall === 1 ? `${kind} is now exact: add it to EXACT` : `${kind}: recall ${pct(s.recall)}: ${why}`);
+        }
+      }
+    });
+  }
+}
+
+// Beside its tool calls an agent works on its own (talks to its model, logs,
+// reloads config): none of that belongs to a call. And libraries run a
+// callback in the async scope it was bound in (AsyncResource), synchronously,
+// from whoever comes by: a pool hands a connection to a waiting call by
+// calling its callback from the call that released it. One run per runtime
+// checks both: every thread loops over every step outside any tool call
+// while its calls run, and every call runs a callback in the scope of another
+// call (it opens that call's file), then opens a file of its own.
+for (const [runtime, node] of runtimes) {
+  const workers = runtime === 'node 24' ? 2 : 0;
+  const layout = workers ? `${workers} worker threads` : 'one thread';
+  test(`beside ${CALLS} calls (${layout}, agent on ${runtime}): work outside any call, callbacks in another call's async scope`, async (t) => {
+    if (!requireBpf(t)) return;
+    const tag = `${runtime.replace(/\W+/g, '')}-${workers}w-bg`;
+    const r = await lab!.run({ node, calls: CALLS, workers, tag, background: true, nestedScopes: true });
+    assertRan(r, workers);
+    const { scored } = r;
+    const rounds = r.report!.threads.map((th) => th.backgroundRounds ?? 0);
+    assert.ok(rounds.every((n) => n >= 1), `every thread ran the background steps while its calls ran: ${rounds.join(', ')}`);
+    for (const line of untracedTable(scored).split('\n')) t.diagnostic(line);
+    for (const line of table(scored).split('\n')) t.diagnostic(line);
+
+    await t.test('nothing done outside a tool call is exported under one', { todo: BACKGROUND_BUG }, () => {
+      // (Not the background's open after a call's scope: on Node < 24 the
+      // nested-scope bug below takes it to that call first.)
+      for (const u of scored.untraced.filter((x) => x.kind !== 'file.open.after-scope')) {
+        const ex = u.underTool.slice(0, 3).map((m) => `under ${m.under} (rung ${m.rung})`).join('; ');
+        const n = `${u.underTool.length} of ${u.actions}`;
+        assert.equal(u.underTool.length, 0, `background ${u.kind}: ${n} exported under a tool call: ${ex}`);
+      }
+      for (const kind of EXACT) {
+        const s = scored.scores[kind];
+        const pr = `precision ${pct(s.precision)}, recall ${pct(s.recall)}`;
+        assert.ok(s.precision === 1 && s.recall === 1, `${kind}: ${pr}: ${reasonFor(kind, s, scored)}`);
+      }
+    });
+    const major = nodeMajor(node);
+    for (const [kind, todo] of [
+      ['file.open.in-scope', major >= 24 ? NESTED_INSIDE_BUG : undefined],
+      ['file.open.after-scope', major < 24 ? NESTED_AFTER_BUG : undefined],
+    ] as const) {
+      const what =
+        kind === 'file.open.in-scope'
+          ? "a callback run in a call's async scope by another call works for that call"
+          : "a call's open right after running another call's callback is its own";
+      await t.test(what, { todo }, () => {
+        const s = scored.scores[kind];
+        const why = reasonFor(kind, s, scored);
+        assert.equal(s.precision, 1, `${kind}: precision ${pct(s.precision)}: ${why}`);
+        assert.equal(s.recall, 1, `${kind}: recall ${pct(s.recall)}: ${why}`);
+      });
+    }
+  });
+}
+
+function assertRan(r: RunResult, workers: number): void {
+  const how = `exit ${r.exitCode}, ${r.signal ?? 'no signal'}`;
+  assert.equal(r.exitCode, 0, `the agent ran every step of every call (${how}):\n${r.stderr}`);
+  assert.equal(r.report?.threads.length, workers || 1);
+  assert.ok(
+    r.report.threads.every((th) => th.welcomed && th.calls === CALLS / (workers || 1)),
+    JSON.stringify(r.report),
+  );
+  assert.equal(r.stats.probes.ringbufDrops, 0n, 'no kernel event was lost');
+}
+
+// The scorer itself, on a hand-made export: a span under the wrong tool is
+// a false positive, a span under its own tool's descendant counts, an
+// absent one is missed.
+test('the scorer tells right, wrong and missing apart', () => {
+  const call = (i: number) => ({
+    index: i,
+    callId: `call-${i}`,
+    syncFile: `/s${i}`,
+    asyncFile: `/a${i}`,
+    writeFile: `/w${i}`,
+    writeData: 'x'.repeat(70_000),
+    shellFile: `/sh${i}`,
+    scopeFile: `/sc${i}`,
+    inScopeFile: `/in${i}`,
+    scopeOwner: null,
+    tcpPort: 1000 + i,
+    undiciPort: 2000 + i,
+    fetchPort: 3000 + i,
+    dnsName: `n${i}.test`,
+    resolveName: `r${i}.test`,
+    dnsAddress: '127.0.0.1',
+  });
+  const plan: AgentPlan = { workers: 0, warmup: call(9), background: null, nestedScopes: false, calls: [call(0), call(1)] };
+  const span = (spanId: string, parentSpanId: string, name: string, attributes: Record<string, unknown>, traceId = 't1'): FlatSpan => ({
+    traceId,
+    spanId,
+    parentSpanId,
+    name,
+    kind: 1,
+    attributes,
+    status: {},
+    resource: {},
+  });
+  const spans = [
+    span('T0', '', 'execute_tool ground_truth', { 'gen_ai.tool.call.id': 'call-0' }),
+    span('T1', '', 'execute_tool ground_truth', { 'gen_ai.tool.call.id': 'call-1' }, 't2'),
+    // call-0's sync open under call-0; call-1's under call-0 (wrong).
+    span('o0', 'T0', 'open', { 'file.path': '/s0', 'agentrace.file.flags': 0, 'agentrace.attribution': 'slot' }),
+    span('o1', 'T0', 'open', { 'file.path': '/s1', 'agentrace.file.flags': 0, 'agentrace.attribution': 'thread' }),
+    // call-1's child open hangs under its process span, under its tool.
+    span('p1', 'T1', 'process sh', { 'process.command_args': ['/bin/sh', '-c', 'cat /sh1; exit 0'] }, 't2'),
+    span('c1', 'p1', 'open', { 'file.path': '/sh1', 'agentrace.file.flags': 0, 'agentrace.attribution': 'process' }, 't2'),
+    // call-0's write open, and its read-back open: told apart by flags.
+    span('w0', 'T0', 'open', { 'file.path': '/w0', 'agentrace.file.flags': 0o1101 }),
+    // I/O counts: call-0 wrote its own bytes (in two reports) and read them
+    // back plus another call's 64 KiB; call-1 wrote less than its file.
+    span('i0', 'T0', 'io', { 'agentrace.io.write.bytes': 60_000, 'agentrace.io.read.bytes': 70_000 + FILE_IO_BYTES }),
+    span('i0b', 'T0', 'io', { 'agentrace.io.write.bytes': 10_000 }),
+    span('i1', 'T1', 'io', { 'agentrace.io.write.bytes': 100 }, 't2'),
+  ];
+  const s = score(plan, spans).scores;
+  assert.deepEqual([s['file.open.sync'].truePositives, s['file.open.sync'].falsePositives.length, s['file.open.sync'].precision], [1, 1, 0.5]);
+  assert.deepEqual(s['file.open.sync'].missed, ['call-1']);
+  assert.deepEqual(s['file.open.sync'].falsePositives[0], { callId: 'call-1', under: 'call-0', rung: 'thread', thread: undefined });
+  assert.equal(s['process'].recall, 0.5);
+  assert.equal(s['process.child.open'].recall, 0.5);
+  assert.deepEqual(s['process.child.open'].rungs, { process: 1 });
+  assert.deepEqual([s['file.write'].truePositives, s['file.read'].spansFound], [1, 0]);
+  assert.ok(Number.isNaN(s['dns.lookup'].precision), 'nothing found: precision undefined');
+  assert.equal(s['file.open.after-scope'].actions, 0, 'not in the plan: no actions');
+  assert.equal(s['file.open.in-scope'].actions, 0);
+  assert.equal(s['dns.lookup'].recall, 0);
+  assert.deepEqual([s['file.io.write'].truePositives, s['file.io.write'].missed, s['file.io.write'].precision], [1, ['call-1'], 1]);
+  assert.deepEqual([s['file.io.read'].truePositives, s['file.io.read'].falsePositives.length, s['file.io.read'].missed], [0, 1, ['call-1']]);
+  assert.equal(s['file.io.read'].precision, 0);
+});
