@@ -267,7 +267,7 @@ test('a thread that exits leaves no per-thread state behind', async (t) => {
   await actor.exit(0);
 });
 
-test('a registered thread slot attributes by memory alone, ahead of the thread map', async (t) => {
+test('a registered thread slot attributes by memory alone, and overrules the thread map', async (t) => {
   if (!requireBpf(t)) return;
   const { probes, log } = withProbes(t);
   const actor = await startActor();
@@ -292,7 +292,11 @@ test('a registered thread slot attributes by memory alone, ahead of the thread m
   const eb = await log.waitFor(isOpen(fb), 'the open under slot span b');
   assert.deepEqual([eb.span, eb.attrSource], [b, AttrSource.Slot]);
   const en = await log.waitFor(isOpen(fnone), 'the open with the slot cleared');
-  assert.deepEqual([en.span, en.attrSource], [mapSpan, AttrSource.Thread], 'an invalid slot falls back to the thread map');
+  assert.deepEqual(
+    [en.span, en.attrSource],
+    [null, AttrSource.None],
+    'a registered slot is authoritative: empty means no span, the thread map is not asked',
+  );
   await actor.exit(0);
 });
 

@@ -56,20 +56,11 @@ const EXACT: readonly Kind[] = [
  * Known bugs, each found by the known-bugs run below and kept as a `todo`
  * subtest until fixed (then set it to undefined, so the subtest counts).
  */
-const BACKGROUND_BUG: string | undefined =
-  'open/connect/fork done outside any tool call, on a thread whose slot is registered but empty, fall through the ladder to ' +
-  'the thread map (rung 2), which holds the last tool call started on that thread; uv__work_submit takes the same span, so ' +
-  "that work's threadpool side (fs.promises, dns.lookup) and the I/O on its descriptors land there too";
+const BACKGROUND_BUG: string | undefined = undefined; // fixed: a registered slot overrules the thread map
 /** Node < 24 (async_hooks ALS): the after hook reads the context before Node pops the inner scope. */
-const NESTED_AFTER_BUG: string | undefined =
-  'Node < 24: after AsyncResource.runInAsyncScope (or an AsyncResource.bind-ed function) returns inside a tool call, ' +
-  "the slot keeps the inner scope's call until the next async switch: context-tracker's after hook reads " +
-  "context.active() before Node pops the inner scope, so the caller's next syscalls go to the scope's owner";
+const NESTED_AFTER_BUG: string | undefined = undefined; // fixed: the after hook restores what before saved
 /** Node >= 24 (AsyncContextFrame): runInAsyncScope emits before ahead of switching the frame. */
-const NESTED_INSIDE_BUG: string | undefined =
-  "Node >= 24: inside AsyncResource.runInAsyncScope the slot still holds the caller's call: Node emits the before " +
-  "hook ahead of switching the context frame, so context-tracker's follow() reads the caller's context, and the " +
-  "callback's syscalls go to the caller";
+const NESTED_INSIDE_BUG: string | undefined = undefined; // fixed: runInAsyncScope's function takes the slot from its own context
 
 const node24 = process.env.AGENTRACE_NODE24;
 const runtimes: Array<[string, string]> = [[`node ${process.version}`, process.execPath]];

@@ -6,7 +6,7 @@
 // hundred ns per callback, so it is enabled only while a tool call is in
 // flight (and until the next turn of the loop); with none, switches cost
 // nothing.
-import { createHook } from 'node:async_hooks';
+import { AsyncResource, createHook } from 'node:async_hooks';
 import { context, createContextKey } from '@opentelemetry/api';
 import { slot } from './runtime.js';
 import type { SlotSpan } from './thread-slot.js';
@@ -25,7 +25,52 @@ function follow(): void {
   else slot.clear();
 }
 
-const hook = createHook({ before: follow, after: follow });
+// Callbacks nest (a callback run in another call's scope, inside a callback
+// of this one): `before` remembers what the slot held, `after` puts it back,
+// rather than asking the context in `after`, which Node 20 has not switched
+// back yet at that point.
+const saved: Array<SlotSpan | undefined> = [];
+
+function before(): void {
+  // A callback that threw never gets its after: do not let that grow the stack.
+  if (saved.length > 1024) saved.length = 0;
+  saved.push(slot.span);
+  follow();
+}
+
+function after(): void {
+  if (saved.length === 0) return follow();
+  slot.restore(saved.pop());
+}
+
+const hook = createHook({ before, after });
+
+// On AsyncContextFrame (Node 24's AsyncLocalStorage), runInAsyncScope emits
+// `before` ahead of switching the context, so the hook sees the caller's
+// call there. For those scopes, the function run inside is wrapped to take
+// the slot from the context it really runs in. Only while a tool call is in
+// flight; everything else passes straight through.
+const contextFrames =
+  Number(process.versions.node.split('.')[0]) >= 24 && !process.execArgv.includes('--no-async-context-frame');
+if (contextFrames) {
+  type ScopeFn = (this: unknown, ...args: unknown[]) => unknown;
+  type RunInAsyncScope = (this: AsyncResource, fn: ScopeFn, thisArg?: unknown, ...args: unknown[]) => unknown;
+  const proto = AsyncResource.prototype as unknown as { runInAsyncScope: RunInAsyncScope };
+  const original = proto.runInAsyncScope;
+  proto.runInAsyncScope = function runInAsyncScope(fn, thisArg, ...args) {
+    if (!enabled) return original.call(this, fn, thisArg, ...args);
+    const inScope: ScopeFn = function (...a) {
+      const prev = slot.span;
+      follow();
+      try {
+        return fn.apply(this, a);
+      } finally {
+        slot.restore(prev);
+      }
+    };
+    return original.call(this, inScope, thisArg, ...args);
+  };
+}
 
 /** A tool call started: from now on the slot follows context switches. */
 export function trackingStarted(): void {
@@ -55,6 +100,7 @@ function disableIfIdle(): void {
   if (inFlight > 0 || !enabled) return;
   hook.disable();
   enabled = false;
+  saved.length = 0;
   slot.clear();
 }
 

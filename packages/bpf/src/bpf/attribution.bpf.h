@@ -5,7 +5,7 @@
  * records which one it was (enum ar_attr_source).
  *
  *   1. thread slot     the span the agent published in its own memory
- *   2. thread map      otel_traces_ctx_v1[pid_tgid]
+ *   2. thread map      otel_traces_ctx_v1[pid_tgid], for threads with no slot
  *   3. work item       the span a libuv work item was submitted under
  *   4. descriptor      the span the descriptor was opened under
  *   5. process         the span the process was forked under
@@ -23,16 +23,23 @@ struct ar_attr_query {
 
 static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct ar_span_ctx *out)
 {
+	/* A registered, readable slot is authoritative for its thread: empty
+	 * means no tool call runs there now, and the thread map (which only
+	 * knows the last call started on the thread) must not be asked. */
+	int slot_known = 0;
 	__u64 *slot_addr = bpf_map_lookup_elem(&ar_thread_slots, &q->pid_tgid);
 	if (slot_addr) {
 		struct ar_thread_slot slot;
-		if (bpf_probe_read_user(&slot, sizeof(slot), (void *)*slot_addr) == 0 && slot.valid) {
-			__builtin_memcpy(out->trace_id, slot.trace_id, sizeof(out->trace_id));
-			__builtin_memcpy(out->span_id, slot.span_id, sizeof(out->span_id));
-			return AR_ATTR_SLOT;
+		if (bpf_probe_read_user(&slot, sizeof(slot), (void *)*slot_addr) == 0) {
+			slot_known = 1;
+			if (slot.valid) {
+				__builtin_memcpy(out->trace_id, slot.trace_id, sizeof(out->trace_id));
+				__builtin_memcpy(out->span_id, slot.span_id, sizeof(out->span_id));
+				return AR_ATTR_SLOT;
+			}
 		}
 	}
-	struct ar_span_ctx *s = bpf_map_lookup_elem(&otel_traces_ctx_v1, &q->pid_tgid);
+	struct ar_span_ctx *s = slot_known ? 0 : bpf_map_lookup_elem(&otel_traces_ctx_v1, &q->pid_tgid);
 	if (s && ar_span_is_set(s)) {
 		*out = *s;
 		return AR_ATTR_THREAD;
