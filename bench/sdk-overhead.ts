@@ -26,35 +26,10 @@ import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { configure, shutdown, traceTool } from '@agentrace/sdk';
 import { state, whenReady } from '@agentrace/sdk/internal';
 import { encodeFrame, FrameDecoder } from '@agentrace/sdk/protocol';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { bpfUnavailableReason } from '@agentrace/bpf';
+import { realSidecar } from './support/real-sidecar.js';
 
-const cli = fileURLToPath(new URL('../packages/sidecar/dist/cli.js', import.meta.url));
 
-/** The real sidecar in its own process; resolves once its socket exists. */
-async function realSidecar(): Promise<{ path: string; close: () => Promise<void> }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-bench-'));
-  const sockPath = path.join(dir, 'agentrace.sock');
-  const child: ChildProcess = spawn(process.execPath, [cli, 'sidecar', '--socket', sockPath, '--otlp-file', '/dev/null'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const deadline = Date.now() + 10_000;
-  while (!fs.existsSync(sockPath)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the sidecar did not start');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    path: sockPath,
-    close: async () => {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 7);
 const N = Number(process.env['N'] ?? 20_000);

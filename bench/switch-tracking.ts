@@ -31,10 +31,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createHook } from 'node:async_hooks';
 import { fileURLToPath } from 'node:url';
+import { realSidecar } from './support/real-sidecar.js';
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 5);
 const CALLS = Number(process.env['CALLS'] ?? 200); // tool calls per measurement
@@ -194,30 +195,7 @@ async function measureChild(mode: Mode): Promise<void> {
 // --------------------------------------------------------------- driver --
 
 const here = fileURLToPath(import.meta.url);
-const cli = fileURLToPath(new URL('../packages/sidecar/dist/cli.js', import.meta.url));
 
-/** The real sidecar in its own process; resolves once its socket exists. */
-async function realSidecar(): Promise<{ path: string; close: () => Promise<void> }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-bench-'));
-  const sockPath = path.join(dir, 'agentrace.sock');
-  const child: ChildProcess = spawn(process.execPath, [cli, 'sidecar', '--socket', sockPath, '--otlp-file', '/dev/null'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const deadline = Date.now() + 10_000;
-  while (!fs.existsSync(sockPath)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the sidecar did not start');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    path: sockPath,
-    close: async () => {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function runChild(node: string, mode: Mode, socket: string | undefined): Promise<ChildResult> {
   const missing = path.join(os.tmpdir(), `agentrace-bench-missing-${process.pid}.sock`);
