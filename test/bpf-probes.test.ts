@@ -418,3 +418,31 @@ test('a DNS query sent to port 53 (dns.resolve, c-ares) arrives with its questio
   assert.deepEqual(q.span, span);
   await actor.exit(0);
 });
+
+test('a full ring buffer loses events only with a count: written + dropped = produced, and every written one arrives', async (t) => {
+  if (!requireBpf(t)) return;
+  // One page of ring buffer holds about a dozen open events; nobody reads it
+  // while the actor opens, so most are dropped.
+  const probes = Probes.load({ ringBufferBytes: 4096 });
+  t.after(() => probes.close());
+  probes.attach('all');
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const file = path.join(dir, `flood-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, '');
+  const count = 500;
+  const before = probes.stats();
+  await actor.do({ op: 'openMany', path: file, count });
+  const after = probes.stats();
+  const written = after.events - before.events;
+  const dropped = after.ringbufDrops - before.ringbufDrops;
+  assert.ok(dropped > 0n, 'the ring buffer overflowed');
+  assert.equal(written + dropped, BigInt(count), `${written} written + ${dropped} dropped for ${count} opens`);
+
+  const received: KernelEvent[] = [];
+  probes.onEvents((batch) => received.push(...batch));
+  probes.drain();
+  const opens = received.filter(isOpen(file));
+  assert.equal(BigInt(opens.length), written, 'every event written reached user space');
+  await actor.exit(0);
+});

@@ -24,6 +24,7 @@ export type ActorCommand =
   | { op: 'open'; path: string; flags?: string }
   | { op: 'openAsync'; path: string }
   | { op: 'openKeep'; path: string; flags: string }
+  | { op: 'openMany'; path: string; count: number }
   | { op: 'writeFd'; fd: number; bytes: number }
   | { op: 'readFd'; fd: number; bytes: number }
   | { op: 'closeFd'; fd: number }
