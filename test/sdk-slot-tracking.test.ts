@@ -2,15 +2,29 @@
 // in one thread each see their own span in the slot after every await, and
 // nothing is left in it once no call is in flight. (The kernel reading the
 // slot is tested in sidecar.test.ts and bpf-probes.test.ts.)
-import { test } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { trace } from '@opentelemetry/api';
-import { traceTool } from '@agentrace/sdk';
-import { slotBytes, trackedCalls } from '@agentrace/sdk/internal';
+import { configure, traceTool } from '@agentrace/sdk';
+import { slotBytes, trackedCalls, trackingEnabled, whenReady } from '@agentrace/sdk/internal';
+import { FakeSidecar } from './support/sdk-fake-sidecar.js';
 
-process.env.AGENTRACE_SOCKET ??= '/nonexistent/agentrace-slot-tracking.sock';
 process.on('warning', () => {}); // the missing sidecar's one warning
+
+let sidecar: FakeSidecar | undefined;
+
+// Switch tracking runs only when a sidecar reads the slot: a fake one that
+// welcomes us is enough (the slot registration goes to /dev/null).
+before(async () => {
+  sidecar = await FakeSidecar.start({ welcome: 'auto' });
+  configure({ socketPath: sidecar.path });
+  if (!(await whenReady(3000))) throw new Error('no welcome from the fake sidecar');
+});
+
+after(async () => {
+  await sidecar?.close();
+});
 
 function slotSpanId(): string | null {
   const b = slotBytes();
@@ -53,4 +67,20 @@ test('a nested tool call publishes itself, then its parent again', async () => {
   assert.notEqual(r.innerSeen, r.own);
   assert.ok(r.innerSeen);
   assert.equal(r.after, r.own);
+});
+
+test('without a sidecar the hook stays off: only the synchronous part publishes the span', async () => {
+  configure({ socketPath: '/nonexistent/agentrace-slot-tracking.sock' });
+  await tick(); // the old connection's welcome state is gone; the hook of earlier calls goes off
+  await tick();
+  const seen: Array<string | null> = [];
+  const tool = traceTool('lonely', async () => {
+    seen.push(slotSpanId());
+    await tick();
+    seen.push(slotSpanId());
+    return trace.getActiveSpan()!.spanContext().spanId;
+  });
+  const own = await tool();
+  assert.equal(trackingEnabled(), false);
+  assert.deepEqual(seen, [own, null], 'set for the synchronous part, not followed across the await');
 });

@@ -4,11 +4,11 @@
 // callback about to run (on Node 20 through async_hooks, on Node 24 through
 // AsyncContextFrame: both verified, see PLATFORM.md). The hook costs a few
 // hundred ns per callback, so it is enabled only while a tool call is in
-// flight (and until the next turn of the loop); with none, switches cost
-// nothing.
+// flight (and until the next turn of the loop) and a sidecar reads the slot;
+// otherwise switches cost nothing.
 import { AsyncResource, createHook } from 'node:async_hooks';
 import { context, createContextKey } from '@opentelemetry/api';
-import { slot } from './runtime.js';
+import { slot, slotRegistered } from './runtime.js';
 import type { SlotSpan } from './thread-slot.js';
 
 /** The context entry naming the tool call a context belongs to. */
@@ -72,10 +72,14 @@ if (contextFrames) {
   };
 }
 
-/** A tool call started: from now on the slot follows context switches. */
+/**
+ * A tool call started: from now on the slot follows context switches, if a
+ * kernel reads it (the slot is registered with a sidecar); with no sidecar
+ * nobody would, and the hook would be pure cost.
+ */
 export function trackingStarted(): void {
   inFlight++;
-  if (!enabled) {
+  if (!enabled && slotRegistered()) {
     hook.enable();
     enabled = true;
   }
@@ -102,6 +106,11 @@ function disableIfIdle(): void {
   enabled = false;
   saved.length = 0;
   slot.clear();
+}
+
+/** Whether the hook is on now (for tests). */
+export function trackingEnabled(): boolean {
+  return enabled;
 }
 
 /** Tool calls being tracked now (for tests). */

@@ -6,7 +6,7 @@ import { SLOT_BYTES, SLOT_MAGIC } from './thread-slot.js';
 import { warningCount } from './warn.js';
 
 export { QUEUE_CAPACITY, SLOT_BYTES, SLOT_MAGIC };
-export { trackedCalls } from './context-tracker.js';
+export { trackedCalls, trackingEnabled } from './context-tracker.js';
 export { MAX_CAPTURE_CHARS, toBoundedJson } from './serialize.js';
 
 /** This thread's connection state (see SidecarClientStats) plus its slot and warnings. */

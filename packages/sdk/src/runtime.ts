@@ -50,7 +50,7 @@ function onWelcome(): void {
   if (!c) return;
   try {
     slot.register();
-    registeredOn = c.stats().generation;
+    registeredOn = c.currentGeneration;
   } catch (err) {
     warn(
       'AGENTRACE_SLOT',
@@ -71,8 +71,8 @@ export function sidecar(): SidecarClient {
 
 /** True when the slot is registered on the current, welcomed connection. */
 export function slotRegistered(): boolean {
-  const s = client?.stats();
-  return !!s && s.welcomed && registeredOn === s.generation;
+  // On every tool call's path: no stats object, just two fields.
+  return client !== undefined && client.isWelcomed && registeredOn === client.currentGeneration;
 }
 
 /**

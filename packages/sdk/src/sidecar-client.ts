@@ -101,6 +101,16 @@ export class SidecarClient {
     return this.opts.socketPath;
   }
 
+  /** Whether the current connection got `welcome` (cheap; for the per-call path). */
+  get isWelcomed(): boolean {
+    return this.welcomed;
+  }
+
+  /** The current connection generation (cheap; for the per-call path). */
+  get currentGeneration(): number {
+    return this.generation;
+  }
+
   /** Starts connecting (once); later calls do nothing. */
   start(): void {
     if (this.state === 'idle') this.connect();
