@@ -28,11 +28,9 @@ static __always_inline void ar_dns_query(__u64 id, struct ar_proc_info *proc, __
 	ar_submit(e);
 }
 
-static __always_inline int ar_io_enter(__s64 fd, __u32 kind)
+/* For a thread of a tracked process (the caller checked). */
+static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (!ar_tracked(id))
-		return 0;
 	struct ar_fd_key fk = { .tgid = id >> 32, .fd = (__s32)fd };
 	struct ar_span_ctx *span = bpf_map_lookup_elem(&ar_fd_spans, &fk);
 	if (!span)
@@ -70,21 +68,25 @@ static __always_inline int ar_io_exit(long ret)
 	return 0;
 }
 
-#define AR_IO_PROBES(name, kind)                                          \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
-	int io_##name##_enter(struct trace_event_raw_sys_enter *ctx)      \
-	{                                                                 \
-		return ar_io_enter((__s64)ctx->args[0], kind);            \
-	}                                                                 \
+/* The exit half is the same for every I/O syscall. */
+#define AR_IO_EXIT(name)                                                  \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                        \
 	int io_##name##_exit(struct trace_event_raw_sys_exit *ctx)        \
 	{                                                                 \
 		return ar_io_exit(ctx->ret);                              \
 	}
 
-AR_IO_PROBES(read, AR_IO_READ)
-AR_IO_PROBES(readv, AR_IO_READ)
-AR_IO_PROBES(pread64, AR_IO_READ)
+#define AR_IO_PROBES(name, kind)                                          \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
+	int io_##name##_enter(struct trace_event_raw_sys_enter *ctx)      \
+	{                                                                 \
+		__u64 id = bpf_get_current_pid_tgid();                    \
+		if (!ar_tracked(id))                                      \
+			return 0;                                         \
+		return ar_io_enter(id, (__s64)ctx->args[0], kind);        \
+	}                                                                 \
+	AR_IO_EXIT(name)
+
 /* write and sendto also report DNS queries (buf and len are args 1 and 2). */
 #define AR_IO_DNS_PROBES(name, kind)                                              \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                               \
@@ -95,14 +97,13 @@ AR_IO_PROBES(pread64, AR_IO_READ)
 		if (!proc)                                                        \
 			return 0;                                                 \
 		ar_dns_query(id, proc, (__s32)ctx->args[0], ctx->args[1], ctx->args[2]); \
-		return ar_io_enter((__s64)ctx->args[0], kind);                    \
+		return ar_io_enter(id, (__s64)ctx->args[0], kind);                \
 	}                                                                         \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                \
-	int io_##name##_exit(struct trace_event_raw_sys_exit *ctx)                \
-	{                                                                         \
-		return ar_io_exit(ctx->ret);                                      \
-	}
+	AR_IO_EXIT(name)
 
+AR_IO_PROBES(read, AR_IO_READ)
+AR_IO_PROBES(readv, AR_IO_READ)
+AR_IO_PROBES(pread64, AR_IO_READ)
 AR_IO_DNS_PROBES(write, AR_IO_WRITE)
 AR_IO_PROBES(writev, AR_IO_WRITE)
 AR_IO_PROBES(pwrite64, AR_IO_WRITE)
