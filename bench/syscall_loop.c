@@ -1,6 +1,8 @@
 // One syscall pattern in a tight loop, timed with CLOCK_MONOTONIC. Waits for
-// a line on stdin before it starts, so the driver can track it first.
-// usage: syscall_loop getppid|open|write|connect ITERATIONS  ->  prints ns per op
+// a line on stdin before it opens anything or starts the clock, so the driver
+// can track it (and set its thread's span) first: descriptors are then opened
+// under that span.
+// usage: syscall_loop getppid|open|read|write|connect ITERATIONS  ->  prints ns per op
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,17 +23,26 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s getppid|open|write|connect ITERATIONS\n", argv[0]);
+		fprintf(stderr, "usage: %s getppid|open|read|write|connect ITERATIONS\n", argv[0]);
 		return 2;
 	}
 	const char *op = argv[1];
 	long n = atol(argv[2]);
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	strcpy(sun.sun_path, "/nonexistent/agentrace-bench.sock");
+	char byte = 'x';
 
 	char line[16];
 	if (!fgets(line, sizeof(line), stdin))
 		return 1;
+
+	int fd = -1;
+	if (!strcmp(op, "read"))
+		fd = open("/dev/zero", O_RDONLY);
+	else if (!strcmp(op, "write"))
+		fd = open("/dev/null", O_WRONLY);
+	else if (!strcmp(op, "connect"))
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	double t0 = now_ns();
 	if (!strcmp(op, "getppid")) {
@@ -40,22 +51,24 @@ int main(int argc, char **argv)
 	} else if (!strcmp(op, "open")) {
 		for (long i = 0; i < n; i++)
 			close(open("/dev/null", O_RDONLY));
-	} else if (!strcmp(op, "write")) {
-		int fd = open("/dev/null", O_WRONLY);
+	} else if (!strcmp(op, "read")) {
 		for (long i = 0; i < n; i++)
-			if (write(fd, "x", 1) != 1)
+			if (read(fd, &byte, 1) != 1)
 				return 1;
-		close(fd);
+	} else if (!strcmp(op, "write")) {
+		for (long i = 0; i < n; i++)
+			if (write(fd, &byte, 1) != 1)
+				return 1;
 	} else if (!strcmp(op, "connect")) {
-		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		for (long i = 0; i < n; i++)
 			connect(fd, (struct sockaddr *)&sun, sizeof(sun)); /* ENOENT, fast */
-		close(fd);
 	} else {
 		fprintf(stderr, "unknown op %s\n", op);
 		return 2;
 	}
 	double t1 = now_ns();
+	if (fd >= 0)
+		close(fd);
 	printf("%.1f\n", (t1 - t0) / n);
 	return 0;
 }

@@ -1,5 +1,6 @@
-// The real sidecar (`bin/agentrace sidecar`, probes attached) in its own
-// process, for benchmarks that measure agents against it. Needs root.
+// The real sidecar (`agentrace sidecar`: packages/sidecar/dist/cli.js, what
+// bin/agentrace runs; probes attached) in its own process, for benchmarks
+// that measure agents against it. Needs root.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,25 +10,47 @@ import { fileURLToPath } from 'node:url';
 
 const cli = fileURLToPath(new URL('../../packages/sidecar/dist/cli.js', import.meta.url));
 
-export /** The real sidecar in its own process; resolves once its socket exists. */
-async function realSidecar(): Promise<{ path: string; close: () => Promise<void> }> {
+export interface RealSidecarOptions {
+  /** Where the sidecar writes OTLP JSON lines; default /dev/null. */
+  otlpFile?: string;
+}
+
+export interface RealSidecar {
+  /** Its Unix socket. */
+  path: string;
+  pid: number;
+  /** What it wrote to stderr so far. */
+  stderr: () => string;
+  /** SIGTERM (SIGKILL after 10 s), waits for it to exit, removes its directory. */
+  close: () => Promise<void>;
+}
+
+/** Starts the real sidecar; resolves once its socket exists (its probes are attached by then). */
+export async function realSidecar(opts: RealSidecarOptions = {}): Promise<RealSidecar> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-bench-'));
   const sockPath = path.join(dir, 'agentrace.sock');
-  const child: ChildProcess = spawn(process.execPath, [cli, 'sidecar', '--socket', sockPath, '--otlp-file', '/dev/null'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+  const child: ChildProcess = spawn(process.execPath, [cli, 'sidecar', '--socket', sockPath, '--otlp-file', opts.otlpFile ?? '/dev/null'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const deadline = Date.now() + 10_000;
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = once(child, 'exit');
+  const close = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 15_000;
   while (!fs.existsSync(sockPath)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the sidecar did not start');
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await close();
+      throw new Error(`the sidecar did not start (${child.exitCode !== null ? `exit ${child.exitCode}` : 'no socket after 15 s'}): ${stderr.trim()}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return {
-    path: sockPath,
-    close: async () => {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { path: sockPath, pid: child.pid!, stderr: () => stderr, close };
 }

@@ -1,0 +1,142 @@
+// The set-up host-tax and tracked-syscall share: the C syscall loop, the
+// floor object and agentrace's probes loaded side by side in this process,
+// switched between conditions so that all of them are measured in one run,
+// interleaved over rounds.
+import { Probes } from '@agentrace/bpf';
+import { Floor } from './floor.js';
+import { foreignTracingPrograms, loadedProgramIds, ownPrograms, profileLoop, withBpfStats, type ProgramProfile } from './bpf-profile.js';
+import { buildLoop, iterationsFor, runLoop, type Op } from './syscall-loop.js';
+import { record, rotate } from './stats.js';
+
+export type Condition =
+  /** Nothing of ours attached. */
+  | 'detached'
+  /** Only the floor's empty programs attached. */
+  | 'floor'
+  /** Every agentrace probe attached; the loop is not tracked. */
+  | 'untracked'
+  /** Every agentrace probe attached; the loop's process tracked, its thread running a span. */
+  | 'tracked';
+
+const SPAN = { traceId: 'ab'.repeat(16), spanId: 'cd'.repeat(8) };
+
+export class SyscallLab {
+  /** Events the probes wrote that this process consumed. */
+  consumed = 0;
+  private readonly startDrops: bigint;
+  private readonly startEvents: bigint;
+  private readonly foreign = new Set<string>();
+
+  private constructor(
+    private readonly loop: string,
+    private readonly floor: Floor,
+    readonly probes: Probes,
+    /** agentrace's programs of this object, by id, for profiles. */
+    private readonly programs: Map<number, string>,
+    private readonly ours: Set<number>,
+  ) {
+    probes.onEvents((events) => (this.consumed += events.length));
+    const s = probes.stats();
+    this.startDrops = s.ringbufDrops;
+    this.startEvents = s.events;
+  }
+
+  static load(): SyscallLab {
+    const loop = buildLoop();
+    const before = loadedProgramIds();
+    const floor = Floor.load();
+    let probes: Probes;
+    try {
+      probes = Probes.load({ ringBufferBytes: 64 * 1024 * 1024 });
+    } catch (err) {
+      floor.close();
+      throw err;
+    }
+    const programs = ownPrograms(before, probes.programs());
+    const ours = new Set([...ownPrograms(before, floor.programs).keys(), ...programs.keys()]);
+    return new SyscallLab(loop, floor, probes, programs, ours);
+  }
+
+  set(condition: Condition): void {
+    if (condition === 'floor') {
+      this.probes.detach('all');
+      this.floor.attach();
+    } else {
+      this.floor.detach();
+      if (condition === 'detached') this.probes.detach('all');
+      else this.probes.attach('all');
+    }
+  }
+
+  /** One loop in the current condition (`tracked` tracks it and sets its thread's span first). */
+  run(op: Op, iterations: number, tracked: boolean): Promise<number> {
+    return runLoop(this.loop, op, iterations, (pid) => {
+      if (!tracked) return;
+      this.probes.track(pid);
+      this.probes.setThreadSpan(pid, pid, SPAN);
+    });
+  }
+
+  /** ns per op of every op in every condition, `rounds` times, conditions rotated each round. */
+  async measure(conditions: readonly Condition[], ops: readonly Op[], rounds: number, quick: boolean): Promise<Map<string, number[]>> {
+    const results = new Map<string, number[]>();
+    this.lookForForeignPrograms();
+    for (let round = 0; round < rounds; round++) {
+      for (const condition of rotate(conditions, round)) {
+        this.set(condition);
+        for (const op of ops) record(results, key(op, condition), await this.run(op, iterationsFor(op, quick), condition === 'tracked'));
+      }
+    }
+    this.set('detached');
+    this.probes.drain();
+    this.lookForForeignPrograms();
+    return results;
+  }
+
+  /** Per-op profile of agentrace's programs in `condition` (one loop per op, bpf_stats on). */
+  async profile(condition: 'untracked' | 'tracked', ops: readonly Op[], quick: boolean): Promise<Map<Op, ProgramProfile[]>> {
+    const out = new Map<Op, ProgramProfile[]>();
+    this.set(condition);
+    try {
+      await withBpfStats(async () => {
+        for (const op of ops) {
+          const n = iterationsFor(op, quick);
+          out.set(op, await profileLoop(this.programs, n, () => this.run(op, n, condition === 'tracked')));
+        }
+      });
+    } finally {
+      this.set('detached');
+      this.probes.drain();
+    }
+    return out;
+  }
+
+  /** Looks for tracing programs loaded by others on this host, remembered for foreignNote(). */
+  lookForForeignPrograms(): void {
+    for (const p of foreignTracingPrograms(this.ours)) this.foreign.add(p);
+  }
+
+  /** Events written, consumed here and lost to a full ring buffer since load. */
+  eventStats(): { written: bigint; consumed: number; dropped: bigint } {
+    this.probes.drain();
+    const s = this.probes.stats();
+    return { written: s.events - this.startEvents, consumed: this.consumed, dropped: s.ringbufDrops - this.startDrops };
+  }
+
+  /** One line on other tracing programs loaded on the host, for the results. */
+  foreignNote(): string {
+    const foreign = [...this.foreign];
+    if (foreign.length === 0) return 'No other tracing program was loaded on the host during the run.';
+    const shown = foreign.slice(0, 8).join(', ');
+    return `${foreign.length} other tracing programs were loaded on the host during the run (while any of them was attached, every column paid for it): ${shown}${foreign.length > 8 ? ', …' : ''}.`;
+  }
+
+  close(): void {
+    this.probes.close();
+    this.floor.close();
+  }
+}
+
+export function key(op: Op, condition: Condition): string {
+  return `${op}/${condition}`;
+}
