@@ -2,3 +2,4 @@ export { Sidecar, SIDECAR_VERSION } from './sidecar.js';
 export type { SidecarOptions, SidecarStats } from './sidecar.js';
 export { renderTree } from './tree.js';
 export * from './otlp/index.js';
+export * from './tool-metrics.js';

@@ -1,6 +1,7 @@
 // Which exporters to build, from CLI flags and the standard OTEL_EXPORTER_OTLP_*
-// variables. Flags win over the traces-specific variables, which win over the
-// general ones. An empty variable counts as unset (as the OTel spec says).
+// variables. Flags win over the signal-specific variables (TRACES_, METRICS_),
+// which win over the general ones. An empty variable counts as unset (as the
+// OTel spec says).
 import path from 'node:path';
 import { OtlpFileExporter } from './file-exporter.js';
 import { DEFAULT_HTTP_TIMEOUT_MS, OtlpHttpExporter, type OtlpHttpProtocol } from './http-exporter.js';
@@ -8,7 +9,7 @@ import type { BatchingOptions, SpanExporter } from './exporter.js';
 import { MultiExporter } from './multi-exporter.js';
 
 export interface OtlpFlags {
-  /** --otlp-endpoint: a base URL (/v1/traces is appended) or a URL already ending in /v1/traces. */
+  /** --otlp-endpoint: a base URL (/v1/traces, /v1/metrics are appended) or a URL already ending in /v1/traces. */
   endpoint?: string;
   /** --otlp-protocol: http/protobuf or http/json. */
   protocol?: string;
@@ -44,7 +45,10 @@ export interface ResolveOptions {
 /** The embedded default output: an OTLP JSON lines file in the working directory. */
 export const DEFAULT_OTLP_FILE = 'agentrace-traces.jsonl';
 export const SUPPORTED_PROTOCOLS: readonly OtlpHttpProtocol[] = ['http/protobuf', 'http/json'];
-const TRACES_PATH = 'v1/traces';
+
+/** An OTLP signal: names its variables (OTEL_EXPORTER_OTLP_<SIGNAL>_*) and its path (/v1/<signal>). */
+export type OtlpSignal = 'traces' | 'metrics';
+const SIGNAL_PATHS: Readonly<Record<OtlpSignal, string>> = { traces: 'v1/traces', metrics: 'v1/metrics' };
 
 /**
  * Resolves the exporter configuration. Throws an Error naming the flag or
@@ -60,30 +64,38 @@ export function resolveOtlpConfig(
   const file = nonEmpty(flags.file);
   if (file !== undefined) config.file = { path: path.resolve(cwd, file) };
 
-  const url = resolveEndpoint(flags, env);
-  if (url !== undefined) {
-    config.http = {
-      url,
-      protocol: resolveProtocol(flags, env),
-      headers: {
-        ...parseHeaders('OTEL_EXPORTER_OTLP_HEADERS', env['OTEL_EXPORTER_OTLP_HEADERS']),
-        ...parseHeaders('OTEL_EXPORTER_OTLP_TRACES_HEADERS', env['OTEL_EXPORTER_OTLP_TRACES_HEADERS']),
-      },
-      timeoutMs:
-        parseTimeout('OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', env['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT']) ??
-        parseTimeout('OTEL_EXPORTER_OTLP_TIMEOUT', env['OTEL_EXPORTER_OTLP_TIMEOUT']) ??
-        DEFAULT_HTTP_TIMEOUT_MS,
-    };
-  } else {
-    // a protocol given without an endpoint is still checked, so a typo does not go unnoticed
-    resolveProtocol(flags, env);
-  }
+  const http = resolveHttpConfig(flags, env, 'traces');
+  if (http !== undefined) config.http = http;
 
   const defaultFile = 'defaultFile' in options ? options.defaultFile : DEFAULT_OTLP_FILE;
   if (config.file === undefined && config.http === undefined && defaultFile !== undefined) {
     config.file = { path: path.resolve(cwd, defaultFile) };
   }
   return config;
+}
+
+/**
+ * The OTLP/HTTP settings of one signal, or undefined when it has no endpoint.
+ * Throws an Error naming the flag or variable when one is invalid; a protocol
+ * given without an endpoint is still checked, so a typo does not go unnoticed.
+ */
+export function resolveHttpConfig(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal): OtlpHttpConfig | undefined {
+  const SIGNAL = signal.toUpperCase();
+  const url = resolveEndpoint(flags, env, signal);
+  const protocol = resolveProtocol(flags, env, signal);
+  if (url === undefined) return undefined;
+  return {
+    url,
+    protocol,
+    headers: {
+      ...parseHeaders('OTEL_EXPORTER_OTLP_HEADERS', env['OTEL_EXPORTER_OTLP_HEADERS']),
+      ...parseHeaders(`OTEL_EXPORTER_OTLP_${SIGNAL}_HEADERS`, env[`OTEL_EXPORTER_OTLP_${SIGNAL}_HEADERS`]),
+    },
+    timeoutMs:
+      parseTimeout(`OTEL_EXPORTER_OTLP_${SIGNAL}_TIMEOUT`, env[`OTEL_EXPORTER_OTLP_${SIGNAL}_TIMEOUT`]) ??
+      parseTimeout('OTEL_EXPORTER_OTLP_TIMEOUT', env['OTEL_EXPORTER_OTLP_TIMEOUT']) ??
+      DEFAULT_HTTP_TIMEOUT_MS,
+  };
 }
 
 /** Builds the configured exporters (file first, then HTTP). */
@@ -110,22 +122,33 @@ export function createExporter(config: OtlpConfig, batching: BatchingOptions = {
   return exporters.length === 1 && exporters[0] !== undefined ? exporters[0] : new MultiExporter(exporters);
 }
 
-function resolveEndpoint(flags: OtlpFlags, env: NodeJS.ProcessEnv): string | undefined {
+function resolveEndpoint(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal): string | undefined {
+  const own = SIGNAL_PATHS[signal];
   const flag = nonEmpty(flags.endpoint);
   if (flag !== undefined) {
     const url = parseUrl('--otlp-endpoint', flag);
-    return url.pathname.replace(/\/+$/, '').endsWith(`/${TRACES_PATH}`) ? url.href : appendTracesPath(url);
+    const pathname = url.pathname.replace(/\/+$/, '');
+    if (pathname.endsWith(`/${own}`)) return url.href;
+    // the flag may name the traces endpoint; the other signals sit beside it
+    const other = Object.values(SIGNAL_PATHS).find((p) => pathname.endsWith(`/${p}`));
+    if (other !== undefined) {
+      const out = new URL(url.href);
+      out.pathname = `${pathname.slice(0, -other.length)}${own}`;
+      return out.href;
+    }
+    return appendSignalPath(url, own);
   }
-  const traces = nonEmpty(env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']);
-  if (traces !== undefined) return parseUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', traces).href;
+  const variable = `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_ENDPOINT`;
+  const specific = nonEmpty(env[variable]);
+  if (specific !== undefined) return parseUrl(variable, specific).href;
   const base = nonEmpty(env['OTEL_EXPORTER_OTLP_ENDPOINT']);
-  if (base !== undefined) return appendTracesPath(parseUrl('OTEL_EXPORTER_OTLP_ENDPOINT', base));
+  if (base !== undefined) return appendSignalPath(parseUrl('OTEL_EXPORTER_OTLP_ENDPOINT', base), own);
   return undefined;
 }
 
-function appendTracesPath(url: URL): string {
+function appendSignalPath(url: URL, signalPath: string): string {
   const out = new URL(url.href);
-  out.pathname = `${out.pathname.replace(/\/+$/, '')}/${TRACES_PATH}`;
+  out.pathname = `${out.pathname.replace(/\/+$/, '')}/${signalPath}`;
   return out.href;
 }
 
@@ -142,10 +165,11 @@ function parseUrl(source: string, value: string): URL {
   return url;
 }
 
-function resolveProtocol(flags: OtlpFlags, env: NodeJS.ProcessEnv): OtlpHttpProtocol {
+function resolveProtocol(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal): OtlpHttpProtocol {
+  const variable = `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_PROTOCOL`;
   const candidates: [string, string | undefined][] = [
     ['--otlp-protocol', flags.protocol],
-    ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']],
+    [variable, env[variable]],
     ['OTEL_EXPORTER_OTLP_PROTOCOL', env['OTEL_EXPORTER_OTLP_PROTOCOL']],
   ];
   for (const [source, raw] of candidates) {

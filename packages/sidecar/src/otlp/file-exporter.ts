@@ -1,7 +1,6 @@
 // OTLP JSON lines file, the OpenTelemetry Collector file exporter format: one
-// ExportTraceServiceRequest in OTLP/JSON per line, appended. Parent directories
-// are created on the first write.
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+// ExportTraceServiceRequest in OTLP/JSON per line, appended through the file's
+// shared appender (metrics lines go to the same file).
 import path from 'node:path';
 import { BatchQueue, type BatchOutcome } from './batch-queue.js';
 import {
@@ -14,6 +13,7 @@ import {
   type SpanExporter,
 } from './exporter.js';
 import type { ExportSpan } from './span.js';
+import { acquireLineFile, type LineFileRef } from './line-file.js';
 import { encodeTraces } from './trace-serializer.js';
 
 export interface FileExporterOptions extends BatchingOptions {
@@ -24,19 +24,18 @@ export interface FileExporterOptions extends BatchingOptions {
 /** Partial batches are written after this many ms by default (a file write is cheap). */
 export const DEFAULT_FILE_SCHEDULE_DELAY_MS = 200;
 
-const NEWLINE = new Uint8Array([0x0a]);
-
 export class OtlpFileExporter implements SpanExporter {
   readonly description: string;
   readonly path: string;
   private readonly queue: BatchQueue<ExportSpan>;
   private readonly report: (error: Error) => void;
-  private handle: FileHandle | undefined;
+  private readonly file: LineFileRef;
 
   constructor(options: FileExporterOptions) {
     this.path = path.resolve(options.path);
     this.description = `OTLP file ${this.path}`;
     this.report = safeReporter(options.onError);
+    this.file = acquireLineFile(this.path);
     this.queue = new BatchQueue<ExportSpan>(
       {
         maxQueueSize: options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE,
@@ -62,7 +61,7 @@ export class OtlpFileExporter implements SpanExporter {
 
   async shutdown(timeoutMs: number = DEFAULT_FLUSH_TIMEOUT_MS): Promise<void> {
     await this.queue.shutdown(timeoutMs);
-    await this.closeHandle();
+    await this.file.release();
   }
 
   stats(): ExporterStats {
@@ -74,40 +73,11 @@ export class OtlpFileExporter implements SpanExporter {
     for (const { reason } of encoded.invalid) this.report(new Error(`span not exported: ${reason}`));
     if (encoded.body === undefined) return { exported: 0, failed: batch.length };
     try {
-      const handle = await this.open();
-      await handle.appendFile(concat(encoded.body, NEWLINE));
+      await this.file.appendLine(encoded.body);
       return { exported: encoded.count, failed: batch.length - encoded.count };
     } catch (error) {
       this.report(new Error(`cannot append to ${this.path}: ${error instanceof Error ? error.message : String(error)}`));
-      await this.closeHandle(); // reopen on the next batch
       return { exported: 0, failed: batch.length };
     }
   }
-
-  private async open(): Promise<FileHandle> {
-    if (this.handle === undefined) {
-      await mkdir(path.dirname(this.path), { recursive: true });
-      this.handle = await open(this.path, 'a');
-    }
-    return this.handle;
-  }
-
-  private async closeHandle(): Promise<void> {
-    const handle = this.handle;
-    this.handle = undefined;
-    if (handle !== undefined) {
-      try {
-        await handle.close();
-      } catch {
-        // nothing left to do with a handle that will not close
-      }
-    }
-  }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }

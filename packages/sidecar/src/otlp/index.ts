@@ -27,6 +27,26 @@ export {
   type OtlpFileConfig,
   type OtlpHttpConfig,
   type ResolveOptions,
+  type OtlpSignal,
+  resolveHttpConfig,
 } from './config.js';
 export { encodeTraces, CONTENT_TYPES, type OtlpEncoding, type EncodedTraces } from './trace-serializer.js';
+export {
+  resolveOtlpMetricsConfig,
+  DEFAULT_METRIC_EXPORT_INTERVAL_MS,
+  DEFAULT_METRIC_EXPORT_TIMEOUT_MS,
+  type OtlpMetricsConfig,
+} from './metric-config.js';
+export type { MetricExporter, MetricExportResult } from './metric-exporter.js';
+export { OtlpFileMetricExporter, type FileMetricExporterOptions } from './metric-file-exporter.js';
+export { OtlpHttpMetricExporter, type HttpMetricExporterOptions } from './metric-http-exporter.js';
+export {
+  MetricsReader,
+  createMetricsReader,
+  createMetricExporters,
+  type MetricProducer,
+  type MetricsReaderOptions,
+  type MetricsReaderStats,
+} from './metric-reader.js';
+export { encodeMetrics, rejectedDataPoints } from './metric-serializer.js';
 export { SCOPE_NAME, SCOPE_VERSION } from './version.js';

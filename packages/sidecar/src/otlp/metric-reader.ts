@@ -1,0 +1,231 @@
+// The periodic reader: every intervalMs it takes one cumulative collection from
+// the producer and hands it to each exporter. At most one export per exporter is
+// in flight; a collection that arrives meanwhile waits, and a newer one replaces
+// it (counted as dropped: cumulative data loses nothing by skipping a
+// collection). Each export is bounded by timeoutMs. flush() and shutdown()
+// export a final collection. Nothing here throws into the caller, and the timer
+// is unref'd, so the reader never keeps the process alive.
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { MetricsCollection } from '../tool-metrics.js';
+import { asError, raceTimeout } from './batch-queue.js';
+import { DEFAULT_FLUSH_TIMEOUT_MS, safeReporter, type ExporterStats } from './exporter.js';
+import { DEFAULT_METRIC_EXPORT_INTERVAL_MS, DEFAULT_METRIC_EXPORT_TIMEOUT_MS, type OtlpMetricsConfig } from './metric-config.js';
+import type { MetricExporter } from './metric-exporter.js';
+import { OtlpFileMetricExporter } from './metric-file-exporter.js';
+import { OtlpHttpMetricExporter } from './metric-http-exporter.js';
+
+/** Anything that can take a collection; ToolMetrics is one. */
+export interface MetricProducer {
+  collect(): MetricsCollection;
+}
+
+export interface MetricsReaderOptions {
+  /** Time between two periodic exports, in ms. Default 60000. */
+  intervalMs?: number;
+  /** Bound on one export (all its retries), in ms. Default 30000. */
+  timeoutMs?: number;
+  /** Told about every failure; default: the OpenTelemetry diag logger (warn). */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * Counted in collections: exported (written or accepted), failed (given up on,
+ * or partly rejected), dropped (replaced by a newer collection before it was
+ * sent, or unsent at shutdown), retries (re-sends after a retryable failure).
+ */
+export type MetricsReaderStats = ExporterStats;
+
+export class MetricsReader {
+  readonly description: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  private readonly slots: ExportSlot[];
+  private readonly report: (error: Error) => void;
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly producer: MetricProducer,
+    private readonly exporters: readonly MetricExporter[],
+    options: MetricsReaderOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? DEFAULT_METRIC_EXPORT_INTERVAL_MS;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_METRIC_EXPORT_TIMEOUT_MS;
+    for (const [name, value] of [['intervalMs', this.intervalMs], ['timeoutMs', this.timeoutMs]] as const) {
+      if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`MetricsReader: ${name} must be a positive integer, got ${value}`);
+    }
+    this.report = safeReporter(options.onError);
+    this.slots = exporters.map((e) => new ExportSlot(e, this.timeoutMs, this.abort.signal));
+    this.description = exporters.length === 0 ? 'no OTLP metrics exporter' : exporters.map((e) => e.description).join(' + ');
+  }
+
+  /** Starts the periodic exports (idempotent; not after shutdown). */
+  start(): void {
+    if (this.timer !== undefined || this.stopping !== undefined || this.slots.length === 0) return;
+    this.timer = setInterval(() => void this.collectAndExport(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Collects now and exports; resolves when every exporter has settled this collection (or a newer one). */
+  collectAndExport(): Promise<void> {
+    if (this.closed || this.slots.length === 0) return Promise.resolve();
+    let metrics: ResourceMetrics;
+    try {
+      const collection = this.producer.collect();
+      for (const error of collection.errors) this.report(error);
+      metrics = collection.resourceMetrics;
+    } catch (error) {
+      this.report(new Error(`metrics collection failed: ${asError(error).message}`));
+      return Promise.resolve();
+    }
+    return Promise.all(this.slots.map((slot) => slot.submit(metrics))).then(() => undefined);
+  }
+
+  /** Exports a fresh collection; resolves when done or after timeoutMs. */
+  flush(timeoutMs: number = DEFAULT_FLUSH_TIMEOUT_MS): Promise<void> {
+    return raceTimeout(this.collectAndExport(), timeoutMs);
+  }
+
+  /** Stops the timer, exports a final collection within timeoutMs, then aborts what is left and closes the exporters. */
+  shutdown(timeoutMs: number = DEFAULT_FLUSH_TIMEOUT_MS): Promise<void> {
+    this.stopping ??= this.stop(timeoutMs);
+    return this.stopping;
+  }
+
+  stats(): MetricsReaderStats {
+    const total: MetricsReaderStats = { exported: 0, dropped: 0, failed: 0, retries: 0 };
+    for (const slot of this.slots) {
+      total.exported += slot.counts.exported;
+      total.failed += slot.counts.failed;
+      total.dropped += slot.counts.dropped;
+      total.retries += slot.exporter.retries();
+    }
+    return total;
+  }
+
+  private async stop(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + Math.max(0, timeoutMs);
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await raceTimeout(this.collectAndExport(), timeoutMs);
+    this.closed = true;
+    this.abort.abort();
+    for (const slot of this.slots) slot.dropPending();
+    await raceTimeout(Promise.all(this.slots.map((slot) => slot.idle())), deadline - Date.now());
+    await Promise.allSettled(this.exporters.map((e) => e.shutdown()));
+  }
+}
+
+/** Builds the configured metric exporters (file first, then HTTP). Throws only on a non-http(s) URL. */
+export function createMetricExporters(
+  config: OtlpMetricsConfig,
+  options: { onError?: (error: Error) => void } = {},
+): MetricExporter[] {
+  const exporters: MetricExporter[] = [];
+  const onError = options.onError;
+  if (config.file !== undefined) {
+    exporters.push(new OtlpFileMetricExporter({ path: config.file.path, onError }));
+  }
+  if (config.http !== undefined) {
+    exporters.push(
+      new OtlpHttpMetricExporter({
+        url: config.http.url,
+        protocol: config.http.protocol,
+        headers: config.http.headers,
+        timeoutMs: config.http.timeoutMs,
+        onError,
+      }),
+    );
+  }
+  return exporters;
+}
+
+/** The reader for a resolved configuration (see resolveOtlpMetricsConfig); call start() to begin the periodic exports. */
+export function createMetricsReader(
+  producer: MetricProducer,
+  config: OtlpMetricsConfig,
+  options: { onError?: (error: Error) => void } = {},
+): MetricsReader {
+  return new MetricsReader(producer, createMetricExporters(config, options), {
+    intervalMs: config.intervalMs,
+    timeoutMs: config.timeoutMs,
+    onError: options.onError,
+  });
+}
+
+interface Pending {
+  metrics: ResourceMetrics;
+  waiters: (() => void)[];
+}
+
+/** One exporter's export in flight and the collection waiting behind it. */
+class ExportSlot {
+  readonly counts = { exported: 0, failed: 0, dropped: 0 };
+  private pending: Pending | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    readonly exporter: MetricExporter,
+    private readonly timeoutMs: number,
+    private readonly shutdown: AbortSignal,
+  ) {}
+
+  submit(metrics: ResourceMetrics): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.pending === undefined) {
+        this.pending = { metrics, waiters: [resolve] };
+      } else {
+        this.counts.dropped++;
+        this.pending.metrics = metrics;
+        this.pending.waiters.push(resolve);
+      }
+      this.pump();
+    });
+  }
+
+  dropPending(): void {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending === undefined) return;
+    this.counts.dropped++;
+    for (const resolve of pending.waiters) resolve();
+  }
+
+  /** Resolves when no export is in flight. */
+  async idle(): Promise<void> {
+    while (this.running !== undefined) await this.running;
+  }
+
+  private pump(): void {
+    if (this.running !== undefined || this.pending === undefined) return;
+    const job = this.pending;
+    this.pending = undefined;
+    this.running = this.send(job.metrics).finally(() => {
+      for (const resolve of job.waiters) resolve();
+      this.running = undefined;
+      this.pump();
+    });
+  }
+
+  private async send(metrics: ResourceMetrics): Promise<void> {
+    // One controller per export, aborted by its timeout or by shutdown.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    timer.unref();
+    const onShutdown = (): void => controller.abort();
+    if (this.shutdown.aborted) onShutdown();
+    else this.shutdown.addEventListener('abort', onShutdown, { once: true });
+    try {
+      const result = await this.exporter.export(metrics, controller.signal);
+      this.counts[result === 'exported' ? 'exported' : 'failed']++;
+    } catch {
+      // exporters do not reject; this guards against one that does
+      this.counts.failed++;
+    } finally {
+      clearTimeout(timer);
+      this.shutdown.removeEventListener('abort', onShutdown);
+    }
+  }
+}

@@ -1,0 +1,273 @@
+// Cumulative OTLP metrics of tool activity: each ended tool span's kernel
+// aggregates (calls, errors, bytes, log2 latency histogram per syscall kind) are
+// added to the state of (tool name, kind); loss and event counters are read from
+// their sources at each collection. collect() returns the sdk-metrics
+// ResourceMetrics shape that @opentelemetry/otlp-transformer serializes.
+import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
+import { millisToHrTime } from '@opentelemetry/core';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  DataPointType,
+  type DataPoint,
+  type Histogram,
+  type MetricData,
+  type ResourceMetrics,
+} from '@opentelemetry/sdk-metrics';
+import { INSTRUMENTATION_SCOPE } from './otlp/readable-span.js';
+
+/** Kernel log2 histogram: bucket i counts latencies in [2^i, 2^(i+1)) ns (bucket 0 also holds 0 ns); the last bucket is open-ended. */
+export const LATENCY_BUCKETS = 40;
+export type SyscallKind = 'read' | 'write' | 'send' | 'recv' | 'open' | 'connect' | 'exec';
+export interface SyscallAggregate { calls: number; errors: number; bytes: number; latencySumNs: number; latencyBuckets: number[] }
+export type SpanAggregates = Partial<Record<SyscallKind, SyscallAggregate>>;
+export type DropReason = 'ringbuf_full' | 'map_full' | 'exporter_queue_full' | 'decode_error';
+export interface ToolMetricsOptions {
+  resource?: Attributes;            // resource of the sidecar's metrics (service.name etc.)
+  /** Cumulative loss counters, read at each collection (from kernel stats and exporter stats). */
+  drops: () => Partial<Record<DropReason, number>>;
+  /** Cumulative events counters, read at each collection: written to the ring buffer, and counted-not-emitted (per-span cap). */
+  events?: () => { emitted: number; capped: number };
+  /**
+   * Distinct (tool name, kind) series at most (default 2000, the OTel SDK's
+   * default cardinality limit); aggregates of further tool names go to one
+   * series per kind marked `otel.metric.overflow=true`.
+   */
+  cardinalityLimit?: number;
+}
+
+export const METRIC_SYSCALL_DURATION = 'agentrace.tool.syscall.duration';
+export const METRIC_SYSCALLS = 'agentrace.tool.syscalls';
+export const METRIC_SYSCALL_ERRORS = 'agentrace.tool.syscall.errors';
+export const METRIC_IO_BYTES = 'agentrace.tool.io.bytes';
+export const METRIC_EVENTS_DROPPED = 'agentrace.events.dropped';
+export const METRIC_EVENTS_EMITTED = 'agentrace.events.emitted';
+export const METRIC_EVENTS_CAPPED = 'agentrace.events.capped';
+
+export const ATTR_TOOL_NAME = 'gen_ai.tool.name';
+export const ATTR_SYSCALL = 'agentrace.syscall';
+export const ATTR_IO_DIRECTION = 'agentrace.io.direction';
+export const ATTR_DROP_REASON = 'agentrace.drop.reason';
+export const ATTR_OVERFLOW = 'otel.metric.overflow';
+
+export const DEFAULT_CARDINALITY_LIMIT = 2000;
+
+/**
+ * Explicit bucket bounds in seconds: 2^1 .. 2^39 ns. OTLP bounds are inclusive
+ * upper bounds, the kernel's lower bounds are inclusive, so a latency of exactly
+ * 2^k ns is counted one bucket higher than OTLP's reading of the bounds says;
+ * at nanosecond resolution that difference is immaterial.
+ */
+export const LATENCY_BOUNDARIES_S: readonly number[] = Object.freeze(
+  Array.from({ length: LATENCY_BUCKETS - 1 }, (_, i) => 2 ** (i + 1) / 1e9),
+);
+
+const IO_KINDS: ReadonlySet<SyscallKind> = new Set<SyscallKind>(['read', 'write', 'send', 'recv']);
+const KINDS: ReadonlySet<string> = new Set<SyscallKind>(['read', 'write', 'send', 'recv', 'open', 'connect', 'exec']);
+
+interface Series {
+  attributes: Attributes;
+  kind: SyscallKind;
+  calls: number;
+  errors: number;
+  bytes: number;
+  latencySumNs: number;
+  buckets: number[];
+}
+
+/** What collect() hands to the exporters, plus what went wrong reading the counters. */
+export interface MetricsCollection {
+  resourceMetrics: ResourceMetrics;
+  errors: Error[];
+}
+
+export class ToolMetrics {
+  private readonly resource: Resource;
+  private readonly startTime: HrTime;
+  private readonly series = new Map<string, Series>();
+  private readonly limit: number;
+  private readonly observed = new ResettableCounters();
+
+  constructor(private readonly opts: ToolMetricsOptions) {
+    this.resource = resourceFromAttributes(opts.resource ?? { 'service.name': 'agentrace' });
+    this.startTime = millisToHrTime(Date.now());
+    const limit = opts.cardinalityLimit ?? DEFAULT_CARDINALITY_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`cardinalityLimit must be a positive integer, got ${limit}`);
+    this.limit = limit;
+  }
+
+  /** Adds one ended tool span's kernel aggregates to the cumulative state of (tool name, kind). */
+  record(toolName: string, aggs: SpanAggregates): void {
+    for (const [kind, agg] of Object.entries(aggs)) {
+      if (!KINDS.has(kind) || agg === undefined) continue;
+      const calls = count(agg.calls);
+      const errors = count(agg.errors);
+      const bytes = count(agg.bytes);
+      const latencySumNs = count(agg.latencySumNs);
+      const buckets = Array.isArray(agg.latencyBuckets) ? agg.latencyBuckets : [];
+      if (calls === 0 && errors === 0 && bytes === 0 && latencySumNs === 0 && !buckets.some((b) => count(b) > 0)) continue;
+      const series = this.seriesFor(toolName, kind as SyscallKind);
+      series.calls += calls;
+      series.errors += errors;
+      series.bytes += bytes;
+      series.latencySumNs += latencySumNs;
+      buckets.forEach((b, i) => {
+        // a longer kernel histogram folds into the open-ended last bucket
+        series.buckets[Math.min(i, LATENCY_BUCKETS - 1)]! += count(b);
+      });
+    }
+  }
+
+  /** One cumulative collection, timestamped now. Never throws: a failing counter source is left out and reported in errors. */
+  collect(): MetricsCollection {
+    const now = Date.now();
+    const endTime = millisToHrTime(now);
+    const errors: Error[] = [];
+    const metrics: MetricData[] = [];
+    const all = [...this.series.values()];
+    const point = <T>(attributes: Attributes, value: T): DataPoint<T> => ({ startTime: this.startTime, endTime, attributes, value });
+
+    const histogramPoints: DataPoint<Histogram>[] = [];
+    for (const s of all) {
+      const total = s.buckets.reduce((a, b) => a + b, 0);
+      if (total === 0) continue;
+      histogramPoints.push(
+        point<Histogram>(s.attributes, {
+          buckets: { boundaries: [...LATENCY_BOUNDARIES_S], counts: [...s.buckets] },
+          count: total,
+          sum: s.latencySumNs / 1e9,
+        }),
+      );
+    }
+    if (histogramPoints.length > 0) {
+      metrics.push({
+        descriptor: {
+          name: METRIC_SYSCALL_DURATION,
+          description: 'Duration of the system calls made by tool calls, measured in the kernel (log2 buckets)',
+          unit: 's',
+          valueType: ValueType.DOUBLE,
+        },
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.HISTOGRAM,
+        dataPoints: histogramPoints,
+      });
+    }
+    if (all.length > 0) {
+      metrics.push(
+        counter(METRIC_SYSCALLS, 'System calls made by tool calls', '{call}', all.map((s) => point(s.attributes, s.calls))),
+        counter(METRIC_SYSCALL_ERRORS, 'System calls made by tool calls that returned an error', '{call}', all.map((s) => point(s.attributes, s.errors))),
+      );
+    }
+    const io = all.filter((s) => IO_KINDS.has(s.kind));
+    if (io.length > 0) {
+      metrics.push(
+        counter(
+          METRIC_IO_BYTES,
+          'Bytes read, written, sent and received by tool calls',
+          'By',
+          io.map((s) => point({ ...withoutKind(s.attributes), [ATTR_IO_DIRECTION]: s.kind }, s.bytes)),
+        ),
+      );
+    }
+
+    const drops = readSource('drops', () => this.opts.drops(), errors);
+    if (drops !== undefined) {
+      const points: DataPoint<number>[] = [];
+      for (const [reason, value] of Object.entries(drops)) {
+        if (value === undefined) continue;
+        const observed = this.observed.observe(`drop:${reason}`, count(value), endTime, this.startTime);
+        points.push({ ...observed, endTime, attributes: { [ATTR_DROP_REASON]: reason } });
+      }
+      if (points.length > 0) {
+        metrics.push(counter(METRIC_EVENTS_DROPPED, 'Kernel events lost before export, by reason', '{event}', points));
+      }
+    }
+    const events = this.opts.events === undefined ? undefined : readSource('events', this.opts.events, errors);
+    if (events !== undefined) {
+      const emitted = this.observed.observe('emitted', count(events.emitted), endTime, this.startTime);
+      const capped = this.observed.observe('capped', count(events.capped), endTime, this.startTime);
+      metrics.push(
+        counter(METRIC_EVENTS_EMITTED, 'Kernel events written to the ring buffer', '{event}', [{ ...emitted, endTime, attributes: {} }]),
+        counter(METRIC_EVENTS_CAPPED, 'Kernel events counted but not emitted (per-span cap)', '{event}', [{ ...capped, endTime, attributes: {} }]),
+      );
+    }
+
+    return {
+      resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: INSTRUMENTATION_SCOPE, metrics }] },
+      errors,
+    };
+  }
+
+  private seriesFor(toolName: string, kind: SyscallKind): Series {
+    const key = `${kind}\0${toolName}`;
+    const existing = this.series.get(key);
+    if (existing !== undefined) return existing;
+    const overflow = this.series.size >= this.limit;
+    const overflowKey = `${kind}\0overflow`;
+    if (overflow) {
+      const folded = this.series.get(overflowKey);
+      if (folded !== undefined) return folded;
+    }
+    const series: Series = {
+      attributes: overflow ? { [ATTR_OVERFLOW]: true, [ATTR_SYSCALL]: kind } : { [ATTR_TOOL_NAME]: toolName, [ATTR_SYSCALL]: kind },
+      kind,
+      calls: 0,
+      errors: 0,
+      bytes: 0,
+      latencySumNs: 0,
+      buckets: new Array<number>(LATENCY_BUCKETS).fill(0),
+    };
+    this.series.set(overflow ? overflowKey : key, series);
+    return series;
+  }
+}
+
+/**
+ * Counters read from elsewhere (kernel stats, exporter stats) may start over,
+ * e.g. when probes are reloaded. A value below the last one is a reset: the
+ * series gets a new start time, as OTLP cumulative sums require.
+ */
+class ResettableCounters {
+  private readonly state = new Map<string, { startTime: HrTime; last: number }>();
+
+  observe(key: string, value: number, now: HrTime, initialStart: HrTime): { startTime: HrTime; value: number } {
+    let s = this.state.get(key);
+    if (s === undefined) {
+      s = { startTime: initialStart, last: value };
+      this.state.set(key, s);
+    } else if (value < s.last) {
+      s.startTime = now;
+    }
+    s.last = value;
+    return { startTime: s.startTime, value };
+  }
+}
+
+function counter(name: string, description: string, unit: string, dataPoints: DataPoint<number>[]): MetricData {
+  return {
+    descriptor: { name, description, unit, valueType: ValueType.INT },
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.SUM,
+    isMonotonic: true,
+    dataPoints,
+  };
+}
+
+function withoutKind(attributes: Attributes): Attributes {
+  const { [ATTR_SYSCALL]: _kind, ...rest } = attributes;
+  return rest;
+}
+
+function readSource<T>(what: string, read: () => T, errors: Error[]): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    errors.push(new Error(`reading the ${what} counters failed: ${error instanceof Error ? error.message : String(error)}`));
+    return undefined;
+  }
+}
+
+/** A non-negative integer count; anything else (NaN, negative, non-number) counts as 0. */
+function count(n: unknown): number {
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
+}
