@@ -1,0 +1,50 @@
+// @agentrace/sdk/ai end to end on the real kernel: a real ai SDK loop
+// (generateText and streamText, driven by the ai SDK's MockLanguageModelV3)
+// makes three parallel tool calls under the real sidecar; each call's file
+// open, connect and child process is exported under its own execute_tool
+// span, which sits under the ai SDK's own ai.generateText / ai.streamText
+// span and carries the scripted tool-call id.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { requireBpf } from './support/bpf.js';
+import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24, runtimes } from './support/framework-agent.js';
+
+const script = fileURLToPath(new URL('./fixtures/ai-agent.mjs', import.meta.url));
+const rig = Rig.create('ai');
+after(() => rig.close());
+
+test('the ai SDK agent runs on Node 24 too (in CI)', (t) => requireNode24(t));
+
+for (const [runtime, node] of runtimes) {
+  for (const mode of ['generate', 'stream'] as const) {
+    test(`ai ${mode}Text: three parallel tool calls' opens, connects and child processes land under their own execute_tool spans, under ai.${mode}Text (agent on ${runtime})`, async (t) => {
+      if (!requireBpf(t)) return;
+      const calls = await rig.plan(`call-${mode}`, 3);
+      const { code, stdout, spans } = await rig.run(`${mode}-${runtime.replace(/\W+/g, '')}`, script, { mode, calls }, node);
+      assert.equal(code, 0, 'the agent ran');
+
+      const out = JSON.parse(stdout) as { text: string; results: Record<string, string>; maxInFlight: number };
+      assert.equal(out.text, 'surveyed', 'the loop went on to the final answer');
+      for (const c of calls) assert.equal(out.results[c.id], `${c.word} ${c.word}`, `${c.id}'s result reached the model`);
+      assert.equal(out.maxInFlight, calls.length, 'the ai SDK ran the calls in parallel');
+
+      const roots = spans.filter((s) => s.name === `ai.${mode}Text`);
+      assert.equal(roots.length, 1, `one ai.${mode}Text span; spans: ${spans.map((s) => s.name).join(', ')}`);
+      const root = roots[0]!;
+      assert.equal(root.attributes['ai.telemetry.functionId'], 'framework-test');
+      const tools = assertCallsAttributed(spans, calls, 'survey');
+      for (const tool of tools) {
+        assert.equal(tool.parentSpanId, root.spanId, `${tool.attributes['gen_ai.tool.call.id']} sits under ai.${mode}Text`);
+        assert.equal(tool.attributes['ai.toolCall.id'], tool.attributes['gen_ai.tool.call.id']);
+        assert.equal(tool.attributes['gen_ai.tool.call.arguments'], undefined, 'arguments are not captured unless asked');
+        assert.equal(tool.attributes['ai.toolCall.args'], undefined, "ai's own unmasked arguments are dropped");
+      }
+      assert.ok(
+        spans.some((s) => s.name === `ai.${mode}Text.do${mode === 'generate' ? 'Generate' : 'Stream'}` && s.parentSpanId === root.spanId),
+        'the model steps are exported too',
+      );
+      assertTreeComplete(spans);
+    });
+  }
+}
