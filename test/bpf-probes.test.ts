@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import {
   AttrSource,
+  HIST_BUCKETS,
   Probes,
   type FileOpenEvent,
   type KernelEvent,
@@ -386,15 +387,25 @@ test('I/O on a descriptor is counted under the span it was opened under, whateve
   const again = await actor.do({ op: 'openKeep', path: file, flags: 'r' });
   await actor.do({ op: 'readFd', fd: again.fd!, bytes: 10 });
 
-  const totals = probes.takeIoTotals([opener.spanId, other.spanId]);
-  assert.deepEqual(totals.get(opener.spanId), {
-    read: { calls: 1, bytes: 1234 },
-    write: { calls: 2, bytes: 1234 },
-    send: { calls: 0, bytes: 0 },
-    recv: { calls: 0, bytes: 0 },
-  });
-  assert.equal(totals.has(other.spanId), false, 'nothing counts to the span that merely ran later');
-  assert.equal(probes.takeIoTotals([opener.spanId]).size, 0, 'taking the totals resets them');
+  const summaries = probes.takeSpanSummaries([opener.spanId, other.spanId]);
+  const aggs = summaries.get(opener.spanId)?.aggregates;
+  assert.ok(aggs, 'the opener has aggregates');
+  assert.deepEqual(Object.keys(aggs).sort(), ['open', 'read', 'write']);
+  assert.deepEqual([aggs.read!.calls, aggs.read!.bytes, aggs.read!.errors], [1, 1234, 0]);
+  assert.deepEqual([aggs.write!.calls, aggs.write!.bytes, aggs.write!.errors], [2, 1234, 0]);
+  assert.deepEqual([aggs.open!.calls, aggs.open!.errors], [1, 0]);
+  for (const [kind, a] of Object.entries(aggs)) {
+    assert.equal(a.latencyBuckets.length, HIST_BUCKETS);
+    assert.equal(a.latencyBuckets.reduce((x, y) => x + y, 0), a.calls, `${kind}: the histogram holds every call`);
+    assert.ok(a.latencySumNs > 0, `${kind}: latency measured`);
+    // Each call lands in the bucket of its own duration: no bucket can hold
+    // more time than its calls times its upper bound.
+    const upper = a.latencyBuckets.reduce((t, n, i) => t + n * 2 ** (i + 1), 0);
+    assert.ok(a.latencySumNs <= upper, `${kind}: sum ${a.latencySumNs} fits the buckets (${upper})`);
+  }
+  assert.deepEqual(summaries.get(opener.spanId)?.events, { emitted: 1, capped: 0, ringbufDrops: 0, mapFull: 0 }, 'the open was emitted');
+  assert.equal(summaries.has(other.spanId), false, 'nothing counts to the span that merely ran later');
+  assert.equal(probes.takeSpanSummaries([opener.spanId]).size, 0, 'taking the summaries resets them');
   await actor.exit(0);
 });
 
@@ -444,5 +455,107 @@ test('a full ring buffer loses events only with a count: written + dropped = pro
   probes.drain();
   const opens = received.filter(isOpen(file));
   assert.equal(BigInt(opens.length), written, 'every event written reached user space');
+  await actor.exit(0);
+});
+
+test('a full ring buffer is counted on the span whose events were lost, and its aggregates still count every call', async (t) => {
+  if (!requireBpf(t)) return;
+  const probes = Probes.load({ ringBufferBytes: 4096, maxEventsPerSpan: 0 });
+  t.after(() => probes.close());
+  probes.attach('all');
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const span = newSpan();
+  probes.setThreadSpan(actor.pid, actor.pid, span);
+  const file = path.join(dir, `flood-span-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, '');
+  const count = 500;
+  const before = probes.stats();
+  await actor.do({ op: 'openMany', path: file, count });
+  const after = probes.stats();
+  const dropped = Number(after.ringbufDrops - before.ringbufDrops);
+  assert.ok(dropped > 0, 'the ring buffer overflowed');
+
+  const received: KernelEvent[] = [];
+  probes.onEvents((batch) => received.push(...batch));
+  probes.drain();
+  const arrived = received.filter(isOpen(file)).length;
+  const summary = probes.takeSpanSummaries([span.spanId]).get(span.spanId);
+  assert.ok(summary);
+  // The actor's other syscalls under the span (its reply on the pipe is not
+  // an open) do not emit events, so the span's events are exactly the opens.
+  assert.deepEqual(summary.events, { emitted: arrived, capped: 0, ringbufDrops: dropped, mapFull: 0 });
+  assert.equal(arrived + dropped, count, `${arrived} arrived + ${dropped} lost = ${count} opens`);
+  assert.equal(summary.aggregates.open?.calls, count, 'the in-kernel aggregate saw every open, lost events included');
+  await actor.exit(0);
+});
+
+test('a span over its event cap emits no more events, and counts the rest', async (t) => {
+  if (!requireBpf(t)) return;
+  const probes = Probes.load({ maxEventsPerSpan: 10 });
+  t.after(() => probes.close());
+  probes.attach('all');
+  assert.equal(probes.maxEventsPerSpan(), 10);
+  const received: KernelEvent[] = [];
+  probes.onEvents((batch) => received.push(...batch));
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const [capped, fresh] = [newSpan(), newSpan()];
+  probes.setThreadSpan(actor.pid, actor.pid, capped);
+  const file = path.join(dir, `cap-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, '');
+  const before = probes.stats();
+  await actor.do({ op: 'openMany', path: file, count: 100 });
+  // Another span on the same thread has a cap of its own.
+  probes.setThreadSpan(actor.pid, actor.pid, fresh);
+  await actor.do({ op: 'openMany', path: file, count: 3 });
+  probes.drain();
+  const opens = received.filter(isOpen(file));
+  assert.equal(opens.filter((e) => e.span?.spanId === capped.spanId).length, 10);
+  assert.equal(opens.filter((e) => e.span?.spanId === fresh.spanId).length, 3);
+  assert.equal(probes.stats().capped - before.capped, 90n);
+  const summaries = probes.takeSpanSummaries([capped.spanId, fresh.spanId]);
+  assert.deepEqual(summaries.get(capped.spanId)?.events, { emitted: 10, capped: 90, ringbufDrops: 0, mapFull: 0 });
+  assert.equal(summaries.get(capped.spanId)?.aggregates.open?.calls, 100);
+  assert.deepEqual(summaries.get(fresh.spanId)?.events, { emitted: 3, capped: 0, ringbufDrops: 0, mapFull: 0 });
+
+  probes.setMaxEventsPerSpan(0); // no cap, at once
+  probes.setThreadSpan(actor.pid, actor.pid, capped);
+  await actor.do({ op: 'openMany', path: file, count: 20 });
+  probes.drain();
+  assert.equal(received.filter(isOpen(file)).filter((e) => e.span?.spanId === capped.spanId).length, 30);
+  assert.throws(() => probes.setMaxEventsPerSpan(-1), /from 0 \(no cap\)/);
+  await actor.exit(0);
+});
+
+test('detaching a group unlinks its programs at once; context stays whole while io is detached', async (t) => {
+  if (!requireBpf(t)) return;
+  const probes = Probes.load();
+  t.after(() => probes.close());
+  probes.attach('all');
+  assert.deepEqual(probes.attachedGroups(), ['file', 'net', 'process', 'context', 'io']);
+  probes.detach('file');
+  assert.equal(probes.isAttached('file'), false);
+  assert.deepEqual(probes.attachedGroups(), ['net', 'process', 'context', 'io']);
+  const received: KernelEvent[] = [];
+  probes.onEvents((batch) => received.push(...batch));
+  const actor = await startActor();
+  probes.track(actor.pid);
+  probes.setThreadSpan(actor.pid, actor.pid, newSpan());
+  const file = path.join(dir, `detach-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, '');
+  await actor.do({ op: 'openMany', path: file, count: 5 });
+  probes.drain();
+  assert.equal(received.filter(isOpen(file)).length, 0, 'no open is seen while file is detached');
+  probes.attach('file');
+  await actor.do({ op: 'openMany', path: file, count: 5 });
+  probes.drain();
+  assert.equal(received.filter(isOpen(file)).length, 5, 'opens are seen again once attached');
+  // io's write probe registers slots too; without io, context's own does.
+  probes.detach('io');
+  assert.deepEqual([probes.isAttached('io'), probes.isAttached('context')], [false, true]);
+  probes.attach('io');
+  assert.deepEqual([probes.isAttached('io'), probes.isAttached('context')], [true, true]);
+  assert.throws(() => probes.detach('fs' as never), /unknown probe group "fs"; groups are file, net, process, context, io/);
   await actor.exit(0);
 });

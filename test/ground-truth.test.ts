@@ -213,9 +213,9 @@ test('the scorer tells right, wrong and missing apart', () => {
     span('w0', 'T0', 'open', { 'file.path': '/w0', 'agentrace.file.flags': 0o1101 }),
     // I/O counts: call-0 wrote its own bytes (in two reports) and read them
     // back plus another call's 64 KiB; call-1 wrote less than its file.
-    span('i0', 'T0', 'io', { 'agentrace.io.write.bytes': 60_000, 'agentrace.io.read.bytes': 70_000 + FILE_IO_BYTES }),
-    span('i0b', 'T0', 'io', { 'agentrace.io.write.bytes': 10_000 }),
-    span('i1', 'T1', 'io', { 'agentrace.io.write.bytes': 100 }, 't2'),
+    span('i0', 'T0', 'kernel summary', { 'agentrace.syscall.write.bytes': 60_000, 'agentrace.syscall.read.bytes': 70_000 + FILE_IO_BYTES }),
+    span('i0b', 'T0', 'kernel summary', { 'agentrace.syscall.write.bytes': 10_000 }),
+    span('i1', 'T1', 'kernel summary', { 'agentrace.syscall.write.bytes': 100 }, 't2'),
   ];
   const s = score(plan, spans).scores;
   assert.deepEqual([s['file.open.sync'].truePositives, s['file.open.sync'].falsePositives.length, s['file.open.sync'].precision], [1, 1, 0.5]);

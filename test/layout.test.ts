@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AttrSource, EventKind, IoKind, IO_KIND_COUNT, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, defaultObjectPath, layouts } from '@agentrace/bpf';
+import { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, defaultObjectPath, layouts } from '@agentrace/bpf';
 
 const header = fs.readFileSync(
   fileURLToPath(new URL('../packages/bpf/src/bpf/agentrace.h', import.meta.url)),
@@ -68,9 +68,10 @@ test('event kinds, attribution sources and counters match the header enums', () 
   assert.deepEqual(Object.fromEntries(Object.entries(kinds).map(([k, v]) => [camel(k), v])), EventKind);
   const sources = headerEnum('AR_ATTR_');
   assert.deepEqual(Object.fromEntries(Object.entries(sources).map(([k, v]) => [camel(k), v])), AttrSource);
-  const { KINDS, ...io } = headerEnum('AR_IO_');
-  assert.equal(KINDS, IO_KIND_COUNT);
-  assert.deepEqual(Object.fromEntries(Object.entries(io).map(([k, v]) => [camel(k), v])), IoKind);
+  const { KINDS, ...agg } = headerEnum('AR_AGG_');
+  assert.equal(KINDS, AGG_KIND_COUNT);
+  assert.deepEqual(Object.fromEntries(Object.entries(agg).map(([k, v]) => [camel(k), v])), AggKind);
+  assert.equal(Number(/#define AR_HIST_BUCKETS (\d+)/.exec(header)?.[1]), HIST_BUCKETS);
   const { MAX, ...stats } = headerEnum('AR_STAT_');
   assert.equal(MAX, STAT_COUNT);
   assert.deepEqual(Object.fromEntries(Object.entries(stats).map(([k, v]) => [camel(k), v])), Stat);

@@ -112,10 +112,10 @@ export const KIND_DOC: Record<Kind, string> = {
   'file.write': 'fs.promises.writeFile of a file of its own: the open span of it for writing',
   'file.read': 'fs.promises.readFile of the file it wrote: the open span of it read-only',
   'file.io.write':
-    `the write(2) of those ${FILE_IO_BYTES / 1024}+ KiB: agentrace.io.write.bytes of the io spans under its tool ` +
+    `the write(2) of those ${FILE_IO_BYTES / 1024}+ KiB: agentrace.syscall.write.bytes of the kernel summary spans under its tool ` +
     `within [its bytes, +${IO_SLACK.write / 1024} KiB]`,
   'file.io.read':
-    `the read(2) of them back: agentrace.io.read.bytes of the io spans under its tool ` +
+    `the read(2) of them back: agentrace.syscall.read.bytes of the kernel summary spans under its tool ` +
     `within [its bytes, +${IO_SLACK.read / 1024} KiB]`,
   'net.connect': 'net.connect to a port of its own: the connect span with that network.peer.port',
   'http.undici': "undici request() with a dispatcher of its own: the connect span to its server's port",
@@ -250,7 +250,7 @@ export function score(plan: AgentPlan, spans: FlatSpan[], backgroundRounds = 0):
   const kernel = spans.filter((s) => !s.name.startsWith('execute_tool'));
   const rungsSeen: Record<string, number> = {};
   for (const s of kernel) {
-    const io = attr(s, 'agentrace.io.read.bytes') !== undefined || attr(s, 'agentrace.io.write.bytes') !== undefined;
+    const io = attr(s, 'agentrace.syscall.read.bytes') !== undefined || attr(s, 'agentrace.syscall.write.bytes') !== undefined;
     const r = String(attr(s, 'agentrace.attribution') ?? (io ? 'io counts' : 'none'));
     rungsSeen[r] = (rungsSeen[r] ?? 0) + 1;
   }
@@ -263,11 +263,11 @@ export function score(plan: AgentPlan, spans: FlatSpan[], backgroundRounds = 0):
     return undefined;
   };
 
-  // Descriptor I/O counted under each call: the io spans below its tool span.
+  // Descriptor I/O counted under each call: the kernel summary spans below its tool span.
   const io = new Map<string, { read: number; write: number }>();
   for (const s of kernel) {
-    const r = attr(s, 'agentrace.io.read.bytes');
-    const w = attr(s, 'agentrace.io.write.bytes');
+    const r = attr(s, 'agentrace.syscall.read.bytes');
+    const w = attr(s, 'agentrace.syscall.write.bytes');
     if (r === undefined && w === undefined) continue;
     const tool = toolOf(s);
     if (!tool || tool.traceId !== s.traceId) continue;
@@ -396,9 +396,9 @@ export function reasonFor(kind: Kind, s: KindScore, scored: Scored): string {
         break;
       case 'file.io.write':
       case 'file.io.read':
-        why = scored.attributeKeys.has(`agentrace.io.${kind === 'file.io.write' ? 'write' : 'read'}.bytes`)
+        why = scored.attributeKeys.has(`agentrace.syscall.${kind === 'file.io.write' ? 'write' : 'read'}.bytes`)
           ? s.notes.join('; ')
-          : 'no span carries agentrace.io.*.bytes (descriptor I/O is not counted per span yet)';
+          : 'no span carries agentrace.syscall.*.bytes (descriptor I/O is not counted per span yet)';
         break;
     }
     if ((kind === 'dns.lookup' || kind === 'dns.resolve') && !scored.attributeKeys.has('dns.question.name')) {

@@ -87,3 +87,35 @@ export function ancestry(span: FlatSpan, all: FlatSpan[]): FlatSpan[] {
   for (let cur: FlatSpan | undefined = span; cur && chain.length < 64; cur = byId.get(cur.parentSpanId)) chain.push(cur);
   return chain;
 }
+
+/**
+ * The metric lines of the same file (ExportMetricsServiceRequest JSON): the
+ * latest value of every sum data point, keyed `name{k=v,...}` (attributes
+ * sorted), as cumulative sums are read.
+ */
+export function readOtlpSums(file: string): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!fs.existsSync(file)) return out;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const req = JSON.parse(line) as {
+      resourceMetrics?: Array<{
+        scopeMetrics?: Array<{
+          metrics?: Array<{ name: string; sum?: { dataPoints?: Array<{ attributes?: KeyValue[]; asInt?: string | number; asDouble?: number }> } }>;
+        }>;
+      }>;
+    };
+    for (const rm of req.resourceMetrics ?? []) {
+      for (const sm of rm.scopeMetrics ?? []) {
+        for (const m of sm.metrics ?? []) {
+          for (const dp of m.sum?.dataPoints ?? []) {
+            const a = attrs(dp.attributes);
+            const key = `${m.name}{${Object.keys(a).sort().map((k) => `${k}=${String(a[k])}`).join(',')}}`;
+            out.set(key, Number(dp.asInt ?? dp.asDouble ?? NaN));
+          }
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
-export { Probes, probeGroups, workRunFunctions, workSubmitFunction } from './probes.js';
-export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler, WorkProbesResult, IoTotals, IoCount } from './probes.js';
+export { Probes, probeGroups, workRunFunctions, workSubmitFunction, DEFAULT_MAX_EVENTS_PER_SPAN } from './probes.js';
+export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler, WorkProbesResult, AggregateKind, SyscallAggregate, SpanEventCounts, SpanKernelSummary } from './probes.js';
 export { decodeEvent, decodeSockaddr, dnsQuestion, DecodeError } from './decode.js';
 export type {
   KernelEvent,
@@ -14,7 +14,7 @@ export type {
   SocketAddress,
   SpanRef,
 } from './decode.js';
-export { AttrSource, EventKind, IoKind, IO_KIND_COUNT, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, layouts } from './layout.js';
+export { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, layouts } from './layout.js';
 export type { StructLayout, StructName } from './layout.js';
 export { defaultObjectPath } from './native.js';
 export { peerCredentials } from './peer.js';

@@ -38,9 +38,12 @@ export const AttrSource = {
 } as const;
 export type AttrSource = (typeof AttrSource)[keyof typeof AttrSource];
 
-/** Kinds of descriptor I/O counted per span. */
-export const IoKind = { Read: 0, Write: 1, Send: 2, Recv: 3 } as const;
-export const IO_KIND_COUNT = 4;
+/** What the kernel aggregates per span (ar_agg_key.kind). */
+export const AggKind = { Read: 0, Write: 1, Send: 2, Recv: 3, Open: 4, Connect: 5, Exec: 6 } as const;
+export type AggKind = (typeof AggKind)[keyof typeof AggKind];
+export const AGG_KIND_COUNT = 7;
+/** Buckets of the kernel's log2 latency histograms: [2^i, 2^(i+1)) ns, the last open-ended. */
+export const HIST_BUCKETS = 40;
 
 /** Indexes of the ar_stats per-CPU counters. */
 export const Stat = {
@@ -49,8 +52,10 @@ export const Stat = {
   PendingFull: 2,
   TrackedFull: 3,
   ReadFaults: 4,
+  Capped: 5,
+  AggFull: 6,
 } as const;
-export const STAT_COUNT = 5;
+export const STAT_COUNT = 7;
 
 /** The slot registration: a write of SLOT_SIZE bytes starting with this magic. */
 export const SLOT_SIZE = 32;
@@ -62,8 +67,10 @@ export const layouts = {
     fields: { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26, _reserved: 28 },
   },
   ar_span_ctx: { size: 24, fields: { trace_id: 0, span_id: 16 } },
-  ar_io_key: { size: 16, fields: { span_id: 0, kind: 8, _pad: 12 } },
-  ar_io_totals: { size: 16, fields: { calls: 0, bytes: 8 } },
+  ar_agg_key: { size: 16, fields: { span_id: 0, kind: 8, _pad: 12 } },
+  ar_agg_value: { size: 352, fields: { calls: 0, errors: 8, bytes: 16, latency_sum_ns: 24, latency_hist: 32 } },
+  ar_span_counts: { size: 32, fields: { emitted: 0, capped: 8, ringbuf_drops: 16, map_full: 24 } },
+  ar_config: { size: 8, fields: { max_events_per_span: 0, _pad: 4 } },
   ar_proc_info: { size: 32, fields: { span: 0, parent_tgid: 24, flags: 28 } },
   ar_event_header: {
     size: 64,

@@ -3,7 +3,7 @@
 // runs, and receive decoded events. The sidecar uses only this.
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { decodeEvent, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
-import { IoKind, layouts, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
+import { AggKind, HIST_BUCKETS, layouts, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
 import { ensureTracefs } from './tracefs.js';
 
 /** Probe families, attached and detached as a whole. */
@@ -41,6 +41,8 @@ export interface ProbesOptions {
   objectPath?: string;
   /** Ring buffer size in bytes (a power of two, at least a page). Default 4 MiB. */
   ringBufferBytes?: number;
+  /** Events one span may emit before the rest are only counted; 0: no cap. Default DEFAULT_MAX_EVENTS_PER_SPAN. */
+  maxEventsPerSpan?: number;
 }
 
 export interface ProbeStats {
@@ -54,28 +56,53 @@ export interface ProbeStats {
   trackedFull: bigint;
   /** User memory (paths, addresses) that could not be read. */
   readFaults: bigint;
+  /** Events over their span's cap: counted in the span's aggregates, not emitted. */
+  capped: bigint;
+  /** Syscalls or events not counted because a per-span map was full. */
+  aggFull: bigint;
   /** Ring-buffer samples user space could not decode. */
   decodeErrors: number;
 }
 
-export interface IoCount {
+/** What the kernel aggregates per span. */
+export type AggregateKind = 'read' | 'write' | 'send' | 'recv' | 'open' | 'connect' | 'exec';
+
+export interface SyscallAggregate {
   calls: number;
+  /** Calls that failed (returned an error). */
+  errors: number;
+  /** Bytes transferred (read, write, send, recv). */
   bytes: number;
+  latencySumNs: number;
+  /** HIST_BUCKETS counts: bucket i is [2^i, 2^(i+1)) ns, the last open-ended. */
+  latencyBuckets: number[];
 }
 
-/** Descriptor I/O counted under one span. */
-export interface IoTotals {
-  read: IoCount;
-  write: IoCount;
-  send: IoCount;
-  recv: IoCount;
+/** Events of one span: emitted, and every one not emitted by reason. */
+export interface SpanEventCounts {
+  emitted: number;
+  /** Over the span's cap: counted in the aggregates only. */
+  capped: number;
+  /** Lost: the ring buffer was full. */
+  ringbufDrops: number;
+  /** Lost: a per-span map was full. */
+  mapFull: number;
 }
 
-const ioKindNames: Record<number, keyof IoTotals> = {
-  [IoKind.Read]: 'read',
-  [IoKind.Write]: 'write',
-  [IoKind.Send]: 'send',
-  [IoKind.Recv]: 'recv',
+/** Everything the kernel kept for one span. */
+export interface SpanKernelSummary {
+  aggregates: Partial<Record<AggregateKind, SyscallAggregate>>;
+  events: SpanEventCounts;
+}
+
+const aggKindNames: Record<number, AggregateKind> = {
+  [AggKind.Read]: 'read',
+  [AggKind.Write]: 'write',
+  [AggKind.Send]: 'send',
+  [AggKind.Recv]: 'recv',
+  [AggKind.Open]: 'open',
+  [AggKind.Connect]: 'connect',
+  [AggKind.Exec]: 'exec',
 };
 
 export type EventsHandler = (events: KernelEvent[]) => void;
@@ -85,11 +112,14 @@ const TRACKED = 'ar_tracked_procs';
 const THREAD_SPANS = 'otel_traces_ctx_v1';
 const EVENTS = 'ar_events';
 const STATS = 'ar_stats';
-const IO_TOTALS = 'ar_io_totals';
+const SPAN_AGGS = 'ar_span_aggs';
+const SPAN_COUNTS = 'ar_span_counts';
+const CONFIG = 'ar_config';
+/** The context family's write probe; io's write probe does its job too. */
+const SLOT_REGISTER = 'context_slot_register';
 
-function emptyIoTotals(): IoTotals {
-  return { read: { calls: 0, bytes: 0 }, write: { calls: 0, bytes: 0 }, send: { calls: 0, bytes: 0 }, recv: { calls: 0, bytes: 0 } };
-}
+/** Default cap of events per span (open, connect, DNS); the rest are counted. */
+export const DEFAULT_MAX_EVENTS_PER_SPAN = 1000;
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -117,6 +147,8 @@ export class Probes {
   private readonly cpus: number;
   private decodeErrors = 0;
   private closed = false;
+  /** Groups the user asked for; syncPrograms links their programs. */
+  private readonly wanted = new Set<ProbeGroup>();
   /** CLOCK_REALTIME - CLOCK_MONOTONIC in ns, to turn event times into epoch times. */
   private readonly epochOffsetNs: bigint;
 
@@ -146,7 +178,14 @@ export class Probes {
       obj.close();
       throw err;
     }
-    return new Probes(objectPath, obj);
+    const probes = new Probes(objectPath, obj);
+    try {
+      probes.setMaxEventsPerSpan(options.maxEventsPerSpan ?? DEFAULT_MAX_EVENTS_PER_SPAN);
+    } catch (err) {
+      probes.close();
+      throw err;
+    }
+    return probes;
   }
 
   programs(group?: ProbeGroup): string[] {
@@ -154,18 +193,31 @@ export class Probes {
     return this.obj.programs().map((p) => p.name);
   }
 
-  /** Attaches a whole group, or every group. Already attached programs stay as they are. */
+  /**
+   * Attaches a whole group, or every group. Already attached programs stay
+   * as they are. Takes effect at once for every tracked process.
+   */
   attach(group: ProbeGroup | 'all' = 'all'): void {
-    for (const name of this.groupPrograms(group)) this.obj.attach(name);
+    for (const g of group === 'all' ? probeGroups : [this.checkGroup(group)]) this.wanted.add(g);
+    this.syncPrograms();
   }
 
-  /** Detaches a group (or all): its programs stop running, the maps keep their state. */
+  /**
+   * Detaches a group (or all): its programs are unlinked from their
+   * tracepoints, so they cost nothing at all; the maps keep their state.
+   */
   detach(group: ProbeGroup | 'all' = 'all'): void {
-    for (const name of this.groupPrograms(group)) this.obj.detach(name);
+    for (const g of group === 'all' ? probeGroups : [this.checkGroup(group)]) this.wanted.delete(g);
+    this.syncPrograms();
   }
 
   isAttached(group: ProbeGroup): boolean {
-    return this.groupPrograms(group).every((name) => this.obj.isAttached(name));
+    return this.wanted.has(this.checkGroup(group)) && this.groupPrograms(group).every((name) => this.obj.isAttached(name));
+  }
+
+  /** The groups attached now. */
+  attachedGroups(): ProbeGroup[] {
+    return probeGroups.filter((g) => this.isAttached(g));
   }
 
   attachProgram(name: string): void {
@@ -276,26 +328,70 @@ export class Probes {
   }
 
   /**
-   * Takes the descriptor I/O the kernel counted for `spanIds` (16 hex digits
-   * each) and forgets it, so each byte is reported once. Spans with nothing
-   * counted are left out.
+   * Caps the events (open, connect, DNS) one span may emit; the rest are
+   * counted in its aggregates and as `capped`. 0: no cap. Takes effect at once.
    */
-  takeIoTotals(spanIds: Iterable<string>): Map<string, IoTotals> {
-    const out = new Map<string, IoTotals>();
-    const L = layouts.ar_io_key;
-    const T = layouts.ar_io_totals.fields;
+  setMaxEventsPerSpan(max: number): void {
+    if (!Number.isInteger(max) || max < 0 || max > 0xffffffff) {
+      throw new RangeError(`max events per span must be an integer from 0 (no cap) to 4294967295, got ${max}`);
+    }
+    const v = Buffer.alloc(layouts.ar_config.size);
+    v.writeUInt32LE(max, layouts.ar_config.fields.max_events_per_span);
+    this.obj.mapUpdate(CONFIG, u32(0), v);
+  }
+
+  maxEventsPerSpan(): number {
+    const v = this.obj.mapLookup(CONFIG, u32(0));
+    return v ? v.readUInt32LE(layouts.ar_config.fields.max_events_per_span) : 0;
+  }
+
+  /**
+   * Takes what the kernel aggregated and counted for `spanIds` (16 hex
+   * digits each) and forgets it, so each call is reported once. Spans with
+   * nothing kept are left out.
+   */
+  takeSpanSummaries(spanIds: Iterable<string>): Map<string, SpanKernelSummary> {
+    const out = new Map<string, SpanKernelSummary>();
+    const K = layouts.ar_agg_key;
+    const V = layouts.ar_agg_value.fields;
+    const C = layouts.ar_span_counts.fields;
+    const num = (b: Buffer, off: number): number => Number(b.readBigUInt64LE(off));
+    const summaryOf = (spanId: string): SpanKernelSummary => {
+      let s = out.get(spanId);
+      if (!s) {
+        s = { aggregates: {}, events: { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0 } };
+        out.set(spanId, s);
+      }
+      return s;
+    };
     for (const spanId of spanIds) {
       const raw = parseHex(spanId, SPAN_ID_LEN, 'spanId');
-      for (const [kind, name] of Object.entries(ioKindNames)) {
-        const key = Buffer.alloc(L.size);
-        raw.copy(key, L.fields.span_id);
-        key.writeUInt32LE(Number(kind), L.fields.kind);
-        const v = this.obj.mapLookup(IO_TOTALS, key);
+      for (const [kind, name] of Object.entries(aggKindNames)) {
+        const key = Buffer.alloc(K.size);
+        raw.copy(key, K.fields.span_id);
+        key.writeUInt32LE(Number(kind), K.fields.kind);
+        const v = this.obj.mapLookup(SPAN_AGGS, key);
         if (!v) continue;
-        this.obj.mapDelete(IO_TOTALS, key);
-        const totals = out.get(spanId) ?? emptyIoTotals();
-        totals[name] = { calls: Number(v.readBigUInt64LE(T.calls)), bytes: Number(v.readBigUInt64LE(T.bytes)) };
-        out.set(spanId, totals);
+        this.obj.mapDelete(SPAN_AGGS, key);
+        const buckets: number[] = [];
+        for (let i = 0; i < HIST_BUCKETS; i++) buckets.push(num(v, V.latency_hist + i * 8));
+        summaryOf(spanId).aggregates[name] = {
+          calls: num(v, V.calls),
+          errors: num(v, V.errors),
+          bytes: num(v, V.bytes),
+          latencySumNs: num(v, V.latency_sum_ns),
+          latencyBuckets: buckets,
+        };
+      }
+      const c = this.obj.mapLookup(SPAN_COUNTS, raw);
+      if (c) {
+        this.obj.mapDelete(SPAN_COUNTS, raw);
+        summaryOf(spanId).events = {
+          emitted: num(c, C.emitted),
+          capped: num(c, C.capped),
+          ringbufDrops: num(c, C.ringbuf_drops),
+          mapFull: num(c, C.map_full),
+        };
       }
     }
     return out;
@@ -321,6 +417,8 @@ export class Probes {
       pendingFull: sum(Stat.PendingFull),
       trackedFull: sum(Stat.TrackedFull),
       readFaults: sum(Stat.ReadFaults),
+      capped: sum(Stat.Capped),
+      aggFull: sum(Stat.AggFull),
       decodeErrors: this.decodeErrors,
     };
   }
@@ -337,12 +435,27 @@ export class Probes {
     this.obj.close();
   }
 
-  private groupPrograms(group: ProbeGroup | 'all'): readonly string[] {
-    if (group === 'all') return probeGroups.flatMap((g) => this.programsByGroup.get(g) ?? []);
-    const names = this.programsByGroup.get(group);
-    if (!names) {
+  private checkGroup(group: string): ProbeGroup {
+    if (!(probeGroups as readonly string[]).includes(group)) {
       throw new RangeError(`unknown probe group ${JSON.stringify(group)}; groups are ${probeGroups.join(', ')}`);
     }
+    return group as ProbeGroup;
+  }
+
+  /** The programs a group needs now: context's write probe is redundant while io's runs. */
+  private groupPrograms(group: ProbeGroup): readonly string[] {
+    const names = this.programsByGroup.get(group) ?? [];
+    if (group === 'context' && this.wanted.has('io')) return names.filter((n) => n !== SLOT_REGISTER);
     return names;
+  }
+
+  /** Links exactly the programs of the wanted groups; attaches before it detaches, so no syscall goes unseen. */
+  private syncPrograms(): void {
+    const want = new Set<string>();
+    for (const g of this.wanted) for (const name of this.groupPrograms(g)) want.add(name);
+    for (const name of want) this.obj.attach(name);
+    for (const g of probeGroups) {
+      for (const name of this.programsByGroup.get(g) ?? []) if (!want.has(name)) this.obj.detach(name);
+    }
   }
 }

@@ -3,7 +3,8 @@
 // (the span must have been announced by the event's process or an ancestor)
 // and where the resulting span hangs (under the tool span, or under the
 // child process's own span).
-import type { KernelEvent } from '@agentrace/bpf';
+import type { FileOpenEvent, KernelEvent } from '@agentrace/bpf';
+import type { UserSpaceCounts } from './kernel-summary.js';
 import { ProcessTree } from './process-tree.js';
 import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
 import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
@@ -45,6 +46,9 @@ export class Attribution {
   private readonly processes = new Map<number, ProcessRecord>();
   private readonly pending = new Map<string, Pending[]>();
   private pendingCount = 0;
+  /** Per tool span: the opens already exported, and how many repeats were folded. */
+  private readonly seenOpens = new Map<string, Set<string>>();
+  private readonly repeats = new Map<string, number>();
   private readonly stats_ = { attributed: 0, unattributed: 0, refused: 0, expired: 0, unsampled: 0 };
   private readonly ttlMs: number;
   private readonly maxPending: number;
@@ -140,6 +144,7 @@ export class Attribution {
     const endNs = this.opts.toEpochNs(e.tsNs);
     switch (e.kind) {
       case 'file.open':
+        if (this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
         out.push(fileOpenSpan(e, endNs, parent, newSpanId()));
         return;
       case 'net.connect':
@@ -167,6 +172,39 @@ export class Attribution {
         // A process that was not forked under a tool (the agent itself).
         return;
     }
+  }
+
+  /**
+   * Opens are rare events only the first time: a later open of the same
+   * path, access mode and outcome under the same parent is counted
+   * (agentrace.file.open.repeated on the kernel summary), not exported again.
+   */
+  private repeatedOpen(toolSpanId: string, parentSpanId: string, e: FileOpenEvent): boolean {
+    const key = `${parentSpanId}\0${e.flags & 3}\0${e.ret < 0 ? e.ret : 'ok'}\0${e.path}`;
+    let seen = this.seenOpens.get(toolSpanId);
+    if (!seen) {
+      seen = new Set();
+      this.seenOpens.set(toolSpanId, seen);
+    }
+    if (!seen.has(key)) {
+      seen.add(key);
+      return false;
+    }
+    this.repeats.set(toolSpanId, (this.repeats.get(toolSpanId) ?? 0) + 1);
+    return true;
+  }
+
+  /** Repeated opens folded for a tool span since the last call. */
+  takeUserCounts(toolSpanId: string): UserSpaceCounts {
+    const repeatedOpens = this.repeats.get(toolSpanId) ?? 0;
+    this.repeats.delete(toolSpanId);
+    return { repeatedOpens };
+  }
+
+  /** The tool span is no longer watched: what was kept for it goes. */
+  forgetSpan(toolSpanId: string): void {
+    this.seenOpens.delete(toolSpanId);
+    this.repeats.delete(toolSpanId);
   }
 
   /** Kernel spans of a child process hang under that process's span. */

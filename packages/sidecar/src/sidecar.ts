@@ -4,13 +4,18 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
-import { Probes, type ProbeStats } from '@agentrace/bpf';
+import { Probes, probeGroups, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
 import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { SocketServer, type AgentConnection, type SocketServerStats } from './socket-server.js';
+import { ControlServer } from './control-server.js';
+import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { ToolSpanRegistry, Refusal, type ToolSpan } from './tool-spans.js';
 import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
-import { IoSummaries } from './io-summary.js';
+import { KernelSummaries } from './kernel-summary.js';
+import { ToolMetrics } from './tool-metrics.js';
+import { createMetricsReader, type MetricsReader } from './otlp/metric-reader.js';
+import type { OtlpMetricsConfig } from './otlp/metric-config.js';
 import { nowNs } from './time.js';
 import { sanitizeAttributes } from './attributes.js';
 import type { ExportSpan } from './otlp/span.js';
@@ -28,6 +33,14 @@ export interface SidecarOptions {
   /** Diagnostics (one line each). Default: stderr. */
   log?: (line: string) => void;
   ringBufferBytes?: number;
+  /** Events (open, connect, DNS) one tool span may emit before the rest are only counted; 0: no cap. */
+  maxEventsPerSpan?: number;
+  /** Export the tools' kernel metrics (and loss counters) here; none if undefined. */
+  metrics?: OtlpMetricsConfig;
+  /** Serve the control socket (`agentrace probes`) here, mode 0600. Default: none. */
+  controlSocketPath?: string;
+  /** Groups attached at start (default all); `context` is always attached. */
+  probeGroups?: readonly SwitchableGroup[];
 }
 
 export interface SidecarStats {
@@ -42,10 +55,15 @@ export class Sidecar {
   private readonly registry = new ToolSpanRegistry();
   private readonly threads: ThreadSpans;
   private readonly attribution: Attribution;
-  private readonly io: IoSummaries;
+  private readonly summaries: KernelSummaries;
+  private readonly metrics: ToolMetrics;
+  private metricsReader?: MetricsReader;
   private server?: SocketServer;
+  private control?: ControlServer;
   private housekeeping?: NodeJS.Timeout;
   private stopped = false;
+  /** The kernel counters as they were when the probes were freed. */
+  private closedProbeStats?: ProbeStats;
   private readonly hooked = new Set<string>();
   private readonly log: (line: string) => void;
 
@@ -55,7 +73,29 @@ export class Sidecar {
   ) {
     this.log = opts.log ?? ((line) => process.stderr.write(`agentrace: ${line}\n`));
     this.threads = new ThreadSpans(probes);
-    this.io = new IoSummaries(probes, (spans) => this.emit(spans));
+    this.metrics = new ToolMetrics({
+      resource: { 'service.name': 'agentrace-sidecar', 'service.version': SIDECAR_VERSION },
+      drops: () => {
+        const s = this.stats();
+        return {
+          ringbuf_full: Number(s.probes.ringbufDrops),
+          map_full: Number(s.probes.pendingFull + s.probes.aggFull + s.probes.trackedFull),
+          decode_error: s.probes.decodeErrors,
+          exporter_queue_full: Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0),
+        };
+      },
+      events: () => {
+        const p = this.stats().probes;
+        return { emitted: Number(p.events), capped: Number(p.capped) };
+      },
+    });
+    this.summaries = new KernelSummaries({
+      probes,
+      emit: (spans) => this.emit(spans),
+      takeUserCounts: (spanId) => this.attribution.takeUserCounts(spanId),
+      forget: (spanId) => this.attribution.forgetSpan(spanId),
+      onSummary: (tool, summary) => this.metrics.record(tool.name.replace(/^execute_tool /, ''), summary.aggregates),
+    });
     this.attribution = new Attribution({
       registry: this.registry,
       toEpochNs: (ns) => probes.toEpochNs(ns),
@@ -65,18 +105,39 @@ export class Sidecar {
 
   /** Loads and attaches the probes, then (and only then) creates the socket. */
   static async start(opts: SidecarOptions): Promise<Sidecar> {
-    const probes = Probes.load(opts.ringBufferBytes ? { ringBufferBytes: opts.ringBufferBytes } : {});
+    const probes = Probes.load({
+      ...(opts.ringBufferBytes ? { ringBufferBytes: opts.ringBufferBytes } : {}),
+      ...(opts.maxEventsPerSpan !== undefined ? { maxEventsPerSpan: opts.maxEventsPerSpan } : {}),
+    });
     try {
-      probes.attach('all');
+      probes.attach('context');
+      for (const g of opts.probeGroups ?? switchableGroups) probes.attach(g);
       const sidecar = new Sidecar(probes, opts);
       probes.onEvents(
         (events) => sidecar.attribution.onEvents(events),
         (err) => sidecar.log(`dropped an undecodable kernel event: ${err.message}`),
       );
       sidecar.server = await SocketServer.listen(opts.socketPath, sidecar.handlers(), SIDECAR_VERSION);
+      if (opts.controlSocketPath) {
+        try {
+          sidecar.control = await ControlServer.listen(opts.controlSocketPath, {
+            probeStatus: () => sidecar.probeStatus(),
+            setProbes: (op, groups) => sidecar.setProbes(op, groups),
+            stats: () => sidecar.stats(),
+            log: sidecar.log,
+          });
+        } catch (err) {
+          await sidecar.server.close();
+          throw err;
+        }
+      }
+      if (opts.metrics) {
+        sidecar.metricsReader = createMetricsReader(sidecar.metrics, opts.metrics, { onError: (err) => sidecar.log(`metrics export: ${err.message}`) });
+        sidecar.metricsReader.start();
+      }
       sidecar.housekeeping = setInterval(() => {
         sidecar.attribution.expire();
-        sidecar.io.collect();
+        sidecar.summaries.collect();
         sidecar.registry.prune();
       }, 250).unref();
       return sidecar;
@@ -90,9 +151,28 @@ export class Sidecar {
     return this.opts.socketPath;
   }
 
+  get controlSocketPath(): string | undefined {
+    return this.control?.socketPath;
+  }
+
+  /** Which probe groups are attached now. */
+  probeStatus(): Record<ProbeGroup, boolean> {
+    return Object.fromEntries(probeGroups.map((g) => [g, this.probes.isAttached(g)])) as Record<ProbeGroup, boolean>;
+  }
+
+  /** Attaches or detaches whole probe groups while agents keep running (`context` stays). */
+  setProbes(op: 'attach' | 'detach', groups: readonly SwitchableGroup[]): Record<ProbeGroup, boolean> {
+    for (const g of groups) {
+      if (!switchableGroups.includes(g)) throw new RangeError(`cannot ${op} probe group ${JSON.stringify(g)}: only ${switchableGroups.join(', ')} can (context stays attached: attribution needs it)`);
+      if (op === 'attach') this.probes.attach(g);
+      else this.probes.detach(g);
+    }
+    return this.probeStatus();
+  }
+
   stats(): SidecarStats {
     return {
-      probes: this.probes.stats(),
+      probes: this.closedProbeStats ?? this.probes.stats(),
       attribution: this.attribution.stats(),
       socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0 },
       spansRefused: this.registry.refused,
@@ -117,7 +197,7 @@ export class Sidecar {
   /** Drains the kernel's events and hands everything to the exporters. */
   async flush(timeoutMs = 5000): Promise<void> {
     this.probes.drain();
-    await Promise.all(this.opts.exporters.map((e) => e.flush(timeoutMs)));
+    await Promise.all([...this.opts.exporters.map((e) => e.flush(timeoutMs)), this.metricsReader?.flush(timeoutMs)]);
   }
 
   /** Stops serving, drains what the kernel still holds, ends what is open, flushes, frees the probes. */
@@ -125,6 +205,7 @@ export class Sidecar {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.housekeeping);
+    await this.control?.close();
     await this.server?.close();
     this.probes.drain();
     const end = nowNs();
@@ -133,14 +214,22 @@ export class Sidecar {
     }
     this.attribution.expire(Date.now(), true);
     this.attribution.closeRunningProcesses(end);
-    this.io.collect(Date.now(), true);
-    const s = this.stats();
+    this.summaries.collect(Date.now(), true);
+    this.probes.drain();
+    this.closedProbeStats = this.probes.stats();
     this.probes.close();
     await Promise.all(this.opts.exporters.map((e) => e.shutdown(timeoutMs)));
-    const lost = s.probes.ringbufDrops + BigInt(s.attribution.expired);
-    if (lost > 0n || s.attribution.refused > 0) {
+    // Last: the final collection carries the exporters' own drops.
+    await this.metricsReader?.shutdown(timeoutMs);
+    const s = this.stats();
+    const p = s.probes;
+    const exporterDrops = Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0);
+    const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
+    if (p.ringbufDrops > 0n || mapFull > 0n || s.attribution.expired > 0 || s.attribution.refused > 0 || exporterDrops > 0 || p.decodeErrors > 0) {
       this.log(
-        `kernel events: ${s.probes.ringbufDrops} lost to a full ring buffer, ${s.attribution.expired} never matched an announced span, ${s.attribution.refused} refused (span not announced by their process)`,
+        `kernel events: ${p.ringbufDrops} lost to a full ring buffer, ${mapFull} to full maps, ${p.decodeErrors} undecodable, ` +
+          `${s.attribution.expired} never matched an announced span, ${s.attribution.refused} refused (span not announced by their process); ` +
+          `${exporterDrops} spans dropped by full exporter queues`,
       );
     }
   }
@@ -218,7 +307,7 @@ export class Sidecar {
     const out: ExportSpan[] = [];
     for (const span of spans) {
       this.threads.remove(span);
-      this.io.toolEnded(span);
+      this.summaries.toolEnded(span);
       if (span.exportSelf && span.sampled) out.push(toExportSpan(span));
     }
     if (out.length) this.emit(out);

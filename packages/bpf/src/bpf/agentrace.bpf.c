@@ -31,6 +31,9 @@ struct ar_dns_lookup_event *ar_btf_dns_lookup __attribute__((unused));
 struct ar_dns_query_event *ar_btf_dns_query __attribute__((unused));
 struct ar_pending_syscall *ar_btf_pending __attribute__((unused));
 struct ar_thread_slot *ar_btf_thread_slot __attribute__((unused));
-struct ar_io_totals *ar_btf_io_totals __attribute__((unused));
+struct ar_agg_key *ar_btf_agg_key __attribute__((unused));
+struct ar_agg_value *ar_btf_agg_value __attribute__((unused));
+struct ar_span_counts *ar_btf_span_counts __attribute__((unused));
+struct ar_config *ar_btf_config __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

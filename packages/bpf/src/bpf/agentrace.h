@@ -43,12 +43,13 @@ enum ar_attr_source {
 enum ar_stat {
 	AR_STAT_EVENTS = 0,          /* events written to the ring buffer */
 	AR_STAT_RINGBUF_DROPS = 1,   /* ring buffer full: event lost */
-	AR_STAT_PENDING_FULL = 2,    /* per-thread syscall state map full */
+	AR_STAT_PENDING_FULL = 2,    /* per-thread syscall state map full: syscall not seen */
 	AR_STAT_TRACKED_FULL = 3,    /* child of a tracked process not tracked */
 	AR_STAT_READ_FAULTS = 4,     /* user memory could not be read */
-	AR_STAT_MAX = 5,
+	AR_STAT_CAPPED = 5,          /* span over its event cap: counted, not emitted */
+	AR_STAT_AGG_FULL = 6,        /* per-span aggregate or counter map full: not counted */
+	AR_STAT_MAX = 7,
 };
-
 /* Value of otel_traces_ctx_v1 (OTEP 4855: key pid_tgid, value trace and span
  * id), so other eBPF tools can read which span a thread runs. */
 struct ar_span_ctx {
@@ -75,26 +76,51 @@ struct ar_thread_slot {
 	__u32 _reserved;
 };
 
-/* Kinds of descriptor I/O counted per span (ar_io_key.kind). */
-enum ar_io_kind {
-	AR_IO_READ = 0,  /* read, readv, pread64 */
-	AR_IO_WRITE = 1, /* write, writev, pwrite64 */
-	AR_IO_SEND = 2,  /* sendto, sendmsg */
-	AR_IO_RECV = 3,  /* recvfrom, recvmsg */
-	AR_IO_KINDS = 4,
+/* What is aggregated per span in the kernel (ar_agg_key.kind): descriptor
+ * I/O (on descriptors opened or connected under the span) and the rare
+ * syscalls that also produce events. */
+enum ar_agg_kind {
+	AR_AGG_READ = 0,    /* read, readv, pread64 */
+	AR_AGG_WRITE = 1,   /* write, writev, pwrite64 */
+	AR_AGG_SEND = 2,    /* sendto, sendmsg */
+	AR_AGG_RECV = 3,    /* recvfrom, recvmsg */
+	AR_AGG_OPEN = 4,    /* open, openat, openat2 */
+	AR_AGG_CONNECT = 5, /* connect */
+	AR_AGG_EXEC = 6,    /* execve, execveat */
+	AR_AGG_KINDS = 7,
 };
 
-/* Key and value of ar_io_totals: I/O on descriptors, counted under the span
- * the descriptor was opened (or connected) under. */
-struct ar_io_key {
+/* log2 latency histogram: bucket i counts calls that took [2^i, 2^(i+1)) ns
+ * (bucket 0 also 0 ns); the last bucket is open-ended (about 9 minutes). */
+#define AR_HIST_BUCKETS 40
+
+struct ar_agg_key {
 	__u8 span_id[AR_SPAN_ID_LEN];
-	__u32 kind; /* enum ar_io_kind */
+	__u32 kind; /* enum ar_agg_kind */
 	__u32 _pad;
 };
 
-struct ar_io_totals {
+struct ar_agg_value {
 	__u64 calls;
-	__u64 bytes;
+	__u64 errors; /* calls that returned < 0 */
+	__u64 bytes;  /* I/O kinds: bytes transferred */
+	__u64 latency_sum_ns;
+	__u64 latency_hist[AR_HIST_BUCKETS];
+};
+
+/* Per-span event accounting (ar_span_counts, keyed by span id): what was
+ * emitted to the ring buffer, and every event that was not, by reason. */
+struct ar_span_counts {
+	__u64 emitted;
+	__u64 capped;        /* over the span's cap: counted in aggregates only */
+	__u64 ringbuf_drops; /* ring buffer full */
+	__u64 map_full;      /* per-thread state or aggregate map full */
+};
+
+/* Settings user space may change at run time (ar_config[0]). */
+struct ar_config {
+	__u32 max_events_per_span; /* 0: no cap */
+	__u32 _pad;
 };
 
 /* Value of ar_tracked_procs, keyed by tgid. A zero span means the process

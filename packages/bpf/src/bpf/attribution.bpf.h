@@ -64,7 +64,37 @@ static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct a
 	return AR_ATTR_NONE;
 }
 
-/* Fills the header of an event made by the current thread. */
+/* An event about to be emitted: its span, found before anything is reserved
+ * so that a cap or a full ring buffer is counted on the span it hit. */
+struct ar_emit {
+	struct ar_span_ctx span;
+	struct ar_span_counts *counts; /* the span's accounting, or 0 */
+	__u8 source;                   /* enum ar_attr_source */
+};
+
+/* Attributes the event; returns whether it may be emitted (not capped). */
+static __always_inline int ar_prepare(const struct ar_attr_query *q, struct ar_emit *em)
+{
+	__builtin_memset(&em->span, 0, sizeof(em->span));
+	em->source = ar_attribute(q, &em->span);
+	return ar_admit(&em->span, &em->counts);
+}
+
+static __always_inline void ar_fill_header_from(struct ar_event_header *h, __u32 kind,
+						const struct ar_attr_query *q,
+						const struct ar_emit *em, __u64 ts_ns)
+{
+	h->ts_ns = ts_ns;
+	h->kind = kind;
+	h->pid = q->pid_tgid >> 32;
+	h->tid = (__u32)q->pid_tgid;
+	h->attr_source = em->source;
+	h->_pad[0] = h->_pad[1] = h->_pad[2] = 0;
+	h->span = em->span;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Fills the header of a lifecycle event (fork, exit): never capped. */
 static __always_inline void ar_fill_header(struct ar_event_header *h, __u32 kind,
 					   const struct ar_attr_query *q)
 {
@@ -79,12 +109,19 @@ static __always_inline void ar_fill_header(struct ar_event_header *h, __u32 kind
 }
 
 /* A descriptor opened or connected under a span keeps it (rung 4). */
-static __always_inline void ar_fd_remember(__u64 pid_tgid, __s32 fd, const struct ar_event_header *h)
+static __always_inline void ar_fd_remember(__u64 pid_tgid, __s32 fd, const struct ar_emit *em)
 {
-	if (fd < 0 || h->attr_source == AR_ATTR_NONE)
+	if (fd < 0 || em->source == AR_ATTR_NONE)
 		return;
 	struct ar_fd_key fk = { .tgid = pid_tgid >> 32, .fd = fd };
-	bpf_map_update_elem(&ar_fd_spans, &fk, &h->span, BPF_ANY);
+	bpf_map_update_elem(&ar_fd_spans, &fk, &em->span, BPF_ANY);
+}
+
+/* Adds a syscall to its span's aggregate, when it has a span. */
+static __always_inline void ar_aggregate_emit(const struct ar_emit *em, __u32 kind, long ret, __u64 latency_ns)
+{
+	if (em->source != AR_ATTR_NONE)
+		ar_aggregate(em->span.span_id, kind, ret, latency_ns);
 }
 
 #endif /* AR_ATTRIBUTION_BPF_H */

@@ -27,27 +27,138 @@ static __always_inline int ar_span_is_set(const struct ar_span_ctx *s)
 	return *w != 0;
 }
 
-static __always_inline void *ar_reserve(__u64 size)
+static __always_inline __u64 ar_span_key(const struct ar_span_ctx *span)
+{
+	return *(const __u64 *)span->span_id;
+}
+
+/* The span's event accounting, created on first use; 0 (counted) if the
+ * map is full. */
+static __always_inline struct ar_span_counts *ar_span_counts_of(const struct ar_span_ctx *span)
+{
+	__u64 key = ar_span_key(span);
+	struct ar_span_counts *c = bpf_map_lookup_elem(&ar_span_counts, &key);
+	if (c)
+		return c;
+	struct ar_span_counts zero = {};
+	/* NOEXIST: another CPU may have created it meanwhile; the lookup below
+	 * finds it either way unless the map is full. */
+	bpf_map_update_elem(&ar_span_counts, &key, &zero, BPF_NOEXIST);
+	c = bpf_map_lookup_elem(&ar_span_counts, &key);
+	if (!c)
+		ar_count(AR_STAT_AGG_FULL);
+	return c;
+}
+
+/* Whether an event of this span may go to the ring buffer: spans over their
+ * cap (ar_config) are only counted. Events outside any span are not capped
+ * here (user space counts them as unattributed). */
+static __always_inline int ar_admit(const struct ar_span_ctx *span, struct ar_span_counts **counts)
+{
+	*counts = 0;
+	if (!ar_span_is_set(span))
+		return 1;
+	struct ar_span_counts *c = ar_span_counts_of(span);
+	*counts = c;
+	if (!c)
+		return 1;
+	__u32 zero = 0;
+	struct ar_config *cfg = bpf_map_lookup_elem(&ar_config, &zero);
+	__u32 cap = cfg ? cfg->max_events_per_span : 0;
+	if (cap && c->emitted + c->ringbuf_drops >= cap) {
+		__sync_fetch_and_add(&c->capped, 1);
+		ar_count(AR_STAT_CAPPED);
+		return 0;
+	}
+	return 1;
+}
+
+/* Reserves an event for a span admitted by ar_admit: a full ring buffer is
+ * counted globally and on the span. */
+static __always_inline void *ar_reserve_counted(__u64 size, struct ar_span_counts *counts)
 {
 	void *e = bpf_ringbuf_reserve(&ar_events, size, 0);
-	if (!e)
+	if (!e) {
 		ar_count(AR_STAT_RINGBUF_DROPS);
+		if (counts)
+			__sync_fetch_and_add(&counts->ringbuf_drops, 1);
+	}
 	return e;
+}
+
+static __always_inline void *ar_reserve(__u64 size)
+{
+	return ar_reserve_counted(size, 0);
+}
+
+static __always_inline void ar_submit_counted(void *e, struct ar_span_counts *counts)
+{
+	bpf_ringbuf_submit(e, 0);
+	ar_count(AR_STAT_EVENTS);
+	if (counts)
+		__sync_fetch_and_add(&counts->emitted, 1);
 }
 
 static __always_inline void ar_submit(void *e)
 {
-	bpf_ringbuf_submit(e, 0);
-	ar_count(AR_STAT_EVENTS);
+	ar_submit_counted(e, 0);
 }
 
 /* For events built outside the ring buffer (exec): copy them in. */
-static __always_inline void ar_output(void *e, __u64 size)
+static __always_inline void ar_output(void *e, __u64 size, struct ar_span_counts *counts)
 {
-	if (bpf_ringbuf_output(&ar_events, e, size, 0) == 0)
+	if (bpf_ringbuf_output(&ar_events, e, size, 0) == 0) {
 		ar_count(AR_STAT_EVENTS);
-	else
+		if (counts)
+			__sync_fetch_and_add(&counts->emitted, 1);
+	} else {
 		ar_count(AR_STAT_RINGBUF_DROPS);
+		if (counts)
+			__sync_fetch_and_add(&counts->ringbuf_drops, 1);
+	}
+}
+
+/* floor(log2(v)) for v > 0, 0 for 0; the verifier has no clz. */
+static __always_inline __u32 ar_log2(__u64 v)
+{
+	__u32 r = 0, s;
+	s = (v > 0xFFFFFFFFULL) << 5; v >>= s; r |= s;
+	s = (v > 0xFFFF) << 4; v >>= s; r |= s;
+	s = (v > 0xFF) << 3; v >>= s; r |= s;
+	s = (v > 0xF) << 2; v >>= s; r |= s;
+	s = (v > 0x3) << 1; v >>= s; r |= s;
+	return r | (__u32)(v >> 1);
+}
+
+/* Adds one call to the (span, kind) aggregate. */
+static __always_inline void ar_aggregate(const __u8 *span_id, __u32 kind, long ret, __u64 latency_ns)
+{
+	struct ar_agg_key key = { .kind = kind };
+	__builtin_memcpy(key.span_id, span_id, sizeof(key.span_id));
+	struct ar_agg_value *v = bpf_map_lookup_elem(&ar_span_aggs, &key);
+	if (!v) {
+		/* allocated off the stack: the value is larger than it allows */
+		__u32 zero = 0;
+		struct ar_agg_value *z = bpf_map_lookup_elem(&ar_agg_zero, &zero);
+		if (!z)
+			return;
+		bpf_map_update_elem(&ar_span_aggs, &key, z, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&ar_span_aggs, &key);
+		if (!v) {
+			ar_count(AR_STAT_AGG_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&v->calls, 1);
+	if (ret < 0)
+		__sync_fetch_and_add(&v->errors, 1);
+	else if (kind <= AR_AGG_RECV && ret > 0)
+		__sync_fetch_and_add(&v->bytes, (__u64)ret);
+	__sync_fetch_and_add(&v->latency_sum_ns, latency_ns);
+	__u32 b = ar_log2(latency_ns);
+	if (b >= AR_HIST_BUCKETS)
+		b = AR_HIST_BUCKETS - 1;
+	__sync_fetch_and_add(&v->latency_hist[b], 1);
 }
 
 static __always_inline void ar_pending_save(__u64 pid_tgid, __u32 kind, __u64 a0, __u64 a1,

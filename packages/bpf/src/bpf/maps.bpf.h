@@ -89,21 +89,52 @@ struct {
 	__type(value, __u8);
 } ar_dns_fds SEC(".maps");
 
-/* Descriptor I/O in progress, by thread: which span and kind it counts to. */
+/* Descriptor I/O in progress, by thread: which span and kind it counts to,
+ * and when it entered (for the latency histogram). */
+struct ar_pending_io {
+	struct ar_agg_key key;
+	__u64 ts_ns;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct ar_io_key);
+	__type(value, struct ar_pending_io);
 } ar_pending_io SEC(".maps");
 
-/* Calls and bytes per (span, kind); user space reads and deletes them. */
+/* In-kernel aggregates per (span, kind): calls, errors, bytes and a log2
+ * latency histogram. User space reads and deletes them after the span ends. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct ar_io_key);
-	__type(value, struct ar_io_totals);
-} ar_io_totals SEC(".maps");
+	__uint(max_entries, 32768);
+	__type(key, struct ar_agg_key);
+	__type(value, struct ar_agg_value);
+} ar_span_aggs SEC(".maps");
+
+/* Event accounting per span (key: span id), for the per-span cap and for
+ * loss reported on the span. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ar_span_counts);
+} ar_span_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ar_config);
+} ar_config SEC(".maps");
+
+/* A zeroed aggregate to create entries from (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ar_agg_value);
+} ar_agg_zero SEC(".maps");
 
 /* Syscall arguments saved at sys_enter, consumed at sys_exit. */
 struct ar_pending_syscall {

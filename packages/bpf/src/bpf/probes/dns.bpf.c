@@ -29,11 +29,15 @@ int BPF_KRETPROBE(dns_getaddrinfo_exit, int ret)
 	struct ar_pending_dns saved = *p;
 	bpf_map_delete_elem(&ar_pending_dns, &id);
 
-	struct ar_dns_lookup_event *e = ar_reserve(sizeof(*e));
+	__u64 now = bpf_ktime_get_ns();
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
+	struct ar_emit em;
+	if (!ar_prepare(&q, &em))
+		return 0;
+	struct ar_dns_lookup_event *e = ar_reserve_counted(sizeof(*e), em.counts);
 	if (!e)
 		return 0;
-	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
-	ar_fill_header(&e->hdr, AR_EV_DNS_LOOKUP, &q);
+	ar_fill_header_from(&e->hdr, AR_EV_DNS_LOOKUP, &q, &em, now);
 	e->ret = ret;
 	e->_pad = 0;
 	e->latency_ns = e->hdr.ts_ns - saved.ts_ns;
@@ -42,6 +46,6 @@ int BPF_KRETPROBE(dns_getaddrinfo_exit, int ret)
 		if (saved.name)
 			ar_count(AR_STAT_READ_FAULTS);
 	}
-	ar_submit(e);
+	ar_submit_counted(e, em.counts);
 	return 0;
 }

@@ -27,13 +27,22 @@ static __always_inline int ar_open_exit(long ret, int variant)
 	if (!ar_pending_take(id, AR_EV_FILE_OPEN, &p))
 		return 0;
 
-	struct ar_file_open_event *e = ar_reserve(sizeof(*e));
+	__u64 now = bpf_ktime_get_ns();
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
+	struct ar_emit em;
+	int admitted = ar_prepare(&q, &em);
+	ar_aggregate_emit(&em, AR_AGG_OPEN, ret, now - p.ts_ns);
+	if (ret >= 0)
+		ar_fd_remember(id, (__s32)ret, &em); /* also when capped: its I/O still counts */
+	if (!admitted)
+		return 0;
+
+	struct ar_file_open_event *e = ar_reserve_counted(sizeof(*e), em.counts);
 	if (!e)
 		return 0;
-	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
-	ar_fill_header(&e->hdr, AR_EV_FILE_OPEN, &q);
+	ar_fill_header_from(&e->hdr, AR_EV_FILE_OPEN, &q, &em, now);
 	e->ret = ret;
-	e->latency_ns = e->hdr.ts_ns - p.ts_ns;
+	e->latency_ns = now - p.ts_ns;
 	e->dfd = (__s32)p.args[0];
 	e->flags = p.args[2];
 	e->mode = (__u32)p.args[3];
@@ -53,9 +62,7 @@ static __always_inline int ar_open_exit(long ret, int variant)
 		e->path[0] = 0;
 		ar_count(AR_STAT_READ_FAULTS);
 	}
-	if (ret >= 0)
-		ar_fd_remember(id, (__s32)ret, &e->hdr);
-	ar_submit(e);
+	ar_submit_counted(e, em.counts);
 	return 0;
 }
 

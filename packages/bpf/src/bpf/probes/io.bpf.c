@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* I/O family: reads, writes, sends and receives on descriptors that were
- * opened or connected under a span are counted (calls, bytes) under that
- * span, in the kernel, whenever they happen: also when libuv does them
- * outside any JS callback. close() forgets the descriptor. */
+ * opened or connected under a span are aggregated (calls, errors, bytes,
+ * latency histogram) under that span in the kernel, never one event each,
+ * whenever they happen: also when libuv does them outside any JS callback.
+ * close() forgets the descriptor. */
 
 /* A write to a socket connected to port 53: report the query it carries. */
 static __always_inline void ar_dns_query(__u64 id, struct ar_proc_info *proc, __s32 fd, __u64 buf, __u64 len)
@@ -11,11 +12,14 @@ static __always_inline void ar_dns_query(__u64 id, struct ar_proc_info *proc, __
 	__u8 *transport = bpf_map_lookup_elem(&ar_dns_fds, &fk);
 	if (!transport || !buf)
 		return;
-	struct ar_dns_query_event *e = ar_reserve(sizeof(*e));
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = fd };
+	struct ar_emit em;
+	if (!ar_prepare(&q, &em))
+		return;
+	struct ar_dns_query_event *e = ar_reserve_counted(sizeof(*e), em.counts);
 	if (!e)
 		return;
-	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = fd };
-	ar_fill_header(&e->hdr, AR_EV_DNS_QUERY, &q);
+	ar_fill_header_from(&e->hdr, AR_EV_DNS_QUERY, &q, &em, bpf_ktime_get_ns());
 	e->fd = fd;
 	e->len = (__u32)len;
 	e->port = 53;
@@ -25,7 +29,7 @@ static __always_inline void ar_dns_query(__u64 id, struct ar_proc_info *proc, __
 	__builtin_memset(e->payload, 0, sizeof(e->payload));
 	if (bpf_probe_read_user(e->payload, n, (void *)buf))
 		ar_count(AR_STAT_READ_FAULTS);
-	ar_submit(e);
+	ar_submit_counted(e, em.counts);
 }
 
 /* For a thread of a tracked process (the caller checked). */
@@ -35,9 +39,9 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 	struct ar_span_ctx *span = bpf_map_lookup_elem(&ar_fd_spans, &fk);
 	if (!span)
 		return 0;
-	struct ar_io_key key = { .kind = kind };
-	__builtin_memcpy(key.span_id, span->span_id, sizeof(key.span_id));
-	if (bpf_map_update_elem(&ar_pending_io, &id, &key, BPF_ANY))
+	struct ar_pending_io p = { .key = { .kind = kind }, .ts_ns = bpf_ktime_get_ns() };
+	__builtin_memcpy(p.key.span_id, span->span_id, sizeof(p.key.span_id));
+	if (bpf_map_update_elem(&ar_pending_io, &id, &p, BPF_ANY))
 		ar_count(AR_STAT_PENDING_FULL);
 	return 0;
 }
@@ -45,26 +49,12 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 static __always_inline int ar_io_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct ar_io_key *pending = bpf_map_lookup_elem(&ar_pending_io, &id);
+	struct ar_pending_io *pending = bpf_map_lookup_elem(&ar_pending_io, &id);
 	if (!pending)
 		return 0;
-	struct ar_io_key key = *pending;
+	struct ar_pending_io p = *pending;
 	bpf_map_delete_elem(&ar_pending_io, &id);
-	struct ar_io_totals *t = bpf_map_lookup_elem(&ar_io_totals, &key);
-	if (!t) {
-		/* NOEXIST: another CPU may have created it meanwhile; either way
-		 * the lookup below finds it unless the map is full. */
-		struct ar_io_totals zero = {};
-		bpf_map_update_elem(&ar_io_totals, &key, &zero, BPF_NOEXIST);
-		t = bpf_map_lookup_elem(&ar_io_totals, &key);
-		if (!t) {
-			ar_count(AR_STAT_PENDING_FULL);
-			return 0;
-		}
-	}
-	__sync_fetch_and_add(&t->calls, 1);
-	if (ret > 0)
-		__sync_fetch_and_add(&t->bytes, (__u64)ret);
+	ar_aggregate(p.key.span_id, p.key.kind, ret, bpf_ktime_get_ns() - p.ts_ns);
 	return 0;
 }
 
@@ -87,30 +77,37 @@ static __always_inline int ar_io_exit(long ret)
 	}                                                                 \
 	AR_IO_EXIT(name)
 
-/* write and sendto also report DNS queries (buf and len are args 1 and 2). */
-#define AR_IO_DNS_PROBES(name, kind)                                              \
+/* write and sendto also report DNS queries (buf and len are args 1 and 2);
+ * write also registers thread slots (the context family's job, done here so
+ * that a write runs one program less while both families are attached). */
+#define AR_IO_DNS_PROBES(name, kind, slots)                                       \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                               \
 	int io_##name##_enter(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                         \
+		/* every argument read up front, straight from the context */   \
+		__s64 fd = ctx->args[0];                                          \
+		__u64 buf = ctx->args[1], len = ctx->args[2];                     \
 		__u64 id = bpf_get_current_pid_tgid();                            \
 		struct ar_proc_info *proc = ar_tracked(id);                       \
 		if (!proc)                                                        \
 			return 0;                                                 \
-		ar_dns_query(id, proc, (__s32)ctx->args[0], ctx->args[1], ctx->args[2]); \
-		return ar_io_enter(id, (__s64)ctx->args[0], kind);                \
+		if (slots)                                                        \
+			ar_slot_register(id, buf, len);                           \
+		ar_dns_query(id, proc, (__s32)fd, buf, len);                      \
+		return ar_io_enter(id, fd, kind);                                 \
 	}                                                                         \
 	AR_IO_EXIT(name)
 
-AR_IO_PROBES(read, AR_IO_READ)
-AR_IO_PROBES(readv, AR_IO_READ)
-AR_IO_PROBES(pread64, AR_IO_READ)
-AR_IO_DNS_PROBES(write, AR_IO_WRITE)
-AR_IO_PROBES(writev, AR_IO_WRITE)
-AR_IO_PROBES(pwrite64, AR_IO_WRITE)
-AR_IO_DNS_PROBES(sendto, AR_IO_SEND)
-AR_IO_PROBES(sendmsg, AR_IO_SEND)
-AR_IO_PROBES(recvfrom, AR_IO_RECV)
-AR_IO_PROBES(recvmsg, AR_IO_RECV)
+AR_IO_PROBES(read, AR_AGG_READ)
+AR_IO_PROBES(readv, AR_AGG_READ)
+AR_IO_PROBES(pread64, AR_AGG_READ)
+AR_IO_DNS_PROBES(write, AR_AGG_WRITE, 1)
+AR_IO_PROBES(writev, AR_AGG_WRITE)
+AR_IO_PROBES(pwrite64, AR_AGG_WRITE)
+AR_IO_DNS_PROBES(sendto, AR_AGG_SEND, 0)
+AR_IO_PROBES(sendmsg, AR_AGG_SEND)
+AR_IO_PROBES(recvfrom, AR_AGG_RECV)
+AR_IO_PROBES(recvmsg, AR_AGG_RECV)
 
 SEC("tracepoint/syscalls/sys_enter_close")
 int io_close_enter(struct trace_event_raw_sys_enter *ctx)

@@ -61,27 +61,41 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!ar_pending_take(id, AR_EV_NET_CONNECT, &p))
 		return 0;
 
-	struct ar_net_connect_event *e = ar_reserve(sizeof(*e));
+	__u64 now = bpf_ktime_get_ns();
+	long ret = ctx->ret;
+	__s32 fd = (__s32)p.args[0];
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = fd };
+	struct ar_emit em;
+	int admitted = ar_prepare(&q, &em);
+	/* a non-blocking connect's EINPROGRESS is not a failure */
+	ar_aggregate_emit(&em, AR_AGG_CONNECT, ret == -115 ? 0 : ret, now - p.ts_ns);
+	__u32 sock_type = ar_sock_type(fd);
+	if (ret == 0 || ret == -115 /* EINPROGRESS */) {
+		ar_fd_remember(id, fd, &em);
+		/* the port decides whether writes are DNS queries: read it even when capped */
+		__u8 sa[4] = {};
+		if (bpf_probe_read_user(sa, sizeof(sa), (void *)p.args[1]) == 0)
+			ar_dns_fd_remember(id, fd, sock_type, sa);
+	}
+	if (!admitted)
+		return 0;
+
+	struct ar_net_connect_event *e = ar_reserve_counted(sizeof(*e), em.counts);
 	if (!e)
 		return 0;
-	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = (__s32)p.args[0] };
-	ar_fill_header(&e->hdr, AR_EV_NET_CONNECT, &q);
-	e->ret = ctx->ret;
-	e->latency_ns = e->hdr.ts_ns - p.ts_ns;
-	e->fd = (__s32)p.args[0];
-	e->sock_type = ar_sock_type(e->fd);
+	ar_fill_header_from(&e->hdr, AR_EV_NET_CONNECT, &q, &em, now);
+	e->ret = ret;
+	e->latency_ns = now - p.ts_ns;
+	e->fd = fd;
+	e->sock_type = sock_type;
 	e->_pad = 0;
-	__u32 len = (__u32)p.args[2];
-	e->addrlen = len;
+	e->addrlen = (__u32)p.args[2];
+	__builtin_memset(e->sockaddr, 0, sizeof(e->sockaddr));
+	__u32 len = e->addrlen;
 	if (len > sizeof(e->sockaddr))
 		len = sizeof(e->sockaddr);
-	__builtin_memset(e->sockaddr, 0, sizeof(e->sockaddr));
 	if (bpf_probe_read_user(e->sockaddr, len, (void *)p.args[1]))
 		ar_count(AR_STAT_READ_FAULTS);
-	if (e->ret == 0 || e->ret == -115 /* EINPROGRESS */) {
-		ar_fd_remember(id, e->fd, &e->hdr);
-		ar_dns_fd_remember(id, e->fd, e->sock_type, e->sockaddr);
-	}
-	ar_submit(e);
+	ar_submit_counted(e, em.counts);
 	return 0;
 }

@@ -53,11 +53,18 @@ static __always_inline int ar_exec_exit(long ret)
 	if (!e)
 		return 0;
 	__u64 entered = e->hdr.ts_ns;
+	__u64 now = bpf_ktime_get_ns();
 	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
-	ar_fill_header(&e->hdr, AR_EV_PROC_EXEC, &q);
-	e->latency_ns = e->hdr.ts_ns - entered;
+	/* Process lifecycle events are never capped: process spans need them. */
+	struct ar_emit em = {};
+	em.source = ar_attribute(&q, &em.span);
+	if (em.source != AR_ATTR_NONE)
+		em.counts = ar_span_counts_of(&em.span);
+	ar_aggregate_emit(&em, AR_AGG_EXEC, ret, now - entered);
+	ar_fill_header_from(&e->hdr, AR_EV_PROC_EXEC, &q, &em, now);
+	e->latency_ns = now - entered;
 	e->ret = ret;
-	ar_output(e, sizeof(*e));
+	ar_output(e, sizeof(*e), em.counts);
 	bpf_map_delete_elem(&ar_pending_exec, &id);
 	return 0;
 }

@@ -1,0 +1,118 @@
+// What the kernel kept for each tool span instead of sending events: per-kind
+// aggregates (calls, errors, bytes, log2 latency histogram) and the span's
+// event accounting (emitted, capped, lost). It becomes one `kernel summary`
+// child span per report, and the tool's metrics. Summaries are taken a little
+// after the tool ends, so I/O in flight lands, and again while the span is
+// remembered, for sockets that keep being used: every call is reported once,
+// and every event not emitted is counted on the span it belonged to.
+import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
+import type { AggregateKind, Probes, SpanKernelSummary, SyscallAggregate } from '@agentrace/bpf';
+import type { ToolSpan } from './tool-spans.js';
+import type { ExportSpan } from './otlp/span.js';
+import { newSpanId } from './ids.js';
+
+/** How long after a tool ends its summary is first taken. */
+const SETTLE_MS = 250;
+/** How long a tool span is watched for late I/O after it ended. */
+const WATCH_MS = 30_000;
+
+export const KERNEL_SUMMARY_SPAN = 'kernel summary';
+
+/** What user space folded away for a span: repeated opens of one path. */
+export interface UserSpaceCounts {
+  repeatedOpens: number;
+}
+
+function trimmedBuckets(buckets: number[]): number[] {
+  let end = buckets.length;
+  while (end > 0 && buckets[end - 1] === 0) end--;
+  return buckets.slice(0, end);
+}
+
+/**
+ * Span attributes of a summary. Per kind: `agentrace.syscall.<kind>.calls`,
+ * `.errors`, `.bytes` (I/O kinds), `.duration_sum_ns` and
+ * `.duration_log2_ns` (bucket i counts calls of [2^i, 2^(i+1)) ns, trailing
+ * empty buckets left out). Events: `agentrace.events.emitted`, `.capped`
+ * and `.dropped` (always present, so that "nothing lost" is stated).
+ */
+export function summaryAttributes(s: SpanKernelSummary, user: UserSpaceCounts): Attributes {
+  const a: Attributes = {};
+  for (const [kind, agg] of Object.entries(s.aggregates) as Array<[AggregateKind, SyscallAggregate]>) {
+    const p = `agentrace.syscall.${kind}`;
+    a[`${p}.calls`] = agg.calls;
+    a[`${p}.errors`] = agg.errors;
+    if (kind === 'read' || kind === 'write' || kind === 'send' || kind === 'recv') a[`${p}.bytes`] = agg.bytes;
+    a[`${p}.duration_sum_ns`] = agg.latencySumNs;
+    a[`${p}.duration_log2_ns`] = trimmedBuckets(agg.latencyBuckets);
+  }
+  const e = s.events;
+  a['agentrace.events.emitted'] = e.emitted;
+  a['agentrace.events.capped'] = e.capped;
+  a['agentrace.events.dropped'] = e.ringbufDrops + e.mapFull;
+  if (e.ringbufDrops) a['agentrace.events.dropped.ringbuf_full'] = e.ringbufDrops;
+  if (e.mapFull) a['agentrace.events.dropped.map_full'] = e.mapFull;
+  if (user.repeatedOpens) a['agentrace.file.open.repeated'] = user.repeatedOpens;
+  return a;
+}
+
+export interface KernelSummariesOptions {
+  probes: Probes;
+  emit: (spans: ExportSpan[]) => void;
+  /** What user space folded for a span; called once per report, resets it. */
+  takeUserCounts: (spanId: string) => UserSpaceCounts;
+  /** The span stopped being watched: forget what user space kept for it. */
+  forget: (spanId: string) => void;
+  /** Every report, sampled or not, for the tool metrics. */
+  onSummary?: (tool: ToolSpan, summary: SpanKernelSummary) => void;
+}
+
+export class KernelSummaries {
+  private readonly watched = new Map<string, { span: ToolSpan; endedAtMs: number; reports: number }>();
+
+  constructor(private readonly opts: KernelSummariesOptions) {}
+
+  toolEnded(span: ToolSpan, nowMs = Date.now()): void {
+    this.watched.set(span.spanId, { span, endedAtMs: nowMs, reports: 0 });
+  }
+
+  /** Reports settled spans; with `all`, every span, and stops watching them. */
+  collect(nowMs = Date.now(), all = false): void {
+    const due = [...this.watched.values()].filter((w) => all || nowMs - w.endedAtMs >= SETTLE_MS);
+    if (due.length === 0) return;
+    const summaries = this.opts.probes.takeSpanSummaries(due.map((w) => w.span.spanId));
+    const out: ExportSpan[] = [];
+    for (const w of due) {
+      const s = summaries.get(w.span.spanId);
+      const user = this.opts.takeUserCounts(w.span.spanId);
+      if (s || user.repeatedOpens) {
+        const summary = s ?? { aggregates: {}, events: { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0 } };
+        this.opts.onSummary?.(w.span, summary);
+        if (w.span.sampled) out.push(this.span(w.span, summary, user, w.reports > 0));
+        w.reports++;
+      }
+      if (all || nowMs - w.endedAtMs >= WATCH_MS) {
+        this.watched.delete(w.span.spanId);
+        this.opts.forget(w.span.spanId);
+      }
+    }
+    if (out.length) this.opts.emit(out);
+  }
+
+  private span(tool: ToolSpan, s: SpanKernelSummary, user: UserSpaceCounts, late: boolean): ExportSpan {
+    const attributes = summaryAttributes(s, user);
+    if (late) attributes['agentrace.summary.after_end'] = true;
+    return {
+      traceId: tool.traceId,
+      spanId: newSpanId(),
+      parentSpanId: tool.spanId,
+      name: KERNEL_SUMMARY_SPAN,
+      kind: SpanKind.INTERNAL,
+      startTimeNs: tool.startNs,
+      endTimeNs: tool.endNs ?? tool.startNs,
+      attributes,
+      status: { code: SpanStatusCode.UNSET },
+      resource: tool.resource,
+    };
+  }
+}

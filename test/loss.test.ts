@@ -1,0 +1,88 @@
+// Loss accounting end to end, on the real kernel: a tool call that overflows
+// a one-page ring buffer. What was lost must come out of the OTLP file, on
+// the tool's kernel summary span and as the agentrace.events.dropped metric,
+// and equal what really went missing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Sidecar, createExporters, resolveOtlpConfig, resolveOtlpMetricsConfig } from '@agentrace/sidecar';
+import { requireBpf } from './support/bpf.js';
+import { readOtlpFile, readOtlpSums } from './support/otlp.js';
+
+const agentScript = fileURLToPath(new URL('./fixtures/flood-agent.mjs', import.meta.url));
+let dir: string;
+const children: Array<() => void> = [];
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-loss-'));
+});
+
+after(() => {
+  for (const kill of children) kill();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('events lost to a full ring buffer are exported, on the span and as a metric, and equal what is missing', async (t) => {
+  if (!requireBpf(t)) return;
+  const files = path.join(dir, 'files');
+  fs.mkdirSync(files);
+  const count = 3000;
+  for (let i = 0; i < count; i++) fs.writeFileSync(path.join(files, `f${i}`), '');
+  const file = path.join(dir, 'out.jsonl');
+  const traces = resolveOtlpConfig({ file }, {});
+  const sidecar = await Sidecar.start({
+    socketPath: path.join(dir, 'agentrace.sock'),
+    exporters: createExporters(traces),
+    metrics: resolveOtlpMetricsConfig({ file }, {}, traces),
+    ringBufferBytes: 4096, // about a dozen open events
+    maxEventsPerSpan: 0, // no cap: every open is meant to be an event
+    log: () => {},
+  });
+  let code: number | null;
+  let kernelDrops: bigint;
+  try {
+    const child = spawn(process.execPath, [agentScript, files, String(count)], {
+      env: { ...process.env, AGENTRACE_SOCKET: sidecar.socketPath },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(() => child.exitCode === null && child.kill('SIGKILL'));
+    [code] = (await once(child, 'exit')) as [number | null];
+    await sidecar.settle(2000);
+  } finally {
+    await sidecar.stop();
+    kernelDrops = sidecar.stats().probes.ringbufDrops;
+  }
+  assert.equal(code, 0, 'the agent ran');
+
+  const spans = readOtlpFile(file);
+  const tool = spans.find((s) => s.name === 'execute_tool flood');
+  assert.ok(tool, 'the tool span was exported');
+  const opened = new Set(
+    spans
+      .filter((s) => s.parentSpanId === tool.spanId && typeof s.attributes['file.path'] === 'string')
+      .map((s) => s.attributes['file.path'] as string)
+      .filter((p) => path.dirname(p) === files),
+  );
+  const missing = count - opened.size;
+  assert.ok(missing > 0, 'the ring buffer overflowed (nothing was lost: make the flood bigger)');
+
+  const summaries = spans.filter((s) => s.name === 'kernel summary' && s.parentSpanId === tool.spanId);
+  assert.equal(summaries.length, 1, 'one kernel summary under the tool');
+  const a = summaries[0]!.attributes;
+  assert.equal(a['agentrace.events.dropped'], missing, `dropped on the span = opens with no span (${missing})`);
+  assert.equal(a['agentrace.events.dropped.ringbuf_full'], missing);
+  assert.equal(a['agentrace.events.emitted'], opened.size);
+  assert.equal(a['agentrace.events.capped'], 0);
+  assert.equal(a['agentrace.syscall.open.calls'], count, 'the in-kernel aggregate saw every open');
+
+  const sums = readOtlpSums(file);
+  const exported = sums.get('agentrace.events.dropped{agentrace.drop.reason=ringbuf_full}');
+  assert.equal(exported, Number(kernelDrops), 'the metric is the kernel counter');
+  assert.ok(exported !== undefined && exported >= missing, `the metric (${exported}) covers the span's loss (${missing})`);
+  assert.equal(sums.get('agentrace.tool.syscalls{agentrace.syscall=open,gen_ai.tool.name=flood}'), count);
+});
