@@ -5,10 +5,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveOtlpConfig, createExporters } from './otlp/index.js';
+import { resolveOtlpConfig, createExporters, resolveOtlpMetricsConfig } from './otlp/index.js';
+import { DEFAULT_MAX_EVENTS_PER_SPAN } from '@agentrace/bpf';
 import { Sidecar, SIDECAR_VERSION } from './sidecar.js';
 import { renderTree } from './tree.js';
 import type { ExportSpan } from './otlp/span.js';
+import { UsageError } from './usage-error.js';
+import { GroupError, parseProbesOption, switchableGroups, type SwitchableGroup } from './control-protocol.js';
+import { probesCommand, PROBES_USAGE } from './probes-command.js';
 
 const DEFAULT_SOCKET = '/run/agentrace/agentrace.sock';
 const DEFAULT_DAEMON_FILE = '/var/lib/agentrace/traces.jsonl';
@@ -19,6 +23,7 @@ Commands:
   sidecar               Attach the probes and serve agents on a Unix socket until SIGINT/SIGTERM.
   run [options] -- CMD  Run CMD with an embedded sidecar, then print its tool calls and
                         what each did in the kernel; exits with CMD's exit code.
+  ${PROBES_USAGE}
 
 Options:
   --socket PATH         Unix socket agents connect to. sidecar: $AGENTRACE_SOCKET or
@@ -29,14 +34,31 @@ Options:
   --otlp-endpoint URL   Export OTLP/HTTP to URL (a collector's traces endpoint or base URL).
                         Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT.
   --otlp-protocol P     http/protobuf or http/json. Default: OTEL_EXPORTER_OTLP_PROTOCOL or http/protobuf.
+                        Metrics (per-tool syscall counts, latency histograms, I/O bytes, lost
+                        events) go to the same file and to /v1/metrics, every
+                        OTEL_METRIC_EXPORT_INTERVAL ms (default 60000) and at exit;
+                        OTEL_METRICS_EXPORTER=none turns them off.
   --quiet               run: do not print the tree.
+  --max-events-per-span N
+                        Events (opens, connects, DNS) one tool call may emit before the rest
+                        are only counted (in its kernel summary); 0: no cap. Reads, writes,
+                        sends and receives are always summarised in the kernel, never one
+                        event each. Default: $AGENTRACE_MAX_EVENTS_PER_SPAN or ${DEFAULT_MAX_EVENTS_PER_SPAN}.
+  --probes LIST         sidecar, run: probe groups attached at start, comma-separated from
+                        ${switchableGroups.join(', ')}; or all (default) or none. The context group
+                        (thread slots) is always attached: attribution needs it.
+  --control PATH        Control socket (root only) that \`agentrace probes\` talks to.
+                        sidecar: $AGENTRACE_CONTROL or control.sock beside --socket
+                        (/run/agentrace/control.sock); run: one in its temporary directory,
+                        given to CMD as $AGENTRACE_CONTROL; probes: $AGENTRACE_CONTROL or
+                        /run/agentrace/control.sock.
+  --json                probes: print the sidecar's answer as JSON.
   -h, --help            Show this help.
   --version             Show the version.
 
 Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
 Example: agentrace run -- node my-agent.js`;
 
-class UsageError extends Error {}
 
 interface Flags {
   socket?: string;
@@ -44,11 +66,15 @@ interface Flags {
   'otlp-endpoint'?: string;
   'otlp-protocol'?: string;
   quiet?: boolean;
+  'max-events-per-span'?: string;
+  probes?: string;
+  control?: string;
+  json?: boolean;
   help?: boolean;
   version?: boolean;
 }
 
-function parse(argv: string[]): { command?: string; flags: Flags; rest: string[] } {
+function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]; args: string[] } {
   const dashdash = argv.indexOf('--');
   const own = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
   const rest = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
@@ -63,6 +89,10 @@ function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]
         'otlp-endpoint': { type: 'string' },
         'otlp-protocol': { type: 'string' },
         quiet: { type: 'boolean' },
+        'max-events-per-span': { type: 'string' },
+        probes: { type: 'string' },
+        control: { type: 'string' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -71,8 +101,8 @@ function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]
     throw new UsageError((err as Error).message);
   }
   const [command, ...extra] = parsed.positionals;
-  if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}; put the command after --`);
-  return { command, flags: parsed.values as Flags, rest };
+  if (extra.length && command !== 'probes') throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}; put the command after --`);
+  return { command, flags: parsed.values as Flags, rest, args: extra };
 }
 
 function timestamp(): string {
@@ -80,20 +110,36 @@ function timestamp(): string {
 }
 
 function exportersFor(flags: Flags, defaultFile: string) {
-  const config = resolveOtlpConfig(
-    { endpoint: flags['otlp-endpoint'], protocol: flags['otlp-protocol'], file: flags['otlp-file'] },
-    process.env,
-    { defaultFile },
-  );
-  return createExporters(config);
+  const otlpFlags = { endpoint: flags['otlp-endpoint'], protocol: flags['otlp-protocol'], file: flags['otlp-file'] };
+  const config = resolveOtlpConfig(otlpFlags, process.env, { defaultFile });
+  return { exporters: createExporters(config), metrics: resolveOtlpMetricsConfig(otlpFlags, process.env, config) };
+}
+
+function maxEventsPerSpan(flags: Flags): number | undefined {
+  const [raw, source] =
+    flags['max-events-per-span'] !== undefined
+      ? [flags['max-events-per-span'], '--max-events-per-span']
+      : [process.env.AGENTRACE_MAX_EVENTS_PER_SPAN, 'AGENTRACE_MAX_EVENTS_PER_SPAN'];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n > 0xffffffff) {
+    throw new UsageError(`${source} must be a whole number of events (0 for no cap), got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function startGroups(flags: Flags): SwitchableGroup[] | undefined {
+  return flags.probes === undefined ? undefined : parseProbesOption(flags.probes);
 }
 
 async function runSidecar(flags: Flags): Promise<number> {
   const socketPath = flags.socket ?? process.env.AGENTRACE_SOCKET ?? DEFAULT_SOCKET;
-  const exporters = exportersFor(flags, DEFAULT_DAEMON_FILE);
-  const sidecar = await Sidecar.start({ socketPath, exporters });
+  const controlSocketPath = flags.control ?? process.env.AGENTRACE_CONTROL ?? path.join(path.dirname(socketPath), 'control.sock');
+  const probeGroups = startGroups(flags);
+  const { exporters, metrics } = exportersFor(flags, DEFAULT_DAEMON_FILE);
+  const sidecar = await Sidecar.start({ socketPath, exporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups });
   process.stderr.write(
-    `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; exporting to ${exporters.map((e) => e.description).join(', ')}\n`,
+    `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; control on ${controlSocketPath} (probe groups ${['context', ...(probeGroups ?? switchableGroups)].join(', ')}); exporting to ${exporters.map((e) => e.description).join(', ')}\n`,
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
@@ -106,15 +152,22 @@ async function runSidecar(flags: Flags): Promise<number> {
 
 async function runCommand(flags: Flags, command: string[]): Promise<number> {
   if (command.length === 0) throw new UsageError('run needs a command after --, e.g. agentrace run -- node agent.js');
-  const tmp = flags.socket ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-'));
+  const probeGroups = startGroups(flags);
+  const tmp = flags.socket && flags.control ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-'));
   const socketPath = flags.socket ?? path.join(tmp!, 'agentrace.sock');
+  const controlSocketPath = flags.control ?? path.join(tmp!, 'control.sock');
   const defaultFile = path.resolve(`agentrace-${timestamp()}.otlp.jsonl`);
-  const exporters = exportersFor(flags, defaultFile);
+  const { exporters, metrics } = exportersFor(flags, defaultFile);
+  const maxEvents = maxEventsPerSpan(flags);
   const spans: ExportSpan[] = [];
   const toolNames = new Map<string, string>();
   const sidecar = await Sidecar.start({
     socketPath,
+    controlSocketPath,
+    probeGroups,
     exporters,
+    metrics,
+    maxEventsPerSpan: maxEvents,
     onSpans: (batch) => spans.push(...batch),
     onToolStart: (spanId, name) => toolNames.set(spanId, name),
   });
@@ -125,7 +178,7 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
   try {
     const child = spawn(command[0]!, command.slice(1), {
       stdio: 'inherit',
-      env: { ...process.env, AGENTRACE_SOCKET: socketPath },
+      env: { ...process.env, AGENTRACE_SOCKET: socketPath, AGENTRACE_CONTROL: controlSocketPath },
     });
     const forward = (sig: NodeJS.Signals): void => {
       child.kill(sig);
@@ -176,9 +229,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (parsed.command === 'sidecar') return await runSidecar(parsed.flags);
     if (parsed.command === 'run') return await runCommand(parsed.flags, parsed.rest);
+    if (parsed.command === 'probes') return await probesCommand(parsed.args, parsed.flags);
     throw new UsageError(`unknown command ${JSON.stringify(parsed.command)}`);
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof GroupError) {
       process.stderr.write(`agentrace: ${err.message}\nRun agentrace --help for usage.\n`);
       return 2;
     }

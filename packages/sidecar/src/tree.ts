@@ -20,10 +20,17 @@ function detail(s: ExportSpan): string {
   if (a['error.type'] !== undefined && a['agentrace.connect.result'] === undefined && a['agentrace.dns.result'] === undefined) {
     parts.push(`error ${a['error.type']}`);
   }
-  for (const kind of ['read', 'write', 'send', 'recv']) {
-    const calls = a[`agentrace.io.${kind}.calls`];
-    if (calls !== undefined) parts.push(`${kind} ${calls}× ${a[`agentrace.io.${kind}.bytes`]} B`);
+  // A kernel summary: what was aggregated in the kernel, and what was not emitted.
+  for (const kind of ['open', 'connect', 'exec', 'read', 'write', 'send', 'recv']) {
+    const calls = a[`agentrace.syscall.${kind}.calls`];
+    if (calls === undefined) continue;
+    const bytes = a[`agentrace.syscall.${kind}.bytes`];
+    const errors = Number(a[`agentrace.syscall.${kind}.errors`] ?? 0);
+    parts.push(`${kind} ${calls}×${bytes !== undefined ? ` ${bytes} B` : ''}${errors ? ` (${errors} failed)` : ''}`);
   }
+  if (a['agentrace.file.open.repeated']) parts.push(`${a['agentrace.file.open.repeated']} repeated opens folded`);
+  if (a['agentrace.events.capped']) parts.push(`${a['agentrace.events.capped']} events over the cap`);
+  if (a['agentrace.events.dropped']) parts.push(`${a['agentrace.events.dropped']} events LOST`);
   if (a['agentrace.attribution'] !== undefined) parts.push(`(${a['agentrace.attribution']})`);
   return parts.join('  ');
 }
