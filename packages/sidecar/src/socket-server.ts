@@ -141,8 +141,8 @@ export class SocketServer {
   }
 }
 
-/** Removes a socket file nobody listens on; refuses to steal a live one. */
-async function removeStaleSocket(socketPath: string): Promise<void> {
+/** Removes a socket file nobody listens on; refuses to steal a live one (`flag` names the option to pick another). */
+export async function removeStaleSocket(socketPath: string, flag = '--socket'): Promise<void> {
   if (!fs.existsSync(socketPath)) return;
   const live = await new Promise<boolean>((resolve) => {
     const probe = net.connect(socketPath);
@@ -153,7 +153,7 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     probe.once('error', () => resolve(false));
   });
   if (live) {
-    throw new Error(`another sidecar is already listening on ${socketPath}; stop it or pick another --socket`);
+    throw new Error(`another sidecar is already listening on ${socketPath}; stop it or pick another ${flag}`);
   }
   fs.rmSync(socketPath, { force: true });
 }
