@@ -490,6 +490,45 @@ test('a full ring buffer is counted on the span whose events were lost, and its 
   await actor.exit(0);
 });
 
+test('a backlog arrives in bounded batches, complete; closing from inside a batch stops delivery safely', async (t) => {
+  if (!requireBpf(t)) return;
+  const probes = Probes.load({ ringBufferBytes: 16 * 1024 * 1024, maxEventsPerSpan: 0 });
+  t.after(() => probes.close());
+  probes.attach('all');
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const span = newSpan();
+  probes.setThreadSpan(actor.pid, actor.pid, span);
+  const file = path.join(dir, `backlog-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, '');
+  await actor.do({ op: 'openMany', path: file, count: 10_000 });
+  const batches: number[] = [];
+  const received: KernelEvent[] = [];
+  probes.onEvents((batch) => {
+    batches.push(batch.length);
+    received.push(...batch);
+  });
+  probes.drain();
+  const opens = received.filter(isOpen(file));
+  assert.equal(opens.length, 10_000, 'every open of the backlog arrived');
+  assert.ok(batches.length >= 3 && Math.max(...batches) <= 4096, `batches of at most 4096: ${batches.join(', ')}`);
+  assert.ok(opens.every((e) => e.span?.spanId === span.spanId && e.pid === actor.pid));
+
+  const second = Probes.load({ ringBufferBytes: 16 * 1024 * 1024, maxEventsPerSpan: 0 });
+  let closedAfter = 0;
+  second.onEvents((batch) => {
+    closedAfter += batch.length;
+    second.close(); // libbpf is still walking the ring: the free must wait
+  });
+  second.attach('all');
+  second.track(actor.pid);
+  await actor.do({ op: 'openMany', path: file, count: 10_000 });
+  assert.equal(second.drain(), 0, 'a closed object delivers nothing');
+  await new Promise((r) => setImmediate(r));
+  assert.ok(closedAfter > 0 && closedAfter <= 4096, `one batch was delivered before the close (${closedAfter})`);
+  await actor.exit(0);
+});
+
 test('a span over its event cap emits no more events, and counts the rest', async (t) => {
   if (!requireBpf(t)) return;
   const probes = Probes.load({ maxEventsPerSpan: 10 });

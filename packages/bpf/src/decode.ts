@@ -143,15 +143,62 @@ export function spanFrom(buf: Buffer, offset: number): SpanRef | null {
   };
 }
 
-function decodeHeader(buf: Buffer): EventHeader {
-  const span = spanFrom(buf, H.span);
+/**
+ * Decodes many events in a row. Consecutive events mostly share their span
+ * and their thread's name: those are decoded once and the same (immutable)
+ * values reused, which is most of the cost of an event.
+ */
+export class EventDecoder {
+  private spanKey = '';
+  private span: SpanRef | null = null;
+  private commKey = -1;
+  private commPid = -1;
+  private comm = '';
+
+  /** Decodes the event of `size` bytes at `base` in `buf`. */
+  decode(buf: Buffer, base = 0, size = buf.length - base): KernelEvent {
+    return decodeAt(buf, base, size, this);
+  }
+
+  header(buf: Buffer, base: number): EventHeader {
+    const so = base + H.span + layouts.ar_span_ctx.fields.span_id;
+    const to = base + H.span + layouts.ar_span_ctx.fields.trace_id;
+    // Span id and trace id low words decide whether it is the last span; a
+    // mismatch in any word falls back to a full decode.
+    const key = `${buf.readUInt32LE(so)}.${buf.readUInt32LE(so + 4)}.${buf.readUInt32LE(to)}.${buf.readUInt32LE(to + 4)}.${buf.readUInt32LE(to + 8)}.${buf.readUInt32LE(to + 12)}`;
+    if (key !== this.spanKey) {
+      this.spanKey = key;
+      this.span = spanFrom(buf, base + H.span);
+    }
+    const pid = buf.readUInt32LE(base + H.tid);
+    const c = base + H.comm;
+    const commKey = buf.readUInt32LE(c) ^ buf.readUInt32LE(c + 4) ^ buf.readUInt32LE(c + 8) ^ buf.readUInt32LE(c + 12);
+    if (pid !== this.commPid || commKey !== this.commKey) {
+      this.commPid = pid;
+      this.commKey = commKey;
+      this.comm = cString(buf, c, COMM_LEN);
+    }
+    return {
+      tsNs: buf.readBigUInt64LE(base + H.ts_ns),
+      pid: buf.readUInt32LE(base + H.pid),
+      tid: pid,
+      comm: this.comm,
+      span: this.span,
+      attrSource: buf.readUInt8(base + H.attr_source) as AttrSource,
+    };
+  }
+}
+
+const oneShot = { header: (buf: Buffer, base: number): EventHeader => decodeHeader(buf, base) };
+
+function decodeHeader(buf: Buffer, base: number): EventHeader {
   return {
-    tsNs: buf.readBigUInt64LE(H.ts_ns),
-    pid: buf.readUInt32LE(H.pid),
-    tid: buf.readUInt32LE(H.tid),
-    comm: cString(buf, H.comm, COMM_LEN),
-    span,
-    attrSource: buf.readUInt8(H.attr_source) as AttrSource,
+    tsNs: buf.readBigUInt64LE(base + H.ts_ns),
+    pid: buf.readUInt32LE(base + H.pid),
+    tid: buf.readUInt32LE(base + H.tid),
+    comm: cString(buf, base + H.comm, COMM_LEN),
+    span: spanFrom(buf, base + H.span),
+    attrSource: buf.readUInt8(base + H.attr_source) as AttrSource,
   };
 }
 
@@ -218,109 +265,115 @@ function compressIPv6(groups: string[]): string {
   return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
 }
 
-function expectSize(buf: Buffer, size: number, what: string): void {
-  if (buf.length < size) throw new DecodeError(`${what} sample is ${buf.length} bytes, expected ${size}`);
+function expectSize(have: number, size: number, what: string): void {
+  if (have < size) throw new DecodeError(`${what} sample is ${have} bytes, expected ${size}`);
 }
 
+/** Decodes one ring-buffer sample (the whole of `buf`). */
 export function decodeEvent(buf: Buffer): KernelEvent {
-  expectSize(buf, layouts.ar_event_header.size, 'event header');
-  const kind = buf.readUInt32LE(H.kind);
-  const hdr = decodeHeader(buf);
+  return decodeAt(buf, 0, buf.length, oneShot);
+}
+
+function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: Buffer, base: number): EventHeader }): KernelEvent {
+  if (b < 0 || size < 0 || b + size > buf.length) throw new DecodeError(`sample [${b}, ${b + size}) lies outside its ${buf.length}-byte batch`);
+  expectSize(size, layouts.ar_event_header.size, 'event header');
+  const kind = buf.readUInt32LE(b + H.kind);
+  const hdr = headers.header(buf, b);
   switch (kind) {
     case EventKind.FileOpen: {
       const L = layouts.ar_file_open_event;
-      expectSize(buf, L.size, 'file.open');
+      expectSize(size, L.size, 'file.open');
       const f = L.fields;
       return {
         kind: 'file.open',
         ...hdr,
-        ret: Number(buf.readBigInt64LE(f.ret)),
-        flags: Number(buf.readBigUInt64LE(f.flags)),
-        latencyNs: buf.readBigUInt64LE(f.latency_ns),
-        dfd: buf.readInt32LE(f.dfd),
-        mode: buf.readUInt32LE(f.mode),
-        path: cString(buf, f.path, L.size - f.path),
+        ret: Number(buf.readBigInt64LE(b + f.ret)),
+        flags: Number(buf.readBigUInt64LE(b + f.flags)),
+        latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
+        dfd: buf.readInt32LE(b + f.dfd),
+        mode: buf.readUInt32LE(b + f.mode),
+        path: cString(buf, b + f.path, L.size - f.path),
       };
     }
     case EventKind.NetConnect: {
       const L = layouts.ar_net_connect_event;
-      expectSize(buf, L.size, 'net.connect');
+      expectSize(size, L.size, 'net.connect');
       const f = L.fields;
-      const peer = decodeSockaddr(buf.subarray(f.sockaddr, L.size), buf.readUInt32LE(f.addrlen));
+      const peer = decodeSockaddr(buf.subarray(b + f.sockaddr, b + L.size), buf.readUInt32LE(b + f.addrlen));
       return {
         kind: 'net.connect',
         ...hdr,
-        ret: Number(buf.readBigInt64LE(f.ret)),
-        latencyNs: buf.readBigUInt64LE(f.latency_ns),
-        fd: buf.readInt32LE(f.fd),
-        transport: transportOf(peer, buf.readUInt32LE(f.sock_type)),
+        ret: Number(buf.readBigInt64LE(b + f.ret)),
+        latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
+        fd: buf.readInt32LE(b + f.fd),
+        transport: transportOf(peer, buf.readUInt32LE(b + f.sock_type)),
         peer,
       };
     }
     case EventKind.ProcExec: {
       const L = layouts.ar_proc_exec_event;
-      expectSize(buf, L.size, 'proc.exec');
+      expectSize(size, L.size, 'proc.exec');
       const f = L.fields;
-      const argc = buf.readUInt32LE(f.argc);
-      const argsLen = Math.min(buf.readUInt32LE(f.args_len), L.size - f.args);
-      const args = argsLen === 0 ? [] : buf.toString('utf8', f.args, f.args + argsLen).split('\0');
+      const argc = buf.readUInt32LE(b + f.argc);
+      const argsLen = Math.min(buf.readUInt32LE(b + f.args_len), L.size - f.args);
+      const args = argsLen === 0 ? [] : buf.toString('utf8', b + f.args, b + f.args + argsLen).split('\0');
       if (args.length > 0 && args[args.length - 1] === '') args.pop();
       return {
         kind: 'proc.exec',
         ...hdr,
-        ret: Number(buf.readBigInt64LE(f.ret)),
-        latencyNs: buf.readBigUInt64LE(f.latency_ns),
-        filename: cString(buf, f.filename, f.args - f.filename),
+        ret: Number(buf.readBigInt64LE(b + f.ret)),
+        latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
+        filename: cString(buf, b + f.filename, f.args - f.filename),
         args: args.slice(0, argc),
       };
     }
     case EventKind.ProcFork: {
       const L = layouts.ar_proc_fork_event;
-      expectSize(buf, L.size, 'proc.fork');
-      return { kind: 'proc.fork', ...hdr, childPid: buf.readUInt32LE(L.fields.child_pid) };
+      expectSize(size, L.size, 'proc.fork');
+      return { kind: 'proc.fork', ...hdr, childPid: buf.readUInt32LE(b + L.fields.child_pid) };
     }
     case EventKind.ProcExit: {
       const L = layouts.ar_proc_exit_event;
-      expectSize(buf, L.size, 'proc.exit');
+      expectSize(size, L.size, 'proc.exit');
       return {
         kind: 'proc.exit',
         ...hdr,
-        exitCode: buf.readInt32LE(L.fields.exit_code),
-        signal: buf.readUInt32LE(L.fields.signal),
+        exitCode: buf.readInt32LE(b + L.fields.exit_code),
+        signal: buf.readUInt32LE(b + L.fields.signal),
       };
     }
     case EventKind.DnsLookup: {
       const L = layouts.ar_dns_lookup_event;
-      expectSize(buf, L.size, 'dns.lookup');
+      expectSize(size, L.size, 'dns.lookup');
       const f = L.fields;
       return {
         kind: 'dns.lookup',
         ...hdr,
-        ret: buf.readInt32LE(f.ret),
-        latencyNs: buf.readBigUInt64LE(f.latency_ns),
-        name: cString(buf, f.name, L.size - f.name),
+        ret: buf.readInt32LE(b + f.ret),
+        latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
+        name: cString(buf, b + f.name, L.size - f.name),
       };
     }
     case EventKind.DnsQuery: {
       const L = layouts.ar_dns_query_event;
-      expectSize(buf, L.size, 'dns.query');
+      expectSize(size, L.size, 'dns.query');
       const f = L.fields;
-      const tcp = buf.readUInt8(f.transport) === 2;
-      const len = Math.min(buf.readUInt32LE(f.len), L.size - f.payload);
+      const tcp = buf.readUInt8(b + f.transport) === 2;
+      const len = Math.min(buf.readUInt32LE(b + f.len), L.size - f.payload);
       // Over TCP a DNS message is preceded by its 2-byte length.
-      const msg = buf.subarray(f.payload + (tcp ? 2 : 0), f.payload + len);
+      const msg = buf.subarray(b + f.payload + (tcp ? 2 : 0), b + f.payload + len);
       const q = dnsQuestion(msg);
       return {
         kind: 'dns.query',
         ...hdr,
-        fd: buf.readInt32LE(f.fd),
+        fd: buf.readInt32LE(b + f.fd),
         transport: tcp ? 'tcp' : 'udp',
-        port: buf.readUInt16LE(f.port),
+        port: buf.readUInt16LE(b + f.port),
         name: q?.name ?? null,
         questionType: q?.type ?? null,
       };
     }
     default:
-      throw new DecodeError(`unknown event kind ${kind} (${buf.length} bytes): the BPF object and this decoder disagree`);
+      throw new DecodeError(`unknown event kind ${kind} (${size} bytes): the BPF object and this decoder disagree`);
   }
 }

@@ -1,6 +1,6 @@
 export { Probes, probeGroups, workRunFunctions, workSubmitFunction, DEFAULT_MAX_EVENTS_PER_SPAN } from './probes.js';
 export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler, WorkProbesResult, AggregateKind, SyscallAggregate, SpanEventCounts, SpanKernelSummary } from './probes.js';
-export { decodeEvent, decodeSockaddr, dnsQuestion, DecodeError } from './decode.js';
+export { decodeEvent, decodeSockaddr, dnsQuestion, DecodeError, EventDecoder } from './decode.js';
 export type {
   KernelEvent,
   EventHeader,

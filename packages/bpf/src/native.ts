@@ -31,7 +31,8 @@ export interface NativeBpfObject {
   mapLookup(mapName: string, key: Buffer): Buffer | null;
   mapDelete(mapName: string, key: Buffer): boolean;
   mapKeys(mapName: string): Buffer[];
-  startRingBuffer(mapName: string, onBatch: (samples: Buffer[]) => void): void;
+  /** onBatch gets the samples back to back in `data`, and (offset, size) pairs in `bounds`. */
+  startRingBuffer(mapName: string, onBatch: (data: Buffer, bounds: Uint32Array) => void): void;
   pollRingBuffer(): number;
   stopRingBuffer(): void;
   close(): void;

@@ -2,7 +2,7 @@
 // probe groups, choose which processes are tracked and which span each thread
 // runs, and receive decoded events. The sidecar uses only this.
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
-import { decodeEvent, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
+import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
 import { AggKind, HIST_BUCKETS, layouts, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
 import { ensureTracefs } from './tracefs.js';
 
@@ -313,14 +313,17 @@ export class Probes {
    * buffer has data. Undecodable samples are counted and given to onError.
    */
   onEvents(handler: EventsHandler, onError?: DecodeErrorHandler): void {
-    this.obj.startRingBuffer(EVENTS, (samples) => {
+    const decoder = new EventDecoder();
+    this.obj.startRingBuffer(EVENTS, (data, bounds) => {
       const events: KernelEvent[] = [];
-      for (const sample of samples) {
+      for (let i = 0; i < bounds.length; i += 2) {
+        const off = bounds[i]!;
+        const size = bounds[i + 1]!;
         try {
-          events.push(decodeEvent(sample));
+          events.push(decoder.decode(data, off, size));
         } catch (err) {
           this.decodeErrors++;
-          onError?.(err as Error, sample);
+          onError?.(err as Error, data.subarray(off, off + size));
         }
       }
       if (events.length > 0) handler(events);

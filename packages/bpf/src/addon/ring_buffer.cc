@@ -3,12 +3,19 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 
+#include <algorithm>
+
 #include "errors.h"
 
 namespace agentrace {
 
 namespace {
 constexpr const char* kAsyncResourceName = "agentrace:ringbuf";
+// A batch is handed over when it holds this much: large enough that the
+// per-call cost vanishes, small enough to stay in cache and keep a huge
+// backlog from becoming one huge allocation.
+constexpr size_t kBatchBytes = 1 << 20;
+constexpr size_t kBatchSamples = 4096;
 }  // namespace
 
 RingBufferPoller::RingBufferPoller(napi_env env, std::string map_name)
@@ -60,47 +67,83 @@ RingBufferPoller* RingBufferPoller::Start(Napi::Env env,
 
 int RingBufferPoller::OnSample(void* ctx, void* data, size_t size) {
   auto* self = static_cast<RingBufferPoller*>(ctx);
-  if (self->sink_ == nullptr) return 0;
-  // Raw N-API here: no C++ exception may unwind through libbpf's C frames.
-  napi_value buffer;
-  if (napi_create_buffer_copy(self->env_, size, data, nullptr, &buffer) !=
-          napi_ok ||
-      napi_set_element(self->env_, *self->sink_, self->sink_count_, buffer) !=
-          napi_ok) {
-    self->sink_failed_ = true;
-    return -ENOMEM;  // stops ring_buffer__consume()
-  }
+  // Stopped from inside a delivery: leave the rest in the ring.
+  if (self->stopped_ || self->sink_failed_) return -ECANCELED;
+  const size_t offset = self->arena_.size();
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  self->arena_.insert(self->arena_.end(), bytes, bytes + size);
+  self->bounds_.push_back(static_cast<uint32_t>(offset));
+  self->bounds_.push_back(static_cast<uint32_t>(size));
   self->sink_count_++;
+  if (self->arena_.size() >= kBatchBytes || self->bounds_.size() / 2 >= kBatchSamples) {
+    if (!self->Flush()) return -ECANCELED;  // the JS exception stays pending
+  }
   return 0;
 }
 
-int RingBufferPoller::Consume(Napi::Env env, Napi::Array* batch,
-                              uint32_t* count) {
-  *batch = Napi::Array::New(env);
-  sink_ = batch;
+bool RingBufferPoller::Flush() {
+  if (bounds_.empty()) return true;
+  // Raw N-API here: no C++ exception may unwind through libbpf's C frames.
+  napi_env env = env_;
+  napi_value buffer, bounds_ab, bounds, fn, recv, result;
+  void* bounds_data = nullptr;
+  const size_t pairs = bounds_.size();
+  bool ok = napi_create_buffer_copy(env, arena_.size(), arena_.data(), nullptr, &buffer) == napi_ok &&
+            napi_create_arraybuffer(env, pairs * sizeof(uint32_t), &bounds_data, &bounds_ab) == napi_ok;
+  if (ok) {
+    std::copy(bounds_.begin(), bounds_.end(), static_cast<uint32_t*>(bounds_data));
+    ok = napi_create_typedarray(env, napi_uint32_array, pairs, bounds_ab, 0, &bounds) == napi_ok;
+  }
+  arena_.clear();
+  bounds_.clear();
+  if (!ok || stopped_) {
+    sink_failed_ = !stopped_;
+    return !sink_failed_;
+  }
+  fn = on_batch_.Value();
+  recv = owner_.Value();
+  napi_value argv[2] = {buffer, bounds};
+  napi_status status;
+  if (from_loop_) {
+    // MakeCallback with an async context: async_hooks see a proper resource,
+    // and nextTicks/microtasks queued by onBatch run right after it.
+    status = napi_make_callback(env, *async_context_, recv, fn, 2, argv, &result);
+  } else {
+    // Called from JS (pollRingBuffer): a plain call lets an exception reach our caller.
+    status = napi_call_function(env, recv, fn, 2, argv, &result);
+  }
+  if (status != napi_ok) {
+    sink_failed_ = true;
+    return false;
+  }
+  return true;
+}
+
+int RingBufferPoller::Consume(Napi::Env env, bool from_loop, uint32_t* count) {
+  consuming_ = true;
+  from_loop_ = from_loop;
   sink_count_ = 0;
   sink_failed_ = false;
   int rc = ring_buffer__consume(rb_);
-  sink_ = nullptr;
+  if (!sink_failed_) Flush();
+  consuming_ = false;
+  // Stop() from inside a delivery left the ring to be freed here.
+  if (stopped_ && rb_ != nullptr) {
+    ring_buffer__free(rb_);
+    rb_ = nullptr;
+  }
   *count = sink_count_;
-  return rc;
+  return rc == -ECANCELED ? 0 : rc;
 }
 
 int RingBufferPoller::PollNow(Napi::Env env) {
   if (stopped_ || rb_ == nullptr) return 0;
   LibbpfLogScope log;
-  Napi::Array batch;
   uint32_t count = 0;
-  int rc = Consume(env, &batch, &count);
+  int rc = Consume(env, false, &count);
   if (sink_failed_) {
     // A pending JS exception (if any) becomes the thrown error.
     throw Napi::Error::New(env);
-  }
-  if (count > 0) {
-    // Called from JS: a plain call lets an exception reach our caller.
-    Napi::Function fn = on_batch_.Value();
-    Napi::Value recv = owner_.Value();
-    fn.Call(recv, {batch});
   }
   if (rc < 0) {
     ErrorContext ctx;
@@ -112,9 +155,8 @@ int RingBufferPoller::PollNow(Napi::Env env) {
 
 void RingBufferPoller::DeliverFromLoop(Napi::Env env) {
   LibbpfLogScope log;
-  Napi::Array batch;
   uint32_t count = 0;
-  int rc = Consume(env, &batch, &count);
+  int rc = Consume(env, true, &count);
   if (sink_failed_) {
     napi_value exception;
     if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) {
@@ -123,27 +165,11 @@ void RingBufferPoller::DeliverFromLoop(Napi::Env env) {
       if (napi_typeof(env, exception, &type) == napi_ok) {
         undefined = type == napi_undefined;
       }
+      // Surfaces as process 'uncaughtException' (or crashes like any other
+      // uncaught error) instead of being swallowed.
       if (!undefined) napi_fatal_exception(env, exception);
     }
     return;
-  }
-  if (count > 0) {
-    // MakeCallback with an async context: async_hooks see a proper resource,
-    // and nextTicks/microtasks queued by onBatch run right after it.
-    napi_value result;
-    napi_value argv[1] = {batch};
-    napi_status status = napi_make_callback(
-        env, *async_context_, owner_.Value(), on_batch_.Value(), 1, argv,
-        &result);
-    if (status == napi_pending_exception) {
-      napi_value exception;
-      if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) {
-        // Surfaces as process 'uncaughtException' (or crashes like any
-        // other uncaught error) instead of being swallowed.
-        napi_fatal_exception(env, exception);
-      }
-      return;
-    }
   }
   // onBatch may have called stopRingBuffer()/close(): nothing more to do.
   if (rc < 0 && !stopped_) {
@@ -192,7 +218,9 @@ void RingBufferPoller::Stop() {
   // uv_close() stops the watcher and removes the fd from libuv's epoll set
   // synchronously; only then is the fd closed by ring_buffer__free().
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_), OnClose);
-  if (rb_ != nullptr) {
+  // From inside a delivery, libbpf is still walking the ring: Consume()
+  // frees it when ring_buffer__consume() returns.
+  if (rb_ != nullptr && !consuming_) {
     ring_buffer__free(rb_);
     rb_ = nullptr;
   }

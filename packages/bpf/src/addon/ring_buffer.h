@@ -1,14 +1,18 @@
 // A libbpf ring buffer wired into the libuv loop: a uv_poll_t watches
-// ring_buffer__epoll_fd(); each wakeup drains every pending sample into one
-// batch and hands it to a JS callback. No threads, no busy polling.
+// ring_buffer__epoll_fd(); each wakeup drains every pending sample and hands
+// them to a JS callback in batches: one Buffer holding the samples back to
+// back and a Uint32Array of (offset, size) pairs, at most kBatchBytes or
+// kBatchSamples each. No threads, no busy polling, no object per sample.
 #ifndef AGENTRACE_BPF_RING_BUFFER_H_
 #define AGENTRACE_BPF_RING_BUFFER_H_
 
 #include <napi.h>
 #include <uv.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 struct ring_buffer;
 
@@ -47,9 +51,12 @@ class RingBufferPoller {
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnClose(uv_handle_t* handle);
 
-  // Drains the ring into a JS array (in the current HandleScope). Returns the
-  // consume() result; negative on error.
-  int Consume(Napi::Env env, Napi::Array* batch, uint32_t* count);
+  // Drains the ring, delivering full batches as it goes and the rest at the
+  // end. Returns the consume() result; negative on error (or when a
+  // delivery threw: then sink_failed_ is set and the exception is pending).
+  int Consume(Napi::Env env, bool from_loop, uint32_t* count);
+  // Hands the collected samples to onBatch; false if it threw.
+  bool Flush();
   void DeliverFromLoop(Napi::Env env);
 
   napi_env env_;
@@ -63,7 +70,10 @@ class RingBufferPoller {
   std::unique_ptr<Napi::AsyncContext> async_context_;
 
   // Valid only during Consume().
-  Napi::Array* sink_ = nullptr;
+  bool consuming_ = false;
+  bool from_loop_ = false;
+  std::vector<uint8_t> arena_;
+  std::vector<uint32_t> bounds_;  // offset, size per sample
   uint32_t sink_count_ = 0;
   bool sink_failed_ = false;
 };
