@@ -256,6 +256,33 @@ test("a graph run inside the app's span, and a tool called from a tool's body, n
   assert.equal(trace.getSpan(context.active()), undefined, 'no span leaked into the caller');
 });
 
+test('a tool invoked on its own with a ToolCall, no handler: its span has the call id and starts under the active span', async () => {
+  instrumentLangChain();
+  let active: string | undefined;
+  const add = tool(
+    async ({ a, b }) => {
+      active = trace.getActiveSpan()?.spanContext().spanId;
+      return a + b;
+    },
+    { name: 'add', description: 'Add two numbers', schema: addSchema },
+  );
+  const app = provider.getTracer('app');
+  const out = await app.startActiveSpan('app step', async (span) => {
+    try {
+      return (await add.invoke({ name: 'add', args: { a: 2, b: 3 }, id: 'direct-1', type: 'tool_call' })) as ToolMessage;
+    } finally {
+      span.end();
+    }
+  });
+  assert.equal(out.tool_call_id, 'direct-1');
+  assert.equal(out.content, '5');
+  const s = one('execute_tool add');
+  assert.equal(s.attributes['gen_ai.tool.call.id'], 'direct-1');
+  assert.equal(parentOf(s), one('app step').spanContext().spanId);
+  assert.equal(active, s.spanContext().spanId);
+  assert.equal(openRuns(), 0);
+});
+
 test("the SDK's main entry never loads @langchain/core (an optional peer)", () => {
   // Every module the main entry reaches through static imports, from the built package.
   const entry = fileURLToPath(new URL('../packages/sdk/dist/index.js', import.meta.url));
