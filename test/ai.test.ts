@@ -48,3 +48,20 @@ for (const [runtime, node] of runtimes) {
     });
   }
 }
+
+test('examples/ai under `agentrace run`: the tree shows each tool call under ai.generateText with what it did', (t) => {
+  if (!requireBpf(t)) return;
+  const r = rig.runExample('examples/ai/agent.mjs');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /answer: Sunny in Lisbon/);
+  assert.match(r.stderr, /ai\.generateText/);
+  for (const tool of ['fetch_url', 'read_file', 'run_shell']) assert.match(r.stderr, new RegExp(`execute_tool ${tool}`));
+  assert.match(r.stderr, /connect 127\.0\.0\.1:\d+/);
+  assert.match(r.stderr, /process sh .*\[\/bin\/sh -c df -h \/ \| tail -n 1\]\s+exit 0/);
+  const root = r.spans.find((s) => s.name === 'ai.generateText');
+  for (const [tool, id] of [['fetch_url', 'call_weather'], ['read_file', 'call_notes'], ['run_shell', 'call_disk']] as const) {
+    const span = r.spans.find((s) => s.name === `execute_tool ${tool}`);
+    assert.equal(span?.attributes['gen_ai.tool.call.id'], id);
+    assert.equal(span?.parentSpanId, root?.spanId, `${tool} sits under ai.generateText`);
+  }
+});

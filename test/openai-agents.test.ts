@@ -55,3 +55,21 @@ for (const [runtime, node] of runtimes) {
     });
   }
 }
+
+test('examples/openai-agents under `agentrace run`: the tree shows each tool call under the agent with what it did', (t) => {
+  if (!requireBpf(t)) return;
+  const r = rig.runExample('examples/openai-agents/agent.mjs');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /answer: Sunny in Lisbon/);
+  assert.match(r.stderr, /invoke_agent Trip planner/);
+  for (const tool of ['fetch_url', 'read_file', 'run_shell']) assert.match(r.stderr, new RegExp(`execute_tool ${tool}`));
+  assert.match(r.stderr, /connect 127\.0\.0\.1:\d+/);
+  assert.match(r.stderr, /process sh .*\[\/bin\/sh -c df -h \/ \| tail -n 1\]\s+exit 0/);
+  const agent = r.spans.find((s) => s.name === 'invoke_agent Trip planner');
+  assert.ok(agent, 'the agent span is exported');
+  for (const [tool, id] of [['fetch_url', 'call_weather'], ['read_file', 'call_notes'], ['run_shell', 'call_disk']] as const) {
+    const span = r.spans.find((s) => s.name === `execute_tool ${tool}`);
+    assert.equal(span?.attributes['gen_ai.tool.call.id'], id);
+    assert.ok(ancestry(span!, r.spans).includes(agent), `${tool} sits under the agent`);
+  }
+});

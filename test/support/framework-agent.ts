@@ -8,7 +8,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { Sidecar, createExporters, resolveOtlpConfig } from '@agentrace/sidecar';
 import { ancestry, readOtlpFile, type FlatSpan } from './otlp.js';
@@ -83,6 +84,18 @@ export class Rig {
       await sidecar.stop();
     }
     return { code, stdout, spans: readOtlpFile(file) };
+  }
+
+  /** Runs `bin/agentrace run -- node <example>` (repo-relative) as a user would. */
+  runExample(example: string): { status: number | null; stdout: string; stderr: string; spans: FlatSpan[] } {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const file = path.join(this.dir, `${path.basename(path.dirname(example))}-example.jsonl`);
+    const r = spawnSync(path.join(root, 'bin', 'agentrace'), ['run', '--otlp-file', file, '--', process.execPath, path.join(root, example)], {
+      cwd: this.dir,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, spans: readOtlpFile(file) };
   }
 
   close(): void {

@@ -10,7 +10,6 @@ import {
   context,
   isSpanContextValid,
   SpanKind,
-  SpanStatusCode,
   trace,
   TraceFlags,
   type Attributes,
@@ -141,16 +140,6 @@ function ownSpan(name: string, kind: SpanKind, options: FrameworkSpanOptions, pa
 /** Runs fn with `span` active in a context derived from parentCtx. */
 export function withSpan<T>(parentCtx: Context, span: Span, fn: () => T): T {
   return context.with(trace.setSpan(parentCtx, span), fn);
-}
-
-/** Ends `span` as failed with `err` (error.type as traceTool records it). */
-export function failSpan(span: Span, errorType: string, message: string | undefined): void {
-  try {
-    span.setAttribute('error.type', errorType);
-    span.setStatus(message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message });
-  } catch {
-    // an app span processor's problem is not the agent's
-  }
 }
 
 /** OpenTelemetry's TimeInput as [seconds, nanoseconds] since the epoch. */
