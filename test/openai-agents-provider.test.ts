@@ -137,6 +137,25 @@ test("a tool's error: the span records it as traceTool does, and the run goes on
   assert.equal(span.attributes['error.type'], 'EACCES');
 });
 
+test('a traced tool whose input fails validation never runs, and still gets a failed execute_tool span', { timeout: 30_000 }, async () => {
+  let ran = false;
+  const strict = tool({
+    name: 'strict',
+    description: 'Takes a number',
+    parameters: z.object({ n: z.number() }),
+    execute: async () => {
+      ran = true;
+      return 'ran';
+    },
+  });
+  assert.equal(await runAgent([strict], [{ id: 'call-bad', tool: 'strict', input: { n: 'not a number' } }]), 'done');
+  assert.equal(ran, false, 'the body never ran');
+  const span = only('execute_tool strict');
+  assert.equal(span.status.code, SpanStatusCode.ERROR);
+  assert.equal(span.attributes['error.type'], '_OTHER');
+  assert.equal(parentOf(span), idOf(only('turn 1')));
+});
+
 test('arguments and results: left out by default, captured through the mask on request', { timeout: 30_000 }, async () => {
   const execute = async ({ user }: { user: string; password: string }) => JSON.stringify({ user, token: 'tok-123' });
   const parameters = z.object({ user: z.string(), password: z.string() });

@@ -77,7 +77,10 @@ export class Rig {
       });
       if (child.pid !== undefined) this.children.add(child.pid);
       child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      // A hung agent fails its test instead of hanging the run.
+      const limit = setTimeout(() => child.kill('SIGKILL'), 60_000);
       [code] = (await once(child, 'exit')) as [number | null];
+      clearTimeout(limit);
       if (child.pid !== undefined) this.children.delete(child.pid);
       await sidecar.settle(2000);
     } finally {

@@ -9,6 +9,8 @@ const spans = new Map<string, Span>();
 const traces = new Map<string, Span>();
 /** Function tool names wrapped by our tool(): their function spans are the traced tool spans. */
 const traced = new Set<string>();
+/** Function spans (agents Span objects) whose tool body ran through traceTool. */
+const ran = new WeakSet<object>();
 
 export const mirrors = {
   span: (id: string | null | undefined): Span | undefined => (id ? spans.get(id) : undefined),
@@ -19,4 +21,6 @@ export const mirrors = {
   dropTrace: (id: string): void => void traces.delete(id),
   markTraced: (toolName: string): void => void traced.add(toolName),
   isTraced: (toolName: string): boolean => traced.has(toolName),
+  markRan: (fnSpan: object): void => void ran.add(fnSpan),
+  ran: (fnSpan: object): boolean => ran.has(fnSpan),
 };

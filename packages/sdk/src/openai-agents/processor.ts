@@ -48,6 +48,7 @@ export class AgentraceProcessor implements TracingProcessor {
 
   async onSpanStart(s: AnySpan): Promise<void> {
     try {
+      // A traced tool's span is made by its execute wrapper, if the body runs at all (see onSpanEnd).
       if (this.ended.has(s) || mirrors.span(s.spanId) || tracedTool(s)) return;
       this.mirror(s, undefined);
     } catch {
@@ -58,7 +59,9 @@ export class AgentraceProcessor implements TracingProcessor {
   async onSpanEnd(s: AnySpan): Promise<void> {
     try {
       this.ended.add(s);
-      if (tracedTool(s)) return;
+      // A traced tool whose body never ran (its input failed validation, a
+      // guardrail or the user rejected it) still gets its span, from here.
+      if (tracedTool(s) && mirrors.ran(s)) return;
       const span = mirrors.span(s.spanId) ?? this.mirror(s, s.startedAt ? new Date(s.startedAt) : undefined);
       mirrors.dropSpan(s.spanId);
       span.setAttributes(this.endAttributes(s.spanData));

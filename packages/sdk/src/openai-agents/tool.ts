@@ -68,6 +68,7 @@ async function runTraced(
   try {
     const fnSpan = getCurrentSpan();
     if (fnSpan && fnSpan.spanData.type === 'function') {
+      mirrors.markRan(fnSpan);
       fnSpanId = fnSpan.spanId;
       parent = mirrors.span(fnSpan.parentId) ?? mirrors.trace(fnSpan.traceId);
     }
