@@ -6,6 +6,7 @@
 // arguments and results only on request, through the mask.
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { generateText, stepCountIs, tool, type ToolSet } from 'ai';
@@ -173,4 +174,24 @@ test('arguments and results: left out by default, captured through the mask on r
   assert.equal(span.attributes['ai.toolCall.result'], undefined, "ai's recordOutputs does not bypass the mask");
   const [root] = spansNamed('ai.generateText');
   assert.ok(root?.attributes['ai.prompt'], 'recordInputs still records the prompt on the ai SDK spans');
+});
+
+test('framework packages stay optional: the core entry and @agentrace/sdk/ai load none of them', () => {
+  // A resolve hook that refuses every framework package, so loading one fails.
+  const hook = `export async function resolve(s, c, next) {
+    if (/^(ai|@openai\\/agents|@langchain\\/[^/]+)(\\/|$)/.test(s)) throw new Error('framework import: ' + s);
+    return next(s, c);
+  }`;
+  const setup = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
+  const probe = `
+    await import('@agentrace/sdk');
+    await import('@agentrace/sdk/ai');
+    const blocked = await import('@agentrace/sdk/openai-agents').then(() => 'loaded', (e) => e.message);
+    console.log(JSON.stringify({ blocked }));`;
+  const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(setup)}`, '--input-type=module', '-e', probe], {
+    encoding: 'utf8',
+    env: { ...process.env, AGENTRACE_SOCKET: '/nonexistent/agentrace.sock' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { blocked: 'framework import: @openai/agents' }, 'the hook works: the entry that needs a framework is refused');
 });
