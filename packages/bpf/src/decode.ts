@@ -149,10 +149,12 @@ export function spanFrom(buf: Buffer, offset: number): SpanRef | null {
  * values reused, which is most of the cost of an event.
  */
 export class EventDecoder {
-  private spanKey = '';
+  // The last span's words (span id, trace id) and its decoded form.
+  private readonly spanWords = new Uint32Array(6);
   private span: SpanRef | null = null;
-  private commKey = -1;
-  private commPid = -1;
+  private spanValid = false;
+  private commTid = -1;
+  private readonly commWords = new Uint32Array(4);
   private comm = '';
 
   /** Decodes the event of `size` bytes at `base` in `buf`. */
@@ -161,30 +163,47 @@ export class EventDecoder {
   }
 
   header(buf: Buffer, base: number): EventHeader {
-    const so = base + H.span + layouts.ar_span_ctx.fields.span_id;
-    const to = base + H.span + layouts.ar_span_ctx.fields.trace_id;
-    // Span id and trace id low words decide whether it is the last span; a
-    // mismatch in any word falls back to a full decode.
-    const key = `${buf.readUInt32LE(so)}.${buf.readUInt32LE(so + 4)}.${buf.readUInt32LE(to)}.${buf.readUInt32LE(to + 4)}.${buf.readUInt32LE(to + 8)}.${buf.readUInt32LE(to + 12)}`;
-    if (key !== this.spanKey) {
-      this.spanKey = key;
+    const s = base + H.span + layouts.ar_span_ctx.fields.span_id;
+    const t = base + H.span + layouts.ar_span_ctx.fields.trace_id;
+    const w = this.spanWords;
+    const w0 = buf.readUInt32LE(s);
+    const w1 = buf.readUInt32LE(s + 4);
+    const w2 = buf.readUInt32LE(t);
+    const w3 = buf.readUInt32LE(t + 4);
+    const w4 = buf.readUInt32LE(t + 8);
+    const w5 = buf.readUInt32LE(t + 12);
+    if (!this.spanValid || w0 !== w[0] || w1 !== w[1] || w2 !== w[2] || w3 !== w[3] || w4 !== w[4] || w5 !== w[5]) {
+      w[0] = w0;
+      w[1] = w1;
+      w[2] = w2;
+      w[3] = w3;
+      w[4] = w4;
+      w[5] = w5;
+      this.spanValid = true;
       this.span = spanFrom(buf, base + H.span);
     }
-    const pid = buf.readUInt32LE(base + H.tid);
+    const tid = buf.readUInt32LE(base + H.tid);
     const c = base + H.comm;
-    const commKey = buf.readUInt32LE(c) ^ buf.readUInt32LE(c + 4) ^ buf.readUInt32LE(c + 8) ^ buf.readUInt32LE(c + 12);
-    if (pid !== this.commPid || commKey !== this.commKey) {
-      this.commPid = pid;
-      this.commKey = commKey;
+    const cw = this.commWords;
+    const c0 = buf.readUInt32LE(c);
+    const c1 = buf.readUInt32LE(c + 4);
+    const c2 = buf.readUInt32LE(c + 8);
+    const c3 = buf.readUInt32LE(c + 12);
+    if (tid !== this.commTid || c0 !== cw[0] || c1 !== cw[1] || c2 !== cw[2] || c3 !== cw[3]) {
+      this.commTid = tid;
+      cw[0] = c0;
+      cw[1] = c1;
+      cw[2] = c2;
+      cw[3] = c3;
       this.comm = cString(buf, c, COMM_LEN);
     }
     return {
       tsNs: buf.readBigUInt64LE(base + H.ts_ns),
       pid: buf.readUInt32LE(base + H.pid),
-      tid: pid,
+      tid,
       comm: this.comm,
       span: this.span,
-      attrSource: buf.readUInt8(base + H.attr_source) as AttrSource,
+      attrSource: buf[base + H.attr_source] as AttrSource,
     };
   }
 }
@@ -287,8 +306,10 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
       return {
         kind: 'file.open',
         ...hdr,
-        ret: Number(buf.readBigInt64LE(b + f.ret)),
-        flags: Number(buf.readBigUInt64LE(b + f.flags)),
+        // an fd or -errno: the low word holds it (little-endian)
+        ret: buf.readInt32LE(b + f.ret),
+        // open flags are an int
+        flags: buf.readUInt32LE(b + f.flags),
         latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
         dfd: buf.readInt32LE(b + f.dfd),
         mode: buf.readUInt32LE(b + f.mode),

@@ -31,8 +31,12 @@ export interface NativeBpfObject {
   mapLookup(mapName: string, key: Buffer): Buffer | null;
   mapDelete(mapName: string, key: Buffer): boolean;
   mapKeys(mapName: string): Buffer[];
-  /** onBatch gets the samples back to back in `data`, and (offset, size) pairs in `bounds`. */
-  startRingBuffer(mapName: string, onBatch: (data: Buffer, bounds: Uint32Array) => void): void;
+  /**
+   * onBatch gets `count` samples back to back in `data`, and their (offset,
+   * size) pairs in `bounds`. Both are reused for the next batch: read them
+   * during the call only.
+   */
+  startRingBuffer(mapName: string, onBatch: (data: Buffer, bounds: Uint32Array, count: number) => void): void;
   pollRingBuffer(): number;
   stopRingBuffer(): void;
   close(): void;

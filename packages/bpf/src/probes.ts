@@ -314,16 +314,17 @@ export class Probes {
    */
   onEvents(handler: EventsHandler, onError?: DecodeErrorHandler): void {
     const decoder = new EventDecoder();
-    this.obj.startRingBuffer(EVENTS, (data, bounds) => {
+    this.obj.startRingBuffer(EVENTS, (data, bounds, count) => {
       const events: KernelEvent[] = [];
-      for (let i = 0; i < bounds.length; i += 2) {
+      for (let i = 0; i < 2 * count; i += 2) {
         const off = bounds[i]!;
         const size = bounds[i + 1]!;
         try {
           events.push(decoder.decode(data, off, size));
         } catch (err) {
           this.decodeErrors++;
-          onError?.(err as Error, data.subarray(off, off + size));
+          // a copy: `data` is reused for the next batch
+          onError?.(err as Error, Buffer.from(data.subarray(off, off + size)));
         }
       }
       if (events.length > 0) handler(events);

@@ -47,7 +47,7 @@ export class Attribution {
   private readonly pending = new Map<string, Pending[]>();
   private pendingCount = 0;
   /** Per tool span: the opens already exported, and how many repeats were folded. */
-  private readonly seenOpens = new Map<string, Set<string>>();
+  private readonly seenOpens = new Map<string, Map<string, Map<string, number | Set<number>>>>();
   private readonly repeats = new Map<string, number>();
   private readonly stats_ = { attributed: 0, unattributed: 0, refused: 0, expired: 0, unsampled: 0 };
   private readonly ttlMs: number;
@@ -180,14 +180,27 @@ export class Attribution {
    * (agentrace.file.open.repeated on the kernel summary), not exported again.
    */
   private repeatedOpen(toolSpanId: string, parentSpanId: string, e: FileOpenEvent): boolean {
-    const key = `${parentSpanId}\0${e.flags & 3}\0${e.ret < 0 ? e.ret : 'ok'}\0${e.path}`;
-    let seen = this.seenOpens.get(toolSpanId);
-    if (!seen) {
-      seen = new Set();
-      this.seenOpens.set(toolSpanId, seen);
+    // One map per parent (the tool, or a child process under it), keyed by
+    // path; the value lists the (access mode, outcome) pairs already seen.
+    let byParent = this.seenOpens.get(toolSpanId);
+    if (!byParent) {
+      byParent = new Map();
+      this.seenOpens.set(toolSpanId, byParent);
     }
-    if (!seen.has(key)) {
-      seen.add(key);
+    let byPath = byParent.get(parentSpanId);
+    if (!byPath) {
+      byPath = new Map();
+      byParent.set(parentSpanId, byPath);
+    }
+    const code = (e.flags & 3) * 65536 + (e.ret < 0 ? -e.ret : 0);
+    const seen = byPath.get(e.path);
+    if (seen === undefined) {
+      byPath.set(e.path, code);
+      return false;
+    }
+    if (typeof seen === 'number' ? seen !== code : !seen.has(code)) {
+      if (typeof seen === 'number') byPath.set(e.path, new Set([seen, code]));
+      else seen.add(code);
       return false;
     }
     this.repeats.set(toolSpanId, (this.repeats.get(toolSpanId) ?? 0) + 1);

@@ -3,7 +3,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 
-#include <algorithm>
+#include <cstring>
 
 #include "errors.h"
 
@@ -43,6 +43,13 @@ RingBufferPoller* RingBufferPoller::Start(Napi::Env env,
   self->owner_ = Napi::Persistent(owner);  // strong: keeps the object alive
   self->async_context_ =
       std::make_unique<Napi::AsyncContext>(env, kAsyncResourceName, owner);
+  auto data = Napi::Buffer<uint8_t>::New(env, kBatchBytes);
+  auto bounds = Napi::Uint32Array::New(env, kBatchSamples * 2);
+  self->data_ = data.Data();
+  self->data_cap_ = data.Length();
+  self->bounds_ = bounds.Data();
+  self->data_ref_ = Napi::Persistent(data);
+  self->bounds_ref_ = Napi::Persistent(bounds);
 
   self->rb_ = ring_buffer__new(map_fd, OnSample, self.get(), nullptr);
   if (self->rb_ == nullptr) {
@@ -69,48 +76,44 @@ int RingBufferPoller::OnSample(void* ctx, void* data, size_t size) {
   auto* self = static_cast<RingBufferPoller*>(ctx);
   // Stopped from inside a delivery: leave the rest in the ring.
   if (self->stopped_ || self->sink_failed_) return -ECANCELED;
-  const size_t offset = self->arena_.size();
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  self->arena_.insert(self->arena_.end(), bytes, bytes + size);
-  self->bounds_.push_back(static_cast<uint32_t>(offset));
-  self->bounds_.push_back(static_cast<uint32_t>(size));
-  self->sink_count_++;
-  if (self->arena_.size() >= kBatchBytes || self->bounds_.size() / 2 >= kBatchSamples) {
+  if (size > self->data_cap_) return 0;  // cannot happen: events are < 1 KiB
+  if (self->data_used_ + size > self->data_cap_ || self->batch_count_ == kBatchSamples) {
     if (!self->Flush()) return -ECANCELED;  // the JS exception stays pending
+    if (self->stopped_) return -ECANCELED;
   }
+  memcpy(self->data_ + self->data_used_, data, size);
+  self->bounds_[2 * self->batch_count_] = static_cast<uint32_t>(self->data_used_);
+  self->bounds_[2 * self->batch_count_ + 1] = static_cast<uint32_t>(size);
+  self->data_used_ += size;
+  self->batch_count_++;
+  self->sink_count_++;
   return 0;
 }
 
 bool RingBufferPoller::Flush() {
-  if (bounds_.empty()) return true;
+  if (batch_count_ == 0) return true;
+  const uint32_t count = batch_count_;
+  batch_count_ = 0;
+  data_used_ = 0;
+  if (stopped_) return true;
   // Raw N-API here: no C++ exception may unwind through libbpf's C frames.
   napi_env env = env_;
-  napi_value buffer, bounds_ab, bounds, fn, recv, result;
-  void* bounds_data = nullptr;
-  const size_t pairs = bounds_.size();
-  bool ok = napi_create_buffer_copy(env, arena_.size(), arena_.data(), nullptr, &buffer) == napi_ok &&
-            napi_create_arraybuffer(env, pairs * sizeof(uint32_t), &bounds_data, &bounds_ab) == napi_ok;
-  if (ok) {
-    std::copy(bounds_.begin(), bounds_.end(), static_cast<uint32_t*>(bounds_data));
-    ok = napi_create_typedarray(env, napi_uint32_array, pairs, bounds_ab, 0, &bounds) == napi_ok;
+  napi_value fn = on_batch_.Value();
+  napi_value recv = owner_.Value();
+  napi_value n, result;
+  if (napi_create_uint32(env, count, &n) != napi_ok) {
+    sink_failed_ = true;
+    return false;
   }
-  arena_.clear();
-  bounds_.clear();
-  if (!ok || stopped_) {
-    sink_failed_ = !stopped_;
-    return !sink_failed_;
-  }
-  fn = on_batch_.Value();
-  recv = owner_.Value();
-  napi_value argv[2] = {buffer, bounds};
+  napi_value argv[3] = {data_ref_.Value(), bounds_ref_.Value(), n};
   napi_status status;
   if (from_loop_) {
     // MakeCallback with an async context: async_hooks see a proper resource,
     // and nextTicks/microtasks queued by onBatch run right after it.
-    status = napi_make_callback(env, *async_context_, recv, fn, 2, argv, &result);
+    status = napi_make_callback(env, *async_context_, recv, fn, 3, argv, &result);
   } else {
     // Called from JS (pollRingBuffer): a plain call lets an exception reach our caller.
-    status = napi_call_function(env, recv, fn, 2, argv, &result);
+    status = napi_call_function(env, recv, fn, 3, argv, &result);
   }
   if (status != napi_ok) {
     sink_failed_ = true;
@@ -215,6 +218,10 @@ void RingBufferPoller::Stop() {
   on_batch_.Reset();
   owner_.Reset();
   async_context_.reset();
+  data_ref_.Reset();
+  bounds_ref_.Reset();
+  data_ = nullptr;
+  bounds_ = nullptr;
   // uv_close() stops the watcher and removes the fd from libuv's epoll set
   // synchronously; only then is the fd closed by ring_buffer__free().
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_), OnClose);

@@ -1,8 +1,10 @@
 // A libbpf ring buffer wired into the libuv loop: a uv_poll_t watches
 // ring_buffer__epoll_fd(); each wakeup drains every pending sample and hands
-// them to a JS callback in batches: one Buffer holding the samples back to
-// back and a Uint32Array of (offset, size) pairs, at most kBatchBytes or
-// kBatchSamples each. No threads, no busy polling, no object per sample.
+// them to a JS callback in batches: onBatch(data, bounds, count), the samples
+// back to back in `data` and (offset, size) pairs in `bounds`. Both are the
+// same two objects every time, reused (valid only during the call): one copy
+// per sample, no allocation per batch, no object per sample. No threads, no
+// busy polling.
 #ifndef AGENTRACE_BPF_RING_BUFFER_H_
 #define AGENTRACE_BPF_RING_BUFFER_H_
 
@@ -12,7 +14,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 struct ring_buffer;
 
@@ -72,8 +73,14 @@ class RingBufferPoller {
   // Valid only during Consume().
   bool consuming_ = false;
   bool from_loop_ = false;
-  std::vector<uint8_t> arena_;
-  std::vector<uint32_t> bounds_;  // offset, size per sample
+  // The reused batch: a JS Buffer and Uint32Array, and their memory.
+  Napi::Reference<Napi::Buffer<uint8_t>> data_ref_;
+  Napi::Reference<Napi::Uint32Array> bounds_ref_;
+  uint8_t* data_ = nullptr;
+  size_t data_cap_ = 0;
+  size_t data_used_ = 0;
+  uint32_t* bounds_ = nullptr;
+  uint32_t batch_count_ = 0;
   uint32_t sink_count_ = 0;
   bool sink_failed_ = false;
 };
