@@ -8,6 +8,7 @@
         "src/addon/bpf_object.cc",
         "src/addon/bpf_object_maps.cc",
         "src/addon/bpf_object_ringbuf.cc",
+        "src/addon/elf_symbols.cc",
         "src/addon/errors.cc",
         "src/addon/peer_cred.cc",
         "src/addon/ring_buffer.cc",

@@ -25,7 +25,8 @@ export interface NativeBpfObject {
   attach(progName: string): void;
   detach(progName: string): void;
   isAttached(progName: string): boolean;
-  attachUprobe(progName: string, binaryPath: string, funcName: string, retprobe?: boolean): void;
+  /** With `offset` (from resolveFunctions), funcName only names the probe. */
+  attachUprobe(progName: string, binaryPath: string, funcName: string, retprobe?: boolean, offset?: number): void;
   detachUprobe(progName: string, binaryPath: string, funcName: string): void;
   mapUpdate(mapName: string, key: Buffer, value: Buffer, flags?: number): void;
   mapLookup(mapName: string, key: Buffer): Buffer | null;
@@ -48,6 +49,8 @@ export interface NativeAddon {
   monotonicNs(): bigint;
   libbpfVersion(): string;
   peerCredentials(fd: number): PeerCredentials;
+  /** File offsets of function symbols of an ELF binary; names not found are left out. */
+  resolveFunctions(binaryPath: string, names: string[]): Record<string, number>;
 }
 
 export interface PeerCredentials {

@@ -237,9 +237,22 @@ export class Probes {
    */
   attachWorkProbes(binaryPath: string): WorkProbesResult {
     const result: WorkProbesResult = { binaryPath, attached: [], missing: [] };
+    // One pass over the symbol table for all of them (libbpf would read it per probe).
+    let offsets: Record<string, number>;
+    try {
+      offsets = native().resolveFunctions(binaryPath, [workSubmitFunction, ...workRunFunctions]);
+    } catch (err) {
+      result.missing.push({ func: workSubmitFunction, reason: (err as Error).message });
+      return result;
+    }
     const hook = (prog: string, func: string): void => {
+      const offset = offsets[func];
+      if (offset === undefined) {
+        result.missing.push({ func, reason: `no function symbol ${func} in ${binaryPath} (is the binary stripped?)` });
+        return;
+      }
       try {
-        this.obj.attachUprobe(prog, binaryPath, func);
+        this.obj.attachUprobe(prog, binaryPath, func, false, offset);
         result.attached.push(func);
       } catch (err) {
         result.missing.push({ func, reason: (err as Error).message });

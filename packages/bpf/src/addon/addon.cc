@@ -4,6 +4,7 @@
 #include "bpf_object.h"
 #include "errors.h"
 #include "peer_cred.h"
+#include "elf_symbols.h"
 #include "sysinfo.h"
 
 namespace {
@@ -13,6 +14,7 @@ Napi::Object InitAgentraceBpf(Napi::Env env, Napi::Object exports) {
   agentrace::BpfObject::Init(env, exports);
   agentrace::InitSysInfo(env, exports);
   agentrace::InitPeerCred(env, exports);
+  agentrace::InitElfSymbols(env, exports);
   return exports;
 }
 

@@ -3,6 +3,10 @@
 // bpf_object_ringbuf.cc.
 #include "bpf_object.h"
 
+#include <system_error>
+#include <thread>
+#include <vector>
+
 #include <bpf/libbpf.h>
 #include <errno.h>
 
@@ -187,14 +191,17 @@ Napi::Value BpfObject::IsAttached(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, links_.count(name) != 0);
 }
 
-// attachUprobe(progName, binaryPath, funcName, retprobe): the function is
-// found by name in the binary's symbol table, so no offsets are hard-coded.
+// attachUprobe(progName, binaryPath, funcName, retprobe, offset?): the
+// function is found by name in the binary's symbol table, so no offsets are
+// hard-coded; or at `offset` when the caller resolved it (resolveFunctions).
 void BpfObject::AttachUprobe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string name = StringArg(info, 0, "attachUprobe()", "progName");
   const std::string binary = StringArg(info, 1, "attachUprobe()", "binaryPath");
   const std::string func = StringArg(info, 2, "attachUprobe()", "funcName");
   const bool retprobe = info.Length() > 3 && info[3].ToBoolean().Value();
+  const bool by_offset = info.Length() > 4 && info[4].IsNumber();
+  const size_t offset = by_offset ? static_cast<size_t>(info[4].As<Napi::Number>().Int64Value()) : 0;
   const std::string what = "attachUprobe(" + name + ", " + binary + ":" + func + ")";
   RequireOpen(env, what);
   struct bpf_program* prog = FindProgram(env, what, name);
@@ -202,9 +209,9 @@ void BpfObject::AttachUprobe(const Napi::CallbackInfo& info) {
   if (uprobe_links_.count(key) != 0) return;
   RequireLoaded(env, what);
   LibbpfLogScope log;
-  LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe, .func_name = func.c_str());
+  LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe, .func_name = by_offset ? nullptr : func.c_str());
   errno = 0;
-  struct bpf_link* link = bpf_program__attach_uprobe_opts(prog, -1, binary.c_str(), 0, &opts);
+  struct bpf_link* link = bpf_program__attach_uprobe_opts(prog, -1, binary.c_str(), offset, &opts);
   if (link == nullptr) {
     int err = PositiveErr(-errno);
     throw MakeBpfError(env, what, err,
@@ -226,12 +233,30 @@ void BpfObject::DetachUprobe(const Napi::CallbackInfo& info) {
 
 void BpfObject::Close(const Napi::CallbackInfo& /*info*/) { CloseInternal(); }
 
+// Each link's teardown waits for an RCU grace period in the kernel (about
+// 50 ms each here); from several threads at once the waits overlap, so
+// closing ~40 links takes one or two grace periods instead of 40.
+void BpfObject::DestroyLinks(const std::vector<struct bpf_link*>& links) {
+  std::vector<std::thread> threads;
+  threads.reserve(links.size());
+  for (struct bpf_link* link : links) {
+    try {
+      threads.emplace_back([link] { bpf_link__destroy(link); });
+    } catch (const std::system_error&) {
+      bpf_link__destroy(link);  // no thread to spare: do it here
+    }
+  }
+  for (auto& t : threads) t.join();
+}
+
 void BpfObject::CloseInternal() {
   StopRingBufferInternal();
-  for (auto& entry : links_) bpf_link__destroy(entry.second);
+  std::vector<struct bpf_link*> links;
+  for (auto& entry : links_) links.push_back(entry.second);
+  for (auto& entry : uprobe_links_) links.push_back(entry.second);
   links_.clear();
-  for (auto& entry : uprobe_links_) bpf_link__destroy(entry.second);
   uprobe_links_.clear();
+  DestroyLinks(links);
   if (obj_ != nullptr) {
     bpf_object__close(obj_);
     obj_ = nullptr;

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 struct bpf_object;
 struct bpf_program;
@@ -60,6 +61,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
                          const struct bpf_map* map) const;
   void StopRingBufferInternal();
   void CloseInternal();
+  static void DestroyLinks(const std::vector<struct bpf_link*>& links);
 
   std::string path_;
   struct bpf_object* obj_ = nullptr;
