@@ -117,6 +117,7 @@ function ownSpan(name: string, kind: SpanKind, options: FrameworkSpanOptions, pa
       const msg: SpanStartMessage = {
         t: 'start',
         tid: threadId(),
+        thread: false,
         trace: raw.subarray(0, 16),
         span: raw.subarray(16, 24),
         name,

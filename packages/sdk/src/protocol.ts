@@ -44,6 +44,12 @@ export interface SpanStartMessage {
   flags: number;
   /** True when no app TracerProvider exports this span, so the sidecar must. */
   export: boolean;
+  /**
+   * False for spans that are not what their thread runs (a framework's own
+   * runs around tool calls): the sidecar exports them but attributes no
+   * kernel activity to them. Absent means true.
+   */
+  thread?: boolean;
 }
 
 /** Client -> sidecar: the span ended. */

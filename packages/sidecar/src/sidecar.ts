@@ -250,7 +250,9 @@ export class Sidecar {
           conn.refuse(err.code, err.message);
           return;
         }
-        this.threads.push(span);
+        // Only spans their thread runs (tool calls) go to the thread map; a
+        // framework's own runs around them would catch activity outside tools.
+        if (msg.thread !== false && span.threadAlive) this.threads.push(span);
         this.opts.onToolStart?.(span.spanId, span.name);
         this.attribution.onToolStarted(span);
       },

@@ -23,6 +23,8 @@ export interface ToolSpan {
   sampled: boolean;
   /** The agent has no TracerProvider: the sidecar exports this span itself. */
   exportSelf: boolean;
+  /** The announcing thread still ran when the start frame was read. */
+  threadAlive: boolean;
   resource: Attributes;
   /** When the span ended or was abandoned (ms), for retention. */
   closedAtMs?: number;
@@ -63,8 +65,17 @@ export class ToolSpanRegistry {
     if (existing && existing.pid !== pid) {
       throw this.refuse('EPERM', `start: span ${spanId} was announced by another process`);
     }
-    if (!Number.isInteger(msg.tid) || (msg.tid !== pid && !existsSync(`/proc/${pid}/task/${msg.tid}`))) {
-      throw this.refuse('EPERM', `start: thread ${msg.tid} is not a thread of process ${pid}`);
+    // The thread must be the process's own. Frames can be read after the
+    // process (or that thread) exited: the span is kept, but not published
+    // for a thread that no longer runs. The thread map is keyed by the
+    // connection's pid, so a wrong tid can never tag another process.
+    let threadAlive = true;
+    if (!Number.isInteger(msg.tid) || msg.tid <= 0) throw this.refuse('EPERM', `start: thread ${String(msg.tid)} is not a thread of process ${pid}`);
+    if (msg.tid !== pid && !existsSync(`/proc/${pid}/task/${msg.tid}`)) {
+      if (existsSync(`/proc/${pid}`) && existsSync(`/proc/${msg.tid}`)) {
+        throw this.refuse('EPERM', `start: thread ${msg.tid} is not a thread of process ${pid}`);
+      }
+      threadAlive = false;
     }
     if (this.inFlight >= this.limits.maxInFlight) {
       throw this.refuse('ENOSPC', `start: ${this.inFlight} spans are already in flight`);
@@ -80,6 +91,7 @@ export class ToolSpanRegistry {
       attrs: sanitizeAttributes(msg.attrs),
       sampled: (msg.flags & 1) === 1,
       exportSelf: msg.export === true,
+      threadAlive,
       resource,
     };
     if (msg.parent instanceof Uint8Array && msg.parent.length === 8) span.parentSpanId = hex(msg.parent);
