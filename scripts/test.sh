@@ -9,4 +9,6 @@ NODE24=$(scripts/node24.sh)
 export AGENTRACE_NODE24="$NODE24"
 pnpm -s typecheck
 pnpm -s test
-"$NODE24" --import tsx --test --test-reporter=spec --test-concurrency=1 test/sdk-*.test.ts
+# (the framework integrations' in-process tests too; their kernel tests run agents on both Nodes already)
+"$NODE24" --import tsx --test --test-reporter=spec --test-concurrency=1 test/sdk-*.test.ts \
+  test/langchain-spans.test.ts test/ai-provider.test.ts test/openai-agents-provider.test.ts
