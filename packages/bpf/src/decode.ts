@@ -303,9 +303,15 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
       const L = layouts.ar_file_open_event;
       expectSize(size, L.size, 'file.open');
       const f = L.fields;
+      // Spelled out rather than spread: the hottest event, built in one go.
       return {
         kind: 'file.open',
-        ...hdr,
+        tsNs: hdr.tsNs,
+        pid: hdr.pid,
+        tid: hdr.tid,
+        comm: hdr.comm,
+        span: hdr.span,
+        attrSource: hdr.attrSource,
         // an fd or -errno: the low word holds it (little-endian)
         ret: buf.readInt32LE(b + f.ret),
         // open flags are an int

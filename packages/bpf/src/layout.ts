@@ -70,7 +70,7 @@ export const layouts = {
   ar_agg_key: { size: 16, fields: { span_id: 0, kind: 8, _pad: 12 } },
   ar_agg_value: { size: 352, fields: { calls: 0, errors: 8, bytes: 16, latency_sum_ns: 24, latency_hist: 32 } },
   ar_span_counts: { size: 32, fields: { emitted: 0, capped: 8, ringbuf_drops: 16, map_full: 24 } },
-  ar_config: { size: 8, fields: { max_events_per_span: 0, _pad: 4 } },
+  ar_config: { size: 8, fields: { max_events_per_span: 0, wakeup_bytes: 4 } },
   ar_proc_info: { size: 32, fields: { span: 0, parent_tgid: 24, flags: 28 } },
   ar_event_header: {
     size: 64,

@@ -43,6 +43,14 @@ export interface ProbesOptions {
   ringBufferBytes?: number;
   /** Events one span may emit before the rest are only counted; 0: no cap. Default DEFAULT_MAX_EVENTS_PER_SPAN. */
   maxEventsPerSpan?: number;
+  /**
+   * The kernel wakes the consumer only when this many bytes wait (0: on
+   * every event); below that, onEvents() drains every pollIntervalMs.
+   * Default: a sixteenth of the ring buffer.
+   */
+  wakeupBytes?: number;
+  /** How often onEvents() drains what did not wake it. Default 25 ms. */
+  pollIntervalMs?: number;
 }
 
 export interface ProbeStats {
@@ -120,6 +128,8 @@ const SLOT_REGISTER = 'context_slot_register';
 
 /** Default cap of events per span (open, connect, DNS); the rest are counted. */
 export const DEFAULT_MAX_EVENTS_PER_SPAN = 1000;
+const DEFAULT_RING_BUFFER_BYTES = 4 * 1024 * 1024;
+const DEFAULT_POLL_INTERVAL_MS = 25;
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -147,12 +157,17 @@ export class Probes {
   private readonly cpus: number;
   private decodeErrors = 0;
   private closed = false;
+  private pollTimer?: NodeJS.Timeout;
   /** Groups the user asked for; syncPrograms links their programs. */
   private readonly wanted = new Set<ProbeGroup>();
   /** CLOCK_REALTIME - CLOCK_MONOTONIC in ns, to turn event times into epoch times. */
   private readonly epochOffsetNs: bigint;
 
-  private constructor(objectPath: string, obj: NativeBpfObject) {
+  private constructor(
+    objectPath: string,
+    obj: NativeBpfObject,
+    private readonly pollIntervalMs: number,
+  ) {
     this.objectPath = objectPath;
     this.obj = obj;
     const byGroup = new Map<ProbeGroup, string[]>(probeGroups.map((g) => [g, []]));
@@ -178,8 +193,10 @@ export class Probes {
       obj.close();
       throw err;
     }
-    const probes = new Probes(objectPath, obj);
+    const probes = new Probes(objectPath, obj, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
     try {
+      const ring = options.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES; // maps.bpf.h's size
+      probes.writeConfig({ wakeupBytes: options.wakeupBytes ?? Math.floor(ring / 16) });
       probes.setMaxEventsPerSpan(options.maxEventsPerSpan ?? DEFAULT_MAX_EVENTS_PER_SPAN);
     } catch (err) {
       probes.close();
@@ -342,6 +359,10 @@ export class Probes {
       }
       if (events.length > 0) handler(events);
     });
+    // Below the wakeup threshold the kernel does not wake us: drain on a timer.
+    this.pollTimer = setInterval(() => {
+      if (!this.closed) this.obj.pollRingBuffer();
+    }, this.pollIntervalMs).unref();
   }
 
   /**
@@ -352,8 +373,14 @@ export class Probes {
     if (!Number.isInteger(max) || max < 0 || max > 0xffffffff) {
       throw new RangeError(`max events per span must be an integer from 0 (no cap) to 4294967295, got ${max}`);
     }
-    const v = Buffer.alloc(layouts.ar_config.size);
-    v.writeUInt32LE(max, layouts.ar_config.fields.max_events_per_span);
+    this.writeConfig({ maxEventsPerSpan: max });
+  }
+
+  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number }): void {
+    const F = layouts.ar_config.fields;
+    const v = this.obj.mapLookup(CONFIG, u32(0)) ?? Buffer.alloc(layouts.ar_config.size);
+    if (change.maxEventsPerSpan !== undefined) v.writeUInt32LE(change.maxEventsPerSpan, F.max_events_per_span);
+    if (change.wakeupBytes !== undefined) v.writeUInt32LE(Math.min(change.wakeupBytes, 0xffffffff), F.wakeup_bytes);
     this.obj.mapUpdate(CONFIG, u32(0), v);
   }
 
@@ -449,6 +476,7 @@ export class Probes {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.pollTimer);
     this.obj.close();
   }
 

@@ -141,10 +141,10 @@ export class Attribution {
     }
     this.stats_.attributed++;
     const parent = this.parentFor(e.pid, tool);
+    if (e.kind === 'file.open' && this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
     const endNs = this.opts.toEpochNs(e.tsNs);
     switch (e.kind) {
       case 'file.open':
-        if (this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
         out.push(fileOpenSpan(e, endNs, parent, newSpanId()));
         return;
       case 'net.connect':

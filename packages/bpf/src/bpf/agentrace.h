@@ -120,7 +120,10 @@ struct ar_span_counts {
 /* Settings user space may change at run time (ar_config[0]). */
 struct ar_config {
 	__u32 max_events_per_span; /* 0: no cap */
-	__u32 _pad;
+	/* Wake the consumer only once this many bytes wait in the ring buffer
+	 * (0: on every event); user space also drains on a timer. A wakeup per
+	 * event costs both sides more than the event itself. */
+	__u32 wakeup_bytes;
 };
 
 /* Value of ar_tracked_procs, keyed by tgid. A zero span means the process

@@ -91,9 +91,21 @@ static __always_inline void *ar_reserve(__u64 size)
 	return ar_reserve_counted(size, 0);
 }
 
+/* Wakeup flags for a submit: none until enough data waits (ar_config). */
+static __always_inline __u64 ar_wakeup_flags(void)
+{
+	__u32 zero = 0;
+	struct ar_config *cfg = bpf_map_lookup_elem(&ar_config, &zero);
+	__u32 threshold = cfg ? cfg->wakeup_bytes : 0;
+	if (threshold == 0)
+		return 0; /* adaptive: the kernel's own choice */
+	return bpf_ringbuf_query(&ar_events, BPF_RB_AVAIL_DATA) >= threshold ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void ar_submit_counted(void *e, struct ar_span_counts *counts)
 {
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, ar_wakeup_flags());
 	ar_count(AR_STAT_EVENTS);
 	if (counts)
 		__sync_fetch_and_add(&counts->emitted, 1);
@@ -107,7 +119,7 @@ static __always_inline void ar_submit(void *e)
 /* For events built outside the ring buffer (exec): copy them in. */
 static __always_inline void ar_output(void *e, __u64 size, struct ar_span_counts *counts)
 {
-	if (bpf_ringbuf_output(&ar_events, e, size, 0) == 0) {
+	if (bpf_ringbuf_output(&ar_events, e, size, ar_wakeup_flags()) == 0) {
 		ar_count(AR_STAT_EVENTS);
 		if (counts)
 			__sync_fetch_and_add(&counts->emitted, 1);
