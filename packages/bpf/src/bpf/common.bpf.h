@@ -173,27 +173,33 @@ static __always_inline void ar_aggregate(const __u8 *span_id, __u32 kind, long r
 	__sync_fetch_and_add(&v->latency_hist[b], 1);
 }
 
+/* Saves a syscall's arguments for its exit, in the thread's own storage. */
 static __always_inline void ar_pending_save(__u64 pid_tgid, __u32 kind, __u64 a0, __u64 a1,
 					     __u64 a2, __u64 a3)
 {
-	struct ar_pending_syscall p = {
-		.ts_ns = bpf_ktime_get_ns(),
-		.args = { a0, a1, a2, a3 },
-		.kind = kind,
-	};
-	if (bpf_map_update_elem(&ar_pending, &pid_tgid, &p, BPF_ANY))
+	struct ar_pending_syscall *p =
+		bpf_task_storage_get(&ar_pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
 		ar_count(AR_STAT_PENDING_FULL);
+		return;
+	}
+	p->ts_ns = bpf_ktime_get_ns();
+	p->args[0] = a0;
+	p->args[1] = a1;
+	p->args[2] = a2;
+	p->args[3] = a3;
+	p->kind = kind;
 }
 
 /* Returns the saved state (a copy) and forgets it; 0 if there was none. */
 static __always_inline int ar_pending_take(__u64 pid_tgid, __u32 kind,
 					   struct ar_pending_syscall *out)
 {
-	struct ar_pending_syscall *p = bpf_map_lookup_elem(&ar_pending, &pid_tgid);
-	if (!p)
+	struct ar_pending_syscall *p = bpf_task_storage_get(&ar_pending, bpf_get_current_task_btf(), 0, 0);
+	if (!p || p->kind == 0)
 		return 0;
 	*out = *p;
-	bpf_map_delete_elem(&ar_pending, &pid_tgid);
+	p->kind = 0;
 	return out->kind == kind;
 }
 

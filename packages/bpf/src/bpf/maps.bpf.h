@@ -96,10 +96,11 @@ struct ar_pending_io {
 	__u64 ts_ns;
 };
 
+/* Task-local (no hashing, no delete: freed with the thread); ts_ns 0 = none. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct ar_pending_io);
 } ar_pending_io SEC(".maps");
 
@@ -144,10 +145,11 @@ struct ar_pending_syscall {
 	__u32 _pad;
 };
 
+/* Task-local, like ar_pending_io; kind 0 = none. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct ar_pending_syscall);
 } ar_pending SEC(".maps");
 

@@ -39,21 +39,27 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 	struct ar_span_ctx *span = bpf_map_lookup_elem(&ar_fd_spans, &fk);
 	if (!span)
 		return 0;
-	struct ar_pending_io p = { .key = { .kind = kind }, .ts_ns = bpf_ktime_get_ns() };
-	__builtin_memcpy(p.key.span_id, span->span_id, sizeof(p.key.span_id));
-	if (bpf_map_update_elem(&ar_pending_io, &id, &p, BPF_ANY))
+	struct ar_pending_io *p =
+		bpf_task_storage_get(&ar_pending_io, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
 		ar_count(AR_STAT_PENDING_FULL);
+		return 0;
+	}
+	__builtin_memcpy(p->key.span_id, span->span_id, sizeof(p->key.span_id));
+	p->key.kind = kind;
+	p->key._pad = 0;
+	p->ts_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
+/* Runs for every process: a thread with no storage leaves at once. */
 static __always_inline int ar_io_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct ar_pending_io *pending = bpf_map_lookup_elem(&ar_pending_io, &id);
-	if (!pending)
+	struct ar_pending_io *pending = bpf_task_storage_get(&ar_pending_io, bpf_get_current_task_btf(), 0, 0);
+	if (!pending || pending->ts_ns == 0)
 		return 0;
 	struct ar_pending_io p = *pending;
-	bpf_map_delete_elem(&ar_pending_io, &id);
+	pending->ts_ns = 0;
 	ar_aggregate(p.key.span_id, p.key.kind, ret, bpf_ktime_get_ns() - p.ts_ns);
 	return 0;
 }

@@ -147,8 +147,6 @@ int BPF_PROG(process_exit, struct task_struct *task)
 	bpf_map_delete_elem(&ar_thread_slots, &id);
 	bpf_map_delete_elem(&ar_work_current, &id);
 	bpf_map_delete_elem(&ar_pending_dns, &id);
-	bpf_map_delete_elem(&ar_pending_io, &id);
-	bpf_map_delete_elem(&ar_pending, &id);
 	bpf_map_delete_elem(&ar_pending_exec, &id);
 	return 0;
 }
