@@ -32,6 +32,8 @@ export interface NativeBpfObject {
   mapLookup(mapName: string, key: Buffer): Buffer | null;
   mapDelete(mapName: string, key: Buffer): boolean;
   mapKeys(mapName: string): Buffer[];
+  /** Atomically sets or clears one bit of an mmap()able array of u64 words; returns whether it was set. */
+  mapSetBit(mapName: string, bit: number, on: boolean): boolean;
   /**
    * onBatch gets `count` samples back to back in `data`, and their (offset,
    * size) pairs in `bounds`. Both are reused for the next batch: read them

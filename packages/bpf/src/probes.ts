@@ -117,6 +117,7 @@ export type EventsHandler = (events: KernelEvent[]) => void;
 export type DecodeErrorHandler = (error: Error, sample: Buffer) => void;
 
 const TRACKED = 'ar_tracked_procs';
+const TRACKED_BITS = 'ar_tracked_bits';
 const THREAD_SPANS = 'otel_traces_ctx_v1';
 const EVENTS = 'ar_events';
 const STATS = 'ar_stats';
@@ -301,9 +302,12 @@ export class Probes {
   track(pid: number): void {
     const info = Buffer.alloc(layouts.ar_proc_info.size);
     this.obj.mapUpdate(TRACKED, u32(pid), info);
+    // The entry first: a set bit with no entry is harmless, the reverse is not.
+    this.obj.mapSetBit(TRACKED_BITS, pid, true);
   }
 
   untrack(pid: number): boolean {
+    this.obj.mapSetBit(TRACKED_BITS, pid, false);
     return this.obj.mapDelete(TRACKED, u32(pid));
   }
 

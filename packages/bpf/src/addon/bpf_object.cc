@@ -3,6 +3,8 @@
 // bpf_object_ringbuf.cc.
 #include "bpf_object.h"
 
+#include <sys/mman.h>
+
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -33,6 +35,7 @@ void BpfObject::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BpfObject::MapLookup>("mapLookup"),
           InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
           InstanceMethod<&BpfObject::MapKeys>("mapKeys"),
+          InstanceMethod<&BpfObject::MapSetBit>("mapSetBit"),
           InstanceMethod<&BpfObject::StartRingBuffer>("startRingBuffer"),
           InstanceMethod<&BpfObject::PollRingBuffer>("pollRingBuffer"),
           InstanceMethod<&BpfObject::StopRingBuffer>("stopRingBuffer"),
@@ -257,6 +260,8 @@ void BpfObject::CloseInternal() {
   links_.clear();
   uprobe_links_.clear();
   DestroyLinks(links);
+  for (auto& entry : mappings_) munmap(entry.second.addr, entry.second.len);
+  mappings_.clear();
   if (obj_ != nullptr) {
     bpf_object__close(obj_);
     obj_ = nullptr;

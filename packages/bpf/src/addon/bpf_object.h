@@ -5,6 +5,7 @@
 
 #include <napi.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -43,6 +44,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value MapLookup(const Napi::CallbackInfo& info);
   Napi::Value MapDelete(const Napi::CallbackInfo& info);
   Napi::Value MapKeys(const Napi::CallbackInfo& info);
+  Napi::Value MapSetBit(const Napi::CallbackInfo& info);
 
   // Ring buffer (bpf_object_ringbuf.cc).
   void StartRingBuffer(const Napi::CallbackInfo& info);
@@ -59,6 +61,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   // Bytes a lookup returns for this map (per-CPU maps: one slot per CPU).
   size_t ValueBufferSize(Napi::Env env, const std::string& what,
                          const struct bpf_map* map) const;
+  // The user-space mapping of an mmap()able array map (made on first use).
+  uint64_t* MappedWords(Napi::Env env, const std::string& what, struct bpf_map* map, size_t* words);
   void StopRingBufferInternal();
   void CloseInternal();
   static void DestroyLinks(const std::vector<struct bpf_link*>& links);
@@ -72,6 +76,11 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   // keyed by "prog\0binary\0function".
   std::map<std::string, struct bpf_link*> uprobe_links_;
   RingBufferPoller* ring_buffer_ = nullptr;
+  struct Mapping {
+    void* addr;
+    size_t len;
+  };
+  std::map<std::string, Mapping> mappings_;  // by map name
 };
 
 }  // namespace agentrace

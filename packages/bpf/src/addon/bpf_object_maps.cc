@@ -1,6 +1,8 @@
 // BpfObject: map listing, sizing and element access.
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <vector>
@@ -187,6 +189,53 @@ Napi::Value BpfObject::MapKeys(const Napi::CallbackInfo& info) {
     prev.swap(next);
   }
   return out;
+}
+
+}  // namespace agentrace
+
+namespace agentrace {
+
+uint64_t* BpfObject::MappedWords(Napi::Env env, const std::string& what, struct bpf_map* map, size_t* words) {
+  if (bpf_map__type(map) != BPF_MAP_TYPE_ARRAY || bpf_map__value_size(map) != sizeof(uint64_t) ||
+      (bpf_map__map_flags(map) & BPF_F_MMAPABLE) == 0) {
+    throw MakeUsageError(env, what, EINVAL, "the map must be an mmap()able array of 8-byte words (BPF_F_MMAPABLE)");
+  }
+  *words = bpf_map__max_entries(map);
+  const std::string name = bpf_map__name(map);
+  auto it = mappings_.find(name);
+  if (it != mappings_.end()) return static_cast<uint64_t*>(it->second.addr);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t len = (*words * sizeof(uint64_t) + page - 1) / page * page;
+  void* addr = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+  if (addr == MAP_FAILED) throw MakeBpfError(env, what + " (mmap)", errno, HintFor(errno, MapContext()));
+  mappings_[name] = Mapping{addr, len};
+  return static_cast<uint64_t*>(addr);
+}
+
+// mapSetBit(mapName, bit, on) -> was it set: flips one bit of an mmap()able
+// array of words with an atomic operation, so BPF programs updating other
+// bits of the same word at the same time lose nothing.
+Napi::Value BpfObject::MapSetBit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "mapSetBit()", "mapName");
+  const std::string what = "mapSetBit(" + name + ")";
+  if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsBoolean()) {
+    throw MakeUsageError(env, what, EINVAL, "expected (mapName, bit: number, on: boolean)");
+  }
+  RequireOpen(env, what);
+  struct bpf_map* map = FindMap(env, what, name);
+  RequireLoaded(env, what);
+  const int64_t bit = info[1].As<Napi::Number>().Int64Value();
+  size_t words = 0;
+  uint64_t* base = MappedWords(env, what, map, &words);
+  if (bit < 0 || static_cast<uint64_t>(bit) >= words * 64) {
+    throw MakeUsageError(env, what, ERANGE, "bit " + std::to_string(bit) + " is outside the map's " + std::to_string(words * 64) + " bits");
+  }
+  uint64_t* word = base + bit / 64;
+  const uint64_t mask = 1ULL << (bit % 64);
+  const uint64_t before = info[2].As<Napi::Boolean>().Value() ? __atomic_fetch_or(word, mask, __ATOMIC_SEQ_CST)
+                                                               : __atomic_fetch_and(word, ~mask, __ATOMIC_SEQ_CST);
+  return Napi::Boolean::New(env, (before & mask) != 0);
 }
 
 }  // namespace agentrace

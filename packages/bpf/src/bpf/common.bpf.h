@@ -13,12 +13,35 @@ static __always_inline void ar_count(__u32 stat)
 		*v += 1; /* per-CPU slot: no atomics needed */
 }
 
-/* The first thing every probe does: untracked processes leave here, so the
- * rest of the host pays only a hash lookup on top of the tracepoint floor. */
-static __always_inline struct ar_proc_info *ar_tracked(__u64 pid_tgid)
+/* The first thing every probe does: untracked processes leave here after
+ * one inlined array load, on top of the tracepoint floor. */
+static __always_inline int ar_is_tracked(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
+	__u32 word = tgid >> 6;
+	__u64 *bits = bpf_map_lookup_elem(&ar_tracked_bits, &word);
+	return bits && (*bits & (1ULL << (tgid & 63)));
+}
+
+/* Tracked: the process's entry (its inherited span), else 0. */
+static __always_inline struct ar_proc_info *ar_tracked(__u64 pid_tgid)
+{
+	if (!ar_is_tracked(pid_tgid))
+		return 0;
+	__u32 tgid = pid_tgid >> 32;
 	return bpf_map_lookup_elem(&ar_tracked_procs, &tgid);
+}
+
+static __always_inline void ar_tracked_bit(__u32 tgid, int on)
+{
+	__u32 word = tgid >> 6;
+	__u64 *bits = bpf_map_lookup_elem(&ar_tracked_bits, &word);
+	if (!bits)
+		return;
+	if (on)
+		__sync_fetch_and_or(bits, 1ULL << (tgid & 63));
+	else
+		__sync_fetch_and_and(bits, ~(1ULL << (tgid & 63)));
 }
 
 static __always_inline int ar_span_is_set(const struct ar_span_ctx *s)

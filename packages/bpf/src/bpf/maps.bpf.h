@@ -15,6 +15,23 @@ struct {
 	__type(value, struct ar_proc_info);
 } ar_tracked_procs SEC(".maps");
 
+/* The first test of every probe: one bit per tgid, set for tracked
+ * processes. An inlined array load, where a hash lookup costs an untracked
+ * process (every other process on the host) several times more. User space
+ * flips bits with atomic ops on the mmap()ed array; the fork and exit probes
+ * with BPF atomics. ar_tracked_procs stays the authority (and holds the
+ * inherited span): a bit without an entry there is not tracked. */
+#define AR_PID_MAX_LIMIT 4194304 /* PID_MAX_LIMIT on 64-bit */
+#define AR_TRACKED_WORDS (AR_PID_MAX_LIMIT / 64)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, AR_TRACKED_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ar_tracked_bits SEC(".maps");
+
 /* Rung 2: the span each thread runs, written by the sidecar (OTEP 4855
  * layout and name, so other eBPF readers can share it). */
 struct {

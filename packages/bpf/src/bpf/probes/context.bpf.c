@@ -28,7 +28,7 @@ int context_slot_register(struct trace_event_raw_sys_enter *ctx)
 	if (ctx->args[2] != AR_SLOT_SIZE)
 		return 0; /* cheapest test first: almost no write is 32 bytes */
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!ar_tracked(id))
+	if (!ar_is_tracked(id))
 		return 0;
 	ar_slot_register(id, ctx->args[1], ctx->args[2]);
 	return 0;

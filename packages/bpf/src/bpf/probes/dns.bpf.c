@@ -8,7 +8,7 @@ SEC("uprobe")
 int BPF_KPROBE(dns_getaddrinfo_enter, const char *name)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!ar_tracked(id))
+	if (!ar_is_tracked(id))
 		return 0;
 	struct ar_pending_dns p = { .ts_ns = bpf_ktime_get_ns(), .name = (__u64)name };
 	if (bpf_map_update_elem(&ar_pending_dns, &id, &p, BPF_ANY))

@@ -11,7 +11,7 @@
 static __always_inline int ar_open_enter(__u64 dfd, __u64 path, __u64 flags, __u64 a3)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!ar_tracked(id))
+	if (!ar_is_tracked(id))
 		return 0;
 	ar_pending_save(id, AR_EV_FILE_OPEN, dfd, path, flags, a3);
 	return 0;

@@ -52,9 +52,10 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 	return 0;
 }
 
-/* Runs for every process: a thread with no storage leaves at once. */
 static __always_inline int ar_io_exit(long ret)
 {
+	if (!ar_is_tracked(bpf_get_current_pid_tgid()))
+		return 0;
 	struct ar_pending_io *pending = bpf_task_storage_get(&ar_pending_io, bpf_get_current_task_btf(), 0, 0);
 	if (!pending || pending->ts_ns == 0)
 		return 0;
@@ -77,7 +78,7 @@ static __always_inline int ar_io_exit(long ret)
 	int io_##name##_enter(struct trace_event_raw_sys_enter *ctx)      \
 	{                                                                 \
 		__u64 id = bpf_get_current_pid_tgid();                    \
-		if (!ar_tracked(id))                                      \
+		if (!ar_is_tracked(id))                                      \
 			return 0;                                         \
 		return ar_io_enter(id, (__s64)ctx->args[0], kind);        \
 	}                                                                 \
@@ -119,7 +120,7 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int io_close_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!ar_tracked(id))
+	if (!ar_is_tracked(id))
 		return 0;
 	struct ar_fd_key fk = { .tgid = id >> 32, .fd = (__s32)ctx->args[0] };
 	bpf_map_delete_elem(&ar_fd_spans, &fk);

@@ -44,7 +44,7 @@ SEC("tracepoint/syscalls/sys_enter_connect")
 int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!ar_tracked(id))
+	if (!ar_is_tracked(id))
 		return 0;
 	ar_pending_save(id, AR_EV_NET_CONNECT, ctx->args[0], ctx->args[1], ctx->args[2], 0);
 	return 0;

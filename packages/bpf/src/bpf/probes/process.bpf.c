@@ -109,6 +109,8 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 	ar_attribute(&q, &info.span);
 	if (bpf_map_update_elem(&ar_tracked_procs, &child_tgid, &info, BPF_NOEXIST))
 		ar_count(AR_STAT_TRACKED_FULL);
+	else
+		ar_tracked_bit(child_tgid, 1);
 
 	struct ar_proc_fork_event *e = ar_reserve(sizeof(*e));
 	if (!e)
@@ -141,6 +143,7 @@ int BPF_PROG(process_exit, struct task_struct *task)
 			ar_submit(e);
 		}
 		__u32 tgid = id >> 32;
+		ar_tracked_bit(tgid, 0);
 		bpf_map_delete_elem(&ar_tracked_procs, &tgid);
 	}
 	bpf_map_delete_elem(&otel_traces_ctx_v1, &id);

@@ -31,7 +31,7 @@ SEC("uprobe")
 int BPF_KPROBE(work_run, void *work)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!ar_tracked(id))
+	if (!ar_is_tracked(id))
 		return 0;
 	struct ar_work_key key = { .tgid = id >> 32, .work = (__u64)work };
 	struct ar_span_ctx *span = bpf_map_lookup_elem(&ar_work_items, &key);
