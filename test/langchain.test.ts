@@ -232,7 +232,7 @@ test('examples/langchain runs under `agentrace run` and prints its tree, each to
   const fetchUrl = tool('call_forecast');
   assertUnderOnly(spans.find((s) => s.name.startsWith('connect 127.0.0.1')), fetchUrl, tools, spans, 'the forecast connect');
   const readFile = tool('call_notes');
-  assertUnderOnly(spans.find((s) => String(s.attributes['file.path']).includes('agentrace-langchain-notes-')), readFile, tools, spans, 'the notes open');
+  assertUnderOnly(spans.find((s) => String(s.attributes['file.path']).includes('agentrace-example-notes-')), readFile, tools, spans, 'the notes open');
   const runShell = tool('call_disk');
   assertUnderOnly(spans.find((s) => s.attributes['process.executable.path'] === '/bin/sh'), runShell, tools, spans, 'the shell');
 });

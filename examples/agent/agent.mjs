@@ -2,21 +2,13 @@
 // "model" decides the tool calls; the outside world is a local HTTP server.
 //
 //   bin/agentrace run -- node examples/agent/agent.mjs
-import http from 'node:http';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { once } from 'node:events';
 import { execFile } from 'node:child_process';
 import { traceTool, ready, shutdown } from '@agentrace/sdk';
+import { startWorld } from '../support/world.mjs';
 
-const server = http
-  .createServer((_req, res) => res.end(JSON.stringify({ city: 'Lisbon', forecast: 'sunny', high: 24 })))
-  .listen(0, '127.0.0.1');
-await once(server, 'listening');
-const weatherUrl = `http://127.0.0.1:${server.address().port}/forecast`;
-const notes = path.join(os.tmpdir(), `agentrace-example-notes-${process.pid}.txt`);
-fs.writeFileSync(notes, 'Pack sunglasses if the forecast is sunny.\n');
+const world = await startWorld();
+const { weatherUrl, notes } = world;
 
 const tools = {
   read_file: traceTool('read_file', (file) => fs.promises.readFile(file, 'utf8'), {
@@ -49,6 +41,5 @@ console.log(`forecast for ${forecast.city}: ${forecast.forecast}, ${forecast.hig
 console.log(`notes: ${advice.trim()}`);
 console.log(`disk: ${disk.trim()}`);
 
-fs.rmSync(notes, { force: true });
-server.close();
+world.close();
 await shutdown();

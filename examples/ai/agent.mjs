@@ -4,11 +4,7 @@
 // ai SDK runs in parallel, then answers.
 //
 //   bin/agentrace run -- node examples/ai/agent.mjs
-import http from 'node:http';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { once } from 'node:events';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ToolLoopAgent, tool, stepCountIs } from 'ai';
@@ -16,14 +12,10 @@ import { MockLanguageModelV3 } from 'ai/test';
 import { z } from 'zod';
 import { ready, shutdown } from '@agentrace/sdk';
 import { telemetry } from '@agentrace/sdk/ai';
+import { startWorld } from '../support/world.mjs';
 
-const server = http
-  .createServer((_req, res) => res.end(JSON.stringify({ city: 'Lisbon', forecast: 'sunny', high: 24 })))
-  .listen(0, '127.0.0.1');
-await once(server, 'listening');
-const weatherUrl = `http://127.0.0.1:${server.address().port}/forecast`;
-const notes = path.join(os.tmpdir(), `agentrace-example-notes-${process.pid}.txt`);
-fs.writeFileSync(notes, 'Pack sunglasses if the forecast is sunny.\n');
+const world = await startWorld();
+const { weatherUrl, notes } = world;
 
 const tools = {
   read_file: tool({
@@ -78,6 +70,5 @@ const result = await agent.generate({ prompt: 'Plan my day in Lisbon' });
 for (const r of result.steps.flatMap((s) => s.toolResults)) console.log(`${r.toolName}: ${String(r.output).trim().slice(0, 60)}`);
 console.log(`answer: ${result.text}`);
 
-fs.rmSync(notes, { force: true });
-server.close();
+world.close();
 await shutdown();

@@ -5,11 +5,7 @@
 // a local HTTP server.
 //
 //   bin/agentrace run -- node examples/langchain/agent.mjs
-import http from 'node:http';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { once } from 'node:events';
 import { execFile } from 'node:child_process';
 import { z } from 'zod';
 import { tool } from '@langchain/core/tools';
@@ -19,17 +15,13 @@ import { MessagesAnnotation, START, StateGraph } from '@langchain/langgraph';
 import { ToolNode, toolsCondition } from '@langchain/langgraph/prebuilt';
 import { ready, shutdown } from '@agentrace/sdk';
 import { instrumentLangChain } from '@agentrace/sdk/langchain';
+import { startWorld } from '../support/world.mjs';
 
 // Once per app: patches LangChain's tools and gives the handler for the runs.
 const handler = instrumentLangChain();
 
-const server = http
-  .createServer((_req, res) => res.end(JSON.stringify({ city: 'Lisbon', forecast: 'sunny', high: 24 })))
-  .listen(0, '127.0.0.1');
-await once(server, 'listening');
-const weatherUrl = `http://127.0.0.1:${server.address().port}/forecast`;
-const notes = path.join(os.tmpdir(), `agentrace-langchain-notes-${process.pid}.txt`);
-fs.writeFileSync(notes, 'Pack sunglasses if the forecast is sunny.\n');
+const world = await startWorld();
+const { weatherUrl, notes } = world;
 
 const tools = [
   tool(async ({ url }) => (await fetch(url)).text(), {
@@ -79,6 +71,5 @@ for (const m of result.messages.filter((m) => m.getType() === 'tool')) {
 }
 console.log(`answer: ${result.messages.at(-1).content}`);
 
-fs.rmSync(notes, { force: true });
-server.close();
+world.close();
 await shutdown();

@@ -4,11 +4,7 @@
 // tool calls at once, which the agents SDK runs in parallel, then answers.
 //
 //   bin/agentrace run -- node examples/openai-agents/agent.mjs
-import http from 'node:http';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { once } from 'node:events';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Agent, run, setTraceProcessors } from '@openai/agents';
@@ -16,14 +12,10 @@ import { ScriptedModel, assistantMessage, functionCall } from '@openai/agents/te
 import { z } from 'zod';
 import { ready, shutdown } from '@agentrace/sdk';
 import { AgentraceProcessor, tool } from '@agentrace/sdk/openai-agents';
+import { startWorld } from '../support/world.mjs';
 
-const server = http
-  .createServer((_req, res) => res.end(JSON.stringify({ city: 'Lisbon', forecast: 'sunny', high: 24 })))
-  .listen(0, '127.0.0.1');
-await once(server, 'listening');
-const weatherUrl = `http://127.0.0.1:${server.address().port}/forecast`;
-const notes = path.join(os.tmpdir(), `agentrace-example-notes-${process.pid}.txt`);
-fs.writeFileSync(notes, 'Pack sunglasses if the forecast is sunny.\n');
+const world = await startWorld();
+const { weatherUrl, notes } = world;
 
 // Once per app: the agents SDK's runs, agents and turns become OpenTelemetry
 // spans. setTraceProcessors replaces the default processor, which would
@@ -74,6 +66,5 @@ for (const item of result.newItems) {
 }
 console.log(`answer: ${result.finalOutput}`);
 
-fs.rmSync(notes, { force: true });
-server.close();
+world.close();
 await shutdown();
