@@ -4,37 +4,21 @@
 // the app's pipeline under the ai SDK's own spans, are active inside the
 // tool bodies, record the tool's error as traceTool does, and capture
 // arguments and results only on request, through the mask.
-import { after, before, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { generateText, stepCountIs, tool, type ToolSet } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 import { z } from 'zod';
-import { configure, flush, shutdown } from '@agentrace/sdk';
-import { whenReady } from '@agentrace/sdk/internal';
+import { flush } from '@agentrace/sdk';
 import { telemetry, type TelemetryOptions } from '@agentrace/sdk/ai';
-import { FakeSidecar, hex } from './support/sdk-fake-sidecar.js';
+import { hex } from './support/sdk-fake-sidecar.js';
+import { useAppProvider } from './support/app-provider.js';
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-let sidecar: FakeSidecar;
-
-before(async () => {
-  trace.setGlobalTracerProvider(provider);
-  sidecar = await FakeSidecar.start();
-  configure({ socketPath: sidecar.path, serviceName: 'ai-provider-test' });
-  assert.equal(await whenReady(2000), true, 'fake sidecar welcome');
-});
-
-after(async () => {
-  await shutdown();
-  await sidecar.close();
-  await provider.shutdown();
-});
-
-beforeEach(() => exporter.reset());
+const app = useAppProvider('ai-provider-test');
+const { exporter } = app;
 
 const usage = { inputTokens: { total: 4, noCache: 4, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 2, text: 2, reasoning: 0 } };
 
@@ -118,8 +102,8 @@ test('parallel tool calls: each an execute_tool span of the app, active in its b
 
   // The sidecar heard of the tool spans (for kernel attribution) but exports none: the app does.
   const ids = ['call-a', 'call-b'].map((id) => toolSpan(id).spanContext().spanId);
-  await sidecar.waitFor(() => ids.every((s) => sidecar.of('start').some((m) => hex(m.span) === s)), 2000, 'the tool spans\' start frames');
-  const starts = sidecar.of('start');
+  await app.sidecar.waitFor(() => ids.every((s) => app.sidecar.of('start').some((m) => hex(m.span) === s)), 2000, 'the tool spans\' start frames');
+  const starts = app.sidecar.of('start');
   for (const id of ['call-a', 'call-b']) {
     const frame = starts.find((m) => hex(m.span) === toolSpan(id).spanContext().spanId);
     assert.ok(frame, `start frame of ${id}`);

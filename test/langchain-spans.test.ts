@@ -4,42 +4,27 @@
 // validation failures, capture with the mask, and nothing left open. The
 // sidecar is the SDK tests' fake one (a real socket), so the frames can be
 // checked too. Kernel attribution is test/langchain.test.ts.
-import { after, before, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { z } from 'zod';
 import { tool, type StructuredToolInterface } from '@langchain/core/tools';
 import { AIMessage, HumanMessage, type BaseMessage, type ToolMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
 import { MessagesAnnotation, START, StateGraph } from '@langchain/langgraph';
 import { ToolNode, toolsCondition } from '@langchain/langgraph/prebuilt';
-import { configure, flush, shutdown } from '@agentrace/sdk';
-import { trackedCalls, whenReady } from '@agentrace/sdk/internal';
+import { flush } from '@agentrace/sdk';
+import { trackedCalls } from '@agentrace/sdk/internal';
 import { AgentraceCallbackHandler, instrumentLangChain, openRuns, toolsInstrumented } from '@agentrace/sdk/langchain';
-import { FakeSidecar, hex } from './support/sdk-fake-sidecar.js';
+import { hex } from './support/sdk-fake-sidecar.js';
+import { useAppProvider } from './support/app-provider.js';
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-let sidecar: FakeSidecar;
-
-before(async () => {
-  trace.setGlobalTracerProvider(provider);
-  sidecar = await FakeSidecar.start();
-  configure({ socketPath: sidecar.path, serviceName: 'langchain-test' });
-  assert.equal(await whenReady(2000), true, 'fake sidecar welcome');
-});
-
-after(async () => {
-  await shutdown();
-  await sidecar.close();
-  await provider.shutdown();
-});
-
-beforeEach(() => exporter.reset());
+const app = useAppProvider('langchain-test');
+const { exporter, provider } = app;
 
 interface ScriptedCall {
   name: string;
@@ -191,8 +176,8 @@ test('instrumentLangChain: the run tree, parallel tool calls each active in thei
   // The sidecar heard of each tool span with its parent, for attribution.
   const callB = byCallId(adds, 'call-b').spanContext().spanId;
   await flush();
-  await sidecar.waitFor(() => sidecar.of('end').some((m) => hex(m.span) === callB), 2000, 'the end frame of call-b');
-  const start = sidecar.of('start').find((m) => hex(m.span) === callB);
+  await app.sidecar.waitFor(() => app.sidecar.of('end').some((m) => hex(m.span) === callB), 2000, 'the end frame of call-b');
+  const start = app.sidecar.of('start').find((m) => hex(m.span) === callB);
   assert.ok(start, 'start frame of call-b');
   assert.equal(hex(start.parent!), toolsRun.spanContext().spanId);
   assert.equal(start.export, false, 'the app exports it');

@@ -7,40 +7,22 @@
 // agents SDK awaits each processor before calling the next), tool errors
 // are recorded as traceTool does, and arguments and results are captured
 // only on request, through the mask.
-import { after, before, beforeEach, test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Agent, BatchTraceProcessor, run, setTraceProcessors, type Tool } from '@openai/agents';
 import { ScriptedModel, assistantMessage, functionCall } from '@openai/agents/testing';
 import { z } from 'zod';
-import { configure, flush, shutdown } from '@agentrace/sdk';
-import { whenReady } from '@agentrace/sdk/internal';
+import { flush } from '@agentrace/sdk';
 import { AgentraceProcessor, createTool, tool } from '@agentrace/sdk/openai-agents';
-import { FakeSidecar, hex } from './support/sdk-fake-sidecar.js';
+import { hex } from './support/sdk-fake-sidecar.js';
+import { useAppProvider } from './support/app-provider.js';
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-let sidecar: FakeSidecar;
+const app = useAppProvider('openai-agents-provider-test', () => setTraceProcessors([]));
+const { exporter } = app;
 
-before(async () => {
-  trace.setGlobalTracerProvider(provider);
-  sidecar = await FakeSidecar.start();
-  configure({ socketPath: sidecar.path, serviceName: 'openai-agents-provider-test' });
-  assert.equal(await whenReady(2000), true, 'fake sidecar welcome');
-});
-
-after(async () => {
-  setTraceProcessors([]);
-  await shutdown();
-  await sidecar.close();
-  await provider.shutdown();
-});
-
-beforeEach(() => {
-  exporter.reset();
-  setTraceProcessors([new AgentraceProcessor()]);
-});
+beforeEach(() => setTraceProcessors([new AgentraceProcessor()]));
 
 async function runAgent(tools: Tool[], calls: Array<{ id: string; tool: string; input: Record<string, unknown> }>): Promise<unknown> {
   const model = new ScriptedModel([calls.map((c) => functionCall(c.tool, c.input, { callId: c.id })), [assistantMessage('done')]]);
@@ -115,8 +97,8 @@ for (const behind of [false, true]) {
       assert.equal(span.status.code, SpanStatusCode.UNSET);
     }
     assert.equal(exporter.getFinishedSpans().filter((s) => s.attributes['openai.agents.span.type'] === 'function').length, 0, 'one span per tool call');
-    const startOf = () => sidecar.of('start').find((m) => hex(m.span) === idOf(toolSpan('call-a')));
-    await sidecar.waitFor(() => startOf() !== undefined, 2000, 'the start frame of call-a');
+    const startOf = () => app.sidecar.of('start').find((m) => hex(m.span) === idOf(toolSpan('call-a')));
+    await app.sidecar.waitFor(() => startOf() !== undefined, 2000, 'the start frame of call-a');
     assert.equal(startOf()?.export, false, 'the sidecar heard of the tool span, the app exports it');
   });
 }
