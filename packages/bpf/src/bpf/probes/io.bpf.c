@@ -124,6 +124,8 @@ int io_close_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	struct ar_fd_key fk = { .tgid = id >> 32, .fd = (__s32)ctx->args[0] };
 	bpf_map_delete_elem(&ar_fd_spans, &fk);
-	bpf_map_delete_elem(&ar_dns_fds, &fk);
+	/* almost no descriptor is a DNS socket: a lockless lookup first */
+	if (bpf_map_lookup_elem(&ar_dns_fds, &fk))
+		bpf_map_delete_elem(&ar_dns_fds, &fk);
 	return 0;
 }
