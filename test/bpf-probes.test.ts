@@ -529,6 +529,30 @@ test('a backlog arrives in bounded batches, complete; closing from inside a batc
   await actor.exit(0);
 });
 
+test('a full aggregate map is counted, globally and on the span it failed for', async (t) => {
+  if (!requireBpf(t)) return;
+  const probes = Probes.load({ maxSpanAggregates: 1 });
+  t.after(() => probes.close());
+  probes.attach('all');
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const span = newSpan();
+  probes.setThreadSpan(actor.pid, actor.pid, span);
+  const file = path.join(dir, `aggfull-${randomBytes(4).toString('hex')}`);
+  const before = probes.stats();
+  // The open takes the map's one entry; its read and write find it full.
+  const { fd } = await actor.do({ op: 'openKeep', path: file, flags: 'w+' });
+  await actor.do({ op: 'writeFd', fd, bytes: 10 });
+  await actor.do({ op: 'writeFd', fd, bytes: 10 });
+  await actor.do({ op: 'closeFd', fd });
+  const summary = probes.takeSpanSummaries([span.spanId]).get(span.spanId);
+  assert.ok(summary);
+  assert.deepEqual(Object.keys(summary.aggregates), ['open']);
+  assert.equal(summary.events.mapFull, 2, 'both writes were counted as lost on the span');
+  assert.equal(probes.stats().aggFull - before.aggFull, 2n);
+  await actor.exit(0);
+});
+
 test('a span over its event cap emits no more events, and counts the rest', async (t) => {
   if (!requireBpf(t)) return;
   const probes = Probes.load({ maxEventsPerSpan: 10 });

@@ -51,6 +51,8 @@ export interface ProbesOptions {
   wakeupBytes?: number;
   /** How often onEvents() drains what did not wake it. Default 25 ms. */
   pollIntervalMs?: number;
+  /** (span, kind) aggregates the kernel keeps at once; more are counted as map-full. Default 32768. */
+  maxSpanAggregates?: number;
 }
 
 export interface ProbeStats {
@@ -189,6 +191,7 @@ export class Probes {
     const obj = new (native().BpfObject)(objectPath);
     try {
       if (options.ringBufferBytes !== undefined) obj.setMaxEntries(EVENTS, options.ringBufferBytes);
+      if (options.maxSpanAggregates !== undefined) obj.setMaxEntries(SPAN_AGGS, options.maxSpanAggregates);
       obj.load();
     } catch (err) {
       obj.close();

@@ -181,6 +181,11 @@ static __always_inline void ar_aggregate(const __u8 *span_id, __u32 kind, long r
 		v = bpf_map_lookup_elem(&ar_span_aggs, &key);
 		if (!v) {
 			ar_count(AR_STAT_AGG_FULL);
+			/* said on the span too, when its accounting exists */
+			__u64 sk = *(const __u64 *)span_id;
+			struct ar_span_counts *c = bpf_map_lookup_elem(&ar_span_counts, &sk);
+			if (c)
+				__sync_fetch_and_add(&c->map_full, 1);
 			return;
 		}
 	}
