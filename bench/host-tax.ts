@@ -10,7 +10,7 @@
 import type { BenchOptions, BenchResult, Goal } from './support/result.js';
 import { SyscallLab, key, type Condition } from './support/syscall-lab.js';
 import { ALL_OPS, OPS, type Op } from './support/syscall-loop.js';
-import { median, signed } from './support/stats.js';
+import { median, pairedDelta, signed, spread } from './support/stats.js';
 import { table } from './support/markdown.js';
 import { profileTable } from './support/profile-table.js';
 import type { ProgramProfile } from './support/bpf-profile.js';
@@ -32,7 +32,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     lab.close();
   }
 
-  const m = (op: Op, c: Condition): number => median(results.get(key(op, c))!);
+  const all = (op: Op, c: Condition): number[] => results.get(key(op, c))!;
+  const m = (op: Op, c: Condition): number => median(all(op, c));
   const rows: string[][] = [];
   const goals: Goal[] = [];
   const gaps = new Map<Op, number>();
@@ -40,7 +41,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     const detached = m(op, 'detached');
     const floor = m(op, 'floor');
     const untracked = m(op, 'untracked');
-    const gap = untracked - floor;
+    const gap = pairedDelta(all(op, 'untracked'), all(op, 'floor'));
     gaps.set(op, gap);
     rows.push([
       OPS[op].label,
@@ -58,9 +59,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   }
 
   const markdown = [
-    `ns per operation, median of ${rounds} interleaved rounds (each a fresh loop process).`,
+    `ns per operation, median of ${rounds} interleaved rounds, each a fresh loop process; "untracked − floor" is the median of the rounds' differences.`,
     '',
     table(['operation', 'detached', 'floor (empty tracepoint programs)', 'agentrace attached, untracked', 'untracked − floor'], rows),
+    '',
+    `Rounds of one cell were up to ${(100 * Math.max(...[...results.values()].map(spread))).toFixed(0)}% apart (max − min over median, worst cell).`,
     '',
     'Profile of the untracked loops (one more loop per operation with `kernel.bpf_stats_enabled=1`; the',
     "kernel's own per-program run time, which leaves out the tracepoint's dispatch to the program):",

@@ -9,7 +9,7 @@
 import type { BenchOptions, BenchResult, Goal } from './support/result.js';
 import { SyscallLab, key, type Condition } from './support/syscall-lab.js';
 import { ALL_OPS, OPS, type Op } from './support/syscall-loop.js';
-import { grouped, median, signed } from './support/stats.js';
+import { grouped, median, pairedDelta, signed, spread } from './support/stats.js';
 import { table } from './support/markdown.js';
 import { profileTable } from './support/profile-table.js';
 import type { ProgramProfile } from './support/bpf-profile.js';
@@ -40,14 +40,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     lab.close();
   }
 
-  const m = (op: Op, c: Condition): number => median(results.get(key(op, c))!);
+  const all = (op: Op, c: Condition): number[] => results.get(key(op, c))!;
+  const m = (op: Op, c: Condition): number => median(all(op, c));
   const rows: string[][] = [];
   const goals: Goal[] = [];
   const gaps = new Map<Op, number>();
   for (const op of ALL_OPS) {
     const floor = m(op, 'floor');
     const tracked = m(op, 'tracked');
-    const gap = tracked - floor;
+    const gap = pairedDelta(all(op, 'tracked'), all(op, 'floor'));
     gaps.set(op, gap);
     rows.push([OPS[op].label, PROBE_KIND[op], m(op, 'detached').toFixed(0), floor.toFixed(0), tracked.toFixed(0), `**${signed(gap)}** (x${(tracked / floor).toFixed(2)})`]);
     goals.push({
@@ -59,11 +60,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   }
 
   const markdown = [
-    `ns per operation, median of ${rounds} interleaved rounds (each a fresh loop process, tracked with a span set for its thread before it opens anything).`,
+    `ns per operation, median of ${rounds} interleaved rounds, each a fresh loop process (tracked, with a span set for its thread, before it opens anything); "tracked − floor" is the median of the rounds' differences.`,
     '',
     table(['operation', 'probe kind', 'detached', 'floor', 'tracked', 'tracked − floor'], rows),
     '',
     `Events: ${grouped(events.written)} written to the ring buffer and ${grouped(events.consumed)} consumed by this process during the timed rounds, ${grouped(events.dropped)} lost to a full ring buffer (counted).`,
+    '',
+    `Rounds of one cell were up to ${(100 * Math.max(...[...results.values()].map(spread))).toFixed(0)}% apart (max − min over median, worst cell).`,
     '',
     'Profile of the tracked loops (one more loop per operation with `kernel.bpf_stats_enabled=1`; the',
     "kernel's own per-program run time, which leaves out the tracepoint's dispatch to the program):",

@@ -57,6 +57,13 @@ export function ownPrograms(before: Set<number>, names: readonly string[]): Map<
   return out;
 }
 
+/** Every program loaded since `before` was read, by id (e.g. those of a sidecar started since). */
+export function programsLoadedSince(before: Set<number>): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const p of listPrograms()) if (!before.has(p.id)) out.set(p.id, p.name ?? `#${p.id}`);
+  return out;
+}
+
 export interface ProgramCounters {
   runs: number;
   ns: number;
@@ -118,9 +125,18 @@ export async function withBpfStats<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw new Error(`cannot enable ${SYSCTL} (needs root): ${(err as Error).message}`, { cause: err });
   }
+  // Interrupted (Ctrl-C), the process would exit without its finally blocks: put the sysctl back first.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    fs.writeFileSync(SYSCTL, previous);
+    process.kill(process.pid, signal);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     return await fn();
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     fs.writeFileSync(SYSCTL, previous);
   }
 }

@@ -40,7 +40,7 @@ export function goalsTable(rows: readonly GoalRow[], previous: string | undefine
   const ran = new Set(rows.map((r) => r.id));
   const lines = new Map<string, string[]>();
   const fresh = table(
-    ['benchmark', 'goal', 'target', 'measured', 'met', 'run'],
+    ['benchmark', 'what', 'goal', 'measured', 'met', 'run'],
     rows.map((r) => [
       `\`${r.id}\``,
       r.goal?.name ?? '',

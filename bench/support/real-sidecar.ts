@@ -13,7 +13,14 @@ const cli = fileURLToPath(new URL('../../packages/sidecar/dist/cli.js', import.m
 export interface RealSidecarOptions {
   /** Where the sidecar writes OTLP JSON lines; default /dev/null. */
   otlpFile?: string;
+  /**
+   * Write a V8 CPU profile of the sidecar here (.cpuprofile), from
+   * startCpuProfile() to stopCpuProfile() (bench/support/profiled-sidecar.mjs).
+   */
+  cpuProfile?: string;
 }
+
+const profiled = fileURLToPath(new URL('./profiled-sidecar.mjs', import.meta.url));
 
 export interface RealSidecar {
   /** Its Unix socket. */
@@ -23,13 +30,18 @@ export interface RealSidecar {
   stderr: () => string;
   /** SIGTERM (SIGKILL after 10 s), waits for it to exit, removes its directory. */
   close: () => Promise<void>;
+  /** With `cpuProfile`: starts the profiler now. */
+  startCpuProfile: () => void;
+  /** With `cpuProfile`: stops the profiler; resolves once the profile is written. */
+  stopCpuProfile: () => Promise<void>;
 }
 
 /** Starts the real sidecar; resolves once its socket exists (its probes are attached by then). */
 export async function realSidecar(opts: RealSidecarOptions = {}): Promise<RealSidecar> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-bench-'));
   const sockPath = path.join(dir, 'agentrace.sock');
-  const child: ChildProcess = spawn(process.execPath, [cli, 'sidecar', '--socket', sockPath, '--otlp-file', opts.otlpFile ?? '/dev/null'], {
+  const command = [cli, 'sidecar', '--socket', sockPath, '--otlp-file', opts.otlpFile ?? '/dev/null'];
+  const child: ChildProcess = spawn(process.execPath, opts.cpuProfile ? [profiled, opts.cpuProfile, ...command] : command, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -52,5 +64,19 @@ export async function realSidecar(opts: RealSidecarOptions = {}): Promise<RealSi
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { path: sockPath, pid: child.pid!, stderr: () => stderr, close };
+  const startCpuProfile = (): void => {
+    if (!opts.cpuProfile) throw new Error('startCpuProfile() needs realSidecar({ cpuProfile })');
+    child.kill('SIGUSR2');
+  };
+  const stopCpuProfile = async (): Promise<void> => {
+    const file = opts.cpuProfile;
+    if (!file) throw new Error('stopCpuProfile() needs realSidecar({ cpuProfile })');
+    child.kill('SIGUSR2');
+    const until = Date.now() + 30_000;
+    while (!fs.existsSync(file)) {
+      if (Date.now() > until || child.exitCode !== null) throw new Error(`the sidecar wrote no CPU profile to ${file}: ${stderr.trim()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { path: sockPath, pid: child.pid!, stderr: () => stderr, close, startCpuProfile, stopCpuProfile };
 }

@@ -34,3 +34,14 @@ export function rotate<T>(items: readonly T[], by: number): T[] {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Median of the round-by-round differences a[i] - b[i]: rounds are paired, so slow drift cancels. */
+export function pairedDelta(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length) throw new RangeError(`paired lists differ in length (${a.length}, ${b.length})`);
+  return median(a.map((v, i) => v - b[i]!));
+}
+
+/** (max - min) / median: how far apart the rounds of one cell were. */
+export function spread(xs: readonly number[]): number {
+  return (Math.max(...xs) - Math.min(...xs)) / median(xs);
+}

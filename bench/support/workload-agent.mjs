@@ -1,8 +1,9 @@
 // An agent process for bench/traced-overhead.ts: a realistic tool workload
 // (file reads, HTTP requests to a local server, a child process per task),
 // its tools wrapped with traceTool (mode "sdk") or plain functions (mode
-// "plain", @agentrace/sdk not even loaded). Prints {"ms": wall time of the
-// measured tasks, "welcomed": bool} as one JSON line.
+// "plain", @agentrace/sdk not even loaded). Prints one JSON line once the
+// sidecar welcomed it ({"ready", "welcomeMs"}), then one with the wall time of
+// the measured tasks ({"ms", "welcomed"}).
 //   node workload-agent.mjs '{"mode","files","url","tasks","warmup","needSidecar"}'
 import fs from 'node:fs/promises';
 import { execFile } from 'node:child_process';
@@ -31,13 +32,16 @@ async function task(i) {
 }
 
 let welcomed = false;
+const asked = performance.now();
 if (sdk && plan.needSidecar) {
-  welcomed = await sdk.ready(5000);
+  welcomed = await sdk.ready(30_000);
   if (!welcomed) {
-    console.error('workload-agent: the sidecar did not welcome us');
+    console.error('workload-agent: the sidecar did not welcome us within 30 s');
     process.exit(3);
   }
 }
+// The driver starts its CPU accounting (and profiler) on this line.
+console.log(JSON.stringify({ ready: true, welcomeMs: performance.now() - asked }));
 let sink = 0;
 for (let i = 0; i < plan.warmup; i++) sink += await task(i);
 const t0 = performance.now();
