@@ -10,7 +10,7 @@
 import type { BenchOptions, BenchResult, Goal } from './support/result.js';
 import { SyscallLab, key, type Condition } from './support/syscall-lab.js';
 import { ALL_OPS, OPS, type Op } from './support/syscall-loop.js';
-import { median, pairedDelta, signed, spread } from './support/stats.js';
+import { median, pairedDelta, pairedRatio, signed, spread } from './support/stats.js';
 import { table } from './support/markdown.js';
 import { profileTable } from './support/profile-table.js';
 import type { ProgramProfile } from './support/bpf-profile.js';
@@ -48,7 +48,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       detached.toFixed(0),
       `${floor.toFixed(0)} (${signed(floor - detached)})`,
       untracked.toFixed(0),
-      `**${signed(gap)}** (x${(untracked / floor).toFixed(2)})`,
+      `**${signed(gap)}** (x${pairedRatio(all(op, 'untracked'), all(op, 'floor')).toFixed(2)})`,
     ]);
     goals.push({
       name: `host tax: ${OPS[op].label}`,
@@ -59,7 +59,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   }
 
   const markdown = [
-    `ns per operation, median of ${rounds} interleaved rounds, each a fresh loop process; "untracked − floor" is the median of the rounds' differences.`,
+    `ns per operation, median of ${rounds} interleaved rounds, each a fresh loop process; "untracked − floor" is the median of the rounds' differences (and ratios).`,
     '',
     table(['operation', 'detached', 'floor (empty tracepoint programs)', 'agentrace attached, untracked', 'untracked − floor'], rows),
     '',

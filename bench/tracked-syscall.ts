@@ -9,7 +9,7 @@
 import type { BenchOptions, BenchResult, Goal } from './support/result.js';
 import { SyscallLab, key, type Condition } from './support/syscall-lab.js';
 import { ALL_OPS, OPS, type Op } from './support/syscall-loop.js';
-import { grouped, median, pairedDelta, signed, spread } from './support/stats.js';
+import { grouped, median, pairedDelta, pairedRatio, signed, spread } from './support/stats.js';
 import { table } from './support/markdown.js';
 import { profileTable } from './support/profile-table.js';
 import type { ProgramProfile } from './support/bpf-profile.js';
@@ -50,7 +50,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     const tracked = m(op, 'tracked');
     const gap = pairedDelta(all(op, 'tracked'), all(op, 'floor'));
     gaps.set(op, gap);
-    rows.push([OPS[op].label, PROBE_KIND[op], m(op, 'detached').toFixed(0), floor.toFixed(0), tracked.toFixed(0), `**${signed(gap)}** (x${(tracked / floor).toFixed(2)})`]);
+    rows.push([OPS[op].label, PROBE_KIND[op], m(op, 'detached').toFixed(0), floor.toFixed(0), tracked.toFixed(0), `**${signed(gap)}** (x${pairedRatio(all(op, 'tracked'), all(op, 'floor')).toFixed(2)})`]);
     goals.push({
       name: `tracked syscall: ${OPS[op].label}`,
       goal: `under ${GOAL_NS} ns above the floor`,
@@ -60,7 +60,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   }
 
   const markdown = [
-    `ns per operation, median of ${rounds} interleaved rounds, each a fresh loop process (tracked, with a span set for its thread, before it opens anything); "tracked − floor" is the median of the rounds' differences.`,
+    `ns per operation, median of ${rounds} interleaved rounds, each a fresh loop process (tracked, with a span set for its thread, before it opens anything); "tracked − floor" is the median of the rounds' differences (and ratios).`,
     '',
     table(['operation', 'probe kind', 'detached', 'floor', 'tracked', 'tracked − floor'], rows),
     '',

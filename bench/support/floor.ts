@@ -7,7 +7,7 @@ import path from 'node:path';
 import { native, packageRoot, type NativeBpfObject } from '../../packages/bpf/src/native.js';
 import { benchDir, buildIfStale, outDir } from './build.js';
 
-function bpfArch(): string {
+export function bpfArch(): string {
   const m = execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim();
   return m === 'x86_64' ? 'x86' : m === 'aarch64' ? 'arm64' : m;
 }

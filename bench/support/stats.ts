@@ -45,3 +45,9 @@ export function pairedDelta(a: readonly number[], b: readonly number[]): number 
 export function spread(xs: readonly number[]): number {
   return (Math.max(...xs) - Math.min(...xs)) / median(xs);
 }
+
+/** Median of the round-by-round ratios a[i] / b[i]. */
+export function pairedRatio(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length) throw new RangeError(`paired lists differ in length (${a.length}, ${b.length})`);
+  return median(a.map((v, i) => v / b[i]!));
+}
