@@ -540,8 +540,9 @@ test('a full aggregate map is counted, globally and on the span it failed for', 
   probes.setThreadSpan(actor.pid, actor.pid, span);
   const file = path.join(dir, `aggfull-${randomBytes(4).toString('hex')}`);
   const before = probes.stats();
-  // The open takes the map's one entry; its read and write find it full.
+  // The open takes the map's one entry; its two writes find it full.
   const { fd } = await actor.do({ op: 'openKeep', path: file, flags: 'w+' });
+  assert.ok(typeof fd === 'number');
   await actor.do({ op: 'writeFd', fd, bytes: 10 });
   await actor.do({ op: 'writeFd', fd, bytes: 10 });
   await actor.do({ op: 'closeFd', fd });

@@ -236,6 +236,14 @@ export class Probes {
     return this.wanted.has(this.checkGroup(group)) && this.groupPrograms(group).every((name) => this.obj.isAttached(name));
   }
 
+  /** The programs linked to the kernel now, with their sections (attach points). */
+  attachedPrograms(): Array<{ name: string; section: string }> {
+    return this.obj
+      .programs()
+      .filter((p) => this.obj.isAttached(p.name))
+      .map((p) => ({ name: p.name, section: p.section }));
+  }
+
   /** The groups attached now. */
   attachedGroups(): ProbeGroup[] {
     return probeGroups.filter((g) => this.isAttached(g));
