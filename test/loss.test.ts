@@ -37,7 +37,8 @@ test('events lost to a full ring buffer are exported, on the span and as a metri
   const traces = resolveOtlpConfig({ file }, {});
   const sidecar = await Sidecar.start({
     socketPath: path.join(dir, 'agentrace.sock'),
-    exporters: createExporters(traces),
+    // A queue that cannot overflow: here every missing span is one the kernel lost.
+    exporters: createExporters(traces, { maxQueueSize: 100_000 }),
     metrics: resolveOtlpMetricsConfig({ file }, {}, traces),
     ringBufferBytes: 4096, // about a dozen open events
     maxEventsPerSpan: 0, // no cap: every open is meant to be an event
@@ -85,4 +86,5 @@ test('events lost to a full ring buffer are exported, on the span and as a metri
   assert.equal(exported, Number(kernelDrops), 'the metric is the kernel counter');
   assert.ok(exported !== undefined && exported >= missing, `the metric (${exported}) covers the span's loss (${missing})`);
   assert.equal(sums.get('agentrace.tool.syscalls{agentrace.syscall=open,gen_ai.tool.name=flood}'), count);
+  assert.equal(sums.get('agentrace.events.dropped{agentrace.drop.reason=exporter_queue_full}'), 0, 'and the exporter lost nothing');
 });

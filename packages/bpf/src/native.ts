@@ -34,6 +34,8 @@ export interface NativeBpfObject {
   mapKeys(mapName: string): Buffer[];
   /** Atomically sets or clears one bit of an mmap()able array of u64 words; returns whether it was set. */
   mapSetBit(mapName: string, bit: number, on: boolean): boolean;
+  /** Takes every entry out of a hash map in batches: keys and values back to back. */
+  mapDrain(mapName: string): { keys: Buffer; values: Buffer; count: number };
   /**
    * onBatch gets `count` samples back to back in `data`, and their (offset,
    * size) pairs in `bounds`. Both are reused for the next batch: read them

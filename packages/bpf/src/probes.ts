@@ -72,6 +72,8 @@ export interface ProbeStats {
   aggFull: bigint;
   /** Ring-buffer samples user space could not decode. */
   decodeErrors: number;
+  /** Aggregates of spans never asked for within 10 minutes, dropped. */
+  unclaimedAggregates: number;
 }
 
 /** What the kernel aggregates per span. */
@@ -133,6 +135,8 @@ const SLOT_REGISTER = 'context_slot_register';
 export const DEFAULT_MAX_EVENTS_PER_SPAN = 1000;
 const DEFAULT_RING_BUFFER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_POLL_INTERVAL_MS = 25;
+/** Drained aggregates no span claimed for this long are dropped (and counted). */
+const AGGREGATE_TTL_MS = 10 * 60_000;
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -161,6 +165,10 @@ export class Probes {
   private decodeErrors = 0;
   private closed = false;
   private pollTimer?: NodeJS.Timeout;
+  /** Aggregates drained from the kernel, waiting for takeSpanSummaries. */
+  private readonly aggregates = new Map<string, { aggregates: Partial<Record<AggregateKind, SyscallAggregate>>; touchedMs: number }>();
+  private lastSweepMs = 0;
+  private unclaimedAggregates = 0;
   /** Groups the user asked for; syncPrograms links their programs. */
   private readonly wanted = new Set<ProbeGroup>();
   /** CLOCK_REALTIME - CLOCK_MONOTONIC in ns, to turn event times into epoch times. */
@@ -407,53 +415,74 @@ export class Probes {
   /**
    * Takes what the kernel aggregated and counted for `spanIds` (16 hex
    * digits each) and forgets it, so each call is reported once. Spans with
-   * nothing kept are left out.
+   * nothing kept are left out. The aggregate map is drained as a whole in a
+   * few batch syscalls, whatever the number of spans; what belongs to other
+   * spans waits here for them. With `counts` false the spans' event
+   * accounting (one lookup each) is left in the kernel, e.g. for spans
+   * already reported once and only watched for late I/O.
    */
-  takeSpanSummaries(spanIds: Iterable<string>): Map<string, SpanKernelSummary> {
+  takeSpanSummaries(spanIds: Iterable<string>, counts = true): Map<string, SpanKernelSummary> {
+    this.drainAggregates();
     const out = new Map<string, SpanKernelSummary>();
-    const K = layouts.ar_agg_key;
-    const V = layouts.ar_agg_value.fields;
     const C = layouts.ar_span_counts.fields;
     const num = (b: Buffer, off: number): number => Number(b.readBigUInt64LE(off));
-    const summaryOf = (spanId: string): SpanKernelSummary => {
-      let s = out.get(spanId);
-      if (!s) {
-        s = { aggregates: {}, events: { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0 } };
-        out.set(spanId, s);
-      }
-      return s;
-    };
     for (const spanId of spanIds) {
-      const raw = parseHex(spanId, SPAN_ID_LEN, 'spanId');
-      for (const [kind, name] of Object.entries(aggKindNames)) {
-        const key = Buffer.alloc(K.size);
-        raw.copy(key, K.fields.span_id);
-        key.writeUInt32LE(Number(kind), K.fields.kind);
-        const v = this.obj.mapLookup(SPAN_AGGS, key);
-        if (!v) continue;
-        this.obj.mapDelete(SPAN_AGGS, key);
-        const buckets: number[] = [];
-        for (let i = 0; i < HIST_BUCKETS; i++) buckets.push(num(v, V.latency_hist + i * 8));
-        summaryOf(spanId).aggregates[name] = {
-          calls: num(v, V.calls),
-          errors: num(v, V.errors),
-          bytes: num(v, V.bytes),
-          latencySumNs: num(v, V.latency_sum_ns),
-          latencyBuckets: buckets,
-        };
+      const kept = this.aggregates.get(spanId);
+      let events: SpanEventCounts | undefined;
+      if (counts) {
+        const raw = parseHex(spanId, SPAN_ID_LEN, 'spanId');
+        const c = this.obj.mapLookup(SPAN_COUNTS, raw);
+        if (c) {
+          this.obj.mapDelete(SPAN_COUNTS, raw);
+          events = { emitted: num(c, C.emitted), capped: num(c, C.capped), ringbufDrops: num(c, C.ringbuf_drops), mapFull: num(c, C.map_full) };
+        }
       }
-      const c = this.obj.mapLookup(SPAN_COUNTS, raw);
-      if (c) {
-        this.obj.mapDelete(SPAN_COUNTS, raw);
-        summaryOf(spanId).events = {
-          emitted: num(c, C.emitted),
-          capped: num(c, C.capped),
-          ringbufDrops: num(c, C.ringbuf_drops),
-          mapFull: num(c, C.map_full),
-        };
-      }
+      if (!kept && !events) continue;
+      this.aggregates.delete(spanId);
+      out.set(spanId, {
+        aggregates: kept?.aggregates ?? {},
+        events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0 },
+      });
     }
     return out;
+  }
+
+  /** Moves everything in the kernel's aggregate map here, merged per span. */
+  private drainAggregates(nowMs = Date.now()): void {
+    const K = layouts.ar_agg_key;
+    const V = layouts.ar_agg_value;
+    const { keys, values, count } = this.obj.mapDrain(SPAN_AGGS);
+    for (let i = 0; i < count; i++) {
+      const k = i * K.size;
+      const v = i * V.size;
+      const spanId = keys.toString('hex', k + K.fields.span_id, k + K.fields.span_id + SPAN_ID_LEN);
+      const kind = aggKindNames[keys.readUInt32LE(k + K.fields.kind)];
+      if (kind === undefined) continue;
+      let kept = this.aggregates.get(spanId);
+      if (!kept) {
+        kept = { aggregates: {}, touchedMs: nowMs };
+        this.aggregates.set(spanId, kept);
+      }
+      kept.touchedMs = nowMs;
+      const a = (kept.aggregates[kind] ??= { calls: 0, errors: 0, bytes: 0, latencySumNs: 0, latencyBuckets: new Array<number>(HIST_BUCKETS).fill(0) });
+      const num = (off: number): number => Number(values.readBigUInt64LE(v + off));
+      a.calls += num(V.fields.calls);
+      a.errors += num(V.fields.errors);
+      a.bytes += num(V.fields.bytes);
+      a.latencySumNs += num(V.fields.latency_sum_ns);
+      for (let b = 0; b < HIST_BUCKETS; b++) a.latencyBuckets[b]! += num(V.fields.latency_hist + b * 8);
+    }
+    // Aggregates of spans nobody asks for (never announced, never ended) do
+    // not stay forever.
+    if (nowMs - this.lastSweepMs > AGGREGATE_TTL_MS / 10) {
+      this.lastSweepMs = nowMs;
+      for (const [spanId, kept] of this.aggregates) {
+        if (nowMs - kept.touchedMs > AGGREGATE_TTL_MS) {
+          this.aggregates.delete(spanId);
+          this.unclaimedAggregates++;
+        }
+      }
+    }
   }
 
   /** Consumes what the ring buffer holds right now; returns the number of samples. */
@@ -479,6 +508,7 @@ export class Probes {
       capped: sum(Stat.Capped),
       aggFull: sum(Stat.AggFull),
       decodeErrors: this.decodeErrors,
+      unclaimedAggregates: this.unclaimedAggregates,
     };
   }
 

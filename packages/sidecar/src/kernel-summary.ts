@@ -68,7 +68,7 @@ export interface KernelSummariesOptions {
 }
 
 export class KernelSummaries {
-  private readonly watched = new Map<string, { span: ToolSpan; endedAtMs: number; reports: number }>();
+  private readonly watched = new Map<string, { span: ToolSpan; endedAtMs: number; reports: number; countsTaken?: boolean }>();
 
   constructor(private readonly opts: KernelSummariesOptions) {}
 
@@ -80,7 +80,14 @@ export class KernelSummaries {
   collect(nowMs = Date.now(), all = false): void {
     const due = [...this.watched.values()].filter((w) => all || nowMs - w.endedAtMs >= SETTLE_MS);
     if (due.length === 0) return;
-    const summaries = this.opts.probes.takeSpanSummaries(due.map((w) => w.span.spanId));
+    // A span's event accounting is read once, at its first report; later
+    // ones (late I/O on its sockets) need only the drained aggregates, so
+    // watching costs no syscall per span.
+    const fresh = new Set(due.filter((w) => !w.countsTaken));
+    const summaries = this.opts.probes.takeSpanSummaries([...fresh].map((w) => w.span.spanId), true);
+    for (const w of fresh) w.countsTaken = true;
+    const rest = due.filter((w) => !fresh.has(w)).map((w) => w.span.spanId);
+    if (rest.length) for (const [id, s] of this.opts.probes.takeSpanSummaries(rest, false)) summaries.set(id, s);
     const out: ExportSpan[] = [];
     for (const w of due) {
       const s = summaries.get(w.span.spanId);

@@ -36,6 +36,7 @@ void BpfObject::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
           InstanceMethod<&BpfObject::MapKeys>("mapKeys"),
           InstanceMethod<&BpfObject::MapSetBit>("mapSetBit"),
+          InstanceMethod<&BpfObject::MapDrain>("mapDrain"),
           InstanceMethod<&BpfObject::StartRingBuffer>("startRingBuffer"),
           InstanceMethod<&BpfObject::PollRingBuffer>("pollRingBuffer"),
           InstanceMethod<&BpfObject::StopRingBuffer>("stopRingBuffer"),

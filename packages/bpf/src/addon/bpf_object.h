@@ -45,6 +45,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value MapDelete(const Napi::CallbackInfo& info);
   Napi::Value MapKeys(const Napi::CallbackInfo& info);
   Napi::Value MapSetBit(const Napi::CallbackInfo& info);
+  Napi::Value MapDrain(const Napi::CallbackInfo& info);
 
   // Ring buffer (bpf_object_ringbuf.cc).
   void StartRingBuffer(const Napi::CallbackInfo& info);
