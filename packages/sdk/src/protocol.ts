@@ -50,6 +50,12 @@ export interface SpanStartMessage {
    * kernel activity to them. Absent means true.
    */
   thread?: boolean;
+  /**
+   * True when the thread's slot is registered with the sidecar's kernel:
+   * the slot then says which span runs, so the sidecar writes no thread-map
+   * entry (two map syscalls per call saved). Absent means false.
+   */
+  slot?: boolean;
 }
 
 /** Client -> sidecar: the span ended. */

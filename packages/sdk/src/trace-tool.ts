@@ -19,7 +19,7 @@ import { now } from './clock.js';
 import { idsFromHex, randomIds, spanIdFromHex } from './ids.js';
 import { appTracer, ensureContextManager } from './otel.js';
 import type { Attrs, SpanStartMessage, WireTime } from './protocol.js';
-import { sidecar, slot, threadId } from './runtime.js';
+import { sidecar, slot, slotRegistered, threadId } from './runtime.js';
 import { NOT_SENT } from './sidecar-client.js';
 import { toBoundedJson } from './serialize.js';
 import type { SlotSpan } from './thread-slot.js';
@@ -271,6 +271,7 @@ function startCall(tool: ToolDef, args: unknown[]): ToolCall {
       export: own && (flags & TraceFlags.SAMPLED) !== 0,
     };
     if (parent) msg.parent = parent.span;
+    if (slotRegistered()) msg.slot = true;
     gen = client.sendStart(msg);
   } else {
     client.countDropped();

@@ -252,7 +252,8 @@ export class Sidecar {
         }
         // Only spans their thread runs (tool calls) go to the thread map; a
         // framework's own runs around them would catch activity outside tools.
-        if (msg.thread !== false && span.threadAlive) this.threads.push(span);
+        // A thread whose slot the kernel reads needs no thread-map entry.
+        if (msg.thread !== false && msg.slot !== true && span.threadAlive) this.threads.push(span);
         this.opts.onToolStart?.(span.spanId, span.name);
         this.attribution.onToolStarted(span);
       },

@@ -23,7 +23,8 @@ export class ThreadSpans {
     const stack = this.stacks.get(key);
     if (!stack) return;
     const i = stack.lastIndexOf(span);
-    if (i >= 0) stack.splice(i, 1);
+    if (i < 0) return; // never pushed (its thread has a slot): nothing to rewrite
+    stack.splice(i, 1);
     if (stack.length === 0) this.stacks.delete(key);
     this.write(span.pid, span.tid, stack);
   }
