@@ -4,6 +4,7 @@
 // interleaved over rounds.
 import { Probes } from '@agentrace/bpf';
 import { Floor } from './floor.js';
+import { Bare } from './bare.js';
 import { foreignTracingPrograms, loadedProgramIds, ownPrograms, profileLoop, withBpfStats, type ProgramProfile } from './bpf-profile.js';
 import { buildLoop, iterationsFor, runLoop, type Op } from './syscall-loop.js';
 import { record, rotate } from './stats.js';
@@ -13,6 +14,8 @@ export type Condition =
   | 'detached'
   /** Only the floor's empty programs attached. */
   | 'floor'
+  /** Empty programs on exactly the attach points of agentrace's attached programs. */
+  | 'bare'
   /** Every agentrace probe attached; the loop is not tracked. */
   | 'untracked'
   /** Every agentrace probe attached; the loop's process tracked, its thread running a span. */
@@ -30,6 +33,7 @@ export class SyscallLab {
   private constructor(
     private readonly loop: string,
     private readonly floor: Floor,
+    private readonly bare: Bare,
     readonly probes: Probes,
     /** agentrace's programs of this object, by id, for profiles. */
     private readonly programs: Map<number, string>,
@@ -53,16 +57,33 @@ export class SyscallLab {
       throw err;
     }
     const programs = ownPrograms(before, probes.programs());
-    const ours = new Set([...ownPrograms(before, floor.programs).keys(), ...programs.keys()]);
-    return new SyscallLab(loop, floor, probes, programs, ours);
+    let bare: Bare;
+    try {
+      probes.attach('all');
+      bare = Bare.load(probes);
+      probes.detach('all');
+    } catch (err) {
+      probes.close();
+      floor.close();
+      throw err;
+    }
+    const ours = new Set([...ownPrograms(before, [...floor.programs, ...bare.programs]).keys(), ...programs.keys()]);
+    return new SyscallLab(loop, floor, bare, probes, programs, ours);
   }
 
   set(condition: Condition): void {
-    if (condition === 'floor') {
+    if (condition === 'floor' || condition === 'bare') {
       this.probes.detach('all');
-      this.floor.attach();
+      if (condition === 'floor') {
+        this.bare.detach();
+        this.floor.attach();
+      } else {
+        this.floor.detach();
+        this.bare.attach();
+      }
     } else {
       this.floor.detach();
+      this.bare.detach();
       if (condition === 'detached') this.probes.detach('all');
       else this.probes.attach('all');
     }
@@ -134,6 +155,7 @@ export class SyscallLab {
   close(): void {
     this.probes.close();
     this.floor.close();
+    this.bare.close();
   }
 }
 
