@@ -94,7 +94,8 @@ export class Sidecar {
       emit: (spans) => this.emit(spans),
       takeUserCounts: (spanId) => this.attribution.takeUserCounts(spanId),
       forget: (spanId) => this.attribution.forgetSpan(spanId),
-      onSummary: (tool, summary) => this.metrics.record(tool.name.replace(/^execute_tool /, ''), summary.aggregates),
+      onSummary: (tool, summary) =>
+        this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates),
     });
     this.attribution = new Attribution({
       registry: this.registry,
