@@ -31,7 +31,8 @@ fi
 if [ -r /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
 
 # pnpm compares the lockfile with node_modules and returns at once when they match.
-pnpm install --frozen-lockfile --reporter=silent
+# errors only, but never silent: a stale lockfile must say so in CI
+pnpm install --frozen-lockfile --loglevel=error
 
 say "building"
 pnpm -s build
