@@ -487,10 +487,12 @@ test('a full ring buffer is counted on the span whose events were lost, and its 
   assert.ok(summary);
   assert.deepEqual(summary.events, { emitted: underSpan, capped: 0, ringbufDrops: dropped, mapFull: 0 }, 'every event of the span arrived or was counted lost');
   // Beside the opens the actor may do something of its own under the span
-  // (a lazy open): those events are in both counts too.
-  const extra = underSpan - arrived;
-  assert.ok(arrived + dropped >= count && arrived + dropped <= count + extra, `${arrived} arrived + ${dropped} lost = ${count} opens (+${extra} of the actor's own)`);
-  assert.equal(summary.aggregates.open?.calls, count, 'the in-kernel aggregate saw every open, lost events included');
+  // (a lazy open of Node's, seen now and then): a few events at most, in
+  // every count alike.
+  const surplus = arrived + dropped - count;
+  assert.ok(surplus >= 0 && surplus <= 3, `${arrived} arrived + ${dropped} lost = ${count} opens (+${surplus} of the actor's own)`);
+  const opens = summary.aggregates.open?.calls ?? 0;
+  assert.ok(opens >= count && opens <= count + 3, `the in-kernel aggregate saw every open, lost events included (${opens} for ${count})`);
   await actor.exit(0);
 });
 
