@@ -580,20 +580,27 @@ test('a span over its event cap emits no more events, and counts the rest', asyn
   probes.setThreadSpan(actor.pid, actor.pid, fresh);
   await actor.do({ op: 'openMany', path: file, count: 3 });
   probes.drain();
+  // Node may open /proc/self/maps of its own now and then: a few events at
+  // most, under whichever span runs; the cap counts them like the rest.
+  const under = (id: string): KernelEvent[] => received.filter((e) => e.span?.spanId === id);
+  const own = (id: string): number => under(id).filter((e) => !isOpen(file)(e)).length;
   const opens = received.filter(isOpen(file));
-  assert.equal(opens.filter((e) => e.span?.spanId === capped.spanId).length, 10);
+  assert.equal(under(capped.spanId).length, 10, 'the capped span emitted exactly its cap');
   assert.equal(opens.filter((e) => e.span?.spanId === fresh.spanId).length, 3);
-  assert.equal(probes.stats().capped - before.capped, 90n);
+  const cappedCount = Number(probes.stats().capped - before.capped);
+  assert.ok(cappedCount >= 90 && cappedCount <= 93, `90 opens over the cap (${cappedCount})`);
   const summaries = probes.takeSpanSummaries([capped.spanId, fresh.spanId]);
-  assert.deepEqual(summaries.get(capped.spanId)?.events, { emitted: 10, capped: 90, ringbufDrops: 0, mapFull: 0 });
-  assert.equal(summaries.get(capped.spanId)?.aggregates.open?.calls, 100);
-  assert.deepEqual(summaries.get(fresh.spanId)?.events, { emitted: 3, capped: 0, ringbufDrops: 0, mapFull: 0 });
+  assert.deepEqual(summaries.get(capped.spanId)?.events, { emitted: 10, capped: cappedCount, ringbufDrops: 0, mapFull: 0 });
+  const calls = summaries.get(capped.spanId)?.aggregates.open?.calls ?? 0;
+  assert.ok(calls >= 100 && calls <= 103, `the aggregate counts all 100 opens (${calls})`);
+  assert.deepEqual(summaries.get(fresh.spanId)?.events, { emitted: 3 + own(fresh.spanId), capped: 0, ringbufDrops: 0, mapFull: 0 });
 
+  const ownBefore = own(capped.spanId);
   probes.setMaxEventsPerSpan(0); // no cap, at once
   probes.setThreadSpan(actor.pid, actor.pid, capped);
   await actor.do({ op: 'openMany', path: file, count: 20 });
   probes.drain();
-  assert.equal(received.filter(isOpen(file)).filter((e) => e.span?.spanId === capped.spanId).length, 30);
+  assert.equal(received.filter(isOpen(file)).filter((e) => e.span?.spanId === capped.spanId).length, 10 - ownBefore + 20);
   assert.throws(() => probes.setMaxEventsPerSpan(-1), /from 0 \(no cap\)/);
   await actor.exit(0);
 });
