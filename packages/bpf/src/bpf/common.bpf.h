@@ -55,8 +55,9 @@ static __always_inline __u64 ar_span_key(const struct ar_span_ctx *span)
 	return *(const __u64 *)span->span_id;
 }
 
-/* The span's event accounting, created on first use; 0 (counted) if the
- * map is full. */
+/* The span's event accounting, created on first use; 0 if the map is full
+ * (its events still go out and are counted globally; only the per-span
+ * split is missing, which is no lost event). */
 static __always_inline struct ar_span_counts *ar_span_counts_of(const struct ar_span_ctx *span)
 {
 	__u64 key = ar_span_key(span);
@@ -67,10 +68,7 @@ static __always_inline struct ar_span_counts *ar_span_counts_of(const struct ar_
 	/* NOEXIST: another CPU may have created it meanwhile; the lookup below
 	 * finds it either way unless the map is full. */
 	bpf_map_update_elem(&ar_span_counts, &key, &zero, BPF_NOEXIST);
-	c = bpf_map_lookup_elem(&ar_span_counts, &key);
-	if (!c)
-		ar_count(AR_STAT_AGG_FULL);
-	return c;
+	return bpf_map_lookup_elem(&ar_span_counts, &key);
 }
 
 /* Whether an event of this span may go to the ring buffer: spans over their
