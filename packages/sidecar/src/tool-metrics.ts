@@ -14,12 +14,14 @@ import {
   type MetricData,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
+import { HIST_BUCKETS, type AggregateKind, type SyscallAggregate } from '@agentrace/bpf';
 import { INSTRUMENTATION_SCOPE } from './otlp/readable-span.js';
 
 /** Kernel log2 histogram: bucket i counts latencies in [2^i, 2^(i+1)) ns (bucket 0 also holds 0 ns); the last bucket is open-ended. */
-export const LATENCY_BUCKETS = 40;
-export type SyscallKind = 'read' | 'write' | 'send' | 'recv' | 'open' | 'connect' | 'exec';
-export interface SyscallAggregate { calls: number; errors: number; bytes: number; latencySumNs: number; latencyBuckets: number[] }
+export const LATENCY_BUCKETS: number = HIST_BUCKETS;
+/** What the kernel aggregates per span; the types are @agentrace/bpf's. */
+export type SyscallKind = AggregateKind;
+export type { SyscallAggregate };
 export type SpanAggregates = Partial<Record<SyscallKind, SyscallAggregate>>;
 export type DropReason = 'ringbuf_full' | 'map_full' | 'exporter_queue_full' | 'decode_error';
 export interface ToolMetricsOptions {
