@@ -7,9 +7,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Probes } from '@agentrace/bpf';
-import { native, packageRoot, type NativeBpfObject } from '../../packages/bpf/src/native.js';
+import { packageRoot } from '../../packages/bpf/src/native.js';
 import { buildIfStale, outDir } from './build.js';
-import { bpfArch } from './floor.js';
+import { bpfArch, EmptyPrograms } from './floor.js';
 
 function source(sections: readonly string[]): string {
   const progs = sections.map((s, i) => `SEC("${s}")\nint bare_${i}(void *ctx)\n{\n\treturn 0;\n}\n`);
@@ -24,48 +24,16 @@ function source(sections: readonly string[]): string {
   ].join('\n');
 }
 
-export class Bare {
-  private attached = false;
-
-  private constructor(
-    private readonly obj: NativeBpfObject,
-    readonly programs: readonly string[],
-    readonly sections: readonly string[],
-  ) {}
-
-  /** Builds and loads empty twins of the programs `probes` has attached now. */
-  static load(probes: Probes): Bare {
-    const sections = [...new Set(probes.attachedPrograms().map((p) => p.section))].filter((s) => /^(tracepoint|tp_btf)\//.test(s)).sort();
-    if (sections.length === 0) throw new Error('bare floor: no attached tracepoint programs to mirror (attach the probes first)');
-    fs.mkdirSync(outDir, { recursive: true });
-    const src = path.join(outDir, 'bare.bpf.c');
-    const text = source(sections);
-    if (!fs.existsSync(src) || fs.readFileSync(src, 'utf8') !== text) fs.writeFileSync(src, text);
-    const vmlinux = path.join(packageRoot, 'out', 'vmlinux.h');
-    const out = path.join(outDir, 'bare.bpf.o');
-    const args = ['-target', 'bpf', '-O2', '-g', '-Wall', `-D__TARGET_ARCH_${bpfArch()}`, `-I${path.dirname(vmlinux)}`, '-c', src, '-o', out];
-    const obj = new (native().BpfObject)(buildIfStale(out, [src, vmlinux], 'clang', args));
-    try {
-      obj.load();
-    } catch (err) {
-      obj.close();
-      throw err;
-    }
-    return new Bare(obj, obj.programs().map((p) => p.name), sections);
-  }
-
-  attach(): void {
-    for (const p of this.programs) this.obj.attach(p);
-    this.attached = true;
-  }
-
-  detach(): void {
-    if (!this.attached) return;
-    for (const p of this.programs) this.obj.detach(p);
-    this.attached = false;
-  }
-
-  close(): void {
-    this.obj.close();
-  }
+/** Builds and loads empty twins of the programs `probes` has attached now. */
+export function loadBare(probes: Probes): EmptyPrograms {
+  const sections = [...new Set(probes.attachedPrograms().map((p) => p.section))].filter((s) => /^(tracepoint|tp_btf)\//.test(s)).sort();
+  if (sections.length === 0) throw new Error('bare floor: no attached tracepoint programs to mirror (attach the probes first)');
+  fs.mkdirSync(outDir, { recursive: true });
+  const src = path.join(outDir, 'bare.bpf.c');
+  const text = source(sections);
+  if (!fs.existsSync(src) || fs.readFileSync(src, 'utf8') !== text) fs.writeFileSync(src, text);
+  const vmlinux = path.join(packageRoot, 'out', 'vmlinux.h');
+  const out = path.join(outDir, 'bare.bpf.o');
+  const args = ['-target', 'bpf', '-O2', '-g', '-Wall', `-D__TARGET_ARCH_${bpfArch()}`, `-I${path.dirname(vmlinux)}`, '-c', src, '-o', out];
+  return EmptyPrograms.load(buildIfStale(out, [src, vmlinux], 'clang', args));
 }

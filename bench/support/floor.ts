@@ -23,8 +23,9 @@ export function buildFloor(): string {
   return buildIfStale(obj, [src, vmlinux], 'clang', args);
 }
 
-export class Floor {
-  /** Names of the floor's programs. */
+/** A loaded object of empty programs, attached and detached as a whole (the floor, bare.ts). */
+export class EmptyPrograms {
+  /** Names of the object's programs. */
   readonly programs: readonly string[];
   private attached = false;
 
@@ -32,16 +33,16 @@ export class Floor {
     this.programs = obj.programs().map((p) => p.name);
   }
 
-  /** Builds (if stale) and loads the floor object; attaches nothing. */
-  static load(): Floor {
-    const obj = new (native().BpfObject)(buildFloor());
+  /** Loads the object at `objectPath`; attaches nothing. */
+  static load(objectPath: string): EmptyPrograms {
+    const obj = new (native().BpfObject)(objectPath);
     try {
       obj.load();
     } catch (err) {
       obj.close();
       throw err;
     }
-    return new Floor(obj);
+    return new EmptyPrograms(obj);
   }
 
   attach(): void {
@@ -58,4 +59,9 @@ export class Floor {
   close(): void {
     this.obj.close();
   }
+}
+
+/** Builds (if stale) and loads the floor object; attaches nothing. */
+export function loadFloor(): EmptyPrograms {
+  return EmptyPrograms.load(buildFloor());
 }

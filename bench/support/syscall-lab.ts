@@ -3,8 +3,8 @@
 // switched between conditions so that all of them are measured in one run,
 // interleaved over rounds.
 import { Probes } from '@agentrace/bpf';
-import { Floor } from './floor.js';
-import { Bare } from './bare.js';
+import { loadFloor, type EmptyPrograms } from './floor.js';
+import { loadBare } from './bare.js';
 import { foreignTracingPrograms, loadedProgramIds, ownPrograms, profileLoop, withBpfStats, type ProgramProfile } from './bpf-profile.js';
 import { buildLoop, iterationsFor, runLoop, type Op } from './syscall-loop.js';
 import { record, rotate } from './stats.js';
@@ -32,8 +32,8 @@ export class SyscallLab {
 
   private constructor(
     private readonly loop: string,
-    private readonly floor: Floor,
-    private readonly bare: Bare,
+    private readonly floor: EmptyPrograms,
+    private readonly bare: EmptyPrograms,
     readonly probes: Probes,
     /** agentrace's programs of this object, by id, for profiles. */
     private readonly programs: Map<number, string>,
@@ -48,7 +48,7 @@ export class SyscallLab {
   static load(): SyscallLab {
     const loop = buildLoop();
     const before = loadedProgramIds();
-    const floor = Floor.load();
+    const floor = loadFloor();
     let probes: Probes;
     try {
       probes = Probes.load({ ringBufferBytes: 64 * 1024 * 1024 });
@@ -57,10 +57,10 @@ export class SyscallLab {
       throw err;
     }
     const programs = ownPrograms(before, probes.programs());
-    let bare: Bare;
+    let bare: EmptyPrograms;
     try {
       probes.attach('all');
-      bare = Bare.load(probes);
+      bare = loadBare(probes);
       probes.detach('all');
     } catch (err) {
       probes.close();
