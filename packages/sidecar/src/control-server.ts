@@ -7,7 +7,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { peerCredentials, type ProbeGroup } from '@agentrace/bpf';
-import { removeStaleSocket } from './socket-server.js';
+import { listenUnix } from './socket-server.js';
 import {
   controlOps,
   GroupError,
@@ -46,17 +46,8 @@ export class ControlServer {
 
   /** Listens on `socketPath` (mode 0600), replacing a stale socket file but never a live server. */
   static async listen(socketPath: string, handler: ControlHandler): Promise<ControlServer> {
-    fs.mkdirSync(path.dirname(socketPath), { recursive: true });
-    await removeStaleSocket(socketPath, '--control');
     const s = new ControlServer(socketPath, handler);
-    await new Promise<void>((resolve, reject) => {
-      s.server.once('error', reject);
-      s.server.listen(socketPath, () => {
-        s.server.off('error', reject);
-        resolve();
-      });
-    });
-    fs.chmodSync(socketPath, 0o600);
+    await listenUnix(s.server, socketPath, 0o600, '--control');
     return s;
   }
 

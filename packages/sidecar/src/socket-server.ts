@@ -57,18 +57,9 @@ export class SocketServer {
 
   /** Listens on `socketPath`, replacing a stale socket file but never a live server. */
   static async listen(socketPath: string, handlers: ConnectionHandlers, version: string): Promise<SocketServer> {
-    fs.mkdirSync(path.dirname(socketPath), { recursive: true });
-    await removeStaleSocket(socketPath);
     const s = new SocketServer(socketPath, handlers, version);
-    await new Promise<void>((resolve, reject) => {
-      s.server.once('error', reject);
-      s.server.listen(socketPath, () => {
-        s.server.off('error', reject);
-        resolve();
-      });
-    });
     // Any local process may connect: what it may do is decided by its pid.
-    fs.chmodSync(socketPath, 0o666);
+    await listenUnix(s.server, socketPath, 0o666, '--socket');
     return s;
   }
 
@@ -156,4 +147,21 @@ export async function removeStaleSocket(socketPath: string, flag = '--socket'): 
     throw new Error(`another sidecar is already listening on ${socketPath}; stop it or pick another ${flag}`);
   }
   fs.rmSync(socketPath, { force: true });
+}
+
+/**
+ * Listens on the Unix socket `socketPath` (its directory created, a stale
+ * socket file replaced, never a live server), then sets its mode.
+ */
+export async function listenUnix(server: net.Server, socketPath: string, mode: number, flag: string): Promise<void> {
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true });
+  await removeStaleSocket(socketPath, flag);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  fs.chmodSync(socketPath, mode);
 }
