@@ -13,6 +13,7 @@ import {
   AttrSource,
   HIST_BUCKETS,
   Probes,
+  type ProbesOptions,
   type FileOpenEvent,
   type KernelEvent,
   type NetConnectEvent,
@@ -46,11 +47,24 @@ async function startActor(): Promise<Actor> {
   return a;
 }
 
-function withProbes(t: { after: (fn: () => void) => void }): { probes: Probes; log: EventLog } {
-  const probes = Probes.load();
+/** Loads the probes (closed when the test ends) and attaches every group. */
+function loadProbes(t: { after: (fn: () => void) => void }, options: ProbesOptions = {}): Probes {
+  const probes = Probes.load(options);
   t.after(() => probes.close());
   probes.attach('all');
+  return probes;
+}
+
+function withProbes(t: { after: (fn: () => void) => void }): { probes: Probes; log: EventLog } {
+  const probes = loadProbes(t);
   return { probes, log: new EventLog(probes) };
+}
+
+/** A new empty file in the test directory. */
+function emptyFile(tag: string): string {
+  const file = path.join(dir, `${tag}-${randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, '');
+  return file;
 }
 
 before(async () => {
@@ -320,8 +334,7 @@ test('work submitted to the libuv threadpool carries its span to the thread that
   probes.setThreadSpan(actor.pid, actor.pid, b);
   await actor.do({ op: 'openAsync', path: fb });
   probes.clearThreadSpan(actor.pid, actor.pid);
-  const none = path.join(dir, `work-none-${randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(none, '');
+  const none = emptyFile('work-none');
   await actor.do({ op: 'openAsync', path: none });
 
   const ea = await log.waitFor(isOpen(fa), 'the threadpool open under span a');
@@ -439,13 +452,10 @@ test('a full ring buffer loses events only with a count: written + dropped = pro
   if (!requireBpf(t)) return;
   // One page of ring buffer holds about a dozen open events; nobody reads it
   // while the actor opens, so most are dropped.
-  const probes = Probes.load({ ringBufferBytes: 4096 });
-  t.after(() => probes.close());
-  probes.attach('all');
+  const probes = loadProbes(t, { ringBufferBytes: 4096 });
   const actor = await startActor();
   probes.track(actor.pid);
-  const file = path.join(dir, `flood-${randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(file, '');
+  const file = emptyFile('flood');
   const count = 500;
   const before = probes.stats();
   await actor.do({ op: 'openMany', path: file, count });
@@ -465,15 +475,12 @@ test('a full ring buffer loses events only with a count: written + dropped = pro
 
 test('a full ring buffer is counted on the span whose events were lost, and its aggregates still count every call', async (t) => {
   if (!requireBpf(t)) return;
-  const probes = Probes.load({ ringBufferBytes: 4096, maxEventsPerSpan: 0 });
-  t.after(() => probes.close());
-  probes.attach('all');
+  const probes = loadProbes(t, { ringBufferBytes: 4096, maxEventsPerSpan: 0 });
   const actor = await startActor();
   probes.track(actor.pid);
   const span = newSpan();
   probes.setThreadSpan(actor.pid, actor.pid, span);
-  const file = path.join(dir, `flood-span-${randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(file, '');
+  const file = emptyFile('flood-span');
   const count = 500;
   const before = probes.stats();
   await actor.do({ op: 'openMany', path: file, count });
@@ -501,15 +508,12 @@ test('a full ring buffer is counted on the span whose events were lost, and its 
 
 test('a backlog arrives in bounded batches, complete; closing from inside a batch stops delivery safely', async (t) => {
   if (!requireBpf(t)) return;
-  const probes = Probes.load({ ringBufferBytes: 16 * 1024 * 1024, maxEventsPerSpan: 0 });
-  t.after(() => probes.close());
-  probes.attach('all');
+  const probes = loadProbes(t, { ringBufferBytes: 16 * 1024 * 1024, maxEventsPerSpan: 0 });
   const actor = await startActor();
   probes.track(actor.pid);
   const span = newSpan();
   probes.setThreadSpan(actor.pid, actor.pid, span);
-  const file = path.join(dir, `backlog-${randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(file, '');
+  const file = emptyFile('backlog');
   await actor.do({ op: 'openMany', path: file, count: 10_000 });
   const batches: number[] = [];
   const received: KernelEvent[] = [];
@@ -540,9 +544,7 @@ test('a backlog arrives in bounded batches, complete; closing from inside a batc
 
 test('a full aggregate map is counted, globally and on the span it failed for', async (t) => {
   if (!requireBpf(t)) return;
-  const probes = Probes.load({ maxSpanAggregates: 1 });
-  t.after(() => probes.close());
-  probes.attach('all');
+  const probes = loadProbes(t, { maxSpanAggregates: 1 });
   const actor = await startActor();
   probes.track(actor.pid);
   const span = newSpan();
@@ -566,9 +568,7 @@ test('a full aggregate map is counted, globally and on the span it failed for', 
 
 test('a span over its event cap emits no more events, and counts the rest', async (t) => {
   if (!requireBpf(t)) return;
-  const probes = Probes.load({ maxEventsPerSpan: 10 });
-  t.after(() => probes.close());
-  probes.attach('all');
+  const probes = loadProbes(t, { maxEventsPerSpan: 10 });
   assert.equal(probes.maxEventsPerSpan(), 10);
   const received: KernelEvent[] = [];
   probes.onEvents((batch) => received.push(...batch));
@@ -576,8 +576,7 @@ test('a span over its event cap emits no more events, and counts the rest', asyn
   probes.track(actor.pid);
   const [capped, fresh] = [newSpan(), newSpan()];
   probes.setThreadSpan(actor.pid, actor.pid, capped);
-  const file = path.join(dir, `cap-${randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(file, '');
+  const file = emptyFile('cap');
   const before = probes.stats();
   await actor.do({ op: 'openMany', path: file, count: 100 });
   // Another span on the same thread has a cap of its own.
@@ -611,9 +610,7 @@ test('a span over its event cap emits no more events, and counts the rest', asyn
 
 test('detaching a group unlinks its programs at once; context stays whole while io is detached', async (t) => {
   if (!requireBpf(t)) return;
-  const probes = Probes.load();
-  t.after(() => probes.close());
-  probes.attach('all');
+  const probes = loadProbes(t);
   assert.deepEqual(probes.attachedGroups(), ['file', 'net', 'process', 'context', 'io']);
   probes.detach('file');
   assert.equal(probes.isAttached('file'), false);
@@ -623,8 +620,7 @@ test('detaching a group unlinks its programs at once; context stays whole while 
   const actor = await startActor();
   probes.track(actor.pid);
   probes.setThreadSpan(actor.pid, actor.pid, newSpan());
-  const file = path.join(dir, `detach-${randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(file, '');
+  const file = emptyFile('detach');
   await actor.do({ op: 'openMany', path: file, count: 5 });
   probes.drain();
   assert.equal(received.filter(isOpen(file)).length, 0, 'no open is seen while file is detached');
