@@ -417,11 +417,12 @@ export class Probes {
    * digits each) and forgets it, so each call is reported once. Spans with
    * nothing kept are left out. The aggregate map is drained as a whole in a
    * few batch syscalls, whatever the number of spans; what belongs to other
-   * spans waits here for them. With `counts` false the spans' event
-   * accounting (one lookup each) is left in the kernel, e.g. for spans
-   * already reported once and only watched for late I/O.
+   * spans waits here for them. The event accounting (one lookup each) is
+   * taken only for the spans in `countsFor` (default: all of them); the
+   * others' stays in the kernel, e.g. for spans already reported once and
+   * only watched for late I/O.
    */
-  takeSpanSummaries(spanIds: Iterable<string>, counts = true): Map<string, SpanKernelSummary> {
+  takeSpanSummaries(spanIds: Iterable<string>, countsFor?: ReadonlySet<string>): Map<string, SpanKernelSummary> {
     this.drainAggregates();
     const out = new Map<string, SpanKernelSummary>();
     const C = layouts.ar_span_counts.fields;
@@ -429,7 +430,7 @@ export class Probes {
     for (const spanId of spanIds) {
       const kept = this.aggregates.get(spanId);
       let events: SpanEventCounts | undefined;
-      if (counts) {
+      if (!countsFor || countsFor.has(spanId)) {
         const raw = parseHex(spanId, SPAN_ID_LEN, 'spanId');
         const c = this.obj.mapLookup(SPAN_COUNTS, raw);
         if (c) {

@@ -83,11 +83,12 @@ export class KernelSummaries {
     // A span's event accounting is read once, at its first report; later
     // ones (late I/O on its sockets) need only the drained aggregates, so
     // watching costs no syscall per span.
-    const fresh = new Set(due.filter((w) => !w.countsTaken));
-    const summaries = this.opts.probes.takeSpanSummaries([...fresh].map((w) => w.span.spanId), true);
+    const fresh = due.filter((w) => !w.countsTaken);
+    const summaries = this.opts.probes.takeSpanSummaries(
+      due.map((w) => w.span.spanId),
+      new Set(fresh.map((w) => w.span.spanId)),
+    );
     for (const w of fresh) w.countsTaken = true;
-    const rest = due.filter((w) => !fresh.has(w)).map((w) => w.span.spanId);
-    if (rest.length) for (const [id, s] of this.opts.probes.takeSpanSummaries(rest, false)) summaries.set(id, s);
     const out: ExportSpan[] = [];
     for (const w of due) {
       const s = summaries.get(w.span.spanId);
