@@ -51,11 +51,10 @@ interface CliResult {
  * Runs bin/agentrace as a child without blocking this process's event loop:
  * the sidecar under test runs in this process and must answer meanwhile.
  */
-async function agentrace(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+async function agentrace(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   const child = spawn(bin, args, {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
     env: opts.env ?? process.env,
   });
   children.push(child);
@@ -67,6 +66,33 @@ async function agentrace(args: string[], opts: { uid?: number; env?: NodeJS.Proc
   const [status] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
   return { status, stdout, stderr };
+}
+
+/**
+ * Sends one control request as uid 65534 with the CLI's own client
+ * (control-client.js, which needs nothing but node:net), copied into the
+ * test's directory: the repository may sit where that user cannot read it.
+ */
+async function controlAsNobody(controlPath: string, req: object): Promise<{ ok?: boolean; error?: string; thrown?: string }> {
+  const client = path.join(dir, 'control-client.mjs');
+  fs.copyFileSync(fileURLToPath(new URL('../packages/sidecar/dist/control-client.js', import.meta.url)), client);
+  fs.chmodSync(client, 0o644);
+  const script =
+    'const { controlRequest } = await import(process.argv[1]);' +
+    'try { process.stdout.write(JSON.stringify(await controlRequest(process.argv[2], JSON.parse(process.argv[3])))); }' +
+    'catch (err) { process.stdout.write(JSON.stringify({ thrown: err.message })); }';
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, client, controlPath, JSON.stringify(req)], {
+    cwd: dir,
+    uid: NOBODY,
+    gid: NOBODY,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const [status] = (await once(child, 'exit')) as [number | null];
+  assert.equal(status, 0, `the client ran as uid ${NOBODY}: ${out}`);
+  return JSON.parse(out) as { ok?: boolean; error?: string; thrown?: string };
 }
 
 function uniqueFile(tag: string): string {
@@ -313,15 +339,14 @@ test('control socket: unknown op or group answered with an error; a malformed li
     agent.destroy();
     assert.equal(logs.filter((l) => /closed a connection that sent a malformed request/.test(l)).length, 3, logs.join('\n'));
 
-    // Another user: the socket's mode refuses the connection, and the CLI says to run as root.
-    const denied = await agentrace(['probes', '--control', controlPath], { uid: NOBODY });
-    assert.equal(denied.status, 1);
-    assert.match(denied.stderr, /permission denied on .*control\.sock: the control socket is root-only; run as root/);
+    // Another user: the socket's mode refuses the connection, and the client says to run as root.
+    const denied = await controlAsNobody(controlPath, { op: 'status' });
+    assert.match(String(denied.thrown), /permission denied on .*control\.sock: the control socket is root-only; run as root/);
     // Should the mode ever be loosened, the peer's uid is still checked.
     fs.chmodSync(controlPath, 0o666);
-    const loosened = await agentrace(['probes', 'detach', 'all', '--control', controlPath], { uid: NOBODY });
-    assert.equal(loosened.status, 1);
-    assert.match(loosened.stderr, /refused: uid 65534 may not control the probes: run as root/);
+    const loosened = await controlAsNobody(controlPath, { op: 'detach', groups: ['all'] });
+    assert.equal(loosened.ok, false);
+    assert.match(String(loosened.error), /uid 65534 may not control the probes: run as root/);
     assert.equal(sidecar.probeStatus().net, true, 'nothing was detached');
   } finally {
     await sidecar.stop();
