@@ -368,7 +368,8 @@ test('agentrace sidecar --probes: chosen groups at start, control socket beside 
   children.push(daemon);
   let stderr = '';
   daemon.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  await until(`the daemon's control socket (stderr: ${stderr})`, () => fs.existsSync(controlPath), 15_000);
+  // The socket file appears a moment before the daemon prints its start line.
+  await until(`the daemon's control socket and start line (stderr: ${stderr})`, () => fs.existsSync(controlPath) && /probes attached/.test(stderr), 15_000);
   assert.match(stderr, /probes attached; listening on .*; control on .*daemon\/control\.sock \(probe groups context, net, process\)/);
 
   const status = await agentrace(['probes', 'status', '--json', '--control', controlPath]);
