@@ -39,6 +39,8 @@ function line(e: KernelEvent): string {
       return `lookup  ${e.name}  ${e.ret === 0 ? 'ok' : `error ${e.ret}`}  ${us(e.latencyNs)}`;
     case 'dns.query':
       return `query   ${e.name ?? '?'} (${e.transport} port ${e.port})`;
+    case 'proc.declare':
+      return 'declare (registered a thread slot)';
   }
 }
 

@@ -378,38 +378,50 @@ test('a name lookup on the threadpool arrives with its name, result and span', a
   await actor.exit(0);
 });
 
-test('I/O on a descriptor is counted under the span it was opened under, whatever runs later', async (t) => {
+test('I/O on a descriptor belongs to the call that uses it: taken over by a later call, nobody\'s once its owner ended', async (t) => {
   if (!requireBpf(t)) return;
   const { probes } = withProbes(t);
   const actor = await startActor();
   probes.track(actor.pid);
-  const [opener, other] = [newSpan(), newSpan()];
+  const [opener, user] = [newSpan(), newSpan()];
   const file = path.join(dir, `io-${randomBytes(4).toString('hex')}`);
 
   probes.setThreadSpan(actor.pid, actor.pid, opener);
   const { fd } = await actor.do({ op: 'openKeep', path: file, flags: 'w+' });
   assert.ok(typeof fd === 'number' && fd >= 0);
-  // Later I/O runs under another span (or none): it still counts to the opener.
-  probes.setThreadSpan(actor.pid, actor.pid, other);
+  // Another call uses the descriptor: from now on its I/O is that call's (a
+  // pooled connection passes to the call that writes a request on it).
+  probes.setThreadSpan(actor.pid, actor.pid, user);
   assert.equal((await actor.do({ op: 'writeFd', fd, bytes: 1000 })).written, 1000);
   assert.equal((await actor.do({ op: 'writeFd', fd, bytes: 234 })).written, 234);
+  // Outside any call (as libuv reads a response): still the last user's, while it runs.
   probes.clearThreadSpan(actor.pid, actor.pid);
   assert.equal((await actor.do({ op: 'readFd', fd, bytes: 4096 })).read, 1234);
+  // The user ended: I/O outside any call on what it owned is nobody's.
+  probes.markEnded(user.spanId);
+  assert.equal((await actor.do({ op: 'readFd', fd, bytes: 100 })).read, 100);
+  // A call that uses it again takes it back.
+  probes.setThreadSpan(actor.pid, actor.pid, opener);
+  assert.equal((await actor.do({ op: 'writeFd', fd, bytes: 7 })).written, 7);
+  probes.clearThreadSpan(actor.pid, actor.pid);
   await actor.do({ op: 'closeFd', fd });
   // After close the descriptor number is forgotten: reusing it counts nothing.
   const again = await actor.do({ op: 'openKeep', path: file, flags: 'r' });
   await actor.do({ op: 'readFd', fd: again.fd!, bytes: 10 });
 
-  const summaries = probes.takeSpanSummaries([opener.spanId, other.spanId]);
-  const aggs = summaries.get(opener.spanId)?.aggregates;
-  assert.ok(aggs, 'the opener has aggregates');
-  // Node may read /proc/self/maps of its own under the span now and then:
+  const summaries = probes.takeSpanSummaries([opener.spanId, user.spanId]);
+  const mine = summaries.get(opener.spanId)?.aggregates;
+  const theirs = summaries.get(user.spanId)?.aggregates;
+  assert.ok(mine && theirs, 'both calls have aggregates');
+  // Node may read /proc/self/maps of its own under a span now and then:
   // reads and opens are at least the test's own, writes exactly.
-  assert.deepEqual(Object.keys(aggs).sort(), ['open', 'read', 'write']);
-  assert.ok(aggs.read!.calls >= 1 && aggs.read!.bytes >= 1234 && aggs.read!.errors === 0, `reads: ${JSON.stringify(aggs.read)}`);
-  assert.deepEqual([aggs.write!.calls, aggs.write!.bytes, aggs.write!.errors], [2, 1234, 0]);
-  assert.ok(aggs.open!.calls >= 1 && aggs.open!.errors === 0);
-  for (const [kind, a] of Object.entries(aggs)) {
+  assert.deepEqual([theirs.write!.calls, theirs.write!.bytes, theirs.write!.errors], [2, 1234, 0], 'the user’s writes');
+  assert.ok(theirs.read!.calls >= 1 && theirs.read!.errors === 0, `reads: ${JSON.stringify(theirs.read)}`);
+  assert.equal(theirs.read!.bytes % 1234, 0, `only the read made while it ran (1234 B), not the 100 B after it ended: ${theirs.read!.bytes}`);
+  assert.deepEqual([mine.write!.calls, mine.write!.bytes], [1, 7], 'the opener’s write after it took the descriptor back');
+  assert.equal(mine.read, undefined, 'no read counts to the opener: it did not own the descriptor then');
+  assert.ok(mine.open!.calls >= 1 && mine.open!.errors === 0);
+  for (const [kind, a] of [...Object.entries(mine), ...Object.entries(theirs)]) {
     assert.equal(a.latencyBuckets.length, HIST_BUCKETS);
     assert.equal(a.latencyBuckets.reduce((x, y) => x + y, 0), a.calls, `${kind}: the histogram holds every call`);
     assert.ok(a.latencySumNs > 0, `${kind}: latency measured`);
@@ -418,12 +430,36 @@ test('I/O on a descriptor is counted under the span it was opened under, whateve
     const upper = a.latencyBuckets.reduce((t, n, i) => t + n * 2 ** (i + 1), 0);
     assert.ok(a.latencySumNs <= upper, `${kind}: sum ${a.latencySumNs} fits the buckets (${upper})`);
   }
-  assert.deepEqual({ ...summaries.get(opener.spanId)?.events, emitted: 0 }, { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0 }, 'nothing lost or capped');
+  assert.deepEqual({ ...summaries.get(opener.spanId)?.events, emitted: 0 }, { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 }, 'nothing lost, capped or ambiguous');
   assert.ok((summaries.get(opener.spanId)?.events.emitted ?? 0) >= 1, 'the open was emitted');
-  // (The actor may do something of its own meanwhile, e.g. a lazy open: only I/O matters here.)
-  const later = summaries.get(other.spanId)?.aggregates ?? {};
-  assert.deepEqual([later.read, later.write], [undefined, undefined], 'no I/O counts to the span that merely ran later');
   assert.equal(probes.takeSpanSummaries([opener.spanId]).size, 0, 'taking the summaries resets them');
+  await actor.exit(0);
+});
+
+test('a descriptor that carries a second call\'s request while the first is unanswered is flagged ambiguous, never guessed', async (t) => {
+  if (!requireBpf(t)) return;
+  const { probes } = withProbes(t);
+  const actor = await startActor();
+  probes.track(actor.pid);
+  const [first, second, later] = [newSpan(), newSpan(), newSpan()];
+  const file = path.join(dir, `pipelined-${randomBytes(4).toString('hex')}`);
+  probes.setThreadSpan(actor.pid, actor.pid, first);
+  const fd = (await actor.do({ op: 'openKeep', path: file, flags: 'w+' })).fd!;
+  await actor.do({ op: 'writeFd', fd, bytes: 10 }); // the first call's request
+  probes.setThreadSpan(actor.pid, actor.pid, second);
+  await actor.do({ op: 'writeFd', fd, bytes: 20 }); // a second request before any answer: pipelined
+  probes.clearThreadSpan(actor.pid, actor.pid);
+  await actor.do({ op: 'readFd', fd, bytes: 30 }); // the answers, read by nobody's call
+  probes.markEnded(first.spanId);
+  probes.markEnded(second.spanId);
+  probes.setThreadSpan(actor.pid, actor.pid, later);
+  await actor.do({ op: 'writeFd', fd, bytes: 5 }); // the flag stays with the descriptor
+  probes.clearThreadSpan(actor.pid, actor.pid);
+  await actor.do({ op: 'closeFd', fd });
+  const s = probes.takeSpanSummaries([first.spanId, second.spanId, later.spanId]);
+  assert.ok((s.get(first.spanId)?.events.ambiguous ?? 0) >= 1, `the first call is flagged: ${JSON.stringify(s.get(first.spanId)?.events)}`);
+  assert.ok((s.get(second.spanId)?.events.ambiguous ?? 0) >= 2, `the second call's I/O after the overlap is flagged: ${JSON.stringify(s.get(second.spanId)?.events)}`);
+  assert.ok((s.get(later.spanId)?.events.ambiguous ?? 0) >= 1, 'so is a later call on the same descriptor');
   await actor.exit(0);
 });
 
@@ -495,7 +531,7 @@ test('a full ring buffer is counted on the span whose events were lost, and its 
   const arrived = received.filter(isOpen(file)).length;
   const summary = probes.takeSpanSummaries([span.spanId]).get(span.spanId);
   assert.ok(summary);
-  assert.deepEqual(summary.events, { emitted: underSpan, capped: 0, ringbufDrops: dropped, mapFull: 0 }, 'every event of the span arrived or was counted lost');
+  assert.deepEqual(summary.events, { emitted: underSpan, capped: 0, ringbufDrops: dropped, mapFull: 0, ambiguous: 0 }, 'every event of the span arrived or was counted lost');
   // Beside the opens the actor may do something of its own under the span
   // (a lazy open of Node's, seen now and then): a few events at most, in
   // every count alike.
@@ -593,10 +629,10 @@ test('a span over its event cap emits no more events, and counts the rest', asyn
   const cappedCount = Number(probes.stats().capped - before.capped);
   assert.ok(cappedCount >= 90 && cappedCount <= 93, `90 opens over the cap (${cappedCount})`);
   const summaries = probes.takeSpanSummaries([capped.spanId, fresh.spanId]);
-  assert.deepEqual(summaries.get(capped.spanId)?.events, { emitted: 10, capped: cappedCount, ringbufDrops: 0, mapFull: 0 });
+  assert.deepEqual(summaries.get(capped.spanId)?.events, { emitted: 10, capped: cappedCount, ringbufDrops: 0, mapFull: 0, ambiguous: 0 });
   const calls = summaries.get(capped.spanId)?.aggregates.open?.calls ?? 0;
   assert.ok(calls >= 100 && calls <= 103, `the aggregate counts all 100 opens (${calls})`);
-  assert.deepEqual(summaries.get(fresh.spanId)?.events, { emitted: 3 + own(fresh.spanId), capped: 0, ringbufDrops: 0, mapFull: 0 });
+  assert.deepEqual(summaries.get(fresh.spanId)?.events, { emitted: 3 + own(fresh.spanId), capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 });
 
   const ownBefore = own(capped.spanId);
   probes.setMaxEventsPerSpan(0); // no cap, at once

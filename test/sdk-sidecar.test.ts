@@ -1,5 +1,6 @@
 // The SDK against a fake sidecar on a real Unix socket: hello before
-// everything, the slot registered only after welcome (and how), worker
+// everything, the slot registered at first use (which declares the process
+// to a sidecar's kernel) and again after welcome (and how), worker
 // threads with their own connection and tid, the sidecar's `error`
 // message, garbage from the sidecar, shutdown.
 import { after, test } from 'node:test';
@@ -34,7 +35,7 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('hello comes first; the slot is registered only after welcome, with one magic write', { timeout: 30_000 }, async () => {
+test('hello comes first; the slot is registered at first use, before any round trip, and again after welcome', { timeout: 30_000 }, async () => {
   setSlotSink(sink);
   const sidecar = await sidecarFor('manual');
   configure({ socketPath: sidecar.path });
@@ -47,21 +48,23 @@ test('hello comes first; the slot is registered only after welcome, with one mag
   let s = state();
   assert.equal(s.connected, true);
   assert.equal(s.welcomed, false);
-  assert.equal(s.slotRegistered, false);
-  assert.equal(s.slotRegistrations, 0, 'no registration before welcome');
-  assert.equal(fs.existsSync(sink) ? fs.statSync(sink).size : 0, 0);
+  assert.equal(s.slotRegistered, false, 'not registered on a welcomed connection yet');
+  assert.equal(s.slotRegistrations, 1, 'registered once at first use: that write declares the process');
+  assert.equal(fs.statSync(sink).size, 32);
 
   sidecar.sendWelcome();
   assert.equal(await whenReady(2000), true);
   s = state();
   assert.equal(s.welcomed, true);
   assert.equal(s.slotRegistered, true);
-  assert.equal(s.slotRegistrations, 1);
+  assert.equal(s.slotRegistrations, 2, 'and again on the welcomed connection');
   const written = fs.readFileSync(sink);
-  assert.equal(written.length, 32, 'one 32-byte write');
-  assert.equal(written.toString('latin1', 0, 16), SLOT_MAGIC);
+  assert.equal(written.length, 64, 'two 32-byte writes');
+  for (const w of [written.subarray(0, 32), written.subarray(32)]) {
+    assert.equal(w.toString('latin1', 0, 16), SLOT_MAGIC);
+    assert.deepEqual(w.subarray(16), Buffer.alloc(16));
+  }
   assert.equal(SLOT_MAGIC.length, 16);
-  assert.deepEqual(written.subarray(16), Buffer.alloc(16));
   assert.deepEqual(slotBytes(), Buffer.alloc(32), 'back to "no span" right after the write');
 
   await flush();

@@ -69,6 +69,11 @@ export interface ProcExitEvent extends EventHeader {
   signal: number;
 }
 
+/** A process registered a thread slot before anything tracked it: tracked from then on, unconfirmed until its hello. */
+export interface ProcDeclareEvent extends EventHeader {
+  kind: 'proc.declare';
+}
+
 export interface DnsLookupEvent extends EventHeader {
   kind: 'dns.lookup';
   /** The name given to getaddrinfo(3). */
@@ -95,6 +100,7 @@ export type KernelEvent =
   | ProcExecEvent
   | ProcForkEvent
   | ProcExitEvent
+  | ProcDeclareEvent
   | DnsLookupEvent
   | DnsQueryEvent;
 
@@ -369,6 +375,9 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
         signal: buf.readUInt32LE(b + L.fields.signal),
       };
     }
+    case EventKind.ProcDeclare:
+      expectSize(size, layouts.ar_proc_declare_event.size, 'proc.declare');
+      return { kind: 'proc.declare', ...hdr };
     case EventKind.DnsLookup: {
       const L = layouts.ar_dns_lookup_event;
       expectSize(size, L.size, 'dns.lookup');

@@ -9,12 +9,13 @@ export type {
   ProcExecEvent,
   ProcForkEvent,
   ProcExitEvent,
+  ProcDeclareEvent,
   DnsLookupEvent,
   DnsQueryEvent,
   SocketAddress,
   SpanRef,
 } from './decode.js';
-export { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, layouts } from './layout.js';
+export { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, ProcFlag, SLOT_MAGIC, SLOT_SIZE, layouts } from './layout.js';
 export type { StructLayout, StructName } from './layout.js';
 export { defaultObjectPath } from './native.js';
 export { peerCredentials } from './peer.js';

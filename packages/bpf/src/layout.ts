@@ -24,6 +24,7 @@ export const EventKind = {
   ProcExit: 5,
   DnsLookup: 6,
   DnsQuery: 7,
+  ProcDeclare: 8,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
@@ -54,8 +55,12 @@ export const Stat = {
   ReadFaults: 4,
   Capped: 5,
   AggFull: 6,
+  Declared: 7,
 } as const;
-export const STAT_COUNT = 7;
+export const STAT_COUNT = 8;
+
+/** ar_proc_info.flags */
+export const ProcFlag = { SelfDeclared: 1 } as const;
 
 /** The slot registration: a write of SLOT_SIZE bytes starting with this magic. */
 export const SLOT_SIZE = 32;
@@ -69,9 +74,10 @@ export const layouts = {
   ar_span_ctx: { size: 24, fields: { trace_id: 0, span_id: 16 } },
   ar_agg_key: { size: 16, fields: { span_id: 0, kind: 8, _pad: 12 } },
   ar_agg_value: { size: 352, fields: { calls: 0, errors: 8, bytes: 16, latency_sum_ns: 24, latency_hist: 32 } },
-  ar_span_counts: { size: 32, fields: { emitted: 0, capped: 8, ringbuf_drops: 16, map_full: 24 } },
+  ar_span_counts: { size: 40, fields: { emitted: 0, capped: 8, ringbuf_drops: 16, map_full: 24, ambiguous: 32 } },
   ar_config: { size: 8, fields: { max_events_per_span: 0, wakeup_bytes: 4 } },
   ar_proc_info: { size: 32, fields: { span: 0, parent_tgid: 24, flags: 28 } },
+  ar_fd_owner: { size: 32, fields: { span: 0, flags: 24, last_op: 28 } },
   ar_event_header: {
     size: 64,
     fields: { ts_ns: 0, kind: 8, pid: 12, tid: 16, attr_source: 20, _pad: 21, span: 24, comm: 48 },
@@ -90,6 +96,7 @@ export const layouts = {
   },
   ar_proc_fork_event: { size: 72, fields: { hdr: 0, child_pid: 64, _pad: 68 } },
   ar_proc_exit_event: { size: 72, fields: { hdr: 0, exit_code: 64, signal: 68 } },
+  ar_proc_declare_event: { size: 64, fields: { hdr: 0 } },
   ar_dns_lookup_event: { size: 336, fields: { hdr: 0, ret: 64, _pad: 68, latency_ns: 72, name: 80 } },
   ar_dns_query_event: {
     size: 336,

@@ -3,7 +3,7 @@
 // runs, and receive decoded events. The sidecar uses only this.
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
-import { AggKind, HIST_BUCKETS, layouts, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
+import { AggKind, HIST_BUCKETS, layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
 import { ensureTracefs } from './tracefs.js';
 
 /** Probe families, attached and detached as a whole. */
@@ -70,6 +70,8 @@ export interface ProbeStats {
   capped: bigint;
   /** Syscalls or events not counted because a per-span map was full. */
   aggFull: bigint;
+  /** Processes that declared themselves by registering a slot before anything tracked them. */
+  declared: bigint;
   /** Ring-buffer samples user space could not decode. */
   decodeErrors: number;
   /** Aggregates of spans never asked for within 10 minutes, dropped. */
@@ -99,6 +101,8 @@ export interface SpanEventCounts {
   ringbufDrops: number;
   /** Lost: a per-span map was full. */
   mapFull: number;
+  /** I/O syscalls on a connection that carried several calls' requests at once (HTTP/2, pipelining): counted, but the split between those calls is unknown. */
+  ambiguous: number;
 }
 
 /** Everything the kernel kept for one span. */
@@ -123,6 +127,7 @@ export type DecodeErrorHandler = (error: Error, sample: Buffer) => void;
 const TRACKED = 'ar_tracked_procs';
 const TRACKED_BITS = 'ar_tracked_bits';
 const THREAD_SPANS = 'otel_traces_ctx_v1';
+const ENDED_SPANS = 'ar_ended_spans';
 const EVENTS = 'ar_events';
 const STATS = 'ar_stats';
 const SPAN_AGGS = 'ar_span_aggs';
@@ -137,6 +142,8 @@ const DEFAULT_RING_BUFFER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_POLL_INTERVAL_MS = 25;
 /** Drained aggregates no span claimed for this long are dropped (and counted). */
 const AGGREGATE_TTL_MS = 10 * 60_000;
+
+const ONE = Buffer.from([1]);
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -317,12 +324,37 @@ export class Probes {
     }
   }
 
-  /** Traces a process from now on; its future children are tracked by the kernel. */
+  /**
+   * Traces a process from now on (its future children are tracked by the
+   * kernel), or confirms one that declared itself: it keeps what the kernel
+   * knows of it (an inherited span) and is no longer self-declared.
+   */
   track(pid: number): void {
-    const info = Buffer.alloc(layouts.ar_proc_info.size);
-    this.obj.mapUpdate(TRACKED, u32(pid), info);
+    const key = u32(pid);
+    const F = layouts.ar_proc_info.fields;
+    const info = this.obj.mapLookup(TRACKED, key);
+    if (info === null) {
+      this.obj.mapUpdate(TRACKED, key, Buffer.alloc(layouts.ar_proc_info.size));
+    } else if (info.readUInt32LE(F.flags) & ProcFlag.SelfDeclared) {
+      info.writeUInt32LE(info.readUInt32LE(F.flags) & ~ProcFlag.SelfDeclared, F.flags);
+      this.obj.mapUpdate(TRACKED, key, info);
+    }
     // The entry first: a set bit with no entry is harmless, the reverse is not.
     this.obj.mapSetBit(TRACKED_BITS, pid, true);
+  }
+
+  /** Whether `pid` is tracked only because it declared itself (not confirmed at hello yet). */
+  isSelfDeclared(pid: number): boolean {
+    const info = this.obj.mapLookup(TRACKED, u32(pid));
+    return info !== null && (info.readUInt32LE(layouts.ar_proc_info.fields.flags) & ProcFlag.SelfDeclared) !== 0;
+  }
+
+  /**
+   * Tells the kernel that a tool call ended: I/O outside any call on a
+   * descriptor it owned is nobody's from now on.
+   */
+  markEnded(spanId: string): void {
+    this.obj.mapUpdate(ENDED_SPANS, parseHex(spanId, SPAN_ID_LEN, 'spanId'), ONE);
   }
 
   untrack(pid: number): boolean {
@@ -435,14 +467,20 @@ export class Probes {
         const c = this.obj.mapLookup(SPAN_COUNTS, raw);
         if (c) {
           this.obj.mapDelete(SPAN_COUNTS, raw);
-          events = { emitted: num(c, C.emitted), capped: num(c, C.capped), ringbufDrops: num(c, C.ringbuf_drops), mapFull: num(c, C.map_full) };
+          events = {
+            emitted: num(c, C.emitted),
+            capped: num(c, C.capped),
+            ringbufDrops: num(c, C.ringbuf_drops),
+            mapFull: num(c, C.map_full),
+            ambiguous: num(c, C.ambiguous),
+          };
         }
       }
       if (!kept && !events) continue;
       this.aggregates.delete(spanId);
       out.set(spanId, {
         aggregates: kept?.aggregates ?? {},
-        events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0 },
+        events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 },
       });
     }
     return out;
@@ -508,6 +546,7 @@ export class Probes {
       readFaults: sum(Stat.ReadFaults),
       capped: sum(Stat.Capped),
       aggFull: sum(Stat.AggFull),
+      declared: sum(Stat.Declared),
       decodeErrors: this.decodeErrors,
       unclaimedAggregates: this.unclaimedAggregates,
     };

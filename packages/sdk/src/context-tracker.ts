@@ -8,7 +8,7 @@
 // otherwise switches cost nothing.
 import { AsyncResource, createHook } from 'node:async_hooks';
 import { context, createContextKey } from '@opentelemetry/api';
-import { slot, slotRegistered } from './runtime.js';
+import { slot, slotMayBeRead } from './runtime.js';
 import type { SlotSpan } from './thread-slot.js';
 
 /** The context entry naming the tool call a context belongs to. */
@@ -74,12 +74,13 @@ if (contextFrames) {
 
 /**
  * A tool call started: from now on the slot follows context switches, if a
- * kernel reads it (the slot is registered with a sidecar); with no sidecar
- * nobody would, and the hook would be pure cost.
+ * kernel may read it (the slot is registered and a sidecar answered or is
+ * being connected to); with no sidecar nobody would, and the hook would be
+ * pure cost.
  */
 export function trackingStarted(): void {
   inFlight++;
-  if (!enabled && slotRegistered()) {
+  if (!enabled && slotMayBeRead()) {
     hook.enable();
     enabled = true;
   }

@@ -15,6 +15,9 @@ let client: SidecarClient | undefined;
 let tid: number | undefined;
 /** The generation of the connection the slot was last registered on. */
 let registeredOn: number | undefined;
+/** The slot was written once at start-up (which declares the process to a running sidecar's kernel). */
+let declared = false;
+let slotBroken = false;
 
 /** This thread's span slot; referenced for the life of the thread. */
 export const slot = new ThreadSlot();
@@ -45,24 +48,38 @@ function hello(): HelloMessage {
   };
 }
 
-function onWelcome(): void {
-  const c = client;
-  if (!c) return;
+function registerSlot(): boolean {
+  if (slotBroken) return false;
   try {
     slot.register();
-    registeredOn = c.currentGeneration;
+    return true;
   } catch (err) {
+    slotBroken = true;
     warn(
       'AGENTRACE_SLOT',
       `agentrace: cannot register the thread slot (${(err as { code?: string }).code ?? String(err)}); ` +
         'kernel attribution falls back to the per-thread map',
     );
+    return false;
   }
 }
 
-/** This thread's connection, created and started on first use. */
+function onWelcome(): void {
+  const c = client;
+  if (!c) return;
+  // Again on every connection: a sidecar started after us never saw the first one.
+  if (registerSlot()) registeredOn = c.currentGeneration;
+}
+
+/**
+ * This thread's connection, created and started on first use. Its first
+ * act is to register this thread's slot: to a sidecar already running,
+ * that write declares the process, which is traced from then on, before
+ * any round trip on the socket (the sidecar confirms it at hello).
+ */
 export function sidecar(): SidecarClient {
   if (!client) {
+    if (!declared) declared = registerSlot();
     client = new SidecarClient({ socketPath: currentConfig().socketPath, hello, onWelcome });
     client.start();
   }
@@ -73,6 +90,16 @@ export function sidecar(): SidecarClient {
 export function slotRegistered(): boolean {
   // On every tool call's path: no stats object, just two fields.
   return client !== undefined && client.isWelcomed && registeredOn === client.currentGeneration;
+}
+
+/**
+ * True when a sidecar may be reading the slot: it is registered, and a
+ * sidecar answered or is being connected to (not known to be absent).
+ * Keeping the slot current costs a hook per async switch: not worth it
+ * with nobody reading.
+ */
+export function slotMayBeRead(): boolean {
+  return client !== undefined && (declared || registeredOn !== undefined) && !slotBroken && client.mayBeServed;
 }
 
 /**
@@ -114,15 +141,18 @@ export async function shutdown(): Promise<void> {
     // never reject into the agent
   }
   registeredOn = undefined;
+  declared = false;
   slot.close();
 }
 
 /**
- * Resolves true once the sidecar tracks this process and this thread's slot
- * is registered, so that from then on every tool call's first syscall is
- * attributed; false after `timeoutMs` (default 1 s) if no sidecar answered.
- * Never rejects. Optional: without it, calls made in the first milliseconds
- * after start-up may reach the kernel before the sidecar tracks the process.
+ * Resolves true once the sidecar has confirmed this process (its hello
+ * answered) and this thread's slot is registered on that connection; false
+ * at once when no sidecar listens, or after `timeoutMs` (default 1 s).
+ * Never rejects. Not needed for attribution: the SDK's first slot write
+ * declares the process to the kernel, so tool calls are attributed from
+ * their first syscall either way. It is a way to know that a sidecar is
+ * there and to make the first call's span skip the per-thread-map fallback.
  */
 export async function ready(timeoutMs = 1000): Promise<boolean> {
   try {

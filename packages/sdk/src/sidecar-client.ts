@@ -111,9 +111,32 @@ export class SidecarClient {
     return this.generation;
   }
 
+  /** Whether a sidecar answered or is being connected to (false: known to be absent now, or closed). */
+  get mayBeServed(): boolean {
+    return this.state === 'connecting' || this.state === 'connected';
+  }
+
   /** Starts connecting (once); later calls do nothing. */
   start(): void {
-    if (this.state === 'idle') this.connect();
+    if (this.state !== 'idle') return;
+    watchExit(this);
+    this.connect();
+  }
+
+  /** Frames written or queued that have not reached the kernel yet. */
+  get unsent(): boolean {
+    if (this.state === 'connected') return this.corked || this.socket!.writableLength > 0;
+    return this.state === 'connecting' && this.queue.length > 0;
+  }
+
+  /**
+   * The process is exiting (synchronously: no more turns of the loop):
+   * corked frames go to the kernel now. A connected socket's write is
+   * attempted at once, so they are in the sidecar's socket buffer before
+   * the process is gone.
+   */
+  exiting(): void {
+    this.uncork();
   }
 
   stats(): SidecarClientStats {
@@ -189,7 +212,10 @@ export class SidecarClient {
     }
   }
 
-  /** Resolves true once a connection got `welcome` (and onWelcome ran), false after timeoutMs. */
+  /**
+   * Resolves true once a connection got `welcome` (and onWelcome ran);
+   * false when the attempt fails (no sidecar listens there) or after timeoutMs.
+   */
   whenWelcomed(timeoutMs: number): Promise<boolean> {
     if (this.welcomed) return Promise.resolve(true);
     if (this.state === 'closed') return Promise.resolve(false);
@@ -237,6 +263,7 @@ export class SidecarClient {
     if (this.state === 'closed') return;
     await this.flush(timeoutMs);
     this.state = 'closed';
+    unwatchExit(this);
     clearTimeout(this.timer);
     this.timer = undefined;
     this.framesDropped += this.queue.length;
@@ -357,6 +384,8 @@ export class SidecarClient {
   private onClosed(wasConnected: boolean): void {
     if (wasConnected) this.generation = ++generations;
     this.welcomed = false;
+    // Whoever waits for a welcome wants to know now, not at its timeout.
+    this.resolveWelcome(false);
     if (this.state === 'closed') return;
     this.state = 'waiting';
     if (!warnedThisOutage) {
@@ -415,4 +444,35 @@ function encode(msg: ClientMessage): Buffer | undefined {
 function errorCode(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'EUNKNOWN';
+}
+
+/**
+ * Frames must not be lost because the agent exited: when the loop runs dry
+ * (beforeExit) with frames still unsent, they are flushed once more (the
+ * socket keeps the process alive meanwhile, at most DEFAULT_FLUSH_MS); on
+ * exit, what is corked goes to the kernel synchronously. One pair of
+ * listeners per thread, whatever the number of clients.
+ */
+const liveClients = new Set<SidecarClient>();
+let exitWatched = false;
+let flushedBeforeExit = false;
+
+function watchExit(client: SidecarClient): void {
+  liveClients.add(client);
+  if (exitWatched) return;
+  exitWatched = true;
+  process.on('beforeExit', () => {
+    if (flushedBeforeExit) return;
+    const unsent = [...liveClients].filter((c) => c.unsent);
+    if (unsent.length === 0) return;
+    flushedBeforeExit = true;
+    for (const c of unsent) void c.flush().catch(() => {});
+  });
+  process.on('exit', () => {
+    for (const c of liveClients) c.exiting();
+  });
+}
+
+function unwatchExit(client: SidecarClient): void {
+  liveClients.delete(client);
 }

@@ -29,7 +29,7 @@ export interface AttributionStats {
   unattributed: number;
   /** Events naming a span their process did not announce: not exported. */
   refused: number;
-  /** Events that waited for an announcement that never came (or overflowed the wait). */
+  /** Events that waited for an announcement that never came (or overflowed the wait): dropped as `unmatched`. */
   expired: number;
   /** Events of unsampled tool spans. */
   unsampled: number;
@@ -54,7 +54,9 @@ export class Attribution {
   private readonly maxPending: number;
 
   constructor(private readonly opts: AttributionOptions) {
-    this.ttlMs = opts.pendingTtlMs ?? 5_000;
+    // Long enough for a synchronous tool that blocks the agent's event loop
+    // (its start frame waits behind it), bounded in count by maxPending.
+    this.ttlMs = opts.pendingTtlMs ?? 60_000;
     this.maxPending = opts.maxPending ?? 100_000;
   }
 
@@ -99,6 +101,7 @@ export class Attribution {
   }
 
   private handle(e: KernelEvent, out: ExportSpan[]): void {
+    if (e.kind === 'proc.declare') return; // the sidecar's business, not a span's
     // The process tree is kept for every tracked process, attributed or not:
     // it is what the trust check walks.
     if (e.kind === 'proc.fork') this.tree.addFork(e.pid, e.childPid);

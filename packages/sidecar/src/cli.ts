@@ -1,7 +1,6 @@
 // `agentrace`: the command line. `sidecar` runs the daemon; `run` runs a
 // command under an embedded sidecar and prints what its tool calls did.
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import type { ExportSpan } from './otlp/span.js';
 import { UsageError } from './usage-error.js';
 import { GroupError, parseProbesOption, switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { probesCommand, PROBES_USAGE } from './probes-command.js';
+import { binariesOf, resolveCommand, startGated } from './launch.js';
 
 const DEFAULT_SOCKET = '/run/agentrace/agentrace.sock';
 const DEFAULT_DAEMON_FILE = '/var/lib/agentrace/traces.jsonl';
@@ -175,26 +175,39 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
   let code: number | null = null;
   let signal: NodeJS.Signals | null = null;
   let spawnError: Error | undefined;
+  const env = { ...process.env, AGENTRACE_SOCKET: socketPath, AGENTRACE_CONTROL: controlSocketPath };
   try {
-    const child = spawn(command[0]!, command.slice(1), {
-      stdio: 'inherit',
-      env: { ...process.env, AGENTRACE_SOCKET: socketPath, AGENTRACE_CONTROL: controlSocketPath },
-    });
-    const forward = (sig: NodeJS.Signals): void => {
-      child.kill(sig);
-    };
-    process.on('SIGINT', forward);
-    process.on('SIGTERM', forward);
-    try {
-      [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-        child.once('error', reject);
-        child.once('exit', (c, s) => resolve([c, s]));
-      });
-    } catch (err) {
-      spawnError = err as Error;
-    } finally {
-      process.off('SIGINT', forward);
-      process.off('SIGTERM', forward);
+    const file = resolveCommand(command[0]!, env);
+    if (file === undefined) {
+      spawnError = Object.assign(new Error(`spawn ${command[0]} ENOENT`), { code: 'ENOENT' });
+    } else {
+      // Tracked before it runs anything of its own, so a tool called at
+      // once is attributed from its first syscall.
+      const gated = startGated(command, env);
+      const child = gated.child;
+      const forward = (sig: NodeJS.Signals): void => {
+        child.kill(sig);
+      };
+      process.on('SIGINT', forward);
+      process.on('SIGTERM', forward);
+      try {
+        const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+          child.once('error', reject);
+          child.once('exit', (c, s) => resolve([c, s]));
+        });
+        try {
+          if (child.pid !== undefined) sidecar.trackLaunched(child.pid, binariesOf(file, env));
+        } catch (err) {
+          process.stderr.write(`agentrace: cannot trace ${command[0]} from its start (${(err as Error).message}); it is traced once its SDK says hello\n`);
+        }
+        gated.release();
+        [code, signal] = await exited;
+      } catch (err) {
+        spawnError = err as Error;
+      } finally {
+        process.off('SIGINT', forward);
+        process.off('SIGTERM', forward);
+      }
     }
     // The agent's last frames and the kernel's last events are still in flight.
     await sidecar.settle(1000);

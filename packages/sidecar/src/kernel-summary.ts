@@ -53,6 +53,12 @@ export function summaryAttributes(s: SpanKernelSummary, user: UserSpaceCounts): 
   if (e.ringbufDrops) a['agentrace.events.dropped.ringbuf_full'] = e.ringbufDrops;
   if (e.mapFull) a['agentrace.events.dropped.map_full'] = e.mapFull;
   if (user.repeatedOpens) a['agentrace.file.open.repeated'] = user.repeatedOpens;
+  // A connection that carried several calls' requests at once: its I/O is
+  // counted here, but how it splits between those calls is unknown.
+  if (e.ambiguous) {
+    a['agentrace.attribution.ambiguous'] = true;
+    a['agentrace.io.ambiguous'] = e.ambiguous;
+  }
   return a;
 }
 
@@ -94,7 +100,7 @@ export class KernelSummaries {
       const s = summaries.get(w.span.spanId);
       const user = this.opts.takeUserCounts(w.span.spanId);
       if (s || user.repeatedOpens) {
-        const summary = s ?? { aggregates: {}, events: { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0 } };
+        const summary = s ?? { aggregates: {}, events: { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 } };
         this.opts.onSummary?.(w.span, summary);
         if (w.span.sampled) out.push(this.span(w.span, summary, user, w.reports > 0));
         w.reports++;

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
-import { Probes, probeGroups, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
+import { Probes, probeGroups, workSubmitFunction, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
 import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { SocketServer, type AgentConnection, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
@@ -12,6 +12,8 @@ import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { ToolSpanRegistry, Refusal, type ToolSpan } from './tool-spans.js';
 import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
+import { SelfDeclared } from './self-declared.js';
+import type { KernelEvent } from '@agentrace/bpf';
 import { KernelSummaries } from './kernel-summary.js';
 import { ToolMetrics } from './tool-metrics.js';
 import { createMetricsReader, type MetricsReader } from './otlp/metric-reader.js';
@@ -41,6 +43,10 @@ export interface SidecarOptions {
   controlSocketPath?: string;
   /** Groups attached at start (default all); `context` is always attached. */
   probeGroups?: readonly SwitchableGroup[];
+  /** How long a process that declared itself (slot registration) has to say hello. Default 5 s. */
+  selfDeclaredGraceMs?: number;
+  /** How long kernel events wait for their span's announcement (start frame). Default 60 s. */
+  unmatchedTtlMs?: number;
 }
 
 export interface SidecarStats {
@@ -48,6 +54,10 @@ export interface SidecarStats {
   attribution: AttributionStats;
   socket: SocketServerStats;
   spansRefused: number;
+  /** Processes that declared themselves and never said hello: no longer traced. */
+  selfDeclaredForgotten: number;
+  /** Hellos read after their process had exited: its spans are exported, nothing is tracked. */
+  helloAfterExit: number;
   exporters: Record<string, ReturnType<SpanExporter['stats']>>;
 }
 
@@ -57,6 +67,8 @@ export class Sidecar {
   private readonly attribution: Attribution;
   private readonly summaries: KernelSummaries;
   private readonly metrics: ToolMetrics;
+  private readonly declared: SelfDeclared;
+  private helloAfterExit = 0;
   private metricsReader?: MetricsReader;
   private server?: SocketServer;
   private control?: ControlServer;
@@ -81,6 +93,7 @@ export class Sidecar {
           ringbuf_full: Number(s.probes.ringbufDrops),
           map_full: Number(s.probes.pendingFull + s.probes.aggFull + s.probes.trackedFull),
           decode_error: s.probes.decodeErrors,
+          unmatched: s.attribution.expired,
           exporter_queue_full: Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0),
         };
       },
@@ -101,6 +114,13 @@ export class Sidecar {
       registry: this.registry,
       toEpochNs: (ns) => probes.toEpochNs(ns),
       emit: (spans) => this.emit(spans),
+      ...(opts.unmatchedTtlMs !== undefined ? { pendingTtlMs: opts.unmatchedTtlMs } : {}),
+    });
+    this.declared = new SelfDeclared({
+      probes,
+      tree: this.attribution.tree,
+      log: this.log,
+      ...(opts.selfDeclaredGraceMs !== undefined ? { graceMs: opts.selfDeclaredGraceMs } : {}),
     });
   }
 
@@ -115,7 +135,7 @@ export class Sidecar {
       for (const g of opts.probeGroups ?? switchableGroups) probes.attach(g);
       const sidecar = new Sidecar(probes, opts);
       probes.onEvents(
-        (events) => sidecar.attribution.onEvents(events),
+        (events) => sidecar.onKernelEvents(events),
         (err) => sidecar.log(`dropped an undecodable kernel event: ${err.message}`),
       );
       sidecar.server = await SocketServer.listen(opts.socketPath, sidecar.handlers(), SIDECAR_VERSION);
@@ -138,6 +158,7 @@ export class Sidecar {
       }
       sidecar.housekeeping = setInterval(() => {
         sidecar.attribution.expire();
+        sidecar.declared.expire();
         sidecar.summaries.collect();
         sidecar.registry.prune();
       }, 250).unref();
@@ -177,8 +198,24 @@ export class Sidecar {
       attribution: this.attribution.stats(),
       socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0 },
       spansRefused: this.registry.refused,
+      selfDeclaredForgotten: this.declared.forgotten,
+      helloAfterExit: this.helloAfterExit,
       exporters: Object.fromEntries(this.opts.exporters.map((e) => [e.description, e.stats()])),
     };
+  }
+
+  /**
+   * Traces a process that `run` started, from before it runs anything (it
+   * waits for this to exec the command): it and everything it forks, hello
+   * or not. `binaries` are the executables it is about to run (the command,
+   * its interpreter), hooked now so that its first threadpool work and name
+   * lookups are attributed too.
+   */
+  trackLaunched(pid: number, binaries: readonly string[]): void {
+    this.probes.track(pid);
+    for (const b of binaries) this.hookBinary(b, true);
+    const libc = mappedLibc('self');
+    if (libc) this.hookLibc(libc);
   }
 
   /**
@@ -210,9 +247,7 @@ export class Sidecar {
     await this.server?.close();
     this.probes.drain();
     const end = nowNs();
-    for (const pid of new Set(this.registry.open().map((s) => s.pid))) {
-      this.toolEnded(this.registry.abandon(pid, end));
-    }
+    this.toolEnded(this.registry.abandon(undefined, end));
     this.attribution.expire(Date.now(), true);
     this.attribution.closeRunningProcesses(end);
     this.summaries.collect(Date.now(), true);
@@ -226,11 +261,12 @@ export class Sidecar {
     const p = s.probes;
     const exporterDrops = Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0);
     const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
-    if (p.ringbufDrops > 0n || mapFull > 0n || s.attribution.expired > 0 || s.attribution.refused > 0 || exporterDrops > 0 || p.decodeErrors > 0) {
+    if (p.ringbufDrops > 0n || mapFull > 0n || s.attribution.expired > 0 || s.attribution.refused > 0 || exporterDrops > 0 || p.decodeErrors > 0 || s.selfDeclaredForgotten > 0) {
       this.log(
         `kernel events: ${p.ringbufDrops} lost to a full ring buffer, ${mapFull} to full maps, ${p.decodeErrors} undecodable, ` +
-          `${s.attribution.expired} never matched an announced span, ${s.attribution.refused} refused (span not announced by their process); ` +
-          `${exporterDrops} spans dropped by full exporter queues`,
+          `${s.attribution.expired} unmatched (their span was never announced), ${s.attribution.refused} refused (span not announced by their process); ` +
+          `${exporterDrops} spans dropped by full exporter queues; ` +
+          `${s.selfDeclaredForgotten} self-declared processes forgotten (no hello)`,
       );
     }
   }
@@ -239,13 +275,20 @@ export class Sidecar {
     return {
       onHello: (conn: AgentConnection, msg: { resource?: Attributes; sdk?: string; runtime?: string }) => {
         conn.resource = { ...sanitizeAttributes(msg.resource), 'process.pid': conn.pid };
-        this.hookBinaries(conn.pid);
+        // A hello read after its process exited (a short-lived agent) still
+        // brings its spans, but its pid may be someone else's by now.
+        if (!conn.alive()) {
+          this.helloAfterExit++;
+          return;
+        }
         this.probes.track(conn.pid);
+        this.declared.confirmed(conn.pid);
+        this.hookBinaries(conn.pid);
       },
       onSpanStart: (conn: AgentConnection, msg: SpanStartMessage) => {
         let span: ToolSpan;
         try {
-          span = this.registry.start(conn.pid, conn.resource, msg);
+          span = this.registry.start(conn, conn.resource, msg);
         } catch (err) {
           if (!(err instanceof Refusal)) throw err;
           conn.refuse(err.code, err.message);
@@ -254,7 +297,7 @@ export class Sidecar {
         // Only spans their thread runs (tool calls) go to the thread map; a
         // framework's own runs around them would catch activity outside tools.
         // A thread whose slot the kernel reads needs no thread-map entry.
-        if (msg.thread !== false && msg.slot !== true && span.threadAlive) this.threads.push(span);
+        if (span.onThread && msg.slot !== true && span.threadAlive) this.threads.push(span);
         this.opts.onToolStart?.(span.spanId, span.name);
         this.attribution.onToolStarted(span);
       },
@@ -263,13 +306,31 @@ export class Sidecar {
         if (span) this.toolEnded([span]);
       },
       onClose: (conn: AgentConnection) => {
-        this.threads.dropProcess(conn.pid);
-        this.toolEnded(this.registry.abandon(conn.pid, nowNs()));
+        // Only this connection's spans: an agent has one connection per
+        // thread, and a worker that exits leaves the others' calls alone.
+        this.threads.dropConnection(conn.id);
+        this.toolEnded(this.registry.abandon(conn.id, nowNs()));
       },
       onProtocolError: (conn: AgentConnection | undefined, err: Error) => {
         this.log(`closed the connection of pid ${conn?.pid ?? '?'}: ${err.message}`);
       },
     };
+  }
+
+  /** Kernel events: processes that declared themselves or ran a new binary, then attribution. */
+  private onKernelEvents(events: KernelEvent[]): void {
+    for (const e of events) {
+      if (e.kind === 'proc.declare') {
+        this.declared.declared(e.pid, e.comm);
+        this.hookBinaries(e.pid);
+      } else if (e.kind === 'proc.exec' && e.ret === 0) {
+        // A tracked process now runs another binary (a shell that execs
+        // node, npx, ...): hook its threadpool if it is a node.
+        const exe = executableOf(e.pid);
+        if (exe) this.hookBinary(exe, true);
+      }
+    }
+    this.attribution.onEvents(events);
   }
 
   /**
@@ -278,43 +339,58 @@ export class Sidecar {
    * is said once and the rest of the ladder still works.
    */
   private hookBinaries(pid: number): void {
-    let binary: string;
-    let libc: string | undefined;
-    try {
-      binary = fs.realpathSync(`/proc/${pid}/exe`);
-      libc = fs
-        .readFileSync(`/proc/${pid}/maps`, 'utf8')
-        .split('\n')
-        .map((line) => line.split(/\s+/)[5] ?? '')
-        .find((p) => /\/libc[.-][^/]*so/.test(p));
-    } catch (err) {
-      this.log(`cannot read the binaries of pid ${pid} (${(err as NodeJS.ErrnoException).code}): threadpool work and name lookups are attributed by process only`);
+    const binary = executableOf(pid);
+    const libc = binary === undefined ? undefined : mappedLibc(pid);
+    if (binary === undefined) {
+      this.log(`cannot read the binaries of pid ${pid}: threadpool work and name lookups are attributed by process only`);
       return;
     }
-    if (!this.hooked.has(binary)) {
-      this.hooked.add(binary);
-      for (const m of this.probes.attachWorkProbes(binary).missing) {
-        this.log(`${binary}: cannot hook ${m.func} (${m.reason}); its threadpool work is attributed by process only`);
-      }
-    }
+    this.hookBinary(binary, false);
     if (libc === undefined) {
       if (!this.hooked.has(`no-libc:${binary}`)) this.log(`pid ${pid} (${binary}) maps no glibc: its name lookups are not seen`);
       this.hooked.add(`no-libc:${binary}`);
-    } else if (!this.hooked.has(libc)) {
-      this.hooked.add(libc);
-      const r = this.probes.attachDnsProbes(libc);
-      if (!r.ok) this.log(`${libc}: cannot hook getaddrinfo (${r.reason}); name lookups are not seen`);
+    } else {
+      this.hookLibc(libc);
     }
+  }
+
+  /** Hooks libuv's threadpool in `binary`; `quiet`: a binary without libuv is not worth a word (not a node). */
+  private hookBinary(binary: string, quiet: boolean): void {
+    if (this.hooked.has(binary)) return;
+    this.hooked.add(binary);
+    const missing = this.probes.attachWorkProbes(binary).missing;
+    if (quiet && missing.some((m) => m.func === workSubmitFunction)) return;
+    for (const m of missing) {
+      this.log(`${binary}: cannot hook ${m.func} (${m.reason}); its threadpool work is attributed by process only`);
+    }
+  }
+
+  private hookLibc(libc: string): void {
+    if (this.hooked.has(libc)) return;
+    this.hooked.add(libc);
+    const r = this.probes.attachDnsProbes(libc);
+    if (!r.ok) this.log(`${libc}: cannot hook getaddrinfo (${r.reason}); name lookups are not seen`);
   }
 
   private toolEnded(spans: ToolSpan[]): void {
     const out: ExportSpan[] = [];
     for (const span of spans) {
       this.threads.remove(span);
+      // From now on, I/O outside any call on what it owned is nobody's.
+      if (span.onThread) this.markEnded(span.spanId);
       this.summaries.toolEnded(span);
       if (span.exportSelf && span.sampled) out.push(toExportSpan(span));
     }
     if (out.length) this.emit(out);
+  }
+
+  private markEnded(spanId: string): void {
+    if (this.stopped && this.closedProbeStats) return;
+    try {
+      this.probes.markEnded(spanId);
+    } catch {
+      // a full LRU map evicts, it does not fail; anything else is not worth losing the span over
+    }
   }
 
   private emit(spans: ExportSpan[]): void {
@@ -337,4 +413,26 @@ function toExportSpan(s: ToolSpan): ExportSpan {
   };
   if (s.parentSpanId) span.parentSpanId = s.parentSpanId;
   return span;
+}
+
+/** The executable a process runs now (resolved), or undefined if it is gone. */
+function executableOf(pid: number): string | undefined {
+  try {
+    return fs.realpathSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The glibc a process maps (`self`: this one), or undefined. */
+function mappedLibc(pid: number | 'self'): string | undefined {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/maps`, 'utf8')
+      .split('\n')
+      .map((line) => line.split(/\s+/)[5] ?? '')
+      .find((p) => /\/libc[.-][^/]*so/.test(p));
+  } catch {
+    return undefined;
+  }
 }

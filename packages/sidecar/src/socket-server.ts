@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Attributes } from '@opentelemetry/api';
 import { peerCredentials } from '@agentrace/bpf';
+import { pinProcess, stillRunning, type ProcessIdentity } from './process-identity.js';
 import {
   encodeFrame,
   FrameDecoder,
@@ -17,9 +18,15 @@ import {
 } from '@agentrace/sdk/protocol';
 
 export interface AgentConnection {
+  /** Unique per connection for the life of the server: an agent has one per thread. */
+  readonly id: number;
   /** The peer's pid as the kernel recorded it at connect time. */
   readonly pid: number;
   readonly uid: number;
+  /** The peer process, pinned when it connected (pid and start time). */
+  readonly process: ProcessIdentity;
+  /** Whether the pinned process still runs (false once it exited, even if its pid was reused). */
+  alive(): boolean;
   /** Resource attributes from the agent's hello, with process.pid set by us. */
   resource: Attributes;
   /** Sends a refusal to the agent without closing the connection. */
@@ -46,6 +53,7 @@ export class SocketServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly stats_: SocketServerStats = { connections: 0, open: 0, protocolErrors: 0 };
+  private nextId = 1;
 
   private constructor(
     readonly socketPath: string,
@@ -78,15 +86,19 @@ export class SocketServer {
     this.stats_.connections++;
     this.sockets.add(socket);
     let conn: AgentConnection | undefined;
+    const send = replies(socket);
     try {
       const cred = peerCredentials(socket);
+      const pinned = pinProcess(cred.pid);
+      let running = pinned.startTime !== undefined;
       conn = {
+        id: this.nextId++,
         pid: cred.pid,
         uid: cred.uid,
+        process: pinned,
+        alive: () => (running &&= stillRunning(pinned)),
         resource: {},
-        refuse: (code, message) => {
-          if (!socket.destroyed) socket.write(encodeFrame({ t: 'error', code, message }));
-        },
+        refuse: (code, message) => send(encodeFrame({ t: 'error', code, message })),
       };
     } catch (err) {
       this.handlers.onProtocolError(undefined, err as Error);
@@ -97,7 +109,9 @@ export class SocketServer {
     const c = conn;
     const decoder = new FrameDecoder();
     let greeted = false;
+    let failed = false;
     socket.on('data', (chunk: Buffer) => {
+      if (failed) return;
       let messages: ClientMessage[];
       try {
         messages = decoder.push(chunk) as ClientMessage[];
@@ -105,7 +119,7 @@ export class SocketServer {
           if (msg.t === 'hello') {
             greeted = true;
             this.handlers.onHello(c, msg);
-            socket.write(encodeFrame({ t: 'welcome', pid: c.pid, sidecar: this.version }));
+            send(encodeFrame({ t: 'welcome', pid: c.pid, sidecar: this.version }));
           } else if (!greeted) {
             throw new ProtocolError('EPROTO', `"${msg.t}" before "hello"`);
           } else if (msg.t === 'start') {
@@ -117,19 +131,44 @@ export class SocketServer {
           }
         }
       } catch (err) {
+        failed = true;
         this.stats_.protocolErrors++;
         this.handlers.onProtocolError(c, err as Error);
         const code = err instanceof ProtocolError ? err.code : 'EINTERNAL';
-        socket.end(encodeFrame({ t: 'error', code, message: (err as Error).message }));
-        socket.destroySoon();
+        send(encodeFrame({ t: 'error', code, message: (err as Error).message }));
+        socket.destroy();
       }
     });
+    // Only reads go through the stream: an error is a read error, nothing more will come.
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.sockets.delete(socket);
       this.handlers.onClose(c);
     });
   }
+}
+
+/**
+ * The sidecar's replies (welcome, refusals) to one client. Everything a
+ * client wrote must be read, even after it exited; but a Node socket that
+ * fails a write (the client is gone: EPIPE) is destroyed, or stops reading,
+ * with the client's last frames still unread. So replies bypass the stream:
+ * one non-blocking write(2) each on the socket's descriptor, best effort (a
+ * client that is gone or reads nothing loses only replies), and the stream
+ * only ever reads.
+ */
+function replies(socket: net.Socket): (frame: Buffer) => void {
+  let open = true;
+  return (frame) => {
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (!open || socket.destroyed || typeof fd !== 'number' || fd < 0) return;
+    try {
+      fs.writeSync(fd, frame);
+    } catch (err) {
+      // EAGAIN: a client that reads nothing gets no more replies either.
+      if ((err as NodeJS.ErrnoException).code !== 'EINTR') open = false;
+    }
+  };
 }
 
 /** Removes a socket file nobody listens on; refuses to steal a live one (`flag` names the option to pick another). */

@@ -29,13 +29,15 @@ export class ThreadSpans {
     this.write(span.pid, span.tid, stack);
   }
 
-  /** Forgets every thread of `pid` (its connection closed). */
-  dropProcess(pid: number): void {
+  /** Forgets the spans announced on connection `conn` (it closed); other connections' stay. */
+  dropConnection(conn: number): void {
     for (const [key, stack] of this.stacks) {
       const top = stack[0];
-      if (!top || top.pid !== pid) continue;
-      this.stacks.delete(key);
-      this.probes.clearThreadSpan(top.pid, top.tid);
+      if (!top || !stack.some((s) => s.conn === conn)) continue;
+      const left = stack.filter((s) => s.conn !== conn);
+      if (left.length) this.stacks.set(key, left);
+      else this.stacks.delete(key);
+      this.write(top.pid, top.tid, left);
     }
   }
 

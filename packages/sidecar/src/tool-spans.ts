@@ -13,7 +13,11 @@ export interface ToolSpan {
   parentSpanId?: string;
   /** The announcing process, as the kernel knows it (SO_PEERCRED). */
   pid: number;
+  /** The connection that announced it: its close abandons the span, and nothing else's. */
+  conn: number;
   tid: number;
+  /** What its thread runs (a tool call), so it can own kernel activity; false for a framework's own runs. */
+  onThread: boolean;
   name: string;
   kind: number;
   startNs: bigint;
@@ -43,6 +47,14 @@ export class Refusal extends Error {
 /** Ended spans stay known this long, for kernel events still in flight. */
 const RETENTION_MS = 30_000;
 
+/** The announcing side of a span: a connection of a process. */
+export interface Announcer {
+  readonly id: number;
+  readonly pid: number;
+  /** Whether the process that connected still runs (not a newcomer with its pid). */
+  alive(): boolean;
+}
+
 export interface ToolSpanLimits {
   /** Spans started and not yet ended, over all agents. */
   maxInFlight: number;
@@ -55,8 +67,9 @@ export class ToolSpanRegistry {
 
   constructor(private readonly limits: ToolSpanLimits = { maxInFlight: 65_536 }) {}
 
-  /** Records a span start from process `pid`; throws Refusal when it may not. */
-  start(pid: number, resource: Attributes, msg: SpanStartMessage): ToolSpan {
+  /** Records a span start from `from`; throws Refusal when it may not. */
+  start(from: Announcer, resource: Attributes, msg: SpanStartMessage): ToolSpan {
+    const pid = from.pid;
     if (!(msg.trace instanceof Uint8Array) || msg.trace.length !== 16 || !(msg.span instanceof Uint8Array) || msg.span.length !== 8) {
       throw this.refuse('EINVAL', 'start: trace must be 16 bytes and span 8 bytes');
     }
@@ -68,11 +81,12 @@ export class ToolSpanRegistry {
     // The thread must be the process's own. Frames can be read after the
     // process (or that thread) exited: the span is kept, but not published
     // for a thread that no longer runs. The thread map is keyed by the
-    // connection's pid, so a wrong tid can never tag another process.
+    // connection's pid, so a wrong tid can never tag another process; and
+    // a process that exited is told from a newcomer with its pid.
     let threadAlive = true;
     if (!Number.isInteger(msg.tid) || msg.tid <= 0) throw this.refuse('EPERM', `start: thread ${String(msg.tid)} is not a thread of process ${pid}`);
     if (msg.tid !== pid && !existsSync(`/proc/${pid}/task/${msg.tid}`)) {
-      if (existsSync(`/proc/${pid}`) && existsSync(`/proc/${msg.tid}`)) {
+      if (from.alive() && existsSync(`/proc/${msg.tid}`)) {
         throw this.refuse('EPERM', `start: thread ${msg.tid} is not a thread of process ${pid}`);
       }
       threadAlive = false;
@@ -84,7 +98,9 @@ export class ToolSpanRegistry {
       traceId: hex(msg.trace),
       spanId,
       pid,
+      conn: from.id,
       tid: msg.tid,
+      onThread: msg.thread !== false,
       name: String(msg.name),
       kind: Number(msg.kind) || 0,
       startNs: wireTimeToNs(msg.start),
@@ -113,11 +129,11 @@ export class ToolSpanRegistry {
     return span;
   }
 
-  /** Ends, as abandoned, every open span of `pid` (its connection closed). */
-  abandon(pid: number, endNs: bigint): ToolSpan[] {
+  /** Ends, as abandoned, every open span announced on connection `conn` (it closed); all open spans without one. */
+  abandon(conn: number | undefined, endNs: bigint): ToolSpan[] {
     const out: ToolSpan[] = [];
     for (const span of this.spans.values()) {
-      if (span.pid !== pid || span.endNs !== undefined) continue;
+      if ((conn !== undefined && span.conn !== conn) || span.endNs !== undefined) continue;
       span.endNs = endNs;
       span.status = { code: 2, message: 'the agent disconnected before the span ended' };
       span.attrs['agentrace.span.incomplete'] = true;

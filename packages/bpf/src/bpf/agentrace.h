@@ -27,6 +27,7 @@ enum ar_event_kind {
 	AR_EV_PROC_EXIT = 5,
 	AR_EV_DNS_LOOKUP = 6,
 	AR_EV_DNS_QUERY = 7,
+	AR_EV_PROC_DECLARE = 8,
 };
 
 /* Which rung of the attribution ladder (DESIGN.md) found the span. */
@@ -48,7 +49,8 @@ enum ar_stat {
 	AR_STAT_READ_FAULTS = 4,     /* user memory could not be read */
 	AR_STAT_CAPPED = 5,          /* span over its event cap: counted, not emitted */
 	AR_STAT_AGG_FULL = 6,        /* per-span aggregate or counter map full: not counted */
-	AR_STAT_MAX = 7,
+	AR_STAT_DECLARED = 7,        /* processes that declared themselves by a slot registration */
+	AR_STAT_MAX = 8,
 };
 /* Value of otel_traces_ctx_v1 (OTEP 4855: key pid_tgid, value trace and span
  * id), so other eBPF tools can read which span a thread runs. */
@@ -115,6 +117,7 @@ struct ar_span_counts {
 	__u64 capped;        /* over the span's cap: counted in aggregates only */
 	__u64 ringbuf_drops; /* ring buffer full */
 	__u64 map_full;      /* per-thread state or aggregate map full */
+	__u64 ambiguous;     /* I/O on a connection that carried several calls' requests at once */
 };
 
 /* Settings user space may change at run time (ar_config[0]). */
@@ -126,12 +129,43 @@ struct ar_config {
 	__u32 wakeup_bytes;
 };
 
+/* ar_proc_info.flags */
+enum ar_proc_flag {
+	/* Tracked because it registered a slot (the SDK's first act), before its
+	 * hello: the sidecar confirms it at hello (SO_PEERCRED) or forgets it. */
+	AR_PROC_SELF_DECLARED = 1,
+};
+
 /* Value of ar_tracked_procs, keyed by tgid. A zero span means the process
  * was tracked by the sidecar itself rather than inherited from a parent. */
 struct ar_proc_info {
 	struct ar_span_ctx span;
 	__u32 parent_tgid;
-	__u32 flags;
+	__u32 flags; /* enum ar_proc_flag */
+};
+
+/* ar_fd_owner.flags */
+enum ar_fd_flag {
+	/* A second call wrote a request while the owner's was still unanswered
+	 * (HTTP/2, pipelining): the connection's I/O cannot be told apart. */
+	AR_FD_AMBIGUOUS = 1,
+};
+
+/* ar_fd_owner.last_op */
+enum ar_fd_op {
+	AR_FD_OP_NONE = 0,
+	AR_FD_OP_WRITE = 1,
+	AR_FD_OP_READ = 2,
+};
+
+/* Rung 4: the call a descriptor's I/O belongs to now. Set when it is opened
+ * or connected; a pooled connection passes to the call that uses it (writes
+ * a request on it), and I/O outside any call after its owner ended is
+ * nobody's. A zero span: known socket, no owner now. */
+struct ar_fd_owner {
+	struct ar_span_ctx span;
+	__u32 flags;   /* enum ar_fd_flag */
+	__u32 last_op; /* enum ar_fd_op */
 };
 
 struct ar_event_header {
@@ -186,6 +220,12 @@ struct ar_proc_exit_event {
 	struct ar_event_header hdr;
 	__s32 exit_code; /* exit status, or 0 when killed by a signal */
 	__u32 signal;    /* terminating signal, 0 for a normal exit */
+};
+
+/* A process registered a slot before anyone tracked it: it is tracked from
+ * now on, unconfirmed until its hello. */
+struct ar_proc_declare_event {
+	struct ar_event_header hdr;
 };
 
 /* getaddrinfo(3) in libc: the name looked up, its result and latency. */

@@ -7,7 +7,8 @@
  *   1. thread slot     the span the agent published in its own memory
  *   2. thread map      otel_traces_ctx_v1[pid_tgid], for threads with no slot
  *   3. work item       the span a libuv work item was submitted under
- *   4. descriptor      the span the descriptor was opened under
+ *   4. descriptor      the call the descriptor belongs to now (opened,
+ *                      connected or last used under it; not once it ended)
  *   5. process         the span the process was forked under
  */
 #ifndef AR_ATTRIBUTION_BPF_H
@@ -21,13 +22,15 @@ struct ar_attr_query {
 	__s32 fd;                        /* descriptor the syscall acts on, or -1 */
 };
 
-static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct ar_span_ctx *out)
+/* Rungs 1-3: the call this thread runs now (slot, thread map, work item),
+ * whatever resource the syscall acts on. */
+static __always_inline __u8 ar_current_span(__u64 pid_tgid, struct ar_span_ctx *out)
 {
 	/* A registered, readable slot is authoritative for its thread: empty
 	 * means no tool call runs there now, and the thread map (which only
 	 * knows the last call started on the thread) must not be asked. */
 	int slot_known = 0;
-	__u64 *slot_addr = bpf_map_lookup_elem(&ar_thread_slots, &q->pid_tgid);
+	__u64 *slot_addr = bpf_map_lookup_elem(&ar_thread_slots, &pid_tgid);
 	if (slot_addr) {
 		struct ar_thread_slot slot;
 		if (bpf_probe_read_user(&slot, sizeof(slot), (void *)*slot_addr) == 0) {
@@ -39,21 +42,35 @@ static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct a
 			}
 		}
 	}
-	struct ar_span_ctx *s = slot_known ? 0 : bpf_map_lookup_elem(&otel_traces_ctx_v1, &q->pid_tgid);
+	struct ar_span_ctx *s = slot_known ? 0 : bpf_map_lookup_elem(&otel_traces_ctx_v1, &pid_tgid);
 	if (s && ar_span_is_set(s)) {
 		*out = *s;
 		return AR_ATTR_THREAD;
 	}
-	s = bpf_map_lookup_elem(&ar_work_current, &q->pid_tgid);
+	s = bpf_map_lookup_elem(&ar_work_current, &pid_tgid);
 	if (s && ar_span_is_set(s)) {
 		*out = *s;
 		return AR_ATTR_WORK;
 	}
+	return AR_ATTR_NONE;
+}
+
+static __always_inline int ar_span_ended(const struct ar_span_ctx *span)
+{
+	__u64 key = ar_span_key(span);
+	return bpf_map_lookup_elem(&ar_ended_spans, &key) != 0;
+}
+
+static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct ar_span_ctx *out)
+{
+	__u8 source = ar_current_span(q->pid_tgid, out);
+	if (source != AR_ATTR_NONE)
+		return source;
 	if (q->fd >= 0) {
 		struct ar_fd_key fk = { .tgid = q->pid_tgid >> 32, .fd = q->fd };
-		s = bpf_map_lookup_elem(&ar_fd_spans, &fk);
-		if (s && ar_span_is_set(s)) {
-			*out = *s;
+		struct ar_fd_owner *o = bpf_map_lookup_elem(&ar_fd_spans, &fk);
+		if (o && ar_span_is_set(&o->span) && !ar_span_ended(&o->span)) {
+			*out = o->span;
 			return AR_ATTR_FD;
 		}
 	}
@@ -108,13 +125,19 @@ static __always_inline void ar_fill_header(struct ar_event_header *h, __u32 kind
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* A descriptor opened or connected under a span keeps it (rung 4). */
-static __always_inline void ar_fd_remember(__u64 pid_tgid, __s32 fd, const struct ar_emit *em)
+/* A descriptor opened or connected under a span belongs to it (rung 4).
+ * With `always`, a descriptor opened outside any call is remembered too,
+ * with no owner, so that a call that later uses it (a pooled connection the
+ * agent opened) takes it over. */
+static __always_inline void ar_fd_remember(__u64 pid_tgid, __s32 fd, const struct ar_emit *em, int always)
 {
-	if (fd < 0 || em->source == AR_ATTR_NONE)
+	if (fd < 0 || (em->source == AR_ATTR_NONE && !always))
 		return;
 	struct ar_fd_key fk = { .tgid = pid_tgid >> 32, .fd = fd };
-	bpf_map_update_elem(&ar_fd_spans, &fk, &em->span, BPF_ANY);
+	struct ar_fd_owner o = { .flags = 0, .last_op = AR_FD_OP_NONE };
+	if (em->source != AR_ATTR_NONE)
+		o.span = em->span;
+	bpf_map_update_elem(&ar_fd_spans, &fk, &o, BPF_ANY);
 }
 
 /* Adds a syscall to its span's aggregate, when it has a span. */

@@ -85,7 +85,8 @@ struct {
 	__type(value, struct ar_pending_dns);
 } ar_pending_dns SEC(".maps");
 
-/* Rung 4: the span each descriptor of a tracked process was opened under. */
+/* Rung 4: the call each descriptor of a tracked process belongs to now
+ * (struct ar_fd_owner: opened or connected under it, or last used by it). */
 struct ar_fd_key {
 	__u32 tgid;
 	__s32 fd;
@@ -95,8 +96,19 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct ar_fd_key);
-	__type(value, struct ar_span_ctx);
+	__type(value, struct ar_fd_owner);
 } ar_fd_spans SEC(".maps");
+
+/* Tool calls that have ended (key: span id), written by the sidecar when it
+ * reads their end: I/O outside any call on a descriptor an ended call owned
+ * is nobody's. LRU: only recent ends matter (a descriptor an older call
+ * owned and nobody used since is rare and costs at most a late count). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} ar_ended_spans SEC(".maps");
 
 /* Sockets of tracked processes connected to port 53: value 1 udp, 2 tcp. */
 struct {
@@ -111,6 +123,8 @@ struct {
 struct ar_pending_io {
 	struct ar_agg_key key;
 	__u64 ts_ns;
+	__u32 ambiguous; /* the descriptor carries several calls at once */
+	__u32 _pad;
 };
 
 /* Task-local (no hashing, no delete: freed with the thread); ts_ns 0 = none. */

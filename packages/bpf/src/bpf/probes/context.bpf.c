@@ -1,23 +1,73 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Context family: learns where each thread of a tracked process keeps its
- * slot. The SDK writes its slot, magic first, once per thread and sidecar
- * connection; write(2) hands us the slot's address as its buffer. */
+/* Context family: learns where each thread keeps its slot. The SDK writes
+ * its slot, magic first, once per thread (at its first use, and again on
+ * every sidecar connection); write(2) hands us the slot's address as its
+ * buffer. The first registration of a process nobody tracks yet declares
+ * it: it is tracked from that write on, before any round trip to the
+ * sidecar, which confirms it at hello (SO_PEERCRED) or forgets it. A
+ * process can only declare itself, and only its own threads' slots. */
 
-/* For a write of a tracked process (the caller checked). */
-static __always_inline void ar_slot_register(__u64 id, __u64 buf, __u64 len)
+/* Whether a write's buffer starts with the slot magic. */
+static __always_inline int ar_is_slot_write(__u64 buf, __u64 len)
 {
 	if (len != AR_SLOT_SIZE)
-		return;
+		return 0;
 	__u64 magic[2];
 	if (bpf_probe_read_user(magic, sizeof(magic), (void *)buf))
-		return;
-	if (magic[0] != AR_SLOT_MAGIC_LO || magic[1] != AR_SLOT_MAGIC_HI)
-		return;
+		return 0;
+	return magic[0] == AR_SLOT_MAGIC_LO && magic[1] == AR_SLOT_MAGIC_HI;
+}
+
+static __always_inline void ar_slot_remember(__u64 id, __u64 buf)
+{
 	__u64 addr = buf;
 	/* a stack copy: otherwise clang hands the map the tracepoint context's
 	 * own field, which the verifier refuses */
 	asm volatile("" : "+r"(addr));
 	bpf_map_update_elem(&ar_thread_slots, &id, &addr, BPF_ANY);
+}
+
+/* For a write of a tracked process (the caller checked). */
+static __always_inline void ar_slot_register(__u64 id, __u64 buf, __u64 len)
+{
+	if (ar_is_slot_write(buf, len))
+		ar_slot_remember(id, buf);
+}
+
+/* For a 32-byte write of a process nobody tracks: a slot registration makes
+ * it tracked (self-declared) and says so to user space, once. */
+static __always_inline void ar_slot_declare(__u64 id, __u64 buf)
+{
+	if (!ar_is_slot_write(buf, AR_SLOT_SIZE))
+		return;
+	__u32 tgid = id >> 32;
+	struct ar_proc_info info = { .flags = AR_PROC_SELF_DECLARED };
+	/* NOEXIST: another thread of it may have declared it meanwhile */
+	int err = bpf_map_update_elem(&ar_tracked_procs, &tgid, &info, BPF_NOEXIST);
+	if (err == -17 /* EEXIST */) {
+		ar_tracked_bit(tgid, 1);
+		ar_slot_remember(id, buf);
+		return;
+	}
+	if (err) {
+		ar_count(AR_STAT_TRACKED_FULL);
+		return;
+	}
+	ar_tracked_bit(tgid, 1);
+	ar_slot_remember(id, buf);
+	ar_count(AR_STAT_DECLARED);
+	struct ar_proc_declare_event *e = ar_reserve(sizeof(*e));
+	if (!e)
+		return;
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->hdr.kind = AR_EV_PROC_DECLARE;
+	e->hdr.pid = tgid;
+	e->hdr.tid = (__u32)id;
+	e->hdr.attr_source = AR_ATTR_NONE;
+	e->hdr._pad[0] = e->hdr._pad[1] = e->hdr._pad[2] = 0;
+	__builtin_memset(&e->hdr.span, 0, sizeof(e->hdr.span));
+	bpf_get_current_comm(e->hdr.comm, sizeof(e->hdr.comm));
+	ar_submit(e);
 }
 
 /* Attached only while the io family is not: io's write probe registers
@@ -27,9 +77,14 @@ int context_slot_register(struct trace_event_raw_sys_enter *ctx)
 {
 	if (ctx->args[2] != AR_SLOT_SIZE)
 		return 0; /* cheapest test first: almost no write is 32 bytes */
+	__u64 buf = ctx->args[1];
+	/* one load from the context: the verifier refuses a ctx pointer that
+	 * clang moved before dereferencing it on two paths */
+	asm volatile("" : "+r"(buf));
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!ar_is_tracked(id))
-		return 0;
-	ar_slot_register(id, ctx->args[1], ctx->args[2]);
+		ar_slot_declare(id, buf);
+	else
+		ar_slot_register(id, buf, AR_SLOT_SIZE);
 	return 0;
 }

@@ -33,7 +33,7 @@ static __always_inline int ar_open_exit(long ret, int variant)
 	int admitted = ar_prepare(&q, &em);
 	ar_aggregate_emit(&em, AR_AGG_OPEN, ret, now - p.ts_ns);
 	if (ret >= 0)
-		ar_fd_remember(id, (__s32)ret, &em); /* also when capped: its I/O still counts */
+		ar_fd_remember(id, (__s32)ret, &em, 0); /* also when capped: its I/O still counts */
 	if (!admitted)
 		return 0;
 

@@ -32,12 +32,60 @@ static __always_inline void ar_dns_query(__u64 id, struct ar_proc_info *proc, __
 	ar_submit_counted(e, em.counts);
 }
 
+/* Whom a descriptor's I/O belongs to: its owner (struct ar_fd_owner), which
+ * the call using it takes over. A call that uses the descriptor (its thread
+ * runs it now: slot, thread map or work item) becomes the owner, so a pooled
+ * keep-alive connection's request and the response read for it afterwards
+ * (by libuv, outside any call) count for the call that sent the request,
+ * not for the one that opened the connection. A request written while the
+ * previous owner's is still unanswered (its last I/O here was a write, and
+ * it has not ended) means the connection carries several calls at once:
+ * flagged for good, never guessed. I/O outside any call on a descriptor
+ * whose owner ended is nobody's. Returns 0 when the I/O counts for nobody. */
+static __always_inline int ar_fd_user(__u64 id, struct ar_fd_key *fk, struct ar_fd_owner *o, __u32 kind,
+				      struct ar_pending_io *p)
+{
+	int writing = kind == AR_AGG_WRITE || kind == AR_AGG_SEND;
+	struct ar_fd_owner now = *o;
+	struct ar_span_ctx cur = {};
+	int changed = 0;
+	if (ar_current_span(id, &cur) != AR_ATTR_NONE) {
+		if (ar_span_key(&cur) != ar_span_key(&now.span)) {
+			if (writing && now.last_op == AR_FD_OP_WRITE && ar_span_is_set(&now.span) &&
+			    !ar_span_ended(&now.span)) {
+				now.flags |= AR_FD_AMBIGUOUS;
+				struct ar_span_counts *prev = ar_span_counts_of(&now.span);
+				if (prev)
+					__sync_fetch_and_add(&prev->ambiguous, 1);
+			}
+			now.span = cur;
+			changed = 1;
+		}
+	} else if (ar_span_is_set(&now.span) && ar_span_ended(&now.span)) {
+		__builtin_memset(&now.span, 0, sizeof(now.span));
+		changed = 1;
+	}
+	__u32 op = writing ? AR_FD_OP_WRITE : AR_FD_OP_READ;
+	if (changed) {
+		/* An update swaps the whole value: no reader sees half a span. */
+		now.last_op = op;
+		bpf_map_update_elem(&ar_fd_spans, fk, &now, BPF_EXIST);
+	} else if (o->last_op != op) {
+		o->last_op = op;
+	}
+	if (!ar_span_is_set(&now.span))
+		return 0;
+	__builtin_memcpy(p->key.span_id, now.span.span_id, sizeof(p->key.span_id));
+	p->ambiguous = now.flags & AR_FD_AMBIGUOUS;
+	return 1;
+}
+
 /* For a thread of a tracked process (the caller checked). */
 static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 {
 	struct ar_fd_key fk = { .tgid = id >> 32, .fd = (__s32)fd };
-	struct ar_span_ctx *span = bpf_map_lookup_elem(&ar_fd_spans, &fk);
-	if (!span)
+	struct ar_fd_owner *o = bpf_map_lookup_elem(&ar_fd_spans, &fk);
+	if (!o)
 		return 0;
 	struct ar_pending_io *p =
 		bpf_task_storage_get(&ar_pending_io, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -45,7 +93,8 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 		ar_count(AR_STAT_PENDING_FULL);
 		return 0;
 	}
-	__builtin_memcpy(p->key.span_id, span->span_id, sizeof(p->key.span_id));
+	if (!ar_fd_user(id, &fk, o, kind, p))
+		return 0;
 	p->key.kind = kind;
 	p->key._pad = 0;
 	p->ts_ns = bpf_ktime_get_ns();
@@ -62,6 +111,13 @@ static __always_inline int ar_io_exit(long ret)
 	struct ar_pending_io p = *pending;
 	pending->ts_ns = 0;
 	ar_aggregate(p.key.span_id, p.key.kind, ret, bpf_ktime_get_ns() - p.ts_ns);
+	if (p.ambiguous) {
+		struct ar_span_ctx span = {};
+		__builtin_memcpy(span.span_id, p.key.span_id, sizeof(span.span_id));
+		struct ar_span_counts *c = ar_span_counts_of(&span);
+		if (c)
+			__sync_fetch_and_add(&c->ambiguous, 1);
+	}
 	return 0;
 }
 
@@ -85,8 +141,9 @@ static __always_inline int ar_io_exit(long ret)
 	AR_IO_EXIT(name)
 
 /* write and sendto also report DNS queries (buf and len are args 1 and 2);
- * write also registers thread slots (the context family's job, done here so
- * that a write runs one program less while both families are attached). */
+ * write also registers thread slots and declares processes (the context
+ * family's job, done here so that a write runs one program less while both
+ * families are attached). */
 #define AR_IO_DNS_PROBES(name, kind, slots)                                       \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                               \
 	int io_##name##_enter(struct trace_event_raw_sys_enter *ctx)              \
@@ -96,8 +153,12 @@ static __always_inline int ar_io_exit(long ret)
 		__u64 buf = ctx->args[1], len = ctx->args[2];                     \
 		__u64 id = bpf_get_current_pid_tgid();                            \
 		struct ar_proc_info *proc = ar_tracked(id);                       \
-		if (!proc)                                                        \
+		if (!proc) {                                                      \
+			/* a slot registration declares its process */            \
+			if (slots && len == AR_SLOT_SIZE)                         \
+				ar_slot_declare(id, buf);                         \
 			return 0;                                                 \
+		}                                                                 \
 		if (slots)                                                        \
 			ar_slot_register(id, buf, len);                           \
 		ar_dns_query(id, proc, (__s32)fd, buf, len);                      \

@@ -71,7 +71,7 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	ar_aggregate_emit(&em, AR_AGG_CONNECT, ret == -115 ? 0 : ret, now - p.ts_ns);
 	__u32 sock_type = ar_sock_type(fd);
 	if (ret == 0 || ret == -115 /* EINPROGRESS */) {
-		ar_fd_remember(id, fd, &em);
+		ar_fd_remember(id, fd, &em, 1);
 		/* the port decides whether writes are DNS queries: read it even when capped */
 		__u8 sa[4] = {};
 		if (bpf_probe_read_user(sa, sizeof(sa), (void *)p.args[1]) == 0)
