@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { SLOT_SPAN_NOBODY } from '@agentrace/sdk/internal';
 import { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, defaultObjectPath, layouts } from '@agentrace/bpf';
 
 const header = fs.readFileSync(
@@ -89,4 +90,7 @@ test('the slot magic and size agree between the header, its word constants and T
   assert.equal(BigInt(hi!), bytes.readBigUInt64LE(8), 'AR_SLOT_MAGIC_HI');
   assert.equal(Number(size), SLOT_SIZE);
   assert.equal(layouts.ar_thread_slot.size, SLOT_SIZE);
+  // The SDK's "nobody's" span id is the kernel's.
+  const nobody = /#define AR_SPAN_NOBODY (0x[0-9a-f]+)ULL/.exec(header)?.[1];
+  assert.equal(BigInt(nobody!), Buffer.from(SLOT_SPAN_NOBODY, 'hex').readBigUInt64LE(0), 'AR_SPAN_NOBODY');
 });

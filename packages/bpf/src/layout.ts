@@ -36,6 +36,7 @@ export const AttrSource = {
   Work: 3,
   Fd: 4,
   Process: 5,
+  Nobody: 6,
 } as const;
 export type AttrSource = (typeof AttrSource)[keyof typeof AttrSource];
 

@@ -10,6 +10,7 @@ import { AsyncResource, createHook } from 'node:async_hooks';
 import { context, createContextKey } from '@opentelemetry/api';
 import { slot, slotMayBeRead } from './runtime.js';
 import type { SlotSpan } from './thread-slot.js';
+import { followHttpRequests } from './http-requests.js';
 
 /** The context entry naming the tool call a context belongs to. */
 export const TOOL_CALL_KEY: symbol = createContextKey('@agentrace/sdk tool call');
@@ -19,7 +20,12 @@ let enabled = false;
 let disableScheduled = false;
 
 function follow(): void {
-  const call = context.active().getValue(TOOL_CALL_KEY) as SlotSpan | undefined;
+  let call = context.active().getValue(TOOL_CALL_KEY) as SlotSpan | undefined;
+  // A callback of something made during a call that has ended since (a
+  // pooled socket's data handler, a timer it left behind) runs in that
+  // call's context, but is no longer that call: the kernel must not put its
+  // syscalls (the next call's request on the pooled socket) under it.
+  if (call?.ended) call = undefined;
   if (call === slot.span) return;
   if (call) slot.set(call);
   else slot.clear();
@@ -44,6 +50,9 @@ function after(): void {
 }
 
 const hook = createHook({ before, after });
+
+// Pooled HTTP requests written from another call's callbacks: see http-requests.ts.
+followHttpRequests(TOOL_CALL_KEY, () => enabled);
 
 // On AsyncContextFrame (Node 24's AsyncLocalStorage), runInAsyncScope emits
 // `before` ahead of switching the context, so the hook sees the caller's

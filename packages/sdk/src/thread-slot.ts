@@ -20,6 +20,12 @@ import { RAW_ID_BYTES } from './ids.js';
 export const SLOT_BYTES = 32;
 /** Exactly 16 ASCII bytes; the kernel side matches on it. */
 export const SLOT_MAGIC = 'agentrace:slot:1';
+/**
+ * The span id a slot holds while the agent writes something that is
+ * nobody's (AR_SPAN_NOBODY in agentrace.h): a request made outside any
+ * known call, written from another call's callback.
+ */
+export const SLOT_SPAN_NOBODY = 'ffffffffffffffff';
 const VALID = 24;
 const FLAGS = 25;
 
@@ -27,7 +33,12 @@ const FLAGS = 25;
 export interface SlotSpan {
   readonly raw: Uint8Array;
   readonly flags: number;
+  /** The call has ended: callbacks still running in its context are no longer it. */
+  readonly ended?: boolean;
 }
+
+/** What the slot holds for "nobody's": no trace, the NOBODY span id. */
+export const NOBODY: SlotSpan = { raw: Buffer.concat([Buffer.alloc(16), Buffer.from(SLOT_SPAN_NOBODY, 'hex')]), flags: 0 };
 
 export class ThreadSlot {
   /** The slot memory itself. Never replaced. */

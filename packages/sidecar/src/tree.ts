@@ -31,6 +31,7 @@ function detail(s: ExportSpan): string {
   if (a['agentrace.file.open.repeated']) parts.push(`${a['agentrace.file.open.repeated']} repeated opens folded`);
   if (a['agentrace.events.capped']) parts.push(`${a['agentrace.events.capped']} events over the cap`);
   if (a['agentrace.events.dropped']) parts.push(`${a['agentrace.events.dropped']} events LOST`);
+  if (a['agentrace.io.ambiguous']) parts.push(`AMBIGUOUS: ${a['agentrace.io.ambiguous']} I/O on a connection shared with other requests`);
   if (a['agentrace.attribution'] !== undefined) parts.push(`(${a['agentrace.attribution']})`);
   return parts.join('  ');
 }

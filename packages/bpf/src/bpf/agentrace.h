@@ -38,7 +38,16 @@ enum ar_attr_source {
 	AR_ATTR_WORK = 3,    /* libuv work item submitted under a span */
 	AR_ATTR_FD = 4,      /* descriptor opened under a span */
 	AR_ATTR_PROCESS = 5, /* process forked under a span */
+	/* The slot says "nobody's" (AR_SPAN_NOBODY): the agent is writing a
+	 * request it made outside any call. Never on an event. */
+	AR_ATTR_NOBODY = 6,
 };
+
+/* A span id the slot holds while the agent writes a request made outside
+ * any known call (a pooled HTTP request written from another call's
+ * callback): the descriptor passes to nobody, not to the call whose
+ * callback it is. */
+#define AR_SPAN_NOBODY 0xffffffffffffffffULL
 
 /* Indexes of the per-CPU counters in the ar_stats map. */
 enum ar_stat {

@@ -23,7 +23,8 @@ struct ar_attr_query {
 };
 
 /* Rungs 1-3: the call this thread runs now (slot, thread map, work item),
- * whatever resource the syscall acts on. */
+ * whatever resource the syscall acts on; AR_ATTR_NOBODY when the slot says
+ * the syscall is nobody's (out is then left as it was). */
 static __always_inline __u8 ar_current_span(__u64 pid_tgid, struct ar_span_ctx *out)
 {
 	/* A registered, readable slot is authoritative for its thread: empty
@@ -35,6 +36,8 @@ static __always_inline __u8 ar_current_span(__u64 pid_tgid, struct ar_span_ctx *
 		struct ar_thread_slot slot;
 		if (bpf_probe_read_user(&slot, sizeof(slot), (void *)*slot_addr) == 0) {
 			slot_known = 1;
+			if (slot.valid && *(__u64 *)slot.span_id == AR_SPAN_NOBODY)
+				return AR_ATTR_NOBODY;
 			if (slot.valid) {
 				__builtin_memcpy(out->trace_id, slot.trace_id, sizeof(out->trace_id));
 				__builtin_memcpy(out->span_id, slot.span_id, sizeof(out->span_id));
@@ -64,6 +67,8 @@ static __always_inline int ar_span_ended(const struct ar_span_ctx *span)
 static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct ar_span_ctx *out)
 {
 	__u8 source = ar_current_span(q->pid_tgid, out);
+	if (source == AR_ATTR_NOBODY)
+		return AR_ATTR_NONE;
 	if (source != AR_ATTR_NONE)
 		return source;
 	if (q->fd >= 0) {

@@ -38,10 +38,12 @@ static __always_inline void ar_dns_query(__u64 id, struct ar_proc_info *proc, __
  * keep-alive connection's request and the response read for it afterwards
  * (by libuv, outside any call) count for the call that sent the request,
  * not for the one that opened the connection. A request written while the
- * previous owner's is still unanswered (its last I/O here was a write, and
- * it has not ended) means the connection carries several calls at once:
- * flagged for good, never guessed. I/O outside any call on a descriptor
- * whose owner ended is nobody's. Returns 0 when the I/O counts for nobody. */
+ * previous owner still runs and its request is unanswered (its last I/O
+ * here was a write), or that the agent says is nobody's (made outside any
+ * call: queued, pipelined), means the connection carries several requests
+ * at once: flagged for good, never guessed. I/O outside any call on a
+ * descriptor whose owner ended is nobody's. Returns 0 when the I/O counts
+ * for nobody. */
 static __always_inline int ar_fd_user(__u64 id, struct ar_fd_key *fk, struct ar_fd_owner *o, __u32 kind,
 				      struct ar_pending_io *p)
 {
@@ -49,16 +51,22 @@ static __always_inline int ar_fd_user(__u64 id, struct ar_fd_key *fk, struct ar_
 	struct ar_fd_owner now = *o;
 	struct ar_span_ctx cur = {};
 	int changed = 0;
-	if (ar_current_span(id, &cur) != AR_ATTR_NONE) {
+	__u8 source = ar_current_span(id, &cur);
+	if (source != AR_ATTR_NONE) {
+		/* NOBODY: a request made outside any call takes the descriptor from its owner */
 		if (ar_span_key(&cur) != ar_span_key(&now.span)) {
-			if (writing && now.last_op == AR_FD_OP_WRITE && ar_span_is_set(&now.span) &&
+			/* The owner still runs, and either its request is unanswered or
+			 * the agent cannot say whose the new request is: the split of
+			 * what follows between them is unknown. */
+			if (writing && ar_span_is_set(&now.span) &&
+			    (now.last_op == AR_FD_OP_WRITE || source == AR_ATTR_NOBODY) &&
 			    !ar_span_ended(&now.span)) {
 				now.flags |= AR_FD_AMBIGUOUS;
 				struct ar_span_counts *prev = ar_span_counts_of(&now.span);
 				if (prev)
 					__sync_fetch_and_add(&prev->ambiguous, 1);
 			}
-			now.span = cur;
+			now.span = cur; /* zero for NOBODY */
 			changed = 1;
 		}
 	} else if (ar_span_is_set(&now.span) && ar_span_ended(&now.span)) {
