@@ -55,6 +55,26 @@ test('no sidecar: 10k calls succeed quickly, one warning, bounded queue', { time
   assert.equal(s.warnings, 1);
 });
 
+test('ready() with no sidecar listening returns false at once, at start-up and later', { timeout: 30_000 }, async () => {
+  const script = `import('@agentrace/sdk').then(async ({ ready }) => {
+    const t0 = Date.now();
+    const first = await ready(5000);
+    const t1 = Date.now();
+    const again = await ready(5000); // while backing off after the failure
+    console.log(JSON.stringify({ first, again, firstMs: t1 - t0, againMs: Date.now() - t1 }));
+  })`;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, AGENTRACE_SOCKET: missing },
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    timeout: 10_000,
+  });
+  const out = JSON.parse(stdout) as { first: boolean; again: boolean; firstMs: number; againMs: number };
+  assert.equal(out.first, false);
+  assert.equal(out.again, false);
+  assert.ok(out.firstMs < 500, `the first ready() took ${out.firstMs} ms of its 5000`);
+  assert.ok(out.againMs < 500, `a later ready() took ${out.againMs} ms of its 5000`);
+});
+
 test('a socket path nobody listens on (ECONNREFUSED) is no worse', { timeout: 30_000 }, async () => {
   const sidecar = await FakeSidecar.start();
   const p = sidecar.path;

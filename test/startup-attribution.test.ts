@@ -204,3 +204,38 @@ test('Node 24 is among the runtimes (in CI)', (t) => {
   requireNode24(t);
   assert.equal(runtimes.length, 2);
 });
+
+for (const [label, node] of runtimes) {
+  test(`${label}: a worker that calls a tool and exits leaves the main thread's 4 s call alone; a tool that blocks the loop 10 s keeps every event`, { timeout: 120_000 }, async (t) => {
+    if (!requireBpf(t)) return;
+    const d = await theDaemon();
+    const files = fs.mkdtempSync(path.join(dir, 'long-'));
+    for (const name of ['main-a', 'main-b', 'worker', 'sync-a', 'sync-b']) fs.writeFileSync(path.join(files, name), `${name}\n`);
+    const child = spawn(node, [path.join(root, 'test', 'fixtures', 'long-call-agent.mjs')], {
+      env: { ...process.env, AGENTRACE_SOCKET: d.socket, LONG_DIR: files },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const pid = child.pid!;
+    const [code, stderr] = await track(child);
+    assert.equal(code, 0, stderr);
+    const expected: Record<string, string[]> = { long_call: ['main-a', 'main-b'], worker_tool: ['worker'], blocking_call: ['sync-a', 'sync-b'] };
+    const deadline = Date.now() + 20_000;
+    let problems: string[] = [];
+    do {
+      const spans = (fs.existsSync(d.otlp) ? readOtlpFile(d.otlp) : []).filter((s) => s.resource['process.pid'] === pid);
+      problems = [];
+      for (const [tool, opened] of Object.entries(expected)) {
+        const span = spans.find((s) => s.name === `execute_tool ${tool}`);
+        if (!span) {
+          problems.push(`${tool}: no span`);
+          continue;
+        }
+        if (span.attributes['agentrace.span.incomplete'] === true) problems.push(`${tool}: ended as incomplete: ${span.status.message}`);
+        const under = spans.filter((s) => s.parentSpanId === span.spanId && s.name === 'open').map((s) => path.basename(String(s.attributes['file.path'])));
+        for (const f of opened) if (!under.includes(f)) problems.push(`${tool}: no open of ${f} under it (${under.join(', ')})`);
+      }
+      if (problems.length) await new Promise((r) => setTimeout(r, 250));
+    } while (problems.length && Date.now() < deadline);
+    assert.deepEqual(problems, []);
+  });
+}

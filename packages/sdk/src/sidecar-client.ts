@@ -220,6 +220,12 @@ export class SidecarClient {
     if (this.welcomed) return Promise.resolve(true);
     if (this.state === 'closed') return Promise.resolve(false);
     this.start();
+    // Backing off after a failed attempt: whoever asks wants the answer
+    // now, not after the back-off.
+    if (this.state === 'waiting') {
+      clearTimeout(this.timer);
+      this.connect();
+    }
     return new Promise<boolean>((resolve) => {
       const done = (ok: boolean): void => {
         clearTimeout(t);

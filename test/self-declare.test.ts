@@ -1,0 +1,145 @@
+// Self-declaration (issue 10): the SDK's first slot registration makes a
+// process nobody tracked yet traced from that very write, before any
+// round trip on the socket. A process that never says hello is forgotten
+// after a grace period, and counted; and declaring itself gives a process
+// no way to put its activity under a span another process announced.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Sidecar, createExporters, resolveOtlpConfig, type SidecarOptions } from '@agentrace/sidecar';
+import { requireBpf } from './support/bpf.js';
+import { Actor } from './support/actor.js';
+import { readOtlpFile } from './support/otlp.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-declare-'));
+const actors: Actor[] = [];
+after(() => {
+  for (const a of actors) a.kill();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function startActor(): Promise<Actor> {
+  const a = await Actor.start();
+  actors.push(a);
+  return a;
+}
+
+async function startSidecar(name: string, extra: Partial<SidecarOptions> = {}): Promise<{ sidecar: Sidecar; socketPath: string; file: string; log: string[] }> {
+  const socketPath = path.join(dir, `${name}.sock`);
+  const file = path.join(dir, `${name}.jsonl`);
+  const log: string[] = [];
+  const exporters = createExporters(resolveOtlpConfig({ file }, {}));
+  const sidecar = await Sidecar.start({ socketPath, exporters, log: (l) => log.push(l), ...extra });
+  return { sidecar, socketPath, file, log };
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function file(tag: string): string {
+  const f = path.join(dir, `${tag}-${randomBytes(4).toString('hex')}.txt`);
+  fs.writeFileSync(f, `${tag}\n`);
+  return f;
+}
+
+test('a process that registers a slot is traced from that write; one that never says hello is forgotten, and counted', async (t) => {
+  if (!requireBpf(t)) return;
+  const { sidecar, log } = await startSidecar('forget', { selfDeclaredGraceMs: 400 });
+  t.after(() => sidecar.stop());
+  const actor = await startActor();
+  const unattributed = (): number => sidecar.stats().attribution.unattributed;
+
+  // Not traced yet: its opens reach nobody.
+  await actor.do({ op: 'open', path: file('before') });
+  await sidecar.flush();
+  assert.equal(unattributed(), 0, 'an untracked process is not traced');
+
+  await actor.do({ op: 'slotRegister' });
+  await until('the declaration', () => sidecar.stats().probes.declared === 1n);
+  // Traced from that write on (no call runs in it, so its opens are unattributed).
+  await actor.do({ op: 'open', path: file('declared') });
+  await until('its open', () => {
+    void sidecar.flush();
+    return unattributed() >= 1;
+  });
+
+  // It never says hello: after the grace period it is forgotten, and counted.
+  await until('the process to be forgotten', () => sidecar.stats().selfDeclaredForgotten === 1, 5000);
+  assert.match(log.join('\n'), new RegExp(`pid ${actor.pid} \\(node\\) registered a thread slot but said no hello`));
+  const after = unattributed();
+  for (let i = 0; i < 5; i++) await actor.do({ op: 'open', path: file('forgotten') });
+  await new Promise((r) => setTimeout(r, 200));
+  await sidecar.flush();
+  assert.equal(unattributed(), after, 'a forgotten process is traced no more');
+
+  await sidecar.stop();
+  assert.match(log.join('\n'), /1 self-declared processes forgotten \(no hello\)/, 'the shutdown line counts it');
+});
+
+test('a process that says hello after declaring itself is confirmed, not forgotten', async (t) => {
+  if (!requireBpf(t)) return;
+  const { sidecar, socketPath } = await startSidecar('confirm', { selfDeclaredGraceMs: 300 });
+  t.after(() => sidecar.stop());
+  const actor = await startActor();
+  await actor.do({ op: 'slotRegister' });
+  await until('the declaration', () => sidecar.stats().probes.declared === 1n);
+  assert.equal((await actor.do({ op: 'sidecarConnect', path: socketPath })).ok, true);
+  const hello = await actor.do({ op: 'sidecarSend', frame: { t: 'hello', sdk: 'test', runtime: 'node', resource: {} }, waitFor: 'welcome' });
+  assert.equal(hello.received?.[0]?.t, 'welcome');
+  await new Promise((r) => setTimeout(r, 900));
+  assert.equal(sidecar.stats().selfDeclaredForgotten, 0);
+  await actor.do({ op: 'open', path: file('confirmed') });
+  const before = sidecar.stats().attribution.unattributed;
+  await actor.do({ op: 'open', path: file('confirmed') });
+  await until('its open, still traced', () => {
+    void sidecar.flush();
+    return sidecar.stats().attribution.unattributed > before;
+  });
+});
+
+test("declaring itself lets a process attribute nothing to another process's span", async (t) => {
+  if (!requireBpf(t)) return;
+  const { sidecar, socketPath, file: otlp } = await startSidecar('forge');
+  const victim = await startActor();
+  const attacker = await startActor();
+  const trace = randomBytes(16).toString('hex');
+  const span = randomBytes(8).toString('hex');
+
+  // The victim announces a call of its own, over the socket.
+  assert.equal((await victim.do({ op: 'sidecarConnect', path: socketPath })).ok, true);
+  await victim.do({ op: 'sidecarSend', frame: { t: 'hello', sdk: 'test', runtime: 'node', resource: { 'service.name': 'victim' } }, waitFor: 'welcome' });
+  await victim.do({
+    op: 'sidecarSend',
+    frame: { t: 'start', tid: victim.pid, trace, span, name: 'execute_tool victim_tool', kind: 0, start: [Math.floor(Date.now() / 1000), 0], attrs: {}, flags: 1, export: true },
+  });
+
+  // The attacker declares itself and puts the victim's span in its own slot.
+  await attacker.do({ op: 'slotRegister' });
+  await attacker.do({ op: 'slotSet', traceId: trace, spanId: span });
+  const forged = file('forged');
+  await attacker.do({ op: 'open', path: forged });
+  await until('the forged event to be refused', () => {
+    void sidecar.flush();
+    return sidecar.stats().attribution.refused >= 1;
+  });
+  assert.equal(sidecar.stats().probes.declared, 1n, 'only the attacker declared itself');
+
+  await victim.do({ op: 'sidecarSend', frame: { t: 'end', span, end: [Math.floor(Date.now() / 1000) + 1, 0], status: { code: 0 } } });
+  await new Promise((r) => setTimeout(r, 100));
+  await sidecar.stop();
+  const spans = readOtlpFile(otlp);
+  assert.ok(spans.some((s) => s.spanId === span), 'the victim’s span is exported');
+  assert.deepEqual(
+    spans.filter((s) => s.attributes['file.path'] === forged).map((s) => s.parentSpanId),
+    [],
+    'nothing the attacker did is under the victim’s span',
+  );
+});
