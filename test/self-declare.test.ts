@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Sidecar, createExporters, resolveOtlpConfig, type SidecarOptions } from '@agentrace/sidecar';
+import { Sidecar, createExporters, resolveOtlpConfig, resolveOtlpMetricsConfig, type SidecarOptions } from '@agentrace/sidecar';
 import { requireBpf } from './support/bpf.js';
 import { Actor } from './support/actor.js';
-import { readOtlpFile } from './support/otlp.js';
+import { readOtlpFile, readOtlpSums } from './support/otlp.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-declare-'));
 const actors: Actor[] = [];
@@ -31,8 +31,10 @@ async function startSidecar(name: string, extra: Partial<SidecarOptions> = {}): 
   const socketPath = path.join(dir, `${name}.sock`);
   const file = path.join(dir, `${name}.jsonl`);
   const log: string[] = [];
-  const exporters = createExporters(resolveOtlpConfig({ file }, {}));
-  const sidecar = await Sidecar.start({ socketPath, exporters, log: (l) => log.push(l), ...extra });
+  const traces = resolveOtlpConfig({ file }, {});
+  const exporters = createExporters(traces);
+  const metrics = resolveOtlpMetricsConfig({ file }, {}, traces);
+  const sidecar = await Sidecar.start({ socketPath, exporters, metrics, log: (l) => log.push(l), ...extra });
   return { sidecar, socketPath, file, log };
 }
 
@@ -142,4 +144,25 @@ test("declaring itself lets a process attribute nothing to another process's spa
     [],
     'nothing the attacker did is under the victim’s span',
   );
+});
+
+test('kernel events whose call is never announced wait, then count as dropped (unmatched): metric and shutdown line', async (t) => {
+  if (!requireBpf(t)) return;
+  const { sidecar, file: otlp, log } = await startSidecar('unmatched', { unmatchedTtlMs: 300 });
+  t.after(() => sidecar.stop());
+  const actor = await startActor();
+  await actor.do({ op: 'slotRegister' });
+  // A call the agent never announces (its start frame never comes).
+  await actor.do({ op: 'slotSet', traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') });
+  for (let i = 0; i < 3; i++) await actor.do({ op: 'open', path: file('never-announced') });
+  await actor.do({ op: 'slotClear' });
+  await until('the events to wait for their call', () => {
+    void sidecar.flush();
+    return sidecar.stats().attribution.pending >= 3;
+  });
+  await until('them to be dropped as unmatched', () => sidecar.stats().attribution.expired >= 3, 3000);
+  await sidecar.stop();
+  const dropped = readOtlpSums(otlp).get('agentrace.events.dropped{agentrace.drop.reason=unmatched}');
+  assert.equal(dropped, sidecar.stats().attribution.expired, 'the metric counts them');
+  assert.match(log.join('\n'), new RegExp(`${sidecar.stats().attribution.expired} unmatched \\(their span was never announced\\)`));
 });

@@ -4,7 +4,7 @@
 //   bin/agentrace run -- node examples/agent/agent.mjs
 import fs from 'node:fs';
 import { execFile } from 'node:child_process';
-import { traceTool, ready, shutdown } from '@agentrace/sdk';
+import { traceTool, shutdown } from '@agentrace/sdk';
 import { startWorld } from '../support/world.mjs';
 
 const world = await startWorld();
@@ -26,10 +26,6 @@ const tools = {
     { description: 'Run a shell command and return its output' },
   ),
 };
-
-// Under a sidecar, wait (at most 1 s) until it tracks us, so that even the
-// first tool call's first syscall is attributed. Without one, this returns false.
-await ready();
 
 // What a model would have asked for: one call, then two in parallel.
 const forecast = JSON.parse(await tools.fetch_url(weatherUrl));

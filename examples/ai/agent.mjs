@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { ToolLoopAgent, tool, stepCountIs } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 import { z } from 'zod';
-import { ready, shutdown } from '@agentrace/sdk';
+import { shutdown } from '@agentrace/sdk';
 import { telemetry } from '@agentrace/sdk/ai';
 import { startWorld } from '../support/world.mjs';
 
@@ -62,10 +62,6 @@ const agent = new ToolLoopAgent({
   experimental_telemetry: telemetry({ functionId: 'trip-planner' }),
 });
 
-// Under a sidecar, wait until it tracks us (it hooks this node binary
-// first, which can take a while on a busy machine), so that even the first
-// tool call's first syscall is attributed. Without one, this returns false.
-await ready(5000);
 const result = await agent.generate({ prompt: 'Plan my day in Lisbon' });
 for (const r of result.steps.flatMap((s) => s.toolResults)) console.log(`${r.toolName}: ${String(r.output).trim().slice(0, 60)}`);
 console.log(`answer: ${result.text}`);

@@ -13,7 +13,7 @@ import { AIMessage, HumanMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
 import { MessagesAnnotation, START, StateGraph } from '@langchain/langgraph';
 import { ToolNode, toolsCondition } from '@langchain/langgraph/prebuilt';
-import { ready, shutdown } from '@agentrace/sdk';
+import { shutdown } from '@agentrace/sdk';
 import { instrumentLangChain } from '@agentrace/sdk/langchain';
 import { startWorld } from '../support/world.mjs';
 
@@ -59,11 +59,6 @@ const agent = new StateGraph(MessagesAnnotation)
   .addConditionalEdges('agent', toolsCondition)
   .addEdge('tools', 'agent')
   .compile({ name: 'trip-planner' });
-
-// Under a sidecar, wait until it tracks us (a fresh one may take a second to
-// hook this node binary), so the first tool call is attributed too. Without
-// one, this returns false after 3 s.
-await ready(3000);
 
 const result = await agent.invoke({ messages: [new HumanMessage('What should I pack for Lisbon?')] }, { callbacks: [handler] });
 for (const m of result.messages.filter((m) => m.getType() === 'tool')) {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { Agent, run, setTraceProcessors } from '@openai/agents';
 import { ScriptedModel, assistantMessage, functionCall } from '@openai/agents/testing';
 import { z } from 'zod';
-import { ready, shutdown } from '@agentrace/sdk';
+import { shutdown } from '@agentrace/sdk';
 import { AgentraceProcessor, tool } from '@agentrace/sdk/openai-agents';
 import { startWorld } from '../support/world.mjs';
 
@@ -56,10 +56,6 @@ const model = new ScriptedModel([
 ]);
 const agent = new Agent({ name: 'Trip planner', instructions: 'Plan the day.', model, tools });
 
-// Under a sidecar, wait until it tracks us (it hooks this node binary
-// first, which can take a while on a busy machine), so that even the first
-// tool call's first syscall is attributed. Without one, this returns false.
-await ready(5000);
 const result = await run(agent, 'Plan my day in Lisbon');
 for (const item of result.newItems) {
   if (item.type === 'tool_call_output_item') console.log(`${item.rawItem.callId}: ${String(item.output).trim().slice(0, 60)}`);

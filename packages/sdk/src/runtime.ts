@@ -6,7 +6,7 @@ import { isMainThread } from 'node:worker_threads';
 import { resolveConfig, resourceAttributes, SDK_NAME, SDK_VERSION, type AgentraceConfig, type ResolvedConfig } from './config.js';
 import type { HelloMessage } from './protocol.js';
 import { SidecarClient } from './sidecar-client.js';
-import { ThreadSlot } from './thread-slot.js';
+import { NOBODY, ThreadSlot } from './thread-slot.js';
 import { warn } from './warn.js';
 
 let overrides: AgentraceConfig = {};
@@ -64,6 +64,16 @@ function registerSlot(): boolean {
   }
 }
 
+/** The SDK's own socket I/O is nobody's: the slot says so while it runs. */
+function outsideCalls<T>(fn: () => T): T {
+  const prev = slot.set(NOBODY);
+  try {
+    return fn();
+  } finally {
+    slot.restore(prev);
+  }
+}
+
 function onWelcome(): void {
   const c = client;
   if (!c) return;
@@ -80,7 +90,7 @@ function onWelcome(): void {
 export function sidecar(): SidecarClient {
   if (!client) {
     if (!declared) declared = registerSlot();
-    client = new SidecarClient({ socketPath: currentConfig().socketPath, hello, onWelcome });
+    client = new SidecarClient({ socketPath: currentConfig().socketPath, hello, onWelcome, outsideCalls });
     client.start();
   }
   return client;

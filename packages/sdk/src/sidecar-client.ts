@@ -48,6 +48,12 @@ export interface SidecarClientOptions {
   hello: () => HelloMessage;
   /** Runs on every `welcome`, before whenWelcomed() waiters resolve. */
   onWelcome: (msg: WelcomeMessage) => void;
+  /**
+   * Runs `fn` (a connect or a write to the sidecar) as no tool call's: the
+   * agent's own connection to the sidecar is nobody's I/O, whichever call's
+   * callback it happens in. Default: runs it as it is.
+   */
+  outsideCalls?: <T>(fn: () => T) => T;
 }
 
 export interface SidecarClientStats {
@@ -301,7 +307,12 @@ export class SidecarClient {
   private uncork(): void {
     if (!this.corked) return;
     this.corked = false;
-    this.socket?.uncork();
+    const socket = this.socket;
+    if (socket) this.outsideCalls(() => socket.uncork());
+  }
+
+  private outsideCalls<T>(fn: () => T): T {
+    return this.opts.outsideCalls ? this.opts.outsideCalls(fn) : fn();
   }
 
   private connect(): void {
@@ -310,7 +321,7 @@ export class SidecarClient {
     this.decoder = new FrameDecoder();
     let socket: net.Socket;
     try {
-      socket = net.createConnection({ path: this.opts.socketPath });
+      socket = this.outsideCalls(() => net.createConnection({ path: this.opts.socketPath }));
     } catch (err) {
       this.lastError = errorCode(err);
       this.onClosed(false);

@@ -13,6 +13,7 @@ import { ToolSpanRegistry, Refusal, type ToolSpan } from './tool-spans.js';
 import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
 import { SelfDeclared } from './self-declared.js';
+import { resolveCommand } from './launch.js';
 import type { KernelEvent } from '@agentrace/bpf';
 import { KernelSummaries } from './kernel-summary.js';
 import { ToolMetrics } from './tool-metrics.js';
@@ -134,6 +135,7 @@ export class Sidecar {
       probes.attach('context');
       for (const g of opts.probeGroups ?? switchableGroups) probes.attach(g);
       const sidecar = new Sidecar(probes, opts);
+      sidecar.hookLikelyBinaries();
       probes.onEvents(
         (events) => sidecar.onKernelEvents(events),
         (err) => sidecar.log(`dropped an undecodable kernel event: ${err.message}`),
@@ -214,6 +216,24 @@ export class Sidecar {
   trackLaunched(pid: number, binaries: readonly string[]): void {
     this.probes.track(pid);
     for (const b of binaries) this.hookBinary(b, true);
+  }
+
+  /**
+   * Hooks, before any agent shows up, the node binaries agents most likely
+   * run (this one, and the `node` on PATH) and this system's libc: an agent
+   * that calls a tool the moment it starts then has its threadpool work and
+   * name lookups attributed too, not only once its binary was seen.
+   */
+  private hookLikelyBinaries(): void {
+    const candidates = [process.execPath, resolveCommand('node', process.env)];
+    for (const c of candidates) {
+      if (c === undefined) continue;
+      try {
+        this.hookBinary(fs.realpathSync(c), true);
+      } catch {
+        // not there after all
+      }
+    }
     const libc = mappedLibc('self');
     if (libc) this.hookLibc(libc);
   }
