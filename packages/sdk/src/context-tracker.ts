@@ -20,12 +20,12 @@ let enabled = false;
 let disableScheduled = false;
 
 function follow(): void {
-  let call = context.active().getValue(TOOL_CALL_KEY) as SlotSpan | undefined;
-  // A callback of something made during a call that has ended since (a
-  // pooled socket's data handler, a timer it left behind) runs in that
-  // call's context, but is no longer that call: the kernel must not put its
-  // syscalls (the next call's request on the pooled socket) under it.
-  if (call?.ended) call = undefined;
+  // A callback in the context of a call that has ended (a timer it left
+  // behind) is still that call's doing, as a child process it forked is.
+  // Pooled connections, whose callbacks run in the context of whichever call
+  // opened them, are handled where their requests are written
+  // (http-requests.ts) and by the kernel's descriptor ownership.
+  const call = context.active().getValue(TOOL_CALL_KEY) as SlotSpan | undefined;
   if (call === slot.span) return;
   if (call) slot.set(call);
   else slot.clear();

@@ -179,7 +179,8 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
   try {
     const file = resolveCommand(command[0]!, env);
     if (file === undefined) {
-      spawnError = Object.assign(new Error(`spawn ${command[0]} ENOENT`), { code: 'ENOENT' });
+      const code = command[0]!.includes('/') && fs.existsSync(command[0]!) ? 'EACCES' : 'ENOENT';
+      spawnError = Object.assign(new Error(`spawn ${command[0]} ${code}`), { code });
     } else {
       // Tracked before it runs anything of its own, so a tool called at
       // once is attributed from its first syscall.
