@@ -22,8 +22,6 @@ const bin = path.join(root, 'bin', 'agentrace');
 const agent = path.join(root, 'test', 'fixtures', 'startup-agent.mjs');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-startup-'));
 const RUNS = 20;
-/** `run` costs a probe load and teardown each: the lazy and worker variants get fewer of those. */
-const RUN_VARIANT_RUNS = 5;
 
 type Mode = 'plain' | 'lazy' | 'worker';
 const toolsOf: Record<Mode, Record<string, Array<'open' | 'connect' | 'process'>>> = {
@@ -182,7 +180,7 @@ async function theDaemon(): Promise<Daemon> {
 
 for (const [label, node] of runtimes) {
   for (const mode of ['plain', 'lazy', 'worker'] as const) {
-    const runs = mode === 'plain' ? RUNS : RUN_VARIANT_RUNS;
+    const runs = RUNS;
     test(`${label}, ${mode}: ${runs} agents under \`run\`, tools called at start-up with no ready(): every span arrives with its activity`, { timeout: 10 * 60_000 }, async (t) => {
       if (!requireBpf(t)) return;
       const failed: string[] = [];

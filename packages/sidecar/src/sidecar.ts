@@ -342,7 +342,8 @@ export class Sidecar {
     for (const e of events) {
       if (e.kind === 'proc.declare') {
         this.declared.declared(e.pid, e.comm);
-        this.hookBinaries(e.pid);
+        // Early, before its hello; a short-lived one may be gone already (its hello says why, if it comes).
+        this.hookBinaries(e.pid, true);
       } else if (e.kind === 'proc.exec' && e.ret === 0) {
         // A tracked process now runs another binary (a shell that execs
         // node, npx, ...): hook its threadpool if it is a node.
@@ -358,11 +359,11 @@ export class Sidecar {
    * binary, getaddrinfo in its libc. Once per binary; what cannot be hooked
    * is said once and the rest of the ladder still works.
    */
-  private hookBinaries(pid: number): void {
+  private hookBinaries(pid: number, quietIfGone = false): void {
     const binary = executableOf(pid);
     const libc = binary === undefined ? undefined : mappedLibc(pid);
     if (binary === undefined) {
-      this.log(`cannot read the binaries of pid ${pid}: threadpool work and name lookups are attributed by process only`);
+      if (!quietIfGone) this.log(`cannot read the binaries of pid ${pid}: threadpool work and name lookups are attributed by process only`);
       return;
     }
     this.hookBinary(binary, false);
@@ -405,7 +406,6 @@ export class Sidecar {
   }
 
   private markEnded(spanId: string): void {
-    if (this.stopped && this.closedProbeStats) return;
     try {
       this.probes.markEnded(spanId);
     } catch {
