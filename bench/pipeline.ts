@@ -78,7 +78,7 @@ async function measure(bin: string, n: number, live: boolean): Promise<Run> {
     await runLoop(bin, 'open', n, (pid) => {
       probes.track(pid);
       probes.setThreadSpan(pid, pid, { traceId: trace.toString('hex'), spanId });
-      registry.start({ id: 1, pid, alive: () => true }, {}, startMessage(pid, trace, span));
+      registry.start({ id: 1, pid, uid: 0, alive: () => true }, {}, startMessage(pid, trace, span));
     });
     let t1 = t0;
     let c1 = c0;

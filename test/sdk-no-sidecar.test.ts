@@ -116,6 +116,29 @@ test('the SDK never keeps a process alive: with a connected sidecar', { timeout:
   }
 });
 
+test('a sidecar that does not keep up: frames are dropped with one warning, the stalled connection is given up, the count is printed at exit', { timeout: 30_000 }, async () => {
+  const sidecar = await FakeSidecar.start({ stallAfterWelcome: true, record: false });
+  try {
+    const script = `import('@agentrace/sdk').then(async ({ ready, traceTool }) => {
+      if (!(await ready(3000))) throw new Error('no welcome');
+      const t = traceTool('busy', (x) => x.length, { captureArguments: true });
+      for (let i = 0; i < 20000; i++) t('z'.repeat(300));
+    })`;
+    const { stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, AGENTRACE_SOCKET: sidecar.path },
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      timeout: 20_000,
+    });
+    assert.equal(stderr.match(/AGENTRACE_FRAMES_DROPPED/g)?.length, 1, `one warning: ${stderr}`);
+    // The stalled connection is given up (pending writes would keep the agent alive), and the agent exits.
+    assert.match(stderr, /ESTALLED/);
+    const count = /agentrace: (\d+) frames for the sidecar were dropped/.exec(stderr);
+    assert.ok(count && Number(count[1]) > 1000, stderr);
+  } finally {
+    await sidecar.close();
+  }
+});
+
 test('cleanup', { timeout: 30_000 }, async () => {
   await shutdown();
   fs.rmSync(dir, { recursive: true, force: true });

@@ -18,7 +18,7 @@ function start(tid: number): SpanStartMessage {
 
 let ids = 0;
 function announcer(identity: ProcessIdentity): Announcer {
-  return { id: ++ids, pid: identity.pid, alive: () => stillRunning(identity) };
+  return { id: ++ids, pid: identity.pid, uid: 0, alive: () => stillRunning(identity) };
 }
 
 test('a span announced by a process that has exited since is kept, with no live thread', async () => {
@@ -76,4 +76,51 @@ test("a connection's close abandons its own spans only (a worker's exit leaves t
   assert.equal(workerCall.attrs['agentrace.span.incomplete'], true);
   assert.equal(mainCall.endNs, undefined, 'the main thread’s call is still open');
   assert.deepEqual(registry.open().map((s) => s.spanId), [mainCall.spanId]);
+});
+
+test('fair share: one user, or one process, cannot take the room others need; refusals are counted by reason', () => {
+  const registry = new ToolSpanRegistry({ maxInFlight: 10, maxInFlightPerUser: 4, maxInFlightPerProcess: 3 });
+  const self = pinProcess(process.pid);
+  const as = (uid: number, pid = process.pid): Announcer => ({ id: ++ids, pid, uid, alive: () => stillRunning(self) });
+  const flood = as(65534);
+  for (let i = 0; i < 3; i++) registry.start(flood, {}, start(process.pid));
+  // The process's share is used up...
+  assert.throws(() => registry.start(flood, {}, start(process.pid)), (e: unknown) => e instanceof Refusal && e.code === 'ENOSPC');
+  // ...and its user's, with another process of the same user (a pid that is not ours: its thread check passes as a gone process).
+  registry.start({ id: ++ids, pid: 4_000_000, uid: 65534, alive: () => false }, {}, start(4_000_001));
+  assert.throws(() => registry.start({ id: ++ids, pid: 4_000_002, uid: 65534, alive: () => false }, {}, start(4_000_003)), (e: unknown) => e instanceof Refusal && e.code === 'ENOSPC');
+  // Another user's process still has room.
+  const ok = registry.start({ id: ++ids, pid: 4_000_010, uid: 0, alive: () => false }, {}, start(4_000_011));
+  assert.equal(registry.inFlightCount, 5);
+  assert.deepEqual(registry.refusedBy, { invalid: 0, not_own: 0, in_flight_total: 0, in_flight_user: 1, in_flight_process: 1 });
+  // Ending frees the share.
+  registry.end(4_000_010, { t: 'end', span: Buffer.from(ok.spanId, 'hex'), end: [2, 0], status: { code: 0 } });
+  assert.equal(registry.inFlightCount, 4);
+});
+
+test('what an agent sends is checked before it is kept: times, kind, status; names and attributes within the limits, cuts counted', () => {
+  const registry = new ToolSpanRegistry({ attributes: { valueLength: 10, count: 3 }, nameLength: 20 });
+  const self: Announcer = { id: ++ids, pid: process.pid, uid: 0, alive: () => true };
+  const bad = (patch: Partial<SpanStartMessage>): void =>
+    assert.throws(() => registry.start(self, {}, { ...start(process.pid), ...patch }), (e: unknown) => e instanceof Refusal && e.code === 'EINVAL', JSON.stringify(patch));
+  bad({ start: [1e20, 0] });
+  bad({ start: [1, 2e9] });
+  bad({ start: ['1', 0] as unknown as [number, number] });
+  bad({ kind: 9 });
+  bad({ flags: -1 });
+  bad({ name: 42 as unknown as string });
+  assert.equal(registry.refusedBy.invalid, 6);
+
+  const span = registry.start(self, {}, { ...start(process.pid), name: 'n'.repeat(100), attrs: { a: 'x'.repeat(1_000_000), b: ['y'.repeat(50), 'ok'], c: 1, d: 2, e: { nested: true } as unknown as string } });
+  assert.equal(span.name.length, 20);
+  assert.equal(span.attrs.a, 'x'.repeat(10));
+  assert.deepEqual(span.attrs.b, ['y'.repeat(10), 'ok']);
+  assert.equal(span.attrs['agentrace.attributes.truncated'], 2, 'two values cut');
+  assert.equal(span.attrs['agentrace.attributes.dropped'], 2, 'one over the count, one not OTLP');
+  assert.equal(registry.attributesTruncated, 3, 'and the name');
+  // An end with a status code that is none is refused; the span stays open.
+  assert.throws(() => registry.end(process.pid, { t: 'end', span: Buffer.from(span.spanId, 'hex'), end: [2, 0], status: { code: 'ok' as unknown as number } }), (e: unknown) => e instanceof Refusal && e.code === 'EINVAL');
+  assert.equal(span.endNs, undefined);
+  registry.end(process.pid, { t: 'end', span: Buffer.from(span.spanId, 'hex'), end: [2, 0], status: { code: 2, message: 'm'.repeat(50) } });
+  assert.deepEqual(span.status, { code: 2, message: 'm'.repeat(10) });
 });

@@ -21,6 +21,8 @@ export interface FakeSidecarOptions {
   /** Socket path; default: sidecar.sock in a fresh temp dir (removed by close()). */
   path?: string;
   welcome?: WelcomePolicy;
+  /** Stop reading a connection once it is welcomed: a sidecar that does not keep up. */
+  stallAfterWelcome?: boolean;
   /** Record messages (default true; the benchmark turns it off). */
   record?: boolean;
 }
@@ -36,6 +38,7 @@ export class FakeSidecar {
   private server: net.Server | undefined;
   private readonly ownDir: string | undefined;
   private readonly record: boolean;
+  private readonly stall: boolean;
   private waiters: Array<() => void> = [];
   messagesSeen = 0;
 
@@ -48,6 +51,7 @@ export class FakeSidecar {
     }
     this.welcome = opts.welcome ?? 'auto';
     this.record = opts.record ?? true;
+    this.stall = opts.stallAfterWelcome ?? false;
   }
 
   static async start(opts: FakeSidecarOptions = {}): Promise<FakeSidecar> {
@@ -85,7 +89,10 @@ export class FakeSidecar {
         const msg = m as ClientMessage;
         this.messagesSeen++;
         if (this.record) this.received.push({ conn, msg });
-        if (msg.t === 'hello' && this.welcome === 'auto') this.sendWelcome(conn);
+        if (msg.t === 'hello' && this.welcome === 'auto') {
+          this.sendWelcome(conn);
+          if (this.stall) sock.pause();
+        }
       }
       if (this.waiters.length) {
         const w = this.waiters;

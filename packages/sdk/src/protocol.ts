@@ -119,41 +119,97 @@ const KNOWN = new Set(['hello', 'start', 'end', 'welcome', 'error']);
  * Splits a byte stream into messages. Throws ProtocolError on a frame that is
  * too large, of another protocol version, not msgpack, or not a known message;
  * the caller then closes that connection.
+ *
+ * Linear in the bytes received: chunks of a frame that is not complete yet
+ * are kept as they came and joined once, when the frame is, so a peer that
+ * drips a large frame a byte at a time costs no more than its bytes.
  */
 export class FrameDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Length of the frame being received (header included), once its header is in. */
+  private need: number | undefined;
+  /** Bytes copied while joining chunks (for tests: at most about what was received). */
+  copied = 0;
 
   push(chunk: Buffer): Message[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
     const out: Message[] = [];
-    while (this.buf.length >= 4) {
-      const len = this.buf.readUInt32BE(0);
-      if (len < 1 || len > MAX_FRAME_BYTES) {
-        throw new ProtocolError('EMSGSIZE', `frame length ${len} is outside 1..${MAX_FRAME_BYTES}`);
+    for (;;) {
+      if (this.need === undefined) {
+        if (this.buffered < 4) break;
+        const len = this.peekLength();
+        if (len < 1 || len > MAX_FRAME_BYTES) {
+          throw new ProtocolError('EMSGSIZE', `frame length ${len} is outside 1..${MAX_FRAME_BYTES}`);
+        }
+        this.need = 4 + len;
       }
-      if (this.buf.length < 4 + len) break;
-      const version = this.buf.readUInt8(4);
-      if (version !== PROTOCOL_VERSION) {
-        throw new ProtocolError('EPROTO', `protocol version ${version} is not supported (this side speaks ${PROTOCOL_VERSION})`);
-      }
-      const body = this.buf.subarray(HEADER_BYTES, 4 + len);
-      this.buf = this.buf.subarray(4 + len);
-      let msg: unknown;
-      try {
-        msg = packr.unpack(body);
-      } catch (err) {
-        throw new ProtocolError('EBADMSG', `frame body is not msgpack: ${(err as Error).message}`);
-      }
-      if (typeof msg !== 'object' || msg === null || !KNOWN.has((msg as { t?: unknown }).t as string)) {
-        throw new ProtocolError('EBADMSG', `unknown message ${JSON.stringify(msg)?.slice(0, 80)}`);
-      }
-      out.push(msg as Message);
+      if (this.buffered < this.need) break;
+      const frame = this.take(this.need);
+      this.need = undefined;
+      out.push(decodeBody(frame));
     }
     return out;
   }
 
   /** Bytes received that do not yet form a whole frame. */
   get pending(): number {
-    return this.buf.length;
+    return this.buffered;
   }
+
+  /** The u32 length prefix, which may straddle chunks. */
+  private peekLength(): number {
+    const first = this.chunks[0]!;
+    if (first.length >= 4) return first.readUInt32BE(0);
+    const head = Buffer.alloc(4);
+    let off = 0;
+    for (const c of this.chunks) {
+      off += c.copy(head, off, 0, Math.min(c.length, 4 - off));
+      if (off === 4) break;
+    }
+    return head.readUInt32BE(0);
+  }
+
+  /** Removes the first n bytes, joined into one buffer (copied only if they span chunks). */
+  private take(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - off);
+      c.copy(out, off, 0, k);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.copied += n;
+    return out;
+  }
+}
+
+function decodeBody(frame: Buffer): Message {
+  const version = frame.readUInt8(4);
+  if (version !== PROTOCOL_VERSION) {
+    throw new ProtocolError('EPROTO', `protocol version ${version} is not supported (this side speaks ${PROTOCOL_VERSION})`);
+  }
+  let msg: unknown;
+  try {
+    msg = packr.unpack(frame.subarray(HEADER_BYTES));
+  } catch (err) {
+    throw new ProtocolError('EBADMSG', `frame body is not msgpack: ${(err as Error).message}`);
+  }
+  if (typeof msg !== 'object' || msg === null || !KNOWN.has((msg as { t?: unknown }).t as string)) {
+    throw new ProtocolError('EBADMSG', `unknown message ${JSON.stringify(msg)?.slice(0, 80)}`);
+  }
+  return msg as Message;
 }

@@ -36,6 +36,13 @@ export const MAX_BUFFERED_BYTES = 1024 * 1024;
 export const MIN_BACKOFF_MS = 100;
 export const MAX_BACKOFF_MS = 5000;
 export const DEFAULT_FLUSH_MS = 1000;
+/**
+ * A connection whose written bytes have not moved for this long, with
+ * frames waiting, is a stalled sidecar: it is dropped (and retried later).
+ * Pending writes keep a Node process alive whatever the socket's ref, so
+ * without this a stalled sidecar would keep the agent from exiting.
+ */
+export const STALL_MS = 5000;
 
 /** A start that was not accepted: its end is not sent either. */
 export const NOT_SENT = -1;
@@ -79,6 +86,8 @@ let generations = 0;
 // Per thread, not per client (configure() makes a new client): one warning
 // per outage, and one per sidecar error code.
 let warnedThisOutage = false;
+/** Frames this thread dropped although a sidecar had answered (it could not keep up). */
+let droppedWhileServed = 0;
 const warnedCodes = new Set<string>();
 
 export class SidecarClient {
@@ -169,7 +178,7 @@ export class SidecarClient {
 
   /** Counts a start the caller dropped because acceptsStart() said no. */
   countDropped(): void {
-    this.framesDropped++;
+    this.drop();
   }
 
   /** Sends (or queues) a start. Returns its generation, or NOT_SENT. */
@@ -194,7 +203,7 @@ export class SidecarClient {
   /** Sends (or queues) the end of a span whose start got generation `gen`. */
   sendEnd(msg: SpanEndMessage, gen: number): void {
     if (gen === NOT_SENT) {
-      this.framesDropped++;
+      this.drop();
       return;
     }
     if (gen !== this.generation || this.state === 'closed') {
@@ -205,7 +214,7 @@ export class SidecarClient {
     // encoded with its attributes, send it without them.
     const frame = encode(msg) ?? encode({ ...msg, attrs: {} });
     if (!frame) {
-      this.framesDropped++;
+      this.drop();
       return;
     }
     if (this.state === 'connected') {
@@ -290,6 +299,19 @@ export class SidecarClient {
 
   private drop(): number {
     this.framesDropped++;
+    // With no sidecar at all, the "cannot connect" warning said it. With one
+    // that does not keep up, each lost frame is a span without attribution:
+    // said once now, counted at exit.
+    if (this.everConnected) {
+      droppedWhileServed++;
+      if (droppedWhileServed === 1) {
+        warn(
+          'AGENTRACE_FRAMES_DROPPED',
+          `agentrace: the sidecar at ${this.opts.socketPath} does not keep up (more than ${MAX_BUFFERED_BYTES} bytes wait, or ${QUEUE_CAPACITY} frames queued): ` +
+            'frames are dropped, and their calls lose their kernel attribution; the count is printed at exit',
+        );
+      }
+    }
     return NOT_SENT;
   }
 
@@ -353,7 +375,28 @@ export class SidecarClient {
     this.queue = [];
     this.queuedOpenStarts = 0;
     for (const frame of queued) this.write(socket, frame);
+    this.watchStall(socket);
     this.notifyState();
+  }
+
+  private watchStall(socket: net.Socket): void {
+    let written = socket.bytesWritten;
+    let since = Date.now();
+    const timer = setInterval(() => {
+      if (this.socket !== socket) return clearInterval(timer);
+      if (socket.writableLength === 0 || socket.bytesWritten !== written) {
+        written = socket.bytesWritten;
+        since = Date.now();
+        return;
+      }
+      if (Date.now() - since < STALL_MS) return;
+      clearInterval(timer);
+      this.lastError = 'ESTALLED';
+      // What still waits is lost: a sidecar that reads nothing would not get it anyway.
+      droppedWhileServed++;
+      socket.destroy();
+    }, Math.min(1000, STALL_MS / 2));
+    timer.unref();
   }
 
   private onData(socket: net.Socket, chunk: Buffer): void {
@@ -487,6 +530,10 @@ function watchExit(client: SidecarClient): void {
   });
   process.on('exit', () => {
     for (const c of liveClients) c.exiting();
+    // A warning at exit would never print (it is emitted on the next tick).
+    if (droppedWhileServed > 0) {
+      process.stderr.write(`agentrace: ${droppedWhileServed} frames for the sidecar were dropped (it did not keep up); their calls have no kernel attribution\n`);
+    }
   });
 }
 

@@ -11,7 +11,9 @@ export type WarningCode =
   /** The sidecar refused a request (an `error` message). */
   | 'AGENTRACE_SIDECAR_ERROR'
   /** The thread slot could not be registered. */
-  | 'AGENTRACE_SLOT';
+  | 'AGENTRACE_SLOT'
+  /** A sidecar answered but could not keep up: frames were dropped (said once; the count at exit). */
+  | 'AGENTRACE_FRAMES_DROPPED';
 
 let emitted = 0;
 

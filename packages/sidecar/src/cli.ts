@@ -13,6 +13,7 @@ import { UsageError } from './usage-error.js';
 import { GroupError, parseProbesOption, switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { probesCommand, PROBES_USAGE } from './probes-command.js';
 import { binariesOf, resolveCommand, startGated } from './launch.js';
+import { attributeLimitsFromEnv, type AttributeLimits } from './attributes.js';
 
 const DEFAULT_SOCKET = '/run/agentrace/agentrace.sock';
 const DEFAULT_DAEMON_FILE = '/var/lib/agentrace/traces.jsonl';
@@ -38,6 +39,10 @@ Options:
                         events) go to the same file and to /v1/metrics, every
                         OTEL_METRIC_EXPORT_INTERVAL ms (default 60000) and at exit;
                         OTEL_METRICS_EXPORTER=none turns them off.
+                        What agents send is held to OpenTelemetry's span limits:
+                        OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+                        default 4096 characters) and OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT (or
+                        OTEL_ATTRIBUTE_COUNT_LIMIT, default 128); what they cut is counted.
   --quiet               run: do not print the tree.
   --max-events-per-span N
                         Events (opens, connects, DNS) one tool call may emit before the rest
@@ -128,6 +133,15 @@ function maxEventsPerSpan(flags: Flags): number | undefined {
   return n;
 }
 
+/** Attribute limits from the standard OTEL_*_ATTRIBUTE_*_LIMIT variables. */
+function spanLimits(): { attributes: AttributeLimits } {
+  try {
+    return { attributes: attributeLimitsFromEnv(process.env) };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 function startGroups(flags: Flags): SwitchableGroup[] | undefined {
   return flags.probes === undefined ? undefined : parseProbesOption(flags.probes);
 }
@@ -137,7 +151,7 @@ async function runSidecar(flags: Flags): Promise<number> {
   const controlSocketPath = flags.control ?? process.env.AGENTRACE_CONTROL ?? path.join(path.dirname(socketPath), 'control.sock');
   const probeGroups = startGroups(flags);
   const { exporters, metrics } = exportersFor(flags, DEFAULT_DAEMON_FILE);
-  const sidecar = await Sidecar.start({ socketPath, exporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups });
+  const sidecar = await Sidecar.start({ socketPath, exporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits: spanLimits() });
   process.stderr.write(
     `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; control on ${controlSocketPath} (probe groups ${['context', ...(probeGroups ?? switchableGroups)].join(', ')}); exporting to ${exporters.map((e) => e.description).join(', ')}\n`,
   );
@@ -168,6 +182,7 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
     exporters,
     metrics,
     maxEventsPerSpan: maxEvents,
+    spanLimits: spanLimits(),
     onSpans: (batch) => spans.push(...batch),
     onToolStart: (spanId, name) => toolNames.set(spanId, name),
   });

@@ -9,7 +9,7 @@ import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { SocketServer, type AgentConnection, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
 import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
-import { ToolSpanRegistry, Refusal, type ToolSpan } from './tool-spans.js';
+import { ToolSpanRegistry, Refusal, type RefusalReason, type ToolSpan, type ToolSpanLimits } from './tool-spans.js';
 import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
 import { SelfDeclared } from './self-declared.js';
@@ -48,6 +48,8 @@ export interface SidecarOptions {
   selfDeclaredGraceMs?: number;
   /** How long kernel events wait for their span's announcement (start frame). Default 60 s. */
   unmatchedTtlMs?: number;
+  /** Limits on what agents announce: spans in flight (total, per user, per process), attributes. */
+  spanLimits?: Partial<ToolSpanLimits>;
 }
 
 export interface SidecarStats {
@@ -55,6 +57,11 @@ export interface SidecarStats {
   attribution: AttributionStats;
   socket: SocketServerStats;
   spansRefused: number;
+  /** Refused spans by reason (invalid, not_own, in_flight_total, in_flight_user, in_flight_process). */
+  spansRefusedBy: Record<RefusalReason, number>;
+  /** Attribute values agents sent cut to the length limit, and attributes left out (count limit, type). */
+  attributesTruncated: number;
+  attributesDropped: number;
   /** Processes that declared themselves and never said hello: no longer traced. */
   selfDeclaredForgotten: number;
   /** Hellos read after their process had exited: its spans are exported, nothing is tracked. */
@@ -63,7 +70,7 @@ export interface SidecarStats {
 }
 
 export class Sidecar {
-  private readonly registry = new ToolSpanRegistry();
+  private readonly registry: ToolSpanRegistry;
   private readonly threads: ThreadSpans;
   private readonly attribution: Attribution;
   private readonly summaries: KernelSummaries;
@@ -85,6 +92,7 @@ export class Sidecar {
     private readonly opts: SidecarOptions,
   ) {
     this.log = opts.log ?? ((line) => process.stderr.write(`agentrace: ${line}\n`));
+    this.registry = new ToolSpanRegistry(opts.spanLimits);
     this.threads = new ThreadSpans(probes);
     this.metrics = new ToolMetrics({
       resource: { 'service.name': 'agentrace-sidecar', 'service.version': SIDECAR_VERSION },
@@ -200,6 +208,9 @@ export class Sidecar {
       attribution: this.attribution.stats(),
       socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0 },
       spansRefused: this.registry.refused,
+      spansRefusedBy: { ...this.registry.refusedBy },
+      attributesTruncated: this.registry.attributesTruncated,
+      attributesDropped: this.registry.attributesDropped,
       selfDeclaredForgotten: this.declared.forgotten,
       helloAfterExit: this.helloAfterExit,
       exporters: Object.fromEntries(this.opts.exporters.map((e) => [e.description, e.stats()])),
@@ -281,6 +292,15 @@ export class Sidecar {
     const p = s.probes;
     const exporterDrops = Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0);
     const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
+    if (s.spansRefused > 0 || s.attributesTruncated > 0 || s.attributesDropped > 0) {
+      const by = Object.entries(s.spansRefusedBy)
+        .filter(([, n]) => n > 0)
+        .map(([r, n]) => `${n} ${r}`)
+        .join(', ');
+      this.log(
+        `spans refused: ${s.spansRefused}${by ? ` (${by})` : ''}; attribute values truncated: ${s.attributesTruncated}, attributes dropped: ${s.attributesDropped}`,
+      );
+    }
     if (p.ringbufDrops > 0n || mapFull > 0n || s.attribution.expired > 0 || s.attribution.refused > 0 || exporterDrops > 0 || p.decodeErrors > 0 || s.selfDeclaredForgotten > 0) {
       this.log(
         `kernel events: ${p.ringbufDrops} lost to a full ring buffer, ${mapFull} to full maps, ${p.decodeErrors} undecodable, ` +
@@ -322,7 +342,14 @@ export class Sidecar {
         this.attribution.onToolStarted(span);
       },
       onSpanEnd: (conn: AgentConnection, msg: SpanEndMessage) => {
-        const span = this.registry.end(conn.pid, msg);
+        let span: ToolSpan | undefined;
+        try {
+          span = this.registry.end(conn.pid, msg);
+        } catch (err) {
+          if (!(err instanceof Refusal)) throw err;
+          conn.refuse(err.code, err.message);
+          return;
+        }
         if (span) this.toolEnded([span]);
       },
       onClose: (conn: AgentConnection) => {

@@ -29,7 +29,7 @@ export interface AgentConnection {
   alive(): boolean;
   /** Resource attributes from the agent's hello, with process.pid set by us. */
   resource: Attributes;
-  /** Sends a refusal to the agent without closing the connection. */
+  /** Sends a refusal to the agent without closing the connection (once per code). */
   refuse(code: string, message: string): void;
 }
 
@@ -87,6 +87,7 @@ export class SocketServer {
     this.sockets.add(socket);
     let conn: AgentConnection | undefined;
     const send = replies(socket);
+    const told = new Set<string>();
     try {
       const cred = peerCredentials(socket);
       const pinned = pinProcess(cred.pid);
@@ -98,7 +99,12 @@ export class SocketServer {
         process: pinned,
         alive: () => (running &&= stillRunning(pinned)),
         resource: {},
-        refuse: (code, message) => send(encodeFrame({ t: 'error', code, message })),
+        // Told once per reason: a client refused a thousand times gets one frame, not a thousand.
+        refuse: (code, message) => {
+          if (told.has(code)) return;
+          told.add(code);
+          send(encodeFrame({ t: 'error', code, message }));
+        },
       };
     } catch (err) {
       this.handlers.onProtocolError(undefined, err as Error);
