@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, probeGroups, workSubmitFunction, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
 import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
-import { SocketServer, type AgentConnection, type SocketServerStats } from './socket-server.js';
+import { SocketServer, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
 import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { ToolSpanRegistry, Refusal, type RefusalReason, type ToolSpan, type ToolSpanLimits } from './tool-spans.js';
@@ -50,6 +50,8 @@ export interface SidecarOptions {
   unmatchedTtlMs?: number;
   /** Limits on what agents announce: spans in flight (total, per user, per process), attributes. */
   spanLimits?: Partial<ToolSpanLimits>;
+  /** Limits of the agent socket: connections (total, per user), unfinished frames (time, bytes). */
+  socketLimits?: Partial<SocketLimits>;
 }
 
 export interface SidecarStats {
@@ -148,7 +150,7 @@ export class Sidecar {
         (events) => sidecar.onKernelEvents(events),
         (err) => sidecar.log(`dropped an undecodable kernel event: ${err.message}`),
       );
-      sidecar.server = await SocketServer.listen(opts.socketPath, sidecar.handlers(), SIDECAR_VERSION);
+      sidecar.server = await SocketServer.listen(opts.socketPath, sidecar.handlers(), SIDECAR_VERSION, opts.socketLimits);
       if (opts.controlSocketPath) {
         try {
           sidecar.control = await ControlServer.listen(opts.controlSocketPath, {
@@ -206,7 +208,7 @@ export class Sidecar {
     return {
       probes: this.closedProbeStats ?? this.probes.stats(),
       attribution: this.attribution.stats(),
-      socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0 },
+      socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0, refusedConnections: 0, partialFrameTimeouts: 0, pendingBudgetClosed: 0 },
       spansRefused: this.registry.refused,
       spansRefusedBy: { ...this.registry.refusedBy },
       attributesTruncated: this.registry.attributesTruncated,
@@ -292,6 +294,13 @@ export class Sidecar {
     const p = s.probes;
     const exporterDrops = Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0);
     const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
+    const sk = s.socket;
+    if (sk.refusedConnections > 0 || sk.partialFrameTimeouts > 0 || sk.pendingBudgetClosed > 0 || sk.protocolErrors > 0) {
+      this.log(
+        `agent socket: ${sk.refusedConnections} connections refused (over their share), ${sk.partialFrameTimeouts} closed for an unfinished frame, ` +
+          `${sk.pendingBudgetClosed} for the unfinished-bytes budget, ${sk.protocolErrors} for protocol errors`,
+      );
+    }
     if (s.spansRefused > 0 || s.attributesTruncated > 0 || s.attributesDropped > 0) {
       const by = Object.entries(s.spansRefusedBy)
         .filter(([, n]) => n > 0)

@@ -29,7 +29,7 @@ export interface AgentConnection {
   alive(): boolean;
   /** Resource attributes from the agent's hello, with process.pid set by us. */
   resource: Attributes;
-  /** Sends a refusal to the agent without closing the connection (once per code). */
+  /** Sends a refusal to the agent without closing the connection (a quota refusal once). */
   refuse(code: string, message: string): void;
 }
 
@@ -47,28 +47,91 @@ export interface SocketServerStats {
   connections: number;
   open: number;
   protocolErrors: number;
+  /** Connections refused: over the total cap, or over their user's share. */
+  refusedConnections: number;
+  /** Connections closed because a frame begun was not finished in time. */
+  partialFrameTimeouts: number;
+  /** Connections closed because partial frames over all connections passed the byte budget. */
+  pendingBudgetClosed: number;
 }
+
+/** What one socket server takes at most. */
+export interface SocketLimits {
+  /** Connections open at once, over all agents. */
+  maxConnections: number;
+  /** ... of one user (uid): an agent has one per thread. */
+  maxConnectionsPerUser: number;
+  /** A frame begun must be complete within this (agents write frames whole). */
+  partialFrameMs: number;
+  /** Bytes of unfinished frames held over all connections. */
+  maxPendingBytes: number;
+}
+
+export const DEFAULT_SOCKET_LIMITS: SocketLimits = {
+  maxConnections: 4096,
+  maxConnectionsPerUser: 1024,
+  partialFrameMs: 10_000,
+  maxPendingBytes: 64 * 1024 * 1024,
+};
 
 export class SocketServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly stats_: SocketServerStats = { connections: 0, open: 0, protocolErrors: 0 };
+  private readonly stats_: SocketServerStats = { connections: 0, open: 0, protocolErrors: 0, refusedConnections: 0, partialFrameTimeouts: 0, pendingBudgetClosed: 0 };
   private nextId = 1;
+  private readonly limits: SocketLimits;
+  private readonly perUser = new Map<number, number>();
+  /** Connections with an unfinished frame: since when, and how many bytes. */
+  private readonly partial = new Map<net.Socket, { since: number; bytes: number }>();
+  private pendingBytes = 0;
+  private readonly sweeper: NodeJS.Timeout;
 
   private constructor(
     readonly socketPath: string,
     private readonly handlers: ConnectionHandlers,
     private readonly version: string,
+    limits: Partial<SocketLimits>,
   ) {
+    this.limits = { ...DEFAULT_SOCKET_LIMITS, ...limits };
     this.server = net.createServer((socket) => this.accept(socket));
+    this.sweeper = setInterval(() => this.closeStalled(), Math.max(50, Math.min(1000, this.limits.partialFrameMs / 4))).unref();
   }
 
   /** Listens on `socketPath`, replacing a stale socket file but never a live server. */
-  static async listen(socketPath: string, handlers: ConnectionHandlers, version: string): Promise<SocketServer> {
-    const s = new SocketServer(socketPath, handlers, version);
+  static async listen(socketPath: string, handlers: ConnectionHandlers, version: string, limits: Partial<SocketLimits> = {}): Promise<SocketServer> {
+    const s = new SocketServer(socketPath, handlers, version, limits);
     // Any local process may connect: what it may do is decided by its pid.
-    await listenUnix(s.server, socketPath, 0o666, '--socket');
+    try {
+      await listenUnix(s.server, socketPath, 0o666, '--socket');
+    } catch (err) {
+      clearInterval(s.sweeper);
+      throw err;
+    }
     return s;
+  }
+
+  /** A frame begun and not finished in time: the client is dripping, or stuck. */
+  private closeStalled(now = Date.now()): void {
+    for (const [socket, p] of this.partial) {
+      if (now - p.since < this.limits.partialFrameMs) continue;
+      this.stats_.partialFrameTimeouts++;
+      this.forgetPartial(socket);
+      socket.destroy();
+    }
+  }
+
+  /** Tracks a connection's unfinished bytes; false when the budget over all connections is spent. */
+  private notePartial(socket: net.Socket, bytes: number): boolean {
+    const p = this.partial.get(socket);
+    this.pendingBytes += bytes - (p?.bytes ?? 0);
+    if (bytes === 0) this.partial.delete(socket);
+    else if (p) p.bytes = bytes;
+    else this.partial.set(socket, { since: Date.now(), bytes });
+    return this.pendingBytes <= this.limits.maxPendingBytes;
+  }
+
+  private forgetPartial(socket: net.Socket): void {
+    this.notePartial(socket, 0);
   }
 
   stats(): SocketServerStats {
@@ -76,6 +139,7 @@ export class SocketServer {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
     await closed;
@@ -99,10 +163,13 @@ export class SocketServer {
         process: pinned,
         alive: () => (running &&= stillRunning(pinned)),
         resource: {},
-        // Told once per reason: a client refused a thousand times gets one frame, not a thousand.
+        // A client over its share is told once, not once per refused span
+        // (a flood would otherwise be answered with a flood).
         refuse: (code, message) => {
-          if (told.has(code)) return;
-          told.add(code);
+          if (code === 'ENOSPC') {
+            if (told.has(code)) return;
+            told.add(code);
+          }
           send(encodeFrame({ t: 'error', code, message }));
         },
       };
@@ -113,6 +180,17 @@ export class SocketServer {
       return;
     }
     const c = conn;
+    // Fair share of connections: the total, and each user's.
+    const mine = this.perUser.get(c.uid) ?? 0;
+    if (this.sockets.size > this.limits.maxConnections || mine >= this.limits.maxConnectionsPerUser) {
+      this.stats_.refusedConnections++;
+      const which = mine >= this.limits.maxConnectionsPerUser ? `uid ${c.uid} has ${mine} connections, its share` : `${this.sockets.size - 1} connections are open`;
+      send(encodeFrame({ t: 'error', code: 'ENOSPC', message: `connection refused: ${which}` }));
+      socket.destroy();
+      this.sockets.delete(socket);
+      return;
+    }
+    this.perUser.set(c.uid, mine + 1);
     const decoder = new FrameDecoder();
     let greeted = false;
     let failed = false;
@@ -121,6 +199,10 @@ export class SocketServer {
       let messages: ClientMessage[];
       try {
         messages = decoder.push(chunk) as ClientMessage[];
+        if (!this.notePartial(socket, decoder.pending)) {
+          this.stats_.pendingBudgetClosed++;
+          throw new ProtocolError('ENOBUFS', `unfinished frames of all clients exceed ${this.limits.maxPendingBytes} bytes`);
+        }
         for (const msg of messages) {
           if (msg.t === 'hello') {
             greeted = true;
@@ -149,6 +231,10 @@ export class SocketServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.sockets.delete(socket);
+      this.forgetPartial(socket);
+      const n = (this.perUser.get(c.uid) ?? 1) - 1;
+      if (n > 0) this.perUser.set(c.uid, n);
+      else this.perUser.delete(c.uid);
       this.handlers.onClose(c);
     });
   }
