@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { Sidecar, createExporters, resolveOtlpConfig, resolveOtlpMetricsConfig, type SidecarOptions } from '@agentrace/sidecar';
 import { requireBpf } from './support/bpf.js';
 import { Actor } from './support/actor.js';
@@ -165,4 +166,25 @@ test('kernel events whose call is never announced wait, then count as dropped (u
   const dropped = readOtlpSums(otlp).get('agentrace.events.dropped{agentrace.drop.reason=unmatched}');
   assert.equal(dropped, sidecar.stats().attribution.expired, 'the metric counts them');
   assert.match(log.join('\n'), new RegExp(`${sidecar.stats().attribution.expired} unmatched \\(their span was never announced\\)`));
+});
+
+test("a killed agent's descriptors leave the kernel with it (the ones it never closed)", async (t) => {
+  if (!requireBpf(t)) return;
+  const { sidecar, socketPath } = await startSidecar('killed');
+  t.after(() => sidecar.stop());
+  const actor = await startActor();
+  // Its connection to the sidecar is a socket it connected: the kernel keeps an entry for it.
+  assert.equal((await actor.do({ op: 'sidecarConnect', path: socketPath })).ok, true);
+  await actor.do({ op: 'sidecarSend', frame: { t: 'hello', sdk: 'test', runtime: 'node', resource: {} }, waitFor: 'welcome' });
+  await actor.do({ op: 'sidecarConnect', path: socketPath }); // tracked now: this one is remembered
+  const entriesOf = (pid: number): number => {
+    type Entry = { formatted?: { key?: { tgid?: number } } };
+    // One map: its entries; several of that name (another sidecar's too): one object each.
+    const dump = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'name', 'ar_fd_spans'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })) as Array<Entry & { elements?: Entry[] }>;
+    return dump.flatMap((e) => e.elements ?? [e]).filter((e) => e.formatted?.key?.tgid === pid).length;
+  };
+  assert.ok(entriesOf(actor.pid) >= 1, 'the kernel keeps its socket');
+  actor.kill(); // SIGKILL: nothing is closed by the process itself... the kernel closes, no close(2) runs
+  await until('its entries to be swept', () => sidecar.stats().descriptorsForgotten >= 1, 6000);
+  assert.equal(entriesOf(actor.pid), 0);
 });

@@ -78,6 +78,7 @@ export const layouts = {
   ar_span_counts: { size: 40, fields: { emitted: 0, capped: 8, ringbuf_drops: 16, map_full: 24, ambiguous: 32 } },
   ar_config: { size: 8, fields: { max_events_per_span: 0, wakeup_bytes: 4 } },
   ar_proc_info: { size: 32, fields: { span: 0, parent_tgid: 24, flags: 28 } },
+  ar_fd_key: { size: 8, fields: { tgid: 0, fd: 4 } },
   ar_fd_owner: { size: 32, fields: { span: 0, flags: 24, last_op: 28 } },
   ar_event_header: {
     size: 64,

@@ -128,6 +128,8 @@ const TRACKED = 'ar_tracked_procs';
 const TRACKED_BITS = 'ar_tracked_bits';
 const THREAD_SPANS = 'otel_traces_ctx_v1';
 const ENDED_SPANS = 'ar_ended_spans';
+const FD_SPANS = 'ar_fd_spans';
+const DNS_FDS = 'ar_dns_fds';
 const EVENTS = 'ar_events';
 const STATS = 'ar_stats';
 const SPAN_AGGS = 'ar_span_aggs';
@@ -347,6 +349,32 @@ export class Probes {
   isSelfDeclared(pid: number): boolean {
     const info = this.obj.mapLookup(TRACKED, u32(pid));
     return info !== null && (info.readUInt32LE(layouts.ar_proc_info.fields.flags) & ProcFlag.SelfDeclared) !== 0;
+  }
+
+  /**
+   * Forgets what the kernel keeps per descriptor (owner, DNS socket) for
+   * processes that have exited: a process killed with its descriptors open
+   * never closes them, and a later process given its pid must not inherit
+   * them. Returns how many entries went.
+   */
+  forgetDescriptors(tgids: ReadonlySet<number>): number {
+    if (tgids.size === 0) return 0;
+    let gone = 0;
+    for (const map of [FD_SPANS, DNS_FDS]) {
+      for (const key of this.obj.mapKeys(map)) {
+        if (tgids.has(key.readUInt32LE(layouts.ar_fd_key.fields.tgid)) && this.obj.mapDelete(map, key)) gone++;
+      }
+    }
+    return gone;
+  }
+
+  /** The descriptors the kernel keeps an owner for, of one process (for tests and diagnostics). */
+  descriptorsOf(tgid: number): number[] {
+    const F = layouts.ar_fd_key.fields;
+    return this.obj
+      .mapKeys(FD_SPANS)
+      .filter((k) => k.readUInt32LE(F.tgid) === tgid)
+      .map((k) => k.readInt32LE(F.fd));
   }
 
   /**

@@ -24,6 +24,9 @@ import { sanitizeAttributes } from './attributes.js';
 import type { ExportSpan } from './otlp/span.js';
 import type { SpanExporter } from './otlp/exporter.js';
 
+/** How often the per-descriptor maps are swept of processes that exited. */
+const DESCRIPTOR_SWEEP_MS = 2000;
+
 export const SIDECAR_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 export interface SidecarOptions {
@@ -68,6 +71,8 @@ export interface SidecarStats {
   selfDeclaredForgotten: number;
   /** Hellos read after their process had exited: its spans are exported, nothing is tracked. */
   helloAfterExit: number;
+  /** Per-descriptor kernel entries of exited processes removed (descriptors they never closed). */
+  descriptorsForgotten: number;
   exporters: Record<string, ReturnType<SpanExporter['stats']>>;
 }
 
@@ -79,6 +84,10 @@ export class Sidecar {
   private readonly metrics: ToolMetrics;
   private readonly declared: SelfDeclared;
   private helloAfterExit = 0;
+  /** Tracked processes that exited since the last sweep of the per-descriptor maps. */
+  private readonly exited = new Set<number>();
+  private lastSweepMs = Date.now();
+  private descriptorsForgotten = 0;
   private metricsReader?: MetricsReader;
   private server?: SocketServer;
   private control?: ControlServer;
@@ -171,6 +180,7 @@ export class Sidecar {
       sidecar.housekeeping = setInterval(() => {
         sidecar.attribution.expire();
         sidecar.declared.expire();
+        sidecar.sweepDescriptors();
         sidecar.summaries.collect();
         sidecar.registry.prune();
       }, 250).unref();
@@ -215,6 +225,7 @@ export class Sidecar {
       attributesDropped: this.registry.attributesDropped,
       selfDeclaredForgotten: this.declared.forgotten,
       helloAfterExit: this.helloAfterExit,
+      descriptorsForgotten: this.descriptorsForgotten,
       exporters: Object.fromEntries(this.opts.exporters.map((e) => [e.description, e.stats()])),
     };
   }
@@ -373,6 +384,22 @@ export class Sidecar {
     };
   }
 
+  /**
+   * What the kernel keeps per descriptor goes with the process: one that
+   * exited (killed, with descriptors open) is forgotten every few seconds,
+   * in one pass over the maps for all of them.
+   */
+  private sweepDescriptors(nowMs = Date.now()): void {
+    if (this.exited.size === 0 || nowMs - this.lastSweepMs < DESCRIPTOR_SWEEP_MS) return;
+    this.lastSweepMs = nowMs;
+    try {
+      this.descriptorsForgotten += this.probes.forgetDescriptors(this.exited);
+    } catch (err) {
+      this.log(`cannot sweep the descriptor maps: ${(err as Error).message}`);
+    }
+    this.exited.clear();
+  }
+
   /** Kernel events: processes that declared themselves or ran a new binary, then attribution. */
   private onKernelEvents(events: KernelEvent[]): void {
     for (const e of events) {
@@ -380,6 +407,8 @@ export class Sidecar {
         this.declared.declared(e.pid, e.comm);
         // Early, before its hello; a short-lived one may be gone already (its hello says why, if it comes).
         this.hookBinaries(e.pid, true);
+      } else if (e.kind === 'proc.exit') {
+        this.exited.add(e.pid);
       } else if (e.kind === 'proc.exec' && e.ret === 0) {
         // A tracked process now runs another binary (a shell that execs
         // node, npx, ...): hook its threadpool if it is a node.

@@ -37,5 +37,6 @@ struct ar_span_counts *ar_btf_span_counts __attribute__((unused));
 struct ar_config *ar_btf_config __attribute__((unused));
 struct ar_proc_declare_event *ar_btf_proc_declare __attribute__((unused));
 struct ar_fd_owner *ar_btf_fd_owner __attribute__((unused));
+struct ar_fd_key *ar_btf_fd_key __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

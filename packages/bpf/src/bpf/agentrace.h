@@ -153,6 +153,12 @@ struct ar_proc_info {
 	__u32 flags; /* enum ar_proc_flag */
 };
 
+/* Key of the per-descriptor maps (ar_fd_spans, ar_dns_fds). */
+struct ar_fd_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
 /* ar_fd_owner.flags */
 enum ar_fd_flag {
 	/* A second call wrote a request while the owner's was still unanswered

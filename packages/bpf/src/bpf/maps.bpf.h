@@ -87,11 +87,6 @@ struct {
 
 /* Rung 4: the call each descriptor of a tracked process belongs to now
  * (struct ar_fd_owner: opened or connected under it, or last used by it). */
-struct ar_fd_key {
-	__u32 tgid;
-	__s32 fd;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
