@@ -33,8 +33,8 @@ static __always_inline void ar_dns_query(__u64 id, struct ar_proc_info *proc, __
 }
 
 /* Whom a descriptor's I/O belongs to: its owner (struct ar_fd_owner), which
- * the call using it takes over. A call that uses the descriptor (its thread
- * runs it now: slot, thread map or work item) becomes the owner, so a pooled
+ * the call using it takes over. A call that writes on the descriptor (its
+ * thread runs it now: slot, thread map or work item) becomes the owner, so a pooled
  * keep-alive connection's request and the response read for it afterwards
  * (by libuv, outside any call) count for the call that sent the request,
  * not for the one that opened the connection. A request written while the
@@ -51,7 +51,10 @@ static __always_inline int ar_fd_user(__u64 id, struct ar_fd_key *fk, struct ar_
 	struct ar_fd_owner now = *o;
 	struct ar_span_ctx cur = {};
 	int changed = 0;
-	__u8 source = ar_current_span(id, &cur);
+	/* Only a write hands a descriptor over (a request is written by the call
+	 * that makes it); a read counts for the owner, so reads, the most
+	 * frequent I/O, skip the slot read. */
+	__u8 source = writing ? ar_current_span(id, &cur) : AR_ATTR_NONE;
 	if (source != AR_ATTR_NONE) {
 		/* NOBODY: a request made outside any call takes the descriptor from its owner */
 		if (ar_span_key(&cur) != ar_span_key(&now.span)) {
