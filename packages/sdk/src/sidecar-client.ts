@@ -88,6 +88,8 @@ let generations = 0;
 let warnedThisOutage = false;
 /** Frames this thread dropped although a sidecar had answered (it could not keep up). */
 let droppedWhileServed = 0;
+/** Connections given up, with what they still held, because the sidecar stopped reading. */
+let stalledConnections = 0;
 const warnedCodes = new Set<string>();
 
 export class SidecarClient {
@@ -393,7 +395,7 @@ export class SidecarClient {
       clearInterval(timer);
       this.lastError = 'ESTALLED';
       // What still waits is lost: a sidecar that reads nothing would not get it anyway.
-      droppedWhileServed++;
+      stalledConnections++;
       socket.destroy();
     }, Math.min(1000, STALL_MS / 2));
     timer.unref();
@@ -531,8 +533,9 @@ function watchExit(client: SidecarClient): void {
   process.on('exit', () => {
     for (const c of liveClients) c.exiting();
     // A warning at exit would never print (it is emitted on the next tick).
-    if (droppedWhileServed > 0) {
-      process.stderr.write(`agentrace: ${droppedWhileServed} frames for the sidecar were dropped (it did not keep up); their calls have no kernel attribution\n`);
+    if (droppedWhileServed > 0 || stalledConnections > 0) {
+      const stalled = stalledConnections ? `, and ${stalledConnections} stalled connection(s) were given up with the frames they held` : '';
+      process.stderr.write(`agentrace: ${droppedWhileServed} frames for the sidecar were dropped (it did not keep up)${stalled}; their calls have no kernel attribution\n`);
     }
   });
 }
