@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
-import { Probes, probeGroups, workSubmitFunction, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
+import { Probes, probeGroups, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
 import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { SocketServer, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
@@ -14,7 +14,6 @@ import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
 import { SelfDeclared } from './self-declared.js';
 import { resolveCommand } from './launch.js';
-import type { KernelEvent } from '@agentrace/bpf';
 import { KernelSummaries } from './kernel-summary.js';
 import { ToolMetrics } from './tool-metrics.js';
 import { createMetricsReader, type MetricsReader } from './otlp/metric-reader.js';

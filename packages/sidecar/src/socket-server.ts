@@ -255,7 +255,8 @@ function replies(socket: net.Socket): (frame: Buffer) => void {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (!open || socket.destroyed || typeof fd !== 'number' || fd < 0) return;
     try {
-      fs.writeSync(fd, frame);
+      // A part of a frame would leave the client's stream misaligned: no more replies after one.
+      if (fs.writeSync(fd, frame) < frame.length) open = false;
     } catch (err) {
       // EAGAIN: a client that reads nothing gets no more replies either.
       if ((err as NodeJS.ErrnoException).code !== 'EINTR') open = false;
