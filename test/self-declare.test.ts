@@ -188,3 +188,35 @@ test("a killed agent's descriptors leave the kernel with it (the ones it never c
   await until('its entries to be swept', () => sidecar.stats().descriptorsForgotten >= 1, 6000);
   assert.equal(entriesOf(actor.pid), 0);
 });
+
+test("the resource's identity is the kernel's: a client's claims to pid, user, executable or container are replaced", async (t) => {
+  if (!requireBpf(t)) return;
+  const { sidecar, socketPath, file: otlp } = await startSidecar('identity');
+  const actor = await startActor();
+  const claims = {
+    'service.name': 'mine',
+    'process.pid': 1,
+    'process.user.id': 4242,
+    'process.executable.path': '/usr/bin/innocent',
+    'process.command_line': 'innocent --flag',
+    'container.id': 'f'.repeat(64),
+  };
+  assert.equal((await actor.do({ op: 'sidecarConnect', path: socketPath })).ok, true);
+  await actor.do({ op: 'sidecarSend', frame: { t: 'hello', sdk: 'test', runtime: 'node', resource: claims }, waitFor: 'welcome' });
+  const span = randomBytes(8).toString('hex');
+  const now = Math.floor(Date.now() / 1000);
+  await actor.do({ op: 'sidecarSend', frame: { t: 'start', tid: actor.pid, trace: randomBytes(16).toString('hex'), span, name: 'execute_tool t', kind: 0, start: [now, 0], attrs: {}, flags: 1, export: true } });
+  await actor.do({ op: 'sidecarSend', frame: { t: 'end', span, end: [now + 1, 0], status: { code: 0 } } });
+  await new Promise((r) => setTimeout(r, 100));
+  await sidecar.stop();
+  const exported = readOtlpFile(otlp).find((s) => s.spanId === span);
+  assert.ok(exported, 'the span is exported');
+  const r = exported.resource;
+  assert.equal(r['service.name'], 'mine', 'what is not identity is the client’s to say');
+  assert.equal(r['process.pid'], actor.pid);
+  assert.equal(r['process.user.id'], process.getuid!());
+  assert.equal(r['process.executable.path'], fs.realpathSync(process.execPath));
+  assert.equal(r['process.command_line'], undefined);
+  assert.equal(r['container.id'], undefined, 'not in a container: no container id, and not the claimed one');
+  actor.kill();
+});

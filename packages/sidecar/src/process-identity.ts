@@ -34,3 +34,61 @@ export function pinProcess(pid: number): ProcessIdentity {
 export function stillRunning(id: ProcessIdentity): boolean {
   return id.startTime !== undefined && processStartTime(id.pid) === id.startTime;
 }
+
+/**
+ * Resource attributes of a process as the kernel knows it (OTel semantic
+ * conventions), for the sidecar to set over whatever the client said:
+ * `process.pid`, `process.user.id` (from SO_PEERCRED), and while the
+ * process runs, `process.executable.path` and `container.id` (from its
+ * cgroup path, where a container runtime put one).
+ */
+/** Identity keys only the sidecar sets: a client's claim to any of them is dropped. */
+export const IDENTITY_KEYS: readonly string[] = [
+  'process.pid',
+  'process.parent_pid',
+  'process.user.id',
+  'process.real_user.id',
+  'process.saved_user.id',
+  'process.owner',
+  'process.executable.path',
+  'process.executable.name',
+  'process.command',
+  'process.command_line',
+  'process.command_args',
+  'container.id',
+];
+
+/** A client's resource with every identity claim removed, then the kernel's identity set. */
+export function withVerifiedIdentity<T extends Record<string, unknown>>(claimed: T, id: ProcessIdentity, uid: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...claimed };
+  for (const k of IDENTITY_KEYS) delete out[k];
+  return { ...out, ...verifiedResource(id, uid) };
+}
+
+export function verifiedResource(id: ProcessIdentity, uid: number): Record<string, string | number> {
+  const out: Record<string, string | number> = { 'process.pid': id.pid, 'process.user.id': uid };
+  if (!stillRunning(id)) return out;
+  try {
+    out['process.executable.path'] = fs.realpathSync(`/proc/${id.pid}/exe`);
+  } catch {
+    // gone meanwhile, or not ours to read
+  }
+  const container = containerId(id.pid);
+  if (container) out['container.id'] = container;
+  return out;
+}
+
+/** The 64-hex-digit id a container runtime put in the process's cgroup path (docker, podman, containerd, CRI-O), if any. */
+export function containerId(pid: number): string | undefined {
+  try {
+    return containerIdIn(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The container id in the text of /proc/PID/cgroup, if a runtime put one there. */
+export function containerIdIn(cgroup: string): string | undefined {
+  // e.g. .../libpod-<id>.scope, .../docker/<id>, .../cri-containerd-<id>.scope, .../crio-<id>.scope
+  return /(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$/m.exec(cgroup)?.[1];
+}

@@ -13,6 +13,7 @@ import { ToolSpanRegistry, Refusal, type RefusalReason, type ToolSpan, type Tool
 import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
 import { SelfDeclared } from './self-declared.js';
+import { withVerifiedIdentity } from './process-identity.js';
 import { resolveCommand } from './launch.js';
 import { KernelSummaries } from './kernel-summary.js';
 import { ToolMetrics } from './tool-metrics.js';
@@ -333,7 +334,8 @@ export class Sidecar {
   private handlers() {
     return {
       onHello: (conn: AgentConnection, msg: { resource?: Attributes; sdk?: string; runtime?: string }) => {
-        conn.resource = { ...sanitizeAttributes(msg.resource), 'process.pid': conn.pid };
+        // What the kernel says of the process overrides what the client said.
+        conn.resource = withVerifiedIdentity(sanitizeAttributes(msg.resource), conn.process, conn.uid) as Attributes;
         // A hello read after its process exited (a short-lived agent) still
         // brings its spans, but its pid may be someone else's by now.
         if (!conn.alive()) {
