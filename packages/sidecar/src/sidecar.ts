@@ -24,6 +24,9 @@ import { sanitizeAttributes } from './attributes.js';
 import type { ExportSpan } from './otlp/span.js';
 import type { SpanExporter } from './otlp/exporter.js';
 
+/** Protocol errors logged one by one; the rest are counted in the shutdown line. */
+const PROTOCOL_ERRORS_LOGGED = 5;
+
 /** How often the per-descriptor maps are swept of processes that exited. */
 const DESCRIPTOR_SWEEP_MS = 2000;
 
@@ -61,6 +64,8 @@ export interface SidecarStats {
   probes: ProbeStats;
   attribution: AttributionStats;
   socket: SocketServerStats;
+  /** Spans announced and not ended yet, over all agents. */
+  spansInFlight: number;
   spansRefused: number;
   /** Refused spans by reason (invalid, not_own, in_flight_total, in_flight_user, in_flight_process). */
   spansRefusedBy: Record<RefusalReason, number>;
@@ -84,6 +89,7 @@ export class Sidecar {
   private readonly metrics: ToolMetrics;
   private readonly declared: SelfDeclared;
   private helloAfterExit = 0;
+  private protocolErrorsLogged = 0;
   /** Tracked processes that exited since the last sweep of the per-descriptor maps. */
   private readonly exited = new Set<number>();
   private lastSweepMs = Date.now();
@@ -219,6 +225,7 @@ export class Sidecar {
       probes: this.closedProbeStats ?? this.probes.stats(),
       attribution: this.attribution.stats(),
       socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0, refusedConnections: 0, partialFrameTimeouts: 0, pendingBudgetClosed: 0 },
+      spansInFlight: this.registry.inFlightCount,
       spansRefused: this.registry.refused,
       spansRefusedBy: { ...this.registry.refusedBy },
       attributesTruncated: this.registry.attributesTruncated,
@@ -374,13 +381,20 @@ export class Sidecar {
         if (span) this.toolEnded([span]);
       },
       onClose: (conn: AgentConnection) => {
+        // Closed by stop(), which ends what is open itself (the probes may be gone).
+        if (this.stopped) return;
         // Only this connection's spans: an agent has one connection per
         // thread, and a worker that exits leaves the others' calls alone.
         this.threads.dropConnection(conn.id);
         this.toolEnded(this.registry.abandon(conn.id, nowNs()));
       },
       onProtocolError: (conn: AgentConnection | undefined, err: Error) => {
-        this.log(`closed the connection of pid ${conn?.pid ?? '?'}: ${err.message}`);
+        // A few lines, then only the count (the shutdown line): a flood of bad
+        // clients must not become a flood of log lines.
+        if (++this.protocolErrorsLogged <= PROTOCOL_ERRORS_LOGGED) {
+          const more = this.protocolErrorsLogged === PROTOCOL_ERRORS_LOGGED ? ' (further ones are only counted)' : '';
+          this.log(`closed the connection of pid ${conn?.pid ?? '?'}: ${err.message}${more}`);
+        }
       },
     };
   }
