@@ -70,7 +70,8 @@ test('sidecar: serves until SIGTERM, then flushes, removes its socket and exits 
   let stderr = '';
   daemon.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const deadline = Date.now() + 15_000;
-  while (!fs.existsSync(socketPath) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // The socket file appears a moment before the start line: wait for both.
+  while (!(fs.existsSync(socketPath) && /probes attached; listening on/.test(stderr)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   assert.ok(fs.existsSync(socketPath), `no socket; stderr: ${stderr}`);
   assert.match(stderr, /probes attached; listening on/);
 
