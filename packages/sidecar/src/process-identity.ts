@@ -35,13 +35,6 @@ export function stillRunning(id: ProcessIdentity): boolean {
   return id.startTime !== undefined && processStartTime(id.pid) === id.startTime;
 }
 
-/**
- * Resource attributes of a process as the kernel knows it (OTel semantic
- * conventions), for the sidecar to set over whatever the client said:
- * `process.pid`, `process.user.id` (from SO_PEERCRED), and while the
- * process runs, `process.executable.path` and `container.id` (from its
- * cgroup path, where a container runtime put one).
- */
 /** Identity keys only the sidecar sets: a client's claim to any of them is dropped. */
 export const IDENTITY_KEYS: readonly string[] = [
   'process.pid',
@@ -59,12 +52,19 @@ export const IDENTITY_KEYS: readonly string[] = [
 ];
 
 /** A client's resource with every identity claim removed, then the kernel's identity set. */
-export function withVerifiedIdentity<T extends Record<string, unknown>>(claimed: T, id: ProcessIdentity, uid: number): Record<string, unknown> {
+export function withVerifiedIdentity(claimed: Record<string, unknown>, id: ProcessIdentity, uid: number): Record<string, unknown> {
   const out: Record<string, unknown> = { ...claimed };
   for (const k of IDENTITY_KEYS) delete out[k];
   return { ...out, ...verifiedResource(id, uid) };
 }
 
+/**
+ * Resource attributes of a process as the kernel knows it (OTel semantic
+ * conventions), for the sidecar to set over whatever the client said:
+ * `process.pid`, `process.user.id` (from SO_PEERCRED), and while the
+ * process runs, `process.executable.path` and `container.id` (from its
+ * cgroup path, where a container runtime put one).
+ */
 export function verifiedResource(id: ProcessIdentity, uid: number): Record<string, string | number> {
   const out: Record<string, string | number> = { 'process.pid': id.pid, 'process.user.id': uid };
   if (!stillRunning(id)) return out;
@@ -79,7 +79,7 @@ export function verifiedResource(id: ProcessIdentity, uid: number): Record<strin
 }
 
 /** The 64-hex-digit id a container runtime put in the process's cgroup path (docker, podman, containerd, CRI-O), if any. */
-export function containerId(pid: number): string | undefined {
+function containerId(pid: number): string | undefined {
   try {
     return containerIdIn(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'));
   } catch {

@@ -59,8 +59,4 @@ export class SelfDeclared {
       }
     }
   }
-
-  get pending(): number {
-    return this.waiting.size;
-  }
 }

@@ -8,7 +8,7 @@
  *   2. thread map      otel_traces_ctx_v1[pid_tgid], for threads with no slot
  *   3. work item       the span a libuv work item was submitted under
  *   4. descriptor      the call the descriptor belongs to now (opened,
- *                      connected or last used under it; not once it ended)
+ *                      connected or last written under it; not once it ended)
  *   5. process         the span the process was forked under
  */
 #ifndef AR_ATTRIBUTION_BPF_H
