@@ -139,6 +139,29 @@ test('a sidecar that does not keep up: frames are dropped with one warning, the 
   }
 });
 
+test('an agent that calls tools without ever yielding before its socket connects: the frames it lost are warned about once and counted at exit', { timeout: 30_000 }, async () => {
+  const sidecar = await FakeSidecar.start({ record: false });
+  try {
+    // No ready(), no await between calls: the queue fills before the connection is up.
+    const script = `import('@agentrace/sdk').then(async ({ traceTool, shutdown }) => {
+      const t = traceTool('tight', (x) => x + 1);
+      for (let i = 0; i < 5000; i++) t(i);
+      await shutdown();
+    })`;
+    const { stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, AGENTRACE_SOCKET: sidecar.path },
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      timeout: 20_000,
+    });
+    assert.equal(stderr.match(/AGENTRACE_FRAMES_DROPPED/g)?.length, 1, `one warning: ${stderr}`);
+    const count = /agentrace: (\d+) frames for the sidecar were dropped/.exec(stderr);
+    // 10,000 frames, 1,000 queued at most before the connection.
+    assert.ok(count && Number(count[1]) >= 9000, stderr);
+  } finally {
+    await sidecar.close();
+  }
+});
+
 test('cleanup', { timeout: 30_000 }, async () => {
   await shutdown();
   fs.rmSync(dir, { recursive: true, force: true });

@@ -250,6 +250,77 @@ test('a client cannot announce spans for, or tag, another process', async (t) =>
   assert.deepEqual(spans.filter((s) => s.attributes['process.pid'] === mallory.pid), []);
 });
 
+test('a span grafted into another process’s trace is marked; propagation within a process and context from outside are not', async (t) => {
+  if (!requireBpf(t)) return;
+  fs.chmodSync(dir, 0o755); // mallory is any local user: she reaches the socket and her file
+  const { sidecar, socketPath, file } = await startSidecar('graft');
+  const victim = await Actor.start();
+  const mallory = await Actor.start({ uid: 65534 });
+  children.push(victim, mallory);
+  const now = (): [number, number] => [Math.floor(Date.now() / 1000), 0];
+  const id = (n: number): string => randomBytes(n).toString('hex');
+  const start = (pid: number, trace: string, span: string, name: string, parent?: string) => ({
+    t: 'start', tid: pid, trace, span, ...(parent ? { parent } : {}), name: `execute_tool ${name}`, kind: 0, start: now(),
+    attrs: { 'gen_ai.tool.name': name, 'agentrace.parent.unverified': false }, flags: 1, export: true,
+  });
+  const end = (span: string) => ({ t: 'end', span, end: now(), status: { code: 0 } });
+  /** Announces a span, runs an open under it (thread slot), ends it. */
+  const call = async (a: Actor, trace: string, span: string, name: string, parent?: string): Promise<string> => {
+    const f = uniqueFile(name);
+    assert.deepEqual((await a.do({ op: 'sidecarSend', frame: start(a.pid, trace, span, name, parent) })).received, []);
+    await a.do({ op: 'slotSet', traceId: trace, spanId: span });
+    assert.equal((await a.do({ op: 'open', path: f })).ok, true);
+    await a.do({ op: 'slotClear' });
+    return f;
+  };
+  const trace = id(16);
+  const [v, c, m1, m2, own, outside] = [id(8), id(8), id(8), id(8), id(8), id(8)];
+  const ownTrace = id(16);
+  const files: Record<string, string> = {};
+  try {
+    for (const a of [victim, mallory]) {
+      assert.equal((await a.do({ op: 'sidecarConnect', path: socketPath })).ok, true);
+      await a.do({ op: 'sidecarSend', frame: { t: 'hello', sdk: 'test', runtime: 'node', resource: { 'service.name': 'victim-agent', 'process.pid': 1 } }, waitFor: 'welcome' });
+      await a.do({ op: 'slotRegister' });
+    }
+    // The victim's call, and a call it nests under it (propagation within one process).
+    files.v = await call(victim, trace, v, 'victim_tool');
+    files.c = await call(victim, trace, c, 'nested_tool', v);
+    // Mallory, as nobody: a span under the victim's live call, and one in its trace under a span she never saw announced.
+    files.m1 = await call(mallory, trace, m1, 'victim_tool', v);
+    files.m2 = await call(mallory, trace, m2, 'victim_tool', id(8));
+    // Her own trace, nested under her own span; and a trace nobody here announced (context from outside).
+    files.own = await call(mallory, ownTrace, own, 'own_tool');
+    files.outside = await call(mallory, id(16), outside, 'outside_tool', id(8));
+    for (const [a, s] of [[victim, c], [victim, v], [mallory, m1], [mallory, m2], [mallory, own], [mallory, outside]] as const) {
+      assert.deepEqual((await a.do({ op: 'sidecarSend', frame: end(s) })).received, []);
+    }
+    await sidecar.settle(300);
+  } finally {
+    await victim.exit(0);
+    await mallory.exit(0);
+    await sidecar.stop();
+  }
+  const spans = readOtlpFile(file);
+  const marked = (s: FlatSpan | undefined): unknown => s?.attributes['agentrace.parent.unverified'];
+  const tool = (spanId: string): FlatSpan | undefined => spans.find((s) => s.spanId === spanId);
+  const openOf = (f: string): FlatSpan | undefined => spans.find((s) => s.name === 'open' && s.attributes['file.path'] === f);
+  for (const [key, spanId, graft] of [['v', v, false], ['c', c, false], ['m1', m1, true], ['m2', m2, true], ['own', own, false], ['outside', outside, false]] as const) {
+    const span = tool(spanId);
+    const open = openOf(files[key]!);
+    assert.ok(span, `${key}: its tool span was exported`);
+    assert.ok(open, `${key}: its open was exported`);
+    assert.equal(open.parentSpanId, spanId, `${key}: the open hangs under its call`);
+    assert.equal(marked(span), graft ? true : undefined, `${key}: tool span marked ${graft}`);
+    assert.equal(marked(open), graft ? true : undefined, `${key}: open marked ${graft}`);
+  }
+  // Who announced it is the kernel's word: the victim's name, but mallory's pid and uid.
+  const m = tool(m1)!;
+  assert.equal(m.resource['service.name'], 'victim-agent');
+  assert.equal(m.resource['process.pid'], mallory.pid);
+  assert.equal(m.resource['process.user.id'], 65534);
+});
+
 test('a malformed frame closes that connection only', async (t) => {
   if (!requireBpf(t)) return;
   const { sidecar, socketPath } = await startSidecar('malformed');

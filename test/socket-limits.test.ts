@@ -112,3 +112,47 @@ test('unfinished frames over all connections are bounded in bytes: the client th
     await server.close();
   }
 });
+
+/** In its own process (its CPU is not ours): connections that each park a frame of almost 1 MiB 1,000 bytes short of its end, then drip one byte per 20 ms. */
+const DRIPPER = `
+const net = require('node:net');
+const [socket, conns, ms] = process.argv.slice(1);
+const head = Buffer.alloc(5);
+const length = 1024 * 1024 - 32; // the type byte and the body, under the protocol's 1 MiB
+head.writeUInt32BE(length, 0);
+head.writeUInt8(1, 4);
+let open = 0;
+for (let i = 0; i < Number(conns); i++) {
+  const s = net.connect(socket, () => {
+    s.write(Buffer.concat([head, Buffer.alloc(length - 1 - 1000, 0x61)]));
+    if (++open === Number(conns)) process.stdout.write('parked\\n');
+    const t = setInterval(() => s.write(Buffer.from([0x61])), 20);
+    setTimeout(() => { clearInterval(t); s.destroy(); }, Number(ms));
+  });
+  s.on('error', () => {});
+}
+`;
+
+test('a drip-feed client costs the sidecar in proportion to the bytes it sends, not to what it has parked', { timeout: 30_000 }, async () => {
+  const CONNS = 60; // 60 MiB parked, under the default budget
+  const { server, closed } = await serve({});
+  const { spawn } = await import('node:child_process');
+  const dripper = spawn(process.execPath, ['-e', DRIPPER, server.socketPath, String(CONNS), '4000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [line] = await once(dripper.stdout!, 'data');
+    assert.match(String(line), /parked/);
+    await new Promise((r) => setTimeout(r, 300)); // the parked megabytes read
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const used = process.cpuUsage(cpu0);
+    const share = (used.user + used.system) / 1000 / (performance.now() - t0);
+    // 60 connections × 50 bytes/s = 3,000 bytes/s. A decoder that re-copied
+    // what is pending on every byte would copy 3 GB/s (a core and more).
+    assert.ok(share < 0.1, `the server used ${(share * 100).toFixed(1)}% of a core for 3,000 bytes/s`);
+    assert.equal(closed.length, 0, `nobody was closed yet: the frames are still within their 10 s (${JSON.stringify(server.stats())})`);
+  } finally {
+    if (dripper.exitCode === null) dripper.kill('SIGKILL');
+    await server.close();
+  }
+});

@@ -124,3 +124,45 @@ test('what an agent sends is checked before it is kept: times, kind, status; nam
   registry.end(process.pid, { t: 'end', span: Buffer.from(span.spanId, 'hex'), end: [2, 0], status: { code: 2, message: 'm'.repeat(50) } });
   assert.deepEqual(span.status, { code: 2, message: 'm'.repeat(10) });
 });
+
+test('attribute characters are budgeted per span and per user while in flight; what does not fit is dropped, counted, and given back at the end', () => {
+  const registry = new ToolSpanRegistry({ spanAttributeChars: 100, attributeCharsInFlightPerUser: 150, attributeCharsInFlight: 1000 });
+  const as = (uid: number): Announcer => ({ id: ++ids, pid: process.pid, uid, alive: () => true });
+  const big = { a: 'x'.repeat(59), b: 'y'.repeat(59) }; // 60 characters each with its key
+  const first = registry.start(as(65534), {}, { ...start(process.pid), attrs: big });
+  assert.deepEqual(Object.keys(first.attrs), ['a', 'agentrace.attributes.dropped'], 'the second attribute passes the span budget (100)');
+  assert.equal(first.attrs['agentrace.attributes.dropped'], 1);
+  const second = registry.start(as(65534), {}, { ...start(process.pid), attrs: big });
+  assert.deepEqual(Object.keys(second.attrs), ['a', 'agentrace.attributes.dropped'], 'the user has 150 in all: 60 + 60, then no room');
+  const third = registry.start(as(65534), {}, { ...start(process.pid), attrs: big });
+  assert.equal(third.attrs['agentrace.attributes.dropped'], 2, 'nothing fits: the span is kept, its attributes are not');
+  const other = registry.start(as(0), {}, { ...start(process.pid), attrs: { a: 'x'.repeat(59) } });
+  assert.equal(other.attrs.a, 'x'.repeat(59), 'another user has its own room');
+  assert.equal(registry.attributeCharsInFlight, 180);
+  registry.end(process.pid, { t: 'end', span: Buffer.from(first.spanId, 'hex'), end: [2, 0], status: { code: 0 } });
+  assert.equal(registry.attributeCharsInFlight, 120, 'an ended span gives its room back');
+  assert.equal(registry.start(as(65534), {}, { ...start(process.pid), attrs: { a: 'x'.repeat(59) } }).attrs.a, 'x'.repeat(59));
+});
+
+test('ended spans are kept for late events, bounded in count, with only what attribution needs', () => {
+  const registry = new ToolSpanRegistry({ maxEnded: 3 });
+  const self: Announcer = { id: ++ids, pid: process.pid, uid: 0, alive: () => true };
+  const ended = [];
+  for (let i = 0; i < 5; i++) {
+    const s = registry.start(self, {}, { ...start(process.pid), attrs: { 'gen_ai.tool.name': 't', 'gen_ai.tool.call.arguments': 'z'.repeat(1000) } });
+    registry.end(process.pid, { t: 'end', span: Buffer.from(s.spanId, 'hex'), end: [2, 0], status: { code: 2, message: 'failed' } });
+    registry.retire(s);
+    ended.push(s);
+  }
+  assert.deepEqual(ended[4]!.attrs, { 'gen_ai.tool.name': 't' }, 'retired: the tool name stays, for its metrics');
+  assert.equal(ended[4]!.status, undefined);
+  registry.prune();
+  assert.equal(registry.endedCount, 3);
+  assert.equal(registry.endedEvicted, 2);
+  assert.equal(registry.get(ended[0]!.spanId), undefined, 'the oldest went first');
+  assert.equal(registry.get(ended[4]!.spanId), ended[4]);
+  // Past their retention, all go.
+  registry.prune(Date.now() + 31_000);
+  assert.equal(registry.endedCount, 0);
+  assert.equal(registry.get(ended[4]!.spanId), undefined);
+});

@@ -55,16 +55,19 @@ export class Actor {
   /**
    * Starts an actor. With `hostsFile`, it runs in its own mount namespace
    * with that file bind-mounted over /etc/hosts, so its name lookups are
-   * answered locally and never leave the machine.
+   * answered locally and never leave the machine. With `uid`, it runs as
+   * that user (and group).
    */
-  static async start(opts: { hostsFile?: string } = {}): Promise<Actor> {
+  static async start(opts: { hostsFile?: string; uid?: number } = {}): Promise<Actor> {
+    // As another user (an unprivileged local attacker): its own uid and gid, no groups.
+    const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid };
     const child = opts.hostsFile
       ? spawn(
           'unshare',
           ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$1" "$2"', opts.hostsFile, process.execPath, actorPath],
           { stdio: ['pipe', 'pipe', 'inherit'] },
         )
-      : spawn(process.execPath, [actorPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+      : spawn(process.execPath, [actorPath], { stdio: ['pipe', 'pipe', 'inherit'], ...as });
     const lines = readline.createInterface({ input: child.stdout! });
     const actor = new Actor(child, lines);
     const ready = await actor.next();

@@ -472,6 +472,12 @@ export class Probes {
     return v ? v.readUInt32LE(layouts.ar_config.fields.max_events_per_span) : 0;
   }
 
+  /** Drains the kernel's aggregates; the spans that have some waiting for takeSpanSummaries. */
+  spansWithAggregates(): string[] {
+    this.drainAggregates();
+    return [...this.aggregates.keys()];
+  }
+
   /**
    * Takes what the kernel aggregated and counted for `spanIds` (16 hex
    * digits each) and forgets it, so each call is reported once. Spans with

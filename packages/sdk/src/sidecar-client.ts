@@ -110,6 +110,8 @@ export class SidecarClient {
   private stateWaiters: Array<() => void> = [];
   private framesSent = 0;
   private framesDropped = 0;
+  /** Dropped before any connection came up: unknown then whether a sidecar runs at all. */
+  private droppedUnserved = 0;
   private endsSuppressed = 0;
 
   constructor(private readonly opts: SidecarClientOptions) {}
@@ -303,18 +305,24 @@ export class SidecarClient {
     this.framesDropped++;
     // With no sidecar at all, the "cannot connect" warning said it. With one
     // that does not keep up, each lost frame is a span without attribution:
-    // said once now, counted at exit.
-    if (this.everConnected) {
-      droppedWhileServed++;
-      if (droppedWhileServed === 1) {
-        warn(
-          'AGENTRACE_FRAMES_DROPPED',
-          `agentrace: the sidecar at ${this.opts.socketPath} does not keep up (more than ${MAX_BUFFERED_BYTES} bytes wait, or ${QUEUE_CAPACITY} frames queued): ` +
-            'frames are dropped, and their calls lose their kernel attribution; the count is printed at exit',
-        );
-      }
-    }
+    // said once now, counted at exit. Frames lost before the first connection
+    // (an agent that calls tools without ever yielding to the event loop
+    // fills the queue before its socket connects) count once it connects.
+    if (this.everConnected) this.servedDrops(1);
+    else this.droppedUnserved++;
     return NOT_SENT;
+  }
+
+  private servedDrops(n: number): void {
+    const first = droppedWhileServed === 0;
+    droppedWhileServed += n;
+    if (first) {
+      warn(
+        'AGENTRACE_FRAMES_DROPPED',
+        `agentrace: the sidecar at ${this.opts.socketPath} does not keep up (more than ${MAX_BUFFERED_BYTES} bytes wait, or ${QUEUE_CAPACITY} frames queued): ` +
+          'frames are dropped, and their calls lose their kernel attribution; the count is printed at exit',
+      );
+    }
   }
 
   private write(socket: net.Socket, frame: Buffer): void {
@@ -371,6 +379,10 @@ export class SidecarClient {
     this.state = 'connected';
     this.everConnected = true;
     this.lastError = undefined;
+    if (this.droppedUnserved > 0) {
+      this.servedDrops(this.droppedUnserved);
+      this.droppedUnserved = 0;
+    }
     const hello = encode(this.opts.hello());
     if (hello) this.write(socket, hello);
     const queued = this.queue;

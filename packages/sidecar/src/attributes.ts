@@ -41,15 +41,26 @@ export interface Sanitized {
   attributes: Attributes;
   /** Values cut to the length limit. */
   truncated: number;
-  /** Attributes left out: over the count limit, or of a type OTLP cannot carry. */
+  /** Attributes left out: over the count or size limit, or of a type OTLP cannot carry. */
   dropped: number;
+  /** Characters of what was kept (attributeChars). */
+  chars: number;
 }
 
 const scalar = (v: unknown): boolean => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
 
-/** Keeps only the attribute values OTLP can carry, within `limits`; counts what it cut. */
-export function sanitize(attrs: unknown, limits: AttributeLimits = DEFAULT_ATTRIBUTE_LIMITS, room = limits.count): Sanitized {
-  const out: Sanitized = { attributes: {}, truncated: 0, dropped: 0 };
+/** Characters of an attribute (key and value; 8 for a number or boolean), for the byte budgets. */
+export function attributeChars(key: string, v: unknown): number {
+  const one = (x: unknown): number => (typeof x === 'string' ? x.length : 8);
+  return key.length + (Array.isArray(v) ? v.reduce((n: number, x) => n + one(x), 0) : one(v));
+}
+
+/**
+ * Keeps only the attribute values OTLP can carry, within `limits`: at most
+ * `room` attributes and `chars` characters in all; counts what it cut.
+ */
+export function sanitize(attrs: unknown, limits: AttributeLimits = DEFAULT_ATTRIBUTE_LIMITS, room = limits.count, chars = Infinity): Sanitized {
+  const out: Sanitized = { attributes: {}, truncated: 0, dropped: 0, chars: 0 };
   if (typeof attrs !== 'object' || attrs === null) return out;
   const cut = (v: unknown): unknown => {
     if (typeof v !== 'string' || v.length <= limits.valueLength) return v;
@@ -63,13 +74,16 @@ export function sanitize(attrs: unknown, limits: AttributeLimits = DEFAULT_ATTRI
       out.dropped++;
       continue;
     }
-    out.attributes[cut(k) as string] = (Array.isArray(v) ? v.map(cut) : cut(v)) as string;
+    const key = cut(k) as string;
+    const value = Array.isArray(v) ? v.map(cut) : cut(v);
+    const size = attributeChars(key, value);
+    if (out.chars + size > chars) {
+      out.dropped++;
+      continue;
+    }
+    out.attributes[key] = value as string;
+    out.chars += size;
     kept++;
   }
   return out;
-}
-
-/** sanitize() without the counts. */
-export function sanitizeAttributes(attrs: unknown, limits: AttributeLimits = DEFAULT_ATTRIBUTE_LIMITS): Attributes {
-  return sanitize(attrs, limits).attributes;
 }

@@ -217,6 +217,11 @@ export class Attribution {
     return { repeatedOpens };
   }
 
+  /** Tool spans with repeated opens folded since their last takeUserCounts. */
+  spansWithUserCounts(): Iterable<string> {
+    return this.repeats.keys();
+  }
+
   /** The tool span is no longer watched: what was kept for it goes. */
   forgetSpan(toolSpanId: string): void {
     this.seenOpens.delete(toolSpanId);
@@ -226,10 +231,11 @@ export class Attribution {
   /** Kernel spans of a child process hang under that process's span. */
   private parentFor(pid: number, tool: ToolSpan): KernelSpanParent {
     const rec = this.processes.get(pid);
+    const mark = tool.parentUnverified ? { unverified: true } : {};
     if (rec && rec.parent.traceId === tool.traceId) {
-      return { traceId: tool.traceId, parentSpanId: rec.spanId, resource: tool.resource };
+      return { traceId: tool.traceId, parentSpanId: rec.spanId, resource: tool.resource, ...mark };
     }
-    return { traceId: tool.traceId, parentSpanId: tool.spanId, resource: tool.resource };
+    return { traceId: tool.traceId, parentSpanId: tool.spanId, resource: tool.resource, ...mark };
   }
 
   private wait(e: KernelEvent, spanId: string): void {

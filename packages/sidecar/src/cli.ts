@@ -117,7 +117,19 @@ function timestamp(): string {
 function exportersFor(flags: Flags, defaultFile: string) {
   const otlpFlags = { endpoint: flags['otlp-endpoint'], protocol: flags['otlp-protocol'], file: flags['otlp-file'] };
   const config = resolveOtlpConfig(otlpFlags, process.env, { defaultFile });
-  return { exporters: createExporters(config), metrics: resolveOtlpMetricsConfig(otlpFlags, process.env, config) };
+  return { exporters: createExporters(config, { onError: exportErrorLog() }), metrics: resolveOtlpMetricsConfig(otlpFlags, process.env, config) };
+}
+
+/** Export failures printed a few times, then only counted (the shutdown line has the totals). */
+const EXPORT_ERRORS_LOGGED = 10;
+
+function exportErrorLog(): (err: Error) => void {
+  let n = 0;
+  return (err) => {
+    if (++n > EXPORT_ERRORS_LOGGED) return;
+    const more = n === EXPORT_ERRORS_LOGGED ? ' (further export errors are only counted)' : '';
+    process.stderr.write(`agentrace: export: ${err.message}${more}\n`);
+  };
 }
 
 function maxEventsPerSpan(flags: Flags): number | undefined {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type NetConnectEvent } from '@agentrace/bpf';
 import type { ExportSpan } from './otlp/span.js';
+import { PARENT_UNVERIFIED } from './tool-spans.js';
 
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 const EINPROGRESS = constants.errno.EINPROGRESS;
@@ -30,6 +31,8 @@ export interface KernelSpanParent {
   traceId: string;
   parentSpanId: string;
   resource: Attributes;
+  /** The tool span's own parent is a claim the sidecar cannot back (agentrace.parent.unverified). */
+  unverified?: boolean;
 }
 
 function base(
@@ -41,6 +44,7 @@ function base(
   endTimeNs: bigint,
   attributes: Attributes,
 ): ExportSpan {
+  if (parent.unverified) attributes[PARENT_UNVERIFIED] = true;
   return {
     traceId: parent.traceId,
     spanId,

@@ -7,7 +7,7 @@
 // and every event not emitted is counted on the span it belonged to.
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import type { AggregateKind, Probes, SpanKernelSummary, SyscallAggregate } from '@agentrace/bpf';
-import type { ToolSpan } from './tool-spans.js';
+import { PARENT_UNVERIFIED, type ToolSpan } from './tool-spans.js';
 import type { ExportSpan } from './otlp/span.js';
 import { newSpanId } from './ids.js';
 
@@ -67,34 +67,81 @@ export interface KernelSummariesOptions {
   emit: (spans: ExportSpan[]) => void;
   /** What user space folded for a span; called once per report, resets it. */
   takeUserCounts: (spanId: string) => UserSpaceCounts;
+  /** Spans user space folded something for since their last report. */
+  spansWithUserCounts: () => Iterable<string>;
   /** The span stopped being watched: forget what user space kept for it. */
   forget: (spanId: string) => void;
   /** Every report, sampled or not, for the tool metrics. */
   onSummary?: (tool: ToolSpan, summary: SpanKernelSummary) => void;
+  /** Ended spans watched for late I/O at most; the oldest go first. Default 16,384. */
+  maxWatched?: number;
 }
 
+interface Watch {
+  span: ToolSpan;
+  endedAtMs: number;
+  reports: number;
+}
+
+const DEFAULT_MAX_WATCHED = 16_384;
+
+/**
+ * Work is proportional to what happened, not to what is remembered: spans
+ * wait in end order for their first report, then stay watched (in the same
+ * order) only to catch late I/O, which is looked up from the aggregates
+ * drained, never by scanning every watched span.
+ */
 export class KernelSummaries {
-  private readonly watched = new Map<string, { span: ToolSpan; endedAtMs: number; reports: number; countsTaken?: boolean }>();
+  /** Ended, not reported yet; in end order. */
+  private readonly settling = new Map<string, Watch>();
+  /** Reported once, watched for late I/O; in end order. */
+  private readonly watched = new Map<string, Watch>();
+  private readonly maxWatched: number;
+  /** Watched spans let go early because too many were watched. */
+  evicted = 0;
 
-  constructor(private readonly opts: KernelSummariesOptions) {}
-
-  toolEnded(span: ToolSpan, nowMs = Date.now()): void {
-    this.watched.set(span.spanId, { span, endedAtMs: nowMs, reports: 0 });
+  constructor(private readonly opts: KernelSummariesOptions) {
+    this.maxWatched = opts.maxWatched ?? DEFAULT_MAX_WATCHED;
   }
 
-  /** Reports settled spans; with `all`, every span, and stops watching them. */
+  toolEnded(span: ToolSpan, nowMs = Date.now()): void {
+    this.settling.set(span.spanId, { span, endedAtMs: nowMs, reports: 0 });
+  }
+
+  /** Spans ended and not yet let go. */
+  get size(): number {
+    return this.settling.size + this.watched.size;
+  }
+
+  /** Reports settled spans and late I/O; with `all`, every span, and stops watching them. */
   collect(nowMs = Date.now(), all = false): void {
-    const due = [...this.watched.values()].filter((w) => all || nowMs - w.endedAtMs >= SETTLE_MS);
-    if (due.length === 0) return;
-    // A span's event accounting is read once, at its first report; later
-    // ones (late I/O on its sockets) need only the drained aggregates, so
-    // watching costs no syscall per span.
-    const fresh = due.filter((w) => !w.countsTaken);
+    const fresh: Watch[] = [];
+    for (const w of this.settling.values()) {
+      if (!all && nowMs - w.endedAtMs < SETTLE_MS) break;
+      fresh.push(w);
+    }
+    for (const w of fresh) this.settling.delete(w.span.spanId);
+    // Late I/O: watched spans with aggregates drained or opens folded since their last report.
+    const late = new Map<string, Watch>();
+    if (this.watched.size > 0) {
+      for (const id of this.opts.probes.spansWithAggregates()) {
+        const w = this.watched.get(id);
+        if (w) late.set(id, w);
+      }
+      for (const id of this.opts.spansWithUserCounts()) {
+        const w = this.watched.get(id);
+        if (w) late.set(id, w);
+      }
+    }
+    if (fresh.length === 0 && late.size === 0 && !(all && this.watched.size > 0)) {
+      this.expire(nowMs);
+      return;
+    }
+    const due = [...fresh, ...late.values()];
     const summaries = this.opts.probes.takeSpanSummaries(
       due.map((w) => w.span.spanId),
       new Set(fresh.map((w) => w.span.spanId)),
     );
-    for (const w of fresh) w.countsTaken = true;
     const out: ExportSpan[] = [];
     for (const w of due) {
       const s = summaries.get(w.span.spanId);
@@ -105,17 +152,32 @@ export class KernelSummaries {
         if (w.span.sampled) out.push(this.span(w.span, summary, user, w.reports > 0));
         w.reports++;
       }
-      if (all || nowMs - w.endedAtMs >= WATCH_MS) {
-        this.watched.delete(w.span.spanId);
-        this.opts.forget(w.span.spanId);
-      }
+    }
+    for (const w of fresh) this.watched.set(w.span.spanId, w);
+    if (all) {
+      for (const id of this.watched.keys()) this.opts.forget(id);
+      this.watched.clear();
+    } else {
+      this.expire(nowMs);
     }
     if (out.length) this.opts.emit(out);
+  }
+
+  /** Lets go of spans watched long enough, and of the oldest beyond the cap. */
+  private expire(nowMs: number): void {
+    for (const [id, w] of this.watched) {
+      const over = this.watched.size > this.maxWatched;
+      if (!over && nowMs - w.endedAtMs < WATCH_MS) break;
+      if (over) this.evicted++;
+      this.watched.delete(id);
+      this.opts.forget(id);
+    }
   }
 
   private span(tool: ToolSpan, s: SpanKernelSummary, user: UserSpaceCounts, late: boolean): ExportSpan {
     const attributes = summaryAttributes(s, user);
     if (late) attributes['agentrace.summary.after_end'] = true;
+    if (tool.parentUnverified) attributes[PARENT_UNVERIFIED] = true;
     return {
       traceId: tool.traceId,
       spanId: newSpanId(),

@@ -9,7 +9,7 @@ import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { SocketServer, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
 import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
-import { ToolSpanRegistry, Refusal, type RefusalReason, type ToolSpan, type ToolSpanLimits } from './tool-spans.js';
+import { ToolSpanRegistry, Refusal, PARENT_UNVERIFIED, type RefusalReason, type ToolSpan, type ToolSpanLimits } from './tool-spans.js';
 import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
 import { SelfDeclared } from './self-declared.js';
@@ -20,7 +20,6 @@ import { ToolMetrics } from './tool-metrics.js';
 import { createMetricsReader, type MetricsReader } from './otlp/metric-reader.js';
 import type { OtlpMetricsConfig } from './otlp/metric-config.js';
 import { nowNs } from './time.js';
-import { sanitizeAttributes } from './attributes.js';
 import type { ExportSpan } from './otlp/span.js';
 import type { SpanExporter } from './otlp/exporter.js';
 
@@ -66,6 +65,11 @@ export interface SidecarStats {
   socket: SocketServerStats;
   /** Spans announced and not ended yet, over all agents. */
   spansInFlight: number;
+  /** Attribute characters those spans hold (bounded: attributeCharsInFlight). */
+  attributeCharsInFlight: number;
+  /** Ended spans still remembered for late kernel events, and those let go early (over maxEnded) or unwatched early for late I/O. */
+  spansRetained: number;
+  spansForgottenEarly: number;
   spansRefused: number;
   /** Refused spans by reason (invalid, not_own, in_flight_total, in_flight_user, in_flight_process). */
   spansRefusedBy: Record<RefusalReason, number>;
@@ -132,6 +136,7 @@ export class Sidecar {
       probes,
       emit: (spans) => this.emit(spans),
       takeUserCounts: (spanId) => this.attribution.takeUserCounts(spanId),
+      spansWithUserCounts: () => this.attribution.spansWithUserCounts(),
       forget: (spanId) => this.attribution.forgetSpan(spanId),
       onSummary: (tool, summary) =>
         this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates),
@@ -226,6 +231,9 @@ export class Sidecar {
       attribution: this.attribution.stats(),
       socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0, refusedConnections: 0, partialFrameTimeouts: 0, pendingBudgetClosed: 0 },
       spansInFlight: this.registry.inFlightCount,
+      attributeCharsInFlight: this.registry.attributeCharsInFlight,
+      spansRetained: this.registry.endedCount,
+      spansForgottenEarly: this.registry.endedEvicted + this.summaries.evicted,
       spansRefused: this.registry.refused,
       spansRefusedBy: { ...this.registry.refusedBy },
       attributesTruncated: this.registry.attributesTruncated,
@@ -311,6 +319,9 @@ export class Sidecar {
     const s = this.stats();
     const p = s.probes;
     const exporterDrops = Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0);
+    for (const [name, e] of Object.entries(s.exporters)) {
+      if (e.failed > 0 || e.dropped > 0) this.log(`${name}: ${e.exported} spans exported, ${e.failed} failed, ${e.dropped} dropped (queue full)`);
+    }
     const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
     const sk = s.socket;
     if (sk.refusedConnections > 0 || sk.partialFrameTimeouts > 0 || sk.pendingBudgetClosed > 0 || sk.protocolErrors > 0) {
@@ -342,7 +353,7 @@ export class Sidecar {
     return {
       onHello: (conn: AgentConnection, msg: { resource?: Attributes; sdk?: string; runtime?: string }) => {
         // What the kernel says of the process overrides what the client said.
-        conn.resource = withVerifiedIdentity(sanitizeAttributes(msg.resource), conn.process, conn.uid) as Attributes;
+        conn.resource = withVerifiedIdentity(this.registry.sanitizeResource(msg.resource), conn.process, conn.uid) as Attributes;
         // A hello read after its process exited (a short-lived agent) still
         // brings its spans, but its pid may be someone else's by now.
         if (!conn.alive()) {
@@ -481,6 +492,7 @@ export class Sidecar {
       if (span.onThread) this.markEnded(span.spanId);
       this.summaries.toolEnded(span);
       if (span.exportSelf && span.sampled) out.push(toExportSpan(span));
+      this.registry.retire(span);
     }
     if (out.length) this.emit(out);
   }
@@ -507,7 +519,7 @@ function toExportSpan(s: ToolSpan): ExportSpan {
     kind: (s.kind as SpanKind) ?? SpanKind.INTERNAL,
     startTimeNs: s.startNs,
     endTimeNs: s.endNs ?? s.startNs,
-    attributes: s.attrs,
+    attributes: s.parentUnverified ? { ...s.attrs, [PARENT_UNVERIFIED]: true } : s.attrs,
     status: { code: (s.status?.code ?? 0) as SpanStatusCode, ...(s.status?.message ? { message: s.status.message } : {}) },
     resource: s.resource,
   };

@@ -4,13 +4,19 @@ import { existsSync } from 'node:fs';
 import type { Attributes } from '@opentelemetry/api';
 import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { hex } from './ids.js';
-import { DEFAULT_ATTRIBUTE_LIMITS, sanitize, type AttributeLimits } from './attributes.js';
+import { DEFAULT_ATTRIBUTE_LIMITS, sanitize, type AttributeLimits, type Sanitized } from './attributes.js';
 import { wireTimeToNs } from './time.js';
 
 export interface ToolSpan {
   traceId: string;
   spanId: string;
   parentSpanId?: string;
+  /**
+   * The parent is a claim the sidecar cannot back: a span of another
+   * process, or a trace another process announced first, with no span of
+   * this one in between (a graft, or propagation over a socket it cannot see).
+   */
+  parentUnverified?: boolean;
   /** The announcing process, as the kernel knows it (SO_PEERCRED). */
   pid: number;
   uid: number;
@@ -24,7 +30,9 @@ export interface ToolSpan {
   startNs: bigint;
   endNs?: bigint;
   attrs: Attributes;
-  status?: { code: number; message?: string };
+  /** Characters of attrs while in flight (attributeChars), charged to the budgets. */
+  attrChars: number;
+  status?: { code: number; message?: string } | undefined;
   sampled: boolean;
   /** The agent has no TracerProvider: the sidecar exports this span itself. */
   exportSelf: boolean;
@@ -44,6 +52,9 @@ export class Refusal extends Error {
     super(message);
   }
 }
+
+/** Set by the sidecar on what hangs under a parent it cannot vouch for. */
+export const PARENT_UNVERIFIED = 'agentrace.parent.unverified';
 
 /** Ended spans stay known this long, for kernel events still in flight. */
 const RETENTION_MS = 30_000;
@@ -68,6 +79,13 @@ export interface ToolSpanLimits {
   attributes: AttributeLimits;
   /** Longest span name, in characters. */
   nameLength: number;
+  /** Attribute characters (keys and values) one span may carry; the rest is dropped, counted. */
+  spanAttributeChars: number;
+  /** Attribute characters of the spans in flight, over all agents and of one user: memory bounded whatever agents send. */
+  attributeCharsInFlight: number;
+  attributeCharsInFlightPerUser: number;
+  /** Ended spans kept for late kernel events (up to 30 s each); the oldest go first. */
+  maxEnded: number;
 }
 
 export const DEFAULT_SPAN_LIMITS: ToolSpanLimits = {
@@ -76,6 +94,10 @@ export const DEFAULT_SPAN_LIMITS: ToolSpanLimits = {
   maxInFlightPerProcess: 16_384,
   attributes: DEFAULT_ATTRIBUTE_LIMITS,
   nameLength: 1024,
+  spanAttributeChars: 65_536,
+  attributeCharsInFlight: 128 * 1024 * 1024,
+  attributeCharsInFlightPerUser: 32 * 1024 * 1024,
+  maxEnded: 16_384,
 };
 
 /** Why a span was refused (counted per reason). */
@@ -97,7 +119,16 @@ export class ToolSpanRegistry {
   private inFlight = 0;
   private readonly perUser = new Map<number, number>();
   private readonly perProcess = new Map<number, number>();
+  private attrCharsInFlight = 0;
+  private readonly attrCharsPerUser = new Map<number, number>();
+  /** Per trace id: the process that announced its first known span, and how many known spans it has. */
+  private readonly traces = new Map<string, { pid: number; spans: number }>();
+  /** Ended spans in the order they ended, from endedHead on, for retention. */
+  private ended: ToolSpan[] = [];
+  private endedHead = 0;
   private readonly limits: ToolSpanLimits;
+  /** Ended spans forgotten before their 30 s because more than maxEnded were kept. */
+  endedEvicted = 0;
   refused = 0;
   readonly refusedBy: Record<RefusalReason, number> = { invalid: 0, not_own: 0, in_flight_total: 0, in_flight_user: 0, in_flight_process: 0 };
   /** Attribute values cut to the length limit, and attributes left out. */
@@ -149,7 +180,9 @@ export class ToolSpanRegistry {
       const ours = this.perProcess.get(pid) ?? 0;
       if (ours >= L.maxInFlightPerProcess) throw this.refuse('in_flight_process', 'ENOSPC', `start: process ${pid} has ${ours} spans in flight, its share`);
     }
-    const attrs = this.sanitize(msg.attrs, this.limits.attributes.count);
+    if (open) this.charge(existing, -existing.attrChars);
+    const s = this.sanitize(msg.attrs, this.limits.attributes.count, this.attributeRoom(from.uid, 0));
+    const attrs = s.attributes;
     let name = msg.name;
     if (name.length > this.limits.nameLength) {
       name = name.slice(0, this.limits.nameLength);
@@ -167,13 +200,23 @@ export class ToolSpanRegistry {
       kind: msg.kind,
       startNs: wireTimeToNs(start),
       attrs,
+      attrChars: 0,
       sampled: (msg.flags & 1) === 1,
       exportSelf: msg.export === true,
       threadAlive,
       resource,
     };
-    if (msg.parent instanceof Uint8Array && msg.parent.length === 8) span.parentSpanId = hex(msg.parent);
+    if (msg.parent instanceof Uint8Array && msg.parent.length === 8) {
+      span.parentSpanId = hex(msg.parent);
+      if (this.unverifiedParent(span)) span.parentUnverified = true;
+    }
     if (!open) this.count(span, 1);
+    this.charge(span, s.chars);
+    if (!existing) this.traceRef(span.traceId, pid, 1);
+    else if (existing.traceId !== span.traceId) {
+      this.traceRef(existing.traceId, pid, -1);
+      this.traceRef(span.traceId, pid, 1);
+    }
     this.spans.set(spanId, span);
     return span;
   }
@@ -188,14 +231,62 @@ export class ToolSpanRegistry {
     else this.perProcess.delete(span.pid);
   }
 
+  /**
+   * Whether a span's parent is only its own say: the sidecar vouches for a
+   * parent this process announced itself, and for a trace no other process
+   * announced here (its context came from outside, or from the process's
+   * own spans). A parent announced by another process, or a trace another
+   * process announced first, is marked: an auditor tells a graft from
+   * propagation by following the mark.
+   */
+  private unverifiedParent(span: ToolSpan): boolean {
+    const parent = this.spans.get(span.parentSpanId!);
+    if (parent) return parent.pid !== span.pid || parent.traceId !== span.traceId;
+    const trace = this.traces.get(span.traceId);
+    return trace !== undefined && trace.pid !== span.pid;
+  }
+
+  private traceRef(traceId: string, pid: number, d: 1 | -1): void {
+    const t = this.traces.get(traceId);
+    if (!t) {
+      if (d > 0) this.traces.set(traceId, { pid, spans: 1 });
+      return;
+    }
+    t.spans += d;
+    if (t.spans <= 0) this.traces.delete(traceId);
+  }
+
+  /** Attribute characters a span of `uid` that has `has` already may still take. */
+  private attributeRoom(uid: number, has: number): number {
+    const L = this.limits;
+    return Math.max(
+      0,
+      Math.min(L.spanAttributeChars - has, L.attributeCharsInFlight - this.attrCharsInFlight, L.attributeCharsInFlightPerUser - (this.attrCharsPerUser.get(uid) ?? 0)),
+    );
+  }
+
+  private charge(span: ToolSpan, chars: number): void {
+    if (chars === 0) return;
+    span.attrChars += chars;
+    this.attrCharsInFlight += chars;
+    const u = (this.attrCharsPerUser.get(span.uid) ?? 0) + chars;
+    if (u > 0) this.attrCharsPerUser.set(span.uid, u);
+    else this.attrCharsPerUser.delete(span.uid);
+  }
+
   /** Attributes within the limits; what they cut is counted on the span and in the registry. */
-  private sanitize(raw: unknown, room: number): Attributes {
-    const s = sanitize(raw, this.limits.attributes, room);
+  private sanitize(raw: unknown, room: number, chars: number): Sanitized {
+    const s = sanitize(raw, this.limits.attributes, room, chars);
+    // The sidecar's word, never a client's.
+    if (PARENT_UNVERIFIED in s.attributes) {
+      delete s.attributes[PARENT_UNVERIFIED];
+      s.dropped++;
+    }
     this.attributesTruncated += s.truncated;
     this.attributesDropped += s.dropped;
     if (s.truncated) s.attributes['agentrace.attributes.truncated'] = s.truncated;
     if (s.dropped) s.attributes['agentrace.attributes.dropped'] = s.dropped;
-    return s.attributes;
+    return s;
   }
 
   /** Records a span end from process `pid`; undefined if it is not that process's span. */
@@ -214,15 +305,34 @@ export class ToolSpanRegistry {
     span.status = typeof status?.message === 'string' ? { code, message: status.message.slice(0, this.limits.attributes.valueLength) } : { code };
     if (msg.attrs) {
       const room = Math.max(0, this.limits.attributes.count - Object.keys(span.attrs).length);
-      const late = this.sanitize(msg.attrs, room);
+      const cut = this.sanitize(msg.attrs, room, this.attributeRoom(span.uid, span.attrChars));
+      const late = cut.attributes;
+      this.charge(span, cut.chars);
       for (const k of ['agentrace.attributes.truncated', 'agentrace.attributes.dropped'] as const) {
         if (late[k] !== undefined) late[k] = Number(late[k]) + Number(span.attrs[k] ?? 0);
       }
       Object.assign(span.attrs, late);
     }
+    this.closed(span);
+    return span;
+  }
+
+  private closed(span: ToolSpan): void {
     span.closedAtMs = Date.now();
     this.count(span, -1);
-    return span;
+    this.charge(span, -span.attrChars);
+    this.ended.push(span);
+  }
+
+  /**
+   * Once a span is ended and exported, only what attribution needs stays
+   * (ids, process, times, the tool's name for its metrics): memory per
+   * ended span does not grow with what the agent put on it.
+   */
+  retire(span: ToolSpan): void {
+    const tool = span.attrs['gen_ai.tool.name'];
+    span.attrs = tool === undefined ? {} : { 'gen_ai.tool.name': tool };
+    span.status = undefined;
   }
 
   /** Ends, as abandoned, every open span announced on connection `conn` (it closed); all open spans without one. */
@@ -233,8 +343,7 @@ export class ToolSpanRegistry {
       span.endNs = endNs;
       span.status = { code: 2, message: 'the agent disconnected before the span ended' };
       span.attrs['agentrace.span.incomplete'] = true;
-      span.closedAtMs = Date.now();
-      this.count(span, -1);
+      this.closed(span);
       out.push(span);
     }
     return out;
@@ -249,14 +358,46 @@ export class ToolSpanRegistry {
     return [...this.spans.values()].filter((s) => s.endNs === undefined);
   }
 
+  /** Forgets ended spans kept long enough, and the oldest beyond maxEnded: work in proportion to what goes. */
   prune(nowMs = Date.now()): void {
-    for (const [id, span] of this.spans) {
-      if (span.closedAtMs !== undefined && nowMs - span.closedAtMs > RETENTION_MS) this.spans.delete(id);
+    const q = this.ended;
+    let head = this.endedHead;
+    while (head < q.length) {
+      const span = q[head]!;
+      const over = q.length - head > this.limits.maxEnded;
+      if (!over && nowMs - span.closedAtMs! <= RETENTION_MS) break;
+      if (over) this.endedEvicted++;
+      // A span id started again since (same process) is the newer span's now.
+      if (this.spans.get(span.spanId) === span) {
+        this.spans.delete(span.spanId);
+        this.traceRef(span.traceId, span.pid, -1);
+      }
+      head++;
     }
+    if (head > 4096 && head > q.length / 2) {
+      this.ended = q.slice(head);
+      head = 0;
+    }
+    this.endedHead = head;
+  }
+
+  /** Ended spans still kept. */
+  get endedCount(): number {
+    return this.ended.length - this.endedHead;
   }
 
   get inFlightCount(): number {
     return this.inFlight;
+  }
+
+  /** An agent's resource (its hello), within the same limits as one span's attributes. */
+  sanitizeResource(raw: unknown): Attributes {
+    return sanitize(raw, this.limits.attributes, this.limits.attributes.count, this.limits.spanAttributeChars).attributes;
+  }
+
+  /** Attribute characters held by spans in flight. */
+  get attributeCharsInFlight(): number {
+    return this.attrCharsInFlight;
   }
 
   private refuse(reason: RefusalReason, code: string, message: string): Refusal {

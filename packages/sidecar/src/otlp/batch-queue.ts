@@ -3,14 +3,21 @@
 // since the first unsent item, or on flush/shutdown. push() never blocks or
 // throws; overflow is counted as dropped. Background timers are unref'd, so an
 // idle queue never keeps the process alive.
+//
+// Fair share: with `ownerOf`, items wait in one lane per owner (an agent
+// process). A full queue drops from its longest lane, not whoever comes
+// next, and batches take from every lane in turn: an agent that floods the
+// exporter loses its own spans, never another agent's.
 
-export interface BatchQueueOptions {
+export interface BatchQueueOptions<T = unknown> {
   /** Items waiting to be sent at most; more are dropped (counted). */
   maxQueueSize: number;
   /** Items per batch at most. */
   maxBatchSize: number;
   /** How long a partial batch waits before it is sent, in ms. */
   scheduleDelayMs: number;
+  /** Whose item it is, for fair share between owners; one lane for all if undefined. */
+  ownerOf?: (item: T) => unknown;
 }
 
 /** What became of the items of one batch; exported + failed should equal the batch size. */
@@ -34,7 +41,10 @@ interface Waiter {
 }
 
 export class BatchQueue<T> {
-  private queue: T[] = [];
+  /** One FIFO lane per owner, in the order owners first came. */
+  private lanes = new Map<unknown, T[]>();
+  /** Items in all lanes. */
+  private size = 0;
   /** Items ever accepted into the queue. */
   private accepted = 0;
   /** Items ever taken out of the queue into a batch. */
@@ -51,7 +61,7 @@ export class BatchQueue<T> {
   private readonly counts: BatchCounts = { exported: 0, failed: 0, dropped: 0 };
 
   constructor(
-    private readonly options: BatchQueueOptions,
+    private readonly options: BatchQueueOptions<T>,
     private readonly sink: BatchSink<T>,
     private readonly onError: (error: Error) => void,
   ) {
@@ -67,13 +77,63 @@ export class BatchQueue<T> {
       this.counts.dropped += items.length;
       return;
     }
-    const room = Math.max(0, this.options.maxQueueSize - this.queue.length);
-    const n = Math.min(room, items.length);
-    for (let i = 0; i < n; i++) this.queue.push(items[i] as T);
+    const ownerOf = this.options.ownerOf;
+    let n = 0;
+    let longest: T[] | undefined;
+    for (const item of items) {
+      const owner = ownerOf ? ownerOf(item) : undefined;
+      let lane = this.lanes.get(owner);
+      if (this.size >= this.options.maxQueueSize) {
+        // Full: the longest lane gives up its newest item, unless this is it.
+        if (!ownerOf) {
+          this.counts.dropped++;
+          continue;
+        }
+        const mine = lane?.length ?? 0;
+        if (longest === undefined || (longest !== lane && longest.length <= mine + 1)) longest = this.longestLane();
+        if (longest === undefined || longest === lane || mine + 1 >= longest.length) {
+          this.counts.dropped++;
+          continue;
+        }
+        longest.pop();
+        this.size--;
+        this.counts.dropped++;
+        this.settle(1);
+      }
+      if (!lane) {
+        lane = [];
+        this.lanes.set(owner, lane);
+      }
+      lane.push(item);
+      this.size++;
+      n++;
+    }
     this.accepted += n;
-    this.counts.dropped += items.length - n;
-    if (this.queue.length >= this.options.maxBatchSize) this.kick();
+    if (this.size >= this.options.maxBatchSize) this.kick();
     else if (n > 0) this.schedule();
+  }
+
+  private longestLane(): T[] | undefined {
+    let best: T[] | undefined;
+    for (const lane of this.lanes.values()) if (!best || lane.length > best.length) best = lane;
+    return best;
+  }
+
+  /** Up to maxBatchSize items, taken from every lane in turn. */
+  private takeBatch(): T[] {
+    const max = this.options.maxBatchSize;
+    const batch: T[] = [];
+    while (batch.length < max && this.size > 0) {
+      const share = Math.max(1, Math.floor((max - batch.length) / this.lanes.size));
+      for (const [owner, lane] of this.lanes) {
+        const part = lane.splice(0, Math.min(share, max - batch.length));
+        for (const item of part) batch.push(item);
+        this.size -= part.length;
+        if (lane.length === 0) this.lanes.delete(owner);
+        if (batch.length >= max) break;
+      }
+    }
+    return batch;
   }
 
   /** Resolves once everything accepted so far is settled, or after timeoutMs. */
@@ -95,9 +155,10 @@ export class BatchQueue<T> {
     await this.flush(timeoutMs);
     this.clearTimer();
     this.abort.abort();
-    const left = this.queue.length;
+    const left = this.size;
     if (left > 0) {
-      this.queue = [];
+      this.lanes = new Map();
+      this.size = 0;
       this.counts.dropped += left;
       this.settle(left);
     }
@@ -119,9 +180,9 @@ export class BatchQueue<T> {
     this.clearTimer();
     this.running = this.run().finally(() => {
       this.running = undefined;
-      if (this.queue.length > 0 && !this.abort.signal.aborted) {
+      if (this.size > 0 && !this.abort.signal.aborted) {
         // items arrived while the last batch was in flight
-        if (this.queue.length >= this.options.maxBatchSize || this.taken < this.drainTarget) this.kick();
+        if (this.size >= this.options.maxBatchSize || this.taken < this.drainTarget) this.kick();
         else this.schedule();
       }
     });
@@ -130,10 +191,10 @@ export class BatchQueue<T> {
   private async run(): Promise<void> {
     while (
       !this.abort.signal.aborted &&
-      this.queue.length > 0 &&
-      (this.queue.length >= this.options.maxBatchSize || this.taken < this.drainTarget)
+      this.size > 0 &&
+      (this.size >= this.options.maxBatchSize || this.taken < this.drainTarget)
     ) {
-      const batch = this.queue.splice(0, this.options.maxBatchSize);
+      const batch = this.takeBatch();
       this.taken += batch.length;
       const outcome = await this.sendSafe(batch);
       this.counts.exported += outcome.exported;

@@ -12,7 +12,7 @@ import {
   type ExporterStats,
   type SpanExporter,
 } from './exporter.js';
-import type { ExportSpan } from './span.js';
+import { spanOwner, type ExportSpan } from './span.js';
 import { acquireLineFile, type LineFileRef } from './line-file.js';
 import { encodeTraces } from './trace-serializer.js';
 
@@ -40,6 +40,7 @@ export class OtlpFileExporter implements SpanExporter {
       {
         maxQueueSize: options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE,
         maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+        ownerOf: spanOwner,
         scheduleDelayMs: options.scheduleDelayMs ?? DEFAULT_FILE_SCHEDULE_DELAY_MS,
       },
       (batch) => this.write(batch),

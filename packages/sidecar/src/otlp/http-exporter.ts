@@ -14,7 +14,7 @@ import {
   type SpanExporter,
 } from './exporter.js';
 import { OtlpHttpSender, type HttpSenderOptions, type OtlpHttpProtocol } from './http-sender.js';
-import type { ExportSpan } from './span.js';
+import { spanOwner, type ExportSpan } from './span.js';
 import { encodeTraces, rejectedSpans } from './trace-serializer.js';
 
 export { DEFAULT_HTTP_TIMEOUT_MS, type OtlpHttpProtocol } from './http-sender.js';
@@ -42,6 +42,7 @@ export class OtlpHttpExporter implements SpanExporter {
       {
         maxQueueSize: options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE,
         maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+        ownerOf: spanOwner,
         scheduleDelayMs: options.scheduleDelayMs ?? DEFAULT_SCHEDULE_DELAY_MS,
       },
       (batch, signal) => this.send(batch, signal),

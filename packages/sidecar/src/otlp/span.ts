@@ -29,3 +29,11 @@ export interface ExportSpan {
   /** W3C trace flags; default 1 (sampled). */
   traceFlags?: number;
 }
+
+/**
+ * Whose span it is, for the exporters' fair share: the agent process (its
+ * pid, which the sidecar sets from the kernel), or its resource object.
+ */
+export function spanOwner(span: ExportSpan): unknown {
+  return span.resource['process.pid'] ?? span.resource;
+}

@@ -22,20 +22,50 @@ export interface EncodedTraces {
   invalid: { span: ExportSpan; reason: string }[];
 }
 
-/** Validates, converts and serializes a batch. Throws only if the serializer does. */
+/**
+ * Validates, converts and serializes a batch. A span the serializer cannot
+ * encode costs only itself: the batch is encoded span by span to find it,
+ * and the rest goes out (one client's bad data never fails another's).
+ */
 export function encodeTraces(spans: readonly ExportSpan[], encoding: OtlpEncoding): EncodedTraces {
   const readable: ReadableSpan[] = [];
+  const sources: ExportSpan[] = [];
   const invalid: { span: ExportSpan; reason: string }[] = [];
   for (const span of spans) {
     const reason = invalidReason(span);
-    if (reason === undefined) readable.push(toReadableSpan(span));
-    else invalid.push({ span, reason });
+    if (reason !== undefined) {
+      invalid.push({ span, reason });
+      continue;
+    }
+    try {
+      readable.push(toReadableSpan(span));
+      sources.push(span);
+    } catch (err) {
+      invalid.push({ span, reason: `cannot convert it: ${(err as Error).message}` });
+    }
   }
   if (readable.length === 0) return { body: undefined, count: 0, invalid };
   const serializer = encoding === 'json' ? JsonTraceSerializer : ProtobufTraceSerializer;
-  const body = serializer.serializeRequest(readable);
+  let body: Uint8Array | undefined;
+  let good = readable;
+  try {
+    body = serializer.serializeRequest(readable);
+  } catch {
+    good = [];
+    readable.forEach((r, i) => {
+      try {
+        serializer.serializeRequest([r]);
+        good.push(r);
+      } catch (err) {
+        const span = sources[i]!;
+        invalid.push({ span, reason: `the OTLP ${encoding} serializer failed on span ${span.spanId} (${span.name.slice(0, 80)}): ${(err as Error).message}` });
+      }
+    });
+    if (good.length === 0) return { body: undefined, count: 0, invalid };
+    body = serializer.serializeRequest(good);
+  }
   if (body === undefined) throw new Error(`the OTLP ${encoding} serializer returned nothing`);
-  return { body, count: readable.length, invalid };
+  return { body, count: good.length, invalid };
 }
 
 /** Number of spans the collector rejected, from an OTLP response body (0 when unknown). */
