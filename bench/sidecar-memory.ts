@@ -15,8 +15,13 @@ import type { BenchOptions, BenchResult } from './support/result.js';
 import { realSidecar } from './support/real-sidecar.js';
 import { grouped, sleep } from './support/stats.js';
 import { table } from './support/markdown.js';
+import { BYTES_PER_CONNECTION, BYTES_PER_ENDED_SPAN, BYTES_PER_SPAN_IN_FLIGHT } from '../packages/sidecar/src/limits.js';
 
 const STEPS = [1_000, 10_000];
+const CONNECTIONS = 1000;
+const ENDED = 20_000;
+/** The sidecar's default ended-spans limit: what it keeps of ENDED calls. */
+const KEPT_ENDED = 16_384;
 const GOAL_MB = 100;
 
 /** A /proc/PID/status field in kB (VmRSS, VmHWM). */
@@ -127,6 +132,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   let idleKb = 0;
   let connectedKb = 0;
   let parts = { binary: 0, bpf: 0, files: 0, anon: 0 };
+  const others: AgentSocket[] = [];
+  let perConnection = 0;
+  let perEnded = 0;
+  let perInFlight = 0;
   try {
     await sleep(500);
     idleKb = statusKb(pid, 'VmRSS');
@@ -142,7 +151,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       for (; sent < target; sent++) agent.sock.write(encodeFrame(startFrame(sent + 1, process.pid, trace)));
       await agent.barrier(trace);
       const kb = statusKb(pid, 'VmRSS');
-      rows.push([`${grouped(target)} start frames, no end`, grouped(target), mb(kb), `${(((kb - connectedKb) * 1024) / target).toFixed(0)}`]);
+      rows.push([`${grouped(target)} start frames, no end`, grouped(target), mb(kb), `${(((kb - connectedKb) * 1024) / target).toFixed(0)} per span in flight`]);
     }
     const refused = agent.errors.filter((e) => !/thread 0 /.test(e.message));
     if (refused.length) throw new Error(`the sidecar refused ${refused.length} of the spans: ${refused[0]!.code} ${refused[0]!.message}`);
@@ -151,9 +160,33 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     finalKb = statusKb(pid, 'VmRSS');
     hwmKb = statusKb(pid, 'VmHWM');
     parts = residentBreakdown(pid);
-    rows.push([`${grouped(STEPS.at(-1)!)} in flight, 1 s later`, grouped(STEPS.at(-1)!), mb(finalKb), `${(((finalKb - connectedKb) * 1024) / STEPS.at(-1)!).toFixed(0)}`]);
+    perInFlight = ((finalKb - connectedKb) * 1024) / STEPS.at(-1)!;
+    rows.push([`${grouped(STEPS.at(-1)!)} in flight, 1 s later`, grouped(STEPS.at(-1)!), mb(finalKb), `${perInFlight.toFixed(0)} per span in flight`]);
+    // Idle agents: one connection per agent thread.
+    for (let i = 0; i < CONNECTIONS; i++) {
+      const c = await AgentSocket.connect(sidecar.path);
+      await c.hello();
+      others.push(c);
+    }
+    await sleep(500);
+    const connsKb = statusKb(pid, 'VmRSS');
+    perConnection = ((connsKb - finalKb) * 1024) / CONNECTIONS;
+    rows.push([`${grouped(CONNECTIONS)} more agent connections (hello)`, grouped(STEPS.at(-1)!), mb(connsKb), `${perConnection.toFixed(0)} per connection`]);
+    // Calls that end: the sidecar keeps the latest ones (ended-spans) for late kernel events.
+    for (let i = 0; i < ENDED; i++) {
+      const start = startFrame(i + 1, process.pid, trace);
+      agent.sock.write(encodeFrame(start));
+      agent.sock.write(encodeFrame({ t: 'end', span: start.span, end: wallTime(), status: { code: 0 } }));
+      if (i % 1000 === 999) await agent.barrier(trace);
+    }
+    await agent.barrier(trace);
+    await sleep(1000);
+    const endedKb = statusKb(pid, 'VmRSS');
+    perEnded = ((endedKb - connsKb) * 1024) / KEPT_ENDED;
+    rows.push([`${grouped(ENDED)} calls started and ended (${grouped(KEPT_ENDED)} kept)`, grouped(STEPS.at(-1)!), mb(endedKb), `${perEnded.toFixed(0)} per kept span`]);
   } finally {
     agent?.sock.destroy();
+    for (const c of others) c.sock.destroy();
     await sidecar.close();
   }
 
@@ -161,11 +194,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const markdown = [
     `The sidecar's VmRSS (MB) as an agent announces tool spans that never end (each with the attributes traceTool sends); peak (VmHWM) ${mb(hwmKb)} MB.`,
     '',
-    table(['state', 'spans in flight', 'sidecar RSS, MB', 'bytes per span (above connected)'], rows),
+    table(['state', 'spans in flight', 'sidecar RSS, MB', 'bytes (above the row before the step)'], rows),
     '',
     `What is resident with 10,000 spans in flight: ${mb(parts.anon)} MB anonymous (V8 heap, native allocations), ` +
       `${mb(parts.binary)} MB of the node binary's pages (shared with every node process on the host), ` +
       `${mb(parts.bpf)} MB of BPF maps mapped into the process (the ring buffer), ${mb(parts.files)} MB of other files (libraries, the addon).`,
+    '',
+    `The bound the sidecar states at start (\`heldBytes\` in packages/sidecar/src/limits.ts) counts ${BYTES_PER_CONNECTION} bytes per connection, ` +
+      `${BYTES_PER_SPAN_IN_FLIGHT} per span in flight and ${BYTES_PER_ENDED_SPAN} per kept ended span; ` +
+      `measured here: ${perConnection.toFixed(0)}, ${perInFlight.toFixed(0)} and ${perEnded.toFixed(0)}.`,
     '',
     'Reproduce: `pnpm bench --only sidecar-memory` (root).',
   ].join('\n');
@@ -179,6 +216,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         goal: `under ${GOAL_MB} MB RSS`,
         measured: `${mb(finalKb)} MB (peak ${mb(hwmKb)} MB; ${mb(idleKb)} MB idle)`,
         met: worstKb < GOAL_MB * 1024,
+      },
+      {
+        name: 'sidecar memory: the stated bound covers what was measured',
+        goal: 'measured cost per connection, span in flight and ended span at most what heldBytes() counts',
+        measured: `${perConnection.toFixed(0)}/${BYTES_PER_CONNECTION}, ${perInFlight.toFixed(0)}/${BYTES_PER_SPAN_IN_FLIGHT}, ${perEnded.toFixed(0)}/${BYTES_PER_ENDED_SPAN} bytes`,
+        met: perConnection <= BYTES_PER_CONNECTION && perInFlight <= BYTES_PER_SPAN_IN_FLIGHT && perEnded <= BYTES_PER_ENDED_SPAN,
       },
     ],
   };

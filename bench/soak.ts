@@ -20,7 +20,7 @@ import { grouped, sleep } from './support/stats.js';
 import { table } from './support/markdown.js';
 
 const AGENT = fileURLToPath(new URL('./support/soak-agent.mjs', import.meta.url));
-const SAMPLE_MS = 2000;
+const SAMPLE_MS = 4000;
 const FAST_CONCURRENCY = 16;
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
 
@@ -53,6 +53,7 @@ interface Stats {
   attribution: { expired: number; refused: number };
   probes: { ringbufDrops: string | number; pendingFull: string | number; aggFull: string | number; trackedFull: string | number; capped: string | number };
   exporters: Record<string, { dropped: number; exported?: number }>;
+  spansForgottenEarly: number;
 }
 
 function startAgent(plan: object): { done: Promise<{ calls: number; stderr: string }>; pid: number } {
@@ -160,7 +161,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     ['unmatched (span never announced)', final.attribution.expired],
     ['refused (not the process\'s span)', final.attribution.refused],
     ...Object.entries(final.spansRefusedBy).map(([r, n]): [string, number] => [`span refused: ${r}`, n]),
-    ...Object.entries(final.exporters).map(([name, e]): [string, number] => [`exporter queue full (${name})`, e.dropped]),
+    ...Object.entries(final.exporters).map(([name, e]): [string, number] => [`exporter queue full (${name.replace(/ \/.*$/, '')}; ${grouped(e.exported ?? 0)} exported)`, e.dropped]),
+    ['ended spans forgotten before 30 s (ended-spans limit)', final.spansForgottenEarly],
   ];
   const sdkDrops = fastStderr.match(/(\d+) frames for the sidecar were dropped/)?.[1] ?? '0';
   const half = Math.floor(rss.length / 2);

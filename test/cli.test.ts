@@ -87,3 +87,40 @@ test('sidecar: serves until SIGTERM, then flushes, removes its socket and exits 
   const names = readOtlpFile(file).map((s) => s.name);
   for (const tool of ['fetch_url', 'read_file', 'run_shell']) assert.ok(names.includes(`execute_tool ${tool}`), names.join(', '));
 });
+
+test('sidecar: --limit and AGENTRACE_LIMITS set the limits; the start line states the memory they bound; a bad limit is a usage error', async (t) => {
+  const bad = agentrace(['sidecar', '--limit', 'conections=3']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown limit "conections"; the limits are connections, /);
+  if (!requireBpf(t)) return;
+  const socketPath = path.join(dir, 'limits.sock');
+  const daemon = spawn(bin, ['sidecar', '--socket', socketPath, '--otlp-file', path.join(dir, 'limits.jsonl'), '--limit', 'connections=2'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, AGENTRACE_LIMITS: 'spans-in-flight=1Ki,connections=1000' },
+  });
+  t.after(() => {
+    if (daemon.exitCode === null) daemon.kill('SIGKILL');
+  });
+  let stderr = '';
+  daemon.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const deadline = Date.now() + 15_000;
+  while (!(fs.existsSync(socketPath) && /probes attached; listening on/.test(stderr)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // 2 connections (the flag wins over the variable) × 32 KiB, 1,024 spans × 4 KiB, 64 Mi characters × 2,
+  // 64 MiB unfinished, 16,384 ended × 2 KiB, one exporter’s 2,048 × (2 KiB + 2 × 16 Ki): 296.1 MiB.
+  assert.match(stderr, /agents can make it hold 297 MB at most/, stderr);
+  const net = await import('node:net');
+  const socks = await Promise.all([0, 1, 2].map(async () => {
+    const s = net.connect(socketPath);
+    s.on('error', () => {});
+    await once(s, 'connect');
+    return s;
+  }));
+  // The third is over the limit: told so, and closed.
+  const [reply] = await once(socks[2]!, 'data');
+  assert.match(String(reply), /connections/);
+  for (const s of socks) s.destroy();
+  daemon.kill('SIGTERM');
+  const [code] = await once(daemon, 'exit');
+  assert.equal(code, 0);
+  assert.match(stderr, /agent socket: 1 connections refused/);
+});

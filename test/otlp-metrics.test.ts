@@ -529,6 +529,21 @@ test('hostile aggregates: unknown kinds, negative or NaN values and empty aggreg
   assert.deepEqual(h.bucketCounts, buckets({ 2: 1, [LATENCY_BUCKETS - 1]: 3 }));
 });
 
+test('a tool name is the agent’s word: the same name from two users makes two series, told apart by the kernel’s uid and container', async () => {
+  const file = path.join(root, 'who.jsonl');
+  const metrics = new ToolMetrics({ drops: () => ({}) });
+  metrics.record('victim_tool', { read: agg(1, 0, 10, 100, { 6: 1 }) }, { 'process.user.id': 0 });
+  metrics.record('victim_tool', { read: agg(5, 0, 10, 100, { 6: 5 }) }, { 'process.user.id': 65534, 'container.id': 'c0ffee' });
+  metrics.record('victim_tool', { read: agg(1, 0, 10, 100, { 6: 1 }) }, { 'process.user.id': 0 });
+  const r = reader(metrics, [new OtlpFileMetricExporter({ path: file })]);
+  await r.collectAndExport();
+  const s = summarize(fromJson(readLines(file)[0]));
+  assert.deepEqual(values(metric(s, 'agentrace.tool.syscalls')), {
+    'agentrace.syscall=read,gen_ai.tool.name=victim_tool,process.user.id=0': 2,
+    'agentrace.syscall=read,container.id=c0ffee,gen_ai.tool.name=victim_tool,process.user.id=65534': 5,
+  });
+});
+
 test('cardinality limit: tool names beyond it go to one overflow series per kind', async () => {
   const file = path.join(root, 'overflow.jsonl');
   const metrics = new ToolMetrics({ drops: () => ({}), cardinalityLimit: 2 });

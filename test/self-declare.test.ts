@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Sidecar, createExporters, resolveOtlpConfig, resolveOtlpMetricsConfig, type SidecarOptions } from '@agentrace/sidecar';
 import { requireBpf } from './support/bpf.js';
 import { Actor } from './support/actor.js';
@@ -219,4 +220,45 @@ test("the resource's identity is the kernel's: a client's claims to pid, user, e
   assert.equal(r['process.command_line'], undefined);
   assert.equal(r['container.id'], undefined, 'not in a container: no container id, and not the claimed one');
   actor.kill();
+});
+
+test('a hello read after its process exited brings its spans, but tracks nothing (its pid may be someone else’s by then)', async (t) => {
+  if (!requireBpf(t)) return;
+  const { sidecar, socketPath, file: otlp } = await startSidecar('late-hello');
+  t.after(() => sidecar.stop());
+  // A short-lived agent: connects, writes its hello and one call, and exits
+  // (without waiting for the sidecar to close its end: it cannot, yet).
+  // execFileSync blocks this process (the sidecar's) until it has: the
+  // kernel holds the connection and its bytes, and the sidecar reads them
+  // only afterwards.
+  const script = `import net from 'node:net';
+    import { randomBytes } from 'node:crypto';
+    import { encodeFrame } from '@agentrace/sdk/protocol';
+    const now = () => [Math.floor(Date.now() / 1000), 0];
+    const span = randomBytes(8);
+    const s = net.connect(process.argv[1], () => {
+      s.end(Buffer.concat([
+        encodeFrame({ t: 'hello', sdk: 'test', runtime: 'node', resource: { 'service.name': 'short-lived' } }),
+        encodeFrame({ t: 'start', tid: process.pid, trace: randomBytes(16), span, name: 'execute_tool quick', kind: 0, start: now(), attrs: {}, flags: 1, export: true }),
+        encodeFrame({ t: 'end', span, end: now(), status: { code: 0 } }),
+      ]), () => process.stdout.write(String(process.pid), () => process.exit(0)));
+    });`;
+  const pid = Number(execFileSync(process.execPath, ['--input-type=module', '-e', script, socketPath], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' }));
+  assert.ok(pid > 0);
+  await until('the late hello to be read', () => sidecar.stats().helloAfterExit >= 1);
+  // A live agent beside it, whose hello does track it: the map is read right.
+  const live = await startActor();
+  await live.do({ op: 'sidecarConnect', path: socketPath });
+  await live.do({ op: 'sidecarSend', frame: { t: 'hello', sdk: 'test', runtime: 'node', resource: {} }, waitFor: 'welcome' });
+  // The kernel keeps 15 characters of a map's name: ar_tracked_procs is ar_tracked_proc (one per loaded sidecar).
+  const maps = (JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show'], { encoding: 'utf8' })) as Array<{ id: number; name?: string }>).filter((m) => m.name === 'ar_tracked_proc');
+  assert.ok(maps.length >= 1, 'the tracked-process map is found');
+  type Entry = { formatted?: { key?: number } };
+  const keys = maps.flatMap((m) => (JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'id', String(m.id)], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })) as Entry[]).map((e) => e.formatted?.key));
+  assert.ok(keys.includes(live.pid), `the live agent ${live.pid} is tracked (entries: ${keys.join(', ')})`);
+  assert.ok(!keys.includes(pid), `pid ${pid} is not tracked`);
+  await sidecar.stop();
+  const spans = readOtlpFile(otlp).filter((s) => s.name === 'execute_tool quick');
+  assert.equal(spans.length, 1, 'its call is exported');
+  assert.equal(spans[0]!.resource['process.pid'], pid);
 });

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { encodeFrame, FrameDecoder, type Message } from '@agentrace/sdk/protocol';
 import { SocketServer, type ConnectionHandlers, type SocketLimits } from '../packages/sidecar/src/socket-server.js';
 
@@ -153,6 +154,51 @@ test('a drip-feed client costs the sidecar in proportion to the bytes it sends, 
     assert.equal(closed.length, 0, `nobody was closed yet: the frames are still within their 10 s (${JSON.stringify(server.stats())})`);
   } finally {
     if (dripper.exitCode === null) dripper.kill('SIGKILL');
+    await server.close();
+  }
+});
+
+test('a process over its frame rate is read no faster than its rate, and another process is read as usual', { timeout: 30_000 }, async () => {
+  const RATE = 2000;
+  let flooded = 0;
+  const hellos: number[] = [];
+  const handlers: ConnectionHandlers = {
+    onHello: (c) => hellos.push(c.pid),
+    onSpanStart: () => void flooded++,
+    onSpanEnd: () => {},
+    onClose: () => {},
+    onProtocolError: () => {},
+  };
+  const server = await SocketServer.listen(path.join(dir, `s${++n}.sock`), handlers, 'test', { framesPerSecondPerProcess: RATE, framesPerSecondPerUser: 100 * RATE });
+  const { spawn } = await import('node:child_process');
+  // 20,000 start frames at once, from another process.
+  const flood = `
+    import net from 'node:net';
+    import { encodeFrame } from '@agentrace/sdk/protocol';
+    const frames = [encodeFrame({ t: 'hello', sdk: 'flood', runtime: 'node', resource: {} })];
+    for (let i = 0; i < 20000; i++) frames.push(encodeFrame({ t: 'start', tid: process.pid, trace: Buffer.alloc(16, 1), span: Buffer.alloc(8, 2), name: 'x', kind: 0, start: [1, 0], attrs: {}, flags: 1 }));
+    const s = net.connect(process.argv[1], () => s.write(Buffer.concat(frames)));
+    s.on('error', () => {});
+    setInterval(() => {}, 1000);`;
+  const flooder = spawn(process.execPath, ['--input-type=module', '-e', flood, server.socketPath], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'ignore', 'inherit'] });
+  try {
+    const deadline = Date.now() + 5000;
+    while (flooded === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const t0 = Date.now();
+    // Meanwhile another client says hello: welcomed at once.
+    const other = await connect(server);
+    other.sock.write(hello);
+    while (other.replies.length === 0 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(other.replies[0]?.t, 'welcome');
+    assert.ok(Date.now() - t0 < 300, `the other client waited ${Date.now() - t0} ms for its welcome`);
+    await new Promise((r) => setTimeout(r, 1500 - (Date.now() - t0)));
+    // A second's burst plus 1.5 s at the rate, plus what one read brings: far from all 20,000.
+    assert.ok(flooded <= RATE + 1.5 * RATE + 2000, `${flooded} frames read in 1.5 s at ${RATE}/s`);
+    assert.ok(flooded >= RATE, `${flooded}: the flood is read, only slower`);
+    assert.ok(server.stats().throttledProcess > 0);
+    other.sock.destroy();
+  } finally {
+    flooder.kill('SIGKILL');
     await server.close();
   }
 });

@@ -13,7 +13,10 @@ import { UsageError } from './usage-error.js';
 import { GroupError, parseProbesOption, switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { probesCommand, PROBES_USAGE } from './probes-command.js';
 import { binariesOf, resolveCommand, startGated } from './launch.js';
-import { attributeLimitsFromEnv, type AttributeLimits } from './attributes.js';
+import { attributeLimitsFromEnv } from './attributes.js';
+import { heldBytes, limitsHelp, resolveLimits } from './limits.js';
+import type { ToolSpanLimits } from './tool-spans.js';
+import type { SocketLimits } from './socket-server.js';
 
 const DEFAULT_SOCKET = '/run/agentrace/agentrace.sock';
 const DEFAULT_DAEMON_FILE = '/var/lib/agentrace/traces.jsonl';
@@ -43,6 +46,8 @@ Options:
                         OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
                         default 4096 characters) and OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT (or
                         OTEL_ATTRIBUTE_COUNT_LIMIT, default 128); what they cut is counted.
+  --limit NAME=N        sidecar, run: bound what agents can make the sidecar hold (repeatable;
+                        see Limits below).
   --quiet               run: do not print the tree.
   --max-events-per-span N
                         Events (opens, connects, DNS) one tool call may emit before the rest
@@ -61,6 +66,10 @@ Options:
   -h, --help            Show this help.
   --version             Show the version.
 
+Limits (--limit NAME=N, or AGENTRACE_LIMITS="NAME=N,..."; N may end in Ki, Mi or Gi). A client
+over one is refused or cut, told why, and counted; nobody else notices. Defaults:
+${limitsHelp('  ')}
+
 Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
 Example: agentrace run -- node my-agent.js`;
 
@@ -72,6 +81,7 @@ interface Flags {
   'otlp-protocol'?: string;
   quiet?: boolean;
   'max-events-per-span'?: string;
+  limit?: string[];
   probes?: string;
   control?: string;
   json?: boolean;
@@ -95,6 +105,7 @@ function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]
         'otlp-protocol': { type: 'string' },
         quiet: { type: 'boolean' },
         'max-events-per-span': { type: 'string' },
+        limit: { type: 'string', multiple: true },
         probes: { type: 'string' },
         control: { type: 'string' },
         json: { type: 'boolean' },
@@ -146,9 +157,11 @@ function maxEventsPerSpan(flags: Flags): number | undefined {
 }
 
 /** Attribute limits from the standard OTEL_*_ATTRIBUTE_*_LIMIT variables. */
-function spanLimits(): { attributes: AttributeLimits } {
+/** The span and socket limits: OTel's attribute limits from the environment, the rest from --limit and AGENTRACE_LIMITS. */
+function limitsFor(flags: Flags, exporters = 1): { spanLimits: Partial<ToolSpanLimits>; socketLimits: SocketLimits; held: number } {
   try {
-    return { attributes: attributeLimitsFromEnv(process.env) };
+    const limits = resolveLimits(flags.limit ?? [], process.env);
+    return { spanLimits: { ...limits.spans, attributes: attributeLimitsFromEnv(process.env) }, socketLimits: limits.socket, held: heldBytes(limits, exporters).total };
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -163,9 +176,11 @@ async function runSidecar(flags: Flags): Promise<number> {
   const controlSocketPath = flags.control ?? process.env.AGENTRACE_CONTROL ?? path.join(path.dirname(socketPath), 'control.sock');
   const probeGroups = startGroups(flags);
   const { exporters, metrics } = exportersFor(flags, DEFAULT_DAEMON_FILE);
-  const sidecar = await Sidecar.start({ socketPath, exporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits: spanLimits() });
+  const { spanLimits, socketLimits, held } = limitsFor(flags, exporters.length);
+  const sidecar = await Sidecar.start({ socketPath, exporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits, socketLimits });
   process.stderr.write(
-    `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; control on ${controlSocketPath} (probe groups ${['context', ...(probeGroups ?? switchableGroups)].join(', ')}); exporting to ${exporters.map((e) => e.description).join(', ')}\n`,
+    `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; control on ${controlSocketPath} (probe groups ${['context', ...(probeGroups ?? switchableGroups)].join(', ')}); exporting to ${exporters.map((e) => e.description).join(', ')}; ` +
+      `agents can make it hold ${Math.ceil(held / 1024 ** 2)} MB at most (--limit)\n`,
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
@@ -185,6 +200,7 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
   const defaultFile = path.resolve(`agentrace-${timestamp()}.otlp.jsonl`);
   const { exporters, metrics } = exportersFor(flags, defaultFile);
   const maxEvents = maxEventsPerSpan(flags);
+  const { spanLimits, socketLimits } = limitsFor(flags);
   const spans: ExportSpan[] = [];
   const toolNames = new Map<string, string>();
   const sidecar = await Sidecar.start({
@@ -194,7 +210,8 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
     exporters,
     metrics,
     maxEventsPerSpan: maxEvents,
-    spanLimits: spanLimits(),
+    spanLimits,
+    socketLimits,
     onSpans: (batch) => spans.push(...batch),
     onToolStart: (spanId, name) => toolNames.set(spanId, name),
   });

@@ -97,8 +97,6 @@ export class KernelSummaries {
   /** Reported once, watched for late I/O; in end order. */
   private readonly watched = new Map<string, Watch>();
   private readonly maxWatched: number;
-  /** Watched spans let go early because too many were watched. */
-  evicted = 0;
 
   constructor(private readonly opts: KernelSummariesOptions) {
     this.maxWatched = opts.maxWatched ?? DEFAULT_MAX_WATCHED;
@@ -166,9 +164,7 @@ export class KernelSummaries {
   /** Lets go of spans watched long enough, and of the oldest beyond the cap. */
   private expire(nowMs: number): void {
     for (const [id, w] of this.watched) {
-      const over = this.watched.size > this.maxWatched;
-      if (!over && nowMs - w.endedAtMs < WATCH_MS) break;
-      if (over) this.evicted++;
+      if (this.watched.size <= this.maxWatched && nowMs - w.endedAtMs < WATCH_MS) break;
       this.watched.delete(id);
       this.opts.forget(id);
     }

@@ -67,7 +67,7 @@ export interface SidecarStats {
   spansInFlight: number;
   /** Attribute characters those spans hold (bounded: attributeCharsInFlight). */
   attributeCharsInFlight: number;
-  /** Ended spans still remembered for late kernel events, and those let go early (over maxEnded) or unwatched early for late I/O. */
+  /** Ended spans still remembered for late kernel events, and those let go before their 30 s (over maxEnded). */
   spansRetained: number;
   spansForgottenEarly: number;
   spansRefused: number;
@@ -138,8 +138,9 @@ export class Sidecar {
       takeUserCounts: (spanId) => this.attribution.takeUserCounts(spanId),
       spansWithUserCounts: () => this.attribution.spansWithUserCounts(),
       forget: (spanId) => this.attribution.forgetSpan(spanId),
+      ...(opts.spanLimits?.maxEnded !== undefined ? { maxWatched: opts.spanLimits.maxEnded } : {}),
       onSummary: (tool, summary) =>
-        this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates),
+        this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates, verifiedWho(tool)),
     });
     this.attribution = new Attribution({
       registry: this.registry,
@@ -229,11 +230,11 @@ export class Sidecar {
     return {
       probes: this.closedProbeStats ?? this.probes.stats(),
       attribution: this.attribution.stats(),
-      socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0, refusedConnections: 0, partialFrameTimeouts: 0, pendingBudgetClosed: 0 },
+      socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0, refusedConnections: 0, partialFrameTimeouts: 0, pendingBudgetClosed: 0, throttledProcess: 0, throttledUser: 0 },
       spansInFlight: this.registry.inFlightCount,
       attributeCharsInFlight: this.registry.attributeCharsInFlight,
       spansRetained: this.registry.endedCount,
-      spansForgottenEarly: this.registry.endedEvicted + this.summaries.evicted,
+      spansForgottenEarly: this.registry.endedEvicted,
       spansRefused: this.registry.refused,
       spansRefusedBy: { ...this.registry.refusedBy },
       attributesTruncated: this.registry.attributesTruncated,
@@ -324,10 +325,11 @@ export class Sidecar {
     }
     const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
     const sk = s.socket;
-    if (sk.refusedConnections > 0 || sk.partialFrameTimeouts > 0 || sk.pendingBudgetClosed > 0 || sk.protocolErrors > 0) {
+    if (sk.refusedConnections > 0 || sk.partialFrameTimeouts > 0 || sk.pendingBudgetClosed > 0 || sk.protocolErrors > 0 || sk.throttledProcess > 0 || sk.throttledUser > 0) {
       this.log(
         `agent socket: ${sk.refusedConnections} connections refused (over their share), ${sk.partialFrameTimeouts} closed for an unfinished frame, ` +
-          `${sk.pendingBudgetClosed} for the unfinished-bytes budget, ${sk.protocolErrors} for protocol errors`,
+          `${sk.pendingBudgetClosed} for the unfinished-bytes budget, ${sk.protocolErrors} for protocol errors; ` +
+          `reading paused ${sk.throttledProcess} times for a process's frame rate, ${sk.throttledUser} for a user's`,
       );
     }
     if (s.spansRefused > 0 || s.attributesTruncated > 0 || s.attributesDropped > 0) {
@@ -525,6 +527,12 @@ function toExportSpan(s: ToolSpan): ExportSpan {
   };
   if (s.parentSpanId) span.parentSpanId = s.parentSpanId;
   return span;
+}
+
+/** What the kernel says of whoever announced a tool span, for its metrics: its user and container. */
+function verifiedWho(tool: ToolSpan): Attributes {
+  const container = tool.resource['container.id'];
+  return container === undefined ? { 'process.user.id': tool.uid } : { 'process.user.id': tool.uid, 'container.id': container };
 }
 
 /** The executable a process runs now (resolved), or undefined if it is gone. */

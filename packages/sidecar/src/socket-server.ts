@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Attributes } from '@opentelemetry/api';
 import { peerCredentials } from '@agentrace/bpf';
 import { pinProcess, stillRunning, type ProcessIdentity } from './process-identity.js';
+import { RateShare } from './rate-share.js';
 import {
   encodeFrame,
   FrameDecoder,
@@ -53,6 +54,9 @@ export interface SocketServerStats {
   partialFrameTimeouts: number;
   /** Connections closed because partial frames over all connections passed the byte budget. */
   pendingBudgetClosed: number;
+  /** Times a connection was not read for a while because its process, or its user, was over its frame rate. */
+  throttledProcess: number;
+  throttledUser: number;
 }
 
 /** What one socket server takes at most. */
@@ -65,6 +69,10 @@ export interface SocketLimits {
   partialFrameMs: number;
   /** Bytes of unfinished frames held over all connections. */
   maxPendingBytes: number;
+  /** Frames one process's connections are read at, per second at most (a second's burst). */
+  framesPerSecondPerProcess: number;
+  /** ... all of one user's. */
+  framesPerSecondPerUser: number;
 }
 
 export const DEFAULT_SOCKET_LIMITS: SocketLimits = {
@@ -72,12 +80,26 @@ export const DEFAULT_SOCKET_LIMITS: SocketLimits = {
   maxConnectionsPerUser: 1024,
   partialFrameMs: 10_000,
   maxPendingBytes: 64 * 1024 * 1024,
+  // A call is two frames; an agent making 50,000 calls a second is far past any real one.
+  framesPerSecondPerProcess: 100_000,
+  framesPerSecondPerUser: 200_000,
 };
 
 export class SocketServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly stats_: SocketServerStats = { connections: 0, open: 0, protocolErrors: 0, refusedConnections: 0, partialFrameTimeouts: 0, pendingBudgetClosed: 0 };
+  private readonly stats_: SocketServerStats = {
+    connections: 0,
+    open: 0,
+    protocolErrors: 0,
+    refusedConnections: 0,
+    partialFrameTimeouts: 0,
+    pendingBudgetClosed: 0,
+    throttledProcess: 0,
+    throttledUser: 0,
+  };
+  private readonly processRate: RateShare;
+  private readonly userRate: RateShare;
   private nextId = 1;
   private readonly limits: SocketLimits;
   private readonly perUser = new Map<number, number>();
@@ -93,6 +115,8 @@ export class SocketServer {
     limits: Partial<SocketLimits>,
   ) {
     this.limits = { ...DEFAULT_SOCKET_LIMITS, ...limits };
+    this.processRate = new RateShare(this.limits.framesPerSecondPerProcess);
+    this.userRate = new RateShare(this.limits.framesPerSecondPerUser);
     this.server = net.createServer((socket) => this.accept(socket));
     this.sweeper = setInterval(() => this.closeStalled(), Math.max(50, Math.min(1000, this.limits.partialFrameMs / 4))).unref();
   }
@@ -112,6 +136,8 @@ export class SocketServer {
 
   /** A frame begun and not finished in time: the client is dripping, or stuck. */
   private closeStalled(now = Date.now()): void {
+    this.processRate.sweep(now);
+    this.userRate.sweep(now);
     for (const [socket, p] of this.partial) {
       if (now - p.since < this.limits.partialFrameMs) continue;
       this.stats_.partialFrameTimeouts++;
@@ -132,6 +158,24 @@ export class SocketServer {
 
   private forgetPartial(socket: net.Socket): void {
     this.notePartial(socket, 0);
+  }
+
+  /**
+   * Fair share of the sidecar's time: a process (all its connections), or
+   * a user, over its frame rate is not read until the rate allows what it
+   * already sent. Nothing is lost here; the client's SDK sheds, and says so.
+   */
+  private throttle(socket: net.Socket, c: AgentConnection, frames: number): void {
+    const byProcess = this.processRate.take(`${c.pid}`, frames);
+    const byUser = this.userRate.take(`${c.uid}`, frames);
+    const wait = Math.max(byProcess, byUser);
+    if (wait === 0) return;
+    if (byUser > byProcess) this.stats_.throttledUser++;
+    else this.stats_.throttledProcess++;
+    socket.pause();
+    setTimeout(() => {
+      if (!socket.destroyed) socket.resume();
+    }, wait).unref();
   }
 
   stats(): SocketServerStats {
@@ -203,6 +247,7 @@ export class SocketServer {
           this.stats_.pendingBudgetClosed++;
           throw new ProtocolError('ENOBUFS', `unfinished frames of all clients exceed ${this.limits.maxPendingBytes} bytes`);
         }
+        if (messages.length > 0) this.throttle(socket, c, messages.length);
         for (const msg of messages) {
           if (msg.t === 'hello') {
             greeted = true;

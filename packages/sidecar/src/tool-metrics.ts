@@ -99,8 +99,13 @@ export class ToolMetrics {
     this.limit = limit;
   }
 
-  /** Adds one ended tool span's kernel aggregates to the cumulative state of (tool name, kind). */
-  record(toolName: string, aggs: SpanAggregates): void {
+  /**
+   * Adds one ended tool span's kernel aggregates to the cumulative state of
+   * (tool name, kind, who). `who` is what the kernel says of the announcing
+   * process (its uid, its container): a tool name is the agent's word, so
+   * one user's calls never mix into another's series.
+   */
+  record(toolName: string, aggs: SpanAggregates, who: Attributes = {}): void {
     for (const [kind, agg] of Object.entries(aggs)) {
       if (!KINDS.has(kind) || agg === undefined) continue;
       const calls = count(agg.calls);
@@ -109,7 +114,7 @@ export class ToolMetrics {
       const latencySumNs = count(agg.latencySumNs);
       const buckets = Array.isArray(agg.latencyBuckets) ? agg.latencyBuckets : [];
       if (calls === 0 && errors === 0 && bytes === 0 && latencySumNs === 0 && !buckets.some((b) => count(b) > 0)) continue;
-      const series = this.seriesFor(toolName, kind as SyscallKind);
+      const series = this.seriesFor(toolName, kind as SyscallKind, who);
       series.calls += calls;
       series.errors += errors;
       series.bytes += bytes;
@@ -201,8 +206,8 @@ export class ToolMetrics {
     };
   }
 
-  private seriesFor(toolName: string, kind: SyscallKind): Series {
-    const key = `${kind}\0${toolName}`;
+  private seriesFor(toolName: string, kind: SyscallKind, who: Attributes): Series {
+    const key = `${kind}\0${toolName}\0${JSON.stringify(who)}`;
     const existing = this.series.get(key);
     if (existing !== undefined) return existing;
     const overflow = this.series.size >= this.limit;
@@ -212,7 +217,7 @@ export class ToolMetrics {
       if (folded !== undefined) return folded;
     }
     const series: Series = {
-      attributes: overflow ? { [ATTR_OVERFLOW]: true, [ATTR_SYSCALL]: kind } : { [ATTR_TOOL_NAME]: toolName, [ATTR_SYSCALL]: kind },
+      attributes: overflow ? { [ATTR_OVERFLOW]: true, [ATTR_SYSCALL]: kind } : { [ATTR_TOOL_NAME]: toolName, [ATTR_SYSCALL]: kind, ...who },
       kind,
       calls: 0,
       errors: 0,

@@ -94,9 +94,9 @@ export const DEFAULT_SPAN_LIMITS: ToolSpanLimits = {
   maxInFlightPerProcess: 16_384,
   attributes: DEFAULT_ATTRIBUTE_LIMITS,
   nameLength: 1024,
-  spanAttributeChars: 65_536,
-  attributeCharsInFlight: 128 * 1024 * 1024,
-  attributeCharsInFlightPerUser: 32 * 1024 * 1024,
+  spanAttributeChars: 16_384,
+  attributeCharsInFlight: 64 * 1024 * 1024,
+  attributeCharsInFlightPerUser: 16 * 1024 * 1024,
   maxEnded: 16_384,
 };
 

@@ -123,7 +123,7 @@ export class BatchQueue<T> {
   private takeBatch(): T[] {
     const max = this.options.maxBatchSize;
     const batch: T[] = [];
-    while (batch.length < max && this.size > 0) {
+    while (batch.length < max && this.size > 0 && this.lanes.size > 0) {
       const share = Math.max(1, Math.floor((max - batch.length) / this.lanes.size));
       for (const [owner, lane] of this.lanes) {
         const part = lane.splice(0, Math.min(share, max - batch.length));
