@@ -231,11 +231,13 @@ export class Attribution {
   /** Kernel spans of a child process hang under that process's span. */
   private parentFor(pid: number, tool: ToolSpan): KernelSpanParent {
     const rec = this.processes.get(pid);
-    const mark = tool.parentUnverified ? { unverified: true } : {};
-    if (rec && rec.parent.traceId === tool.traceId) {
-      return { traceId: tool.traceId, parentSpanId: rec.spanId, resource: tool.resource, ...mark };
-    }
-    return { traceId: tool.traceId, parentSpanId: tool.spanId, resource: tool.resource, ...mark };
+    const parent: KernelSpanParent = {
+      traceId: tool.traceId,
+      parentSpanId: rec && rec.parent.traceId === tool.traceId ? rec.spanId : tool.spanId,
+      resource: tool.resource,
+    };
+    if (tool.parentUnverified) parent.unverified = true;
+    return parent;
   }
 
   private wait(e: KernelEvent, spanId: string): void {
