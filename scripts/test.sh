@@ -11,4 +11,4 @@ pnpm -s typecheck
 pnpm -s test
 # (the framework integrations' in-process tests too; their kernel tests run agents on both Nodes already)
 "$NODE24" --import tsx --test --test-reporter=spec --test-concurrency=1 test/sdk-*.test.ts \
-  test/langchain-spans.test.ts test/ai-provider.test.ts test/openai-agents-provider.test.ts
+  test/langchain-spans.test.ts test/langchain-unreached.test.ts test/ai-provider.test.ts test/openai-agents-provider.test.ts

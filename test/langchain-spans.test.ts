@@ -88,11 +88,24 @@ test('the handler alone: tool spans with their call ids under the ToolNode run, 
     { name: 'add', args: { a: 1, b: 2 }, id: 'h-1' },
     { name: 'add', args: { a: 3, b: 4 }, id: 'h-2' },
   ]);
-  await graph.invoke({ messages: [new HumanMessage('add')] }, { callbacks: [new AgentraceCallbackHandler()] });
+  const warnings: Array<{ code?: string; message: string }> = [];
+  const onWarning = (w: Error & { code?: string }): void => void warnings.push({ code: w.code, message: w.message });
+  process.on('warning', onWarning);
+  try {
+    await graph.invoke({ messages: [new HumanMessage('add')] }, { callbacks: [new AgentraceCallbackHandler()] });
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+  } finally {
+    process.off('warning', onWarning);
+  }
 
   const toolsRun = one('chain tools');
   const tools = named('execute_tool add');
   assert.equal(tools.length, 2);
+  // Never silently wrong: the spans say they are not the tool's own, and the user is told once.
+  for (const t of tools) assert.equal((t as unknown as { attributes: Record<string, unknown> }).attributes['agentrace.tool.unpatched'], true);
+  const unreached = warnings.filter((w) => w.code === 'AGENTRACE_FRAMEWORK_UNREACHED');
+  assert.equal(unreached.length, 1, JSON.stringify(warnings));
+  assert.match(unreached[0]!.message, /"add" ran outside its execute_tool span: instrumentTools\(\) \(or instrumentLangChain\(\)\) was not called/);
   for (const id of ['h-1', 'h-2']) assert.equal(parentOf(byCallId(tools, id)), toolsRun.spanContext().spanId);
   const toolIds = new Set(tools.map((s) => s.spanContext().spanId));
   assert.ok(activeInBody.every((id) => !toolIds.has(id as string)), 'a handler cannot make its span active for the tool body');

@@ -18,7 +18,11 @@ import { Sidecar, createExporters, resolveOtlpConfig } from '@agentrace/sidecar'
 import { requireBpf } from './support/bpf.js';
 import { ancestry, readOtlpFile, type FlatSpan } from './support/otlp.js';
 
-const agentScript = fileURLToPath(new URL('./fixtures/langchain-agent.mjs', import.meta.url));
+// The same agent as an ES module and as CommonJS (@langchain/core's other build).
+const agentScripts: Array<[string, string]> = [
+  ['ESM', fileURLToPath(new URL('./fixtures/langchain-agent.mjs', import.meta.url))],
+  ['CommonJS', fileURLToPath(new URL('./fixtures/langchain-agent.cjs', import.meta.url))],
+];
 const PARALLEL_CALLS = 3;
 
 let dir: string;
@@ -62,10 +66,15 @@ interface AgentOutput {
   trackedCalls: number;
 }
 
-async function runAgent(node: string, socketPath: string, plan: object): Promise<{ code: number | null; out: AgentOutput | undefined; stdout: string }> {
-  const child = spawn(node, [agentScript, JSON.stringify(plan)], {
+async function runAgent(node: string, script: string, socketPath: string, plan: object): Promise<{ code: number | null; out: AgentOutput | undefined; stdout: string; stderr: string }> {
+  const child = spawn(node, [script, JSON.stringify(plan)], {
     env: { ...process.env, AGENTRACE_SOCKET: socketPath },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    process.stderr.write(d);
   });
   children.push({ kill: () => child.exitCode === null && child.kill('SIGKILL') });
   let stdout = '';
@@ -78,7 +87,7 @@ async function runAgent(node: string, socketPath: string, plan: object): Promise
   } catch {
     out = undefined;
   }
-  return { code, out, stdout };
+  return { code, out, stdout, stderr };
 }
 
 function assertUnderOnly(span: FlatSpan | undefined, tool: FlatSpan, tools: FlatSpan[], spans: FlatSpan[], what: string): void {
@@ -91,10 +100,10 @@ function assertUnderOnly(span: FlatSpan | undefined, tool: FlatSpan, tools: Flat
   }
 }
 
-for (const [runtime, node] of runtimes) {
-  test(`a LangGraph agent's parallel tool calls: each call's open, connect and child process land under its own execute_tool span (agent on ${runtime})`, async (t) => {
+for (const [runtime, node] of runtimes) for (const [format, script] of agentScripts) {
+  test(`a LangGraph agent's parallel tool calls: each call's open, connect and child process land under its own execute_tool span (${format} agent on ${runtime})`, async (t) => {
     if (!requireBpf(t)) return;
-    const tag = runtime.replace(/\W+/g, '');
+    const tag = `${runtime}${format}`.replace(/\W+/g, '');
     const socketPath = path.join(dir, `${tag}.sock`);
     const file = path.join(dir, `${tag}.jsonl`);
     const sidecar = await Sidecar.start({ socketPath, exporters: createExporters(resolveOtlpConfig({ file }, {})), log: () => {} });
@@ -106,12 +115,13 @@ for (const [runtime, node] of runtimes) {
     const invalidId = `call_invalid_${randomBytes(4).toString('hex')}`;
     let run: Awaited<ReturnType<typeof runAgent>>;
     try {
-      run = await runAgent(node, socketPath, { calls, invalidId });
+      run = await runAgent(node, script, socketPath, { calls, invalidId });
       await sidecar.settle(2000);
     } finally {
       await sidecar.stop();
     }
     assert.equal(run.code, 0, `the agent ran; it printed: ${run.stdout}`);
+    assert.doesNotMatch(run.stderr, /AGENTRACE_FRAMEWORK_UNREACHED/, 'the integration reached the agent\'s copy of @langchain/core');
     const out = run.out;
     assert.ok(out, 'the agent reported');
 
@@ -156,6 +166,7 @@ for (const [runtime, node] of runtimes) {
       assert.equal(tool.traceId, agent.traceId);
       assert.equal(tool.attributes['gen_ai.operation.name'], 'execute_tool');
       assert.equal(tool.attributes['gen_ai.tool.name'], 'inspect_target');
+      assert.equal(tool.attributes['agentrace.tool.unpatched'], undefined, 'made by the patched call, active in the body');
     }
     for (const call of calls) {
       const tool = tools.find((s) => s.attributes['gen_ai.tool.call.id'] === call.id);

@@ -13,7 +13,9 @@ export type WarningCode =
   /** The thread slot could not be registered. */
   | 'AGENTRACE_SLOT'
   /** A sidecar answered but could not keep up: frames were dropped (said once; the count at exit). */
-  | 'AGENTRACE_FRAMES_DROPPED';
+  | 'AGENTRACE_FRAMES_DROPPED'
+  /** A framework integration could not reach the copy of the framework the agent runs: its tool spans have no kernel attribution. */
+  | 'AGENTRACE_FRAMEWORK_UNREACHED';
 
 let emitted = 0;
 

@@ -33,8 +33,4 @@ export class RateShare {
       if (b.tokens + ((nowMs - b.atMs) * this.perSecond) / 1000 >= this.perSecond) this.buckets.delete(key);
     }
   }
-
-  get size(): number {
-    return this.buckets.size;
-  }
 }

@@ -119,6 +119,7 @@ export class ToolSpanRegistry {
   private inFlight = 0;
   private readonly perUser = new Map<number, number>();
   private readonly perProcess = new Map<number, number>();
+  private readonly openByConn = new Map<number, Set<ToolSpan>>();
   private attrCharsInFlight = 0;
   private readonly attrCharsPerUser = new Map<number, number>();
   /** Per trace id: the process that announced its first known span, and how many known spans it has. */
@@ -218,6 +219,8 @@ export class ToolSpanRegistry {
       this.traceRef(span.traceId, pid, 1);
     }
     this.spans.set(spanId, span);
+    if (open) this.openOn(existing, -1);
+    this.openOn(span, 1);
     return span;
   }
 
@@ -317,7 +320,20 @@ export class ToolSpanRegistry {
     return span;
   }
 
+  /** Open spans by connection: a connection's close looks at its own, not at every span kept. */
+  private openOn(span: ToolSpan, d: 1 | -1): void {
+    let set = this.openByConn.get(span.conn);
+    if (d > 0) {
+      if (!set) this.openByConn.set(span.conn, (set = new Set()));
+      set.add(span);
+    } else if (set) {
+      set.delete(span);
+      if (set.size === 0) this.openByConn.delete(span.conn);
+    }
+  }
+
   private closed(span: ToolSpan): void {
+    this.openOn(span, -1);
     span.closedAtMs = Date.now();
     this.count(span, -1);
     this.charge(span, -span.attrChars);
@@ -338,8 +354,9 @@ export class ToolSpanRegistry {
   /** Ends, as abandoned, every open span announced on connection `conn` (it closed); all open spans without one. */
   abandon(conn: number | undefined, endNs: bigint): ToolSpan[] {
     const out: ToolSpan[] = [];
-    for (const span of this.spans.values()) {
-      if ((conn !== undefined && span.conn !== conn) || span.endNs !== undefined) continue;
+    const open = conn === undefined ? [...this.openByConn.values()].flatMap((set) => [...set]) : [...(this.openByConn.get(conn) ?? [])];
+    for (const span of open) {
+      if (span.endNs !== undefined) continue;
       span.endNs = endNs;
       span.status = { code: 2, message: 'the agent disconnected before the span ended' };
       span.attrs['agentrace.span.incomplete'] = true;
@@ -355,7 +372,7 @@ export class ToolSpanRegistry {
 
   /** Spans still open, e.g. at shutdown. */
   open(): ToolSpan[] {
-    return [...this.spans.values()].filter((s) => s.endNs === undefined);
+    return [...this.openByConn.values()].flatMap((set) => [...set]);
   }
 
   /** Forgets ended spans kept long enough, and the oldest beyond maxEnded: work in proportion to what goes. */

@@ -21,6 +21,33 @@ import { errorType } from '../trace-tool.js';
 import { capture, copyOptions, toolOutputContent, type LangChainTracingOptions } from './options.js';
 import { addRun, contextOfRun, getRun, removeRun, TOOL_MARKER_KEY, type ToolMarker } from './runs.js';
 import { usageAttributes } from './usage.js';
+import { toolsInstrumented } from './tools.js';
+import { warn } from '../warn.js';
+
+/** On an execute_tool span the handler made because the tool's call was not patched. */
+export const UNREACHED_ATTR = 'agentrace.tool.unpatched';
+
+let warnedUnreached = false;
+
+/**
+ * Said once: a tool ran whose call instrumentTools() did not wrap, either
+ * because it was never called or because the agent's @langchain/core is a
+ * copy it cannot reach (an ES-module copy other than the one this SDK
+ * resolves: another version, another tree).
+ */
+function warnUnreached(tool: string): void {
+  if (warnedUnreached) return;
+  warnedUnreached = true;
+  const why = toolsInstrumented()
+    ? 'it runs a copy of @langchain/core that instrumentTools() cannot reach (an ES-module copy other than the one @agentrace/sdk resolves: another version, or another node_modules)'
+    : 'instrumentTools() (or instrumentLangChain()) was not called';
+  warn(
+    'AGENTRACE_FRAMEWORK_UNREACHED',
+    `agentrace: the LangChain tool "${tool}" ran outside its execute_tool span: ${why}. ` +
+      'Its span is exported with agentrace.tool.unpatched=true and no kernel activity under it; ' +
+      'make the agent and @agentrace/sdk resolve the same @langchain/core.',
+  );
+}
 
 /** The instrumentation scope of these spans under an app TracerProvider. */
 const SCOPE = '@agentrace/sdk/langchain';
@@ -151,7 +178,11 @@ export class AgentraceCallbackHandler extends BaseCallbackHandler {
         'gen_ai.operation.name': 'execute_tool',
         'gen_ai.tool.name': name,
         'gen_ai.tool.type': 'function',
+        // Made here, beside the tool's body: not active while it runs, so
+        // the kernel has nothing to attribute to it. The export says so.
+        [UNREACHED_ATTR]: true,
       };
+      warnUnreached(name);
       if (toolCallId) attrs['gen_ai.tool.call.id'] = toolCallId;
       if (this.options.captureArguments) {
         const json = capture(this.options, parseJson(input), 'arguments');

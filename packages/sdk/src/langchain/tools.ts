@@ -5,7 +5,9 @@
 //
 // One patch, of StructuredTool.prototype.call: every tool (tool(),
 // DynamicTool, DynamicStructuredTool, subclasses) ends up there, from
-// invoke() and from the deprecated call() alike. Its span covers the
+// invoke() and from the deprecated call() alike; in every copy of
+// @langchain/core the process loads through require (its CommonJS build,
+// other versions) as well as the ES-module copy this module imports. Its span covers the
 // input validation too, so a call the model got wrong is an execute_tool
 // span that ends with error.type ToolInputParsingException: such calls
 // never reach handleToolStart, and nothing is left open for them.
@@ -16,6 +18,7 @@ import { sidecar } from '../runtime.js';
 import { traceTool } from '../trace-tool.js';
 import { copyOptions, toolOutputContent, type LangChainTracingOptions } from './options.js';
 import { contextOfRun, TOOL_MARKER_KEY, type ToolMarker } from './runs.js';
+import { patchRequiredCopies } from './copies.js';
 
 /** One call of StructuredTool.prototype.call, as its arguments came. */
 interface CallRequest {
@@ -66,8 +69,17 @@ export function instrumentTools(opts: LangChainTracingOptions = {}): void {
   } catch {
     // the client reports its own problems
   }
-  const proto = StructuredTool.prototype as unknown as { call: CallFn & { [ORIGINAL]?: CallFn } };
-  if (proto.call[ORIGINAL] !== undefined) return;
+  patchClass(StructuredTool);
+  // The agent may run another copy: @langchain/core's CommonJS build (a
+  // CommonJS agent, or a TypeScript build that emits require), or another
+  // version. Every one loaded through require, now or later, is patched too.
+  patchRequiredCopies(patchClass);
+}
+
+/** Patches one copy's StructuredTool.prototype.call (once: a patched one is left alone). */
+function patchClass(cls: { prototype: object }): void {
+  const proto = cls.prototype as { call: CallFn & { [ORIGINAL]?: CallFn } };
+  if (typeof proto.call !== 'function' || proto.call[ORIGINAL] !== undefined) return;
   const original = proto.call;
   const patched = function call(this: ToolThis, arg: unknown, configArg?: unknown, tags?: unknown): Promise<unknown> {
     let fn: TracedCall;
