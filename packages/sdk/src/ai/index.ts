@@ -1,14 +1,16 @@
-// @agentrace/sdk/ai: the Vercel AI SDK (`ai` 5 and 6) integration. Pass
-// `telemetry()` as `experimental_telemetry` of generateText, streamText or
-// an Agent: every tool call becomes an `execute_tool {name}` span, active
-// while the tool's execute runs, under the ai SDK's own ai.generateText /
-// ai.streamText span, with gen_ai.tool.call.id = the model's tool-call id.
-// This module imports nothing from `ai`: it hands the ai SDK an
-// OpenTelemetry Tracer, the hook every supported version takes.
+// @agentrace/sdk/ai: the Vercel AI SDK integration. Every tool call becomes
+// an `execute_tool {name}` span, active while the tool's execute runs, with
+// gen_ai.tool.call.id = the model's tool-call id.
+//   ai 7:     registerTelemetry(agentraceTelemetry())  (its telemetry
+//             integrations; under an invoke_agent span per operation)
+//   ai 5, 6:  experimental_telemetry: telemetry()      (an OpenTelemetry
+//             Tracer; under the ai SDK's own ai.generateText span)
+// This module imports nothing from `ai`.
 import type { AttributeValue, Tracer } from '@opentelemetry/api';
 import { AgentraceAiTracer, type AiTraceOptions } from './tracer.js';
 
 export { AgentraceAiTracer, type AiTraceOptions };
+export { agentraceTelemetry, type AgentraceAiTelemetry, type AiToolExecution } from './integration.js';
 
 /** The subset of the ai SDK's TelemetrySettings this integration sets (assignable to it). */
 export interface AgentraceTelemetrySettings {
