@@ -10,18 +10,22 @@ import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
 import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24, runtimes } from './support/framework-agent.js';
 
-const script = fileURLToPath(new URL('./fixtures/ai-agent.mjs', import.meta.url));
+// The same agent as an ES module and as CommonJS (the ai SDK's other build).
+const scripts = {
+  ESM: fileURLToPath(new URL('./fixtures/ai-agent.mjs', import.meta.url)),
+  CommonJS: fileURLToPath(new URL('./fixtures/ai-agent.cjs', import.meta.url)),
+};
 const rig = Rig.create('ai');
 after(() => rig.close());
 
 test('the ai SDK agent runs on Node 24 too (in CI)', (t) => requireNode24(t));
 
 for (const [runtime, node] of runtimes) {
-  for (const mode of ['generate', 'stream'] as const) {
-    test(`ai ${mode}Text: three parallel tool calls' opens, connects and child processes land under their own execute_tool spans, under ai.${mode}Text (agent on ${runtime})`, async (t) => {
+  for (const [mode, format] of [['generate', 'ESM'], ['stream', 'ESM'], ['generate', 'CommonJS']] as const) {
+    test(`ai ${mode}Text: three parallel tool calls' opens, connects and child processes land under their own execute_tool spans, under ai.${mode}Text (${format} agent on ${runtime})`, async (t) => {
       if (!requireBpf(t)) return;
-      const calls = await rig.plan(`call-${mode}`, 3);
-      const { code, stdout, spans } = await rig.run(`${mode}-${runtime.replace(/\W+/g, '')}`, script, { mode, calls }, node);
+      const calls = await rig.plan(`call-${mode}-${format}`, 3);
+      const { code, stdout, spans } = await rig.run(`${mode}-${format}-${runtime.replace(/\W+/g, '')}`, scripts[format], { mode, calls }, node);
       assert.equal(code, 0, 'the agent ran');
 
       const out = JSON.parse(stdout) as { text: string; results: Record<string, string>; maxInFlight: number };

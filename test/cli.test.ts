@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
@@ -19,6 +19,21 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 function agentrace(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(bin, args, { cwd: dir, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `agentrace sidecar ARGS`, stopped by its pid when the test ends; resolves once it serves (socket and start line). */
+async function startDaemon(t: { after: (fn: () => void) => void }, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ daemon: ChildProcess; stderr: () => string }> {
+  const daemon = spawn(bin, ['sidecar', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  t.after(() => {
+    if (daemon.exitCode === null) daemon.kill('SIGKILL');
+  });
+  let stderr = '';
+  daemon.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const socketPath = args[args.indexOf('--socket') + 1]!;
+  const deadline = Date.now() + 15_000;
+  // The socket file appears a moment before the start line: wait for both.
+  while (!(fs.existsSync(socketPath) && /probes attached; listening on/.test(stderr)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return { daemon, stderr: () => stderr };
 }
 
 test('--help and usage errors', () => {
@@ -63,17 +78,9 @@ test('sidecar: serves until SIGTERM, then flushes, removes its socket and exits 
   if (!requireBpf(t)) return;
   const socketPath = path.join(dir, 'daemon.sock');
   const file = path.join(dir, 'daemon.jsonl');
-  const daemon = spawn(bin, ['sidecar', '--socket', socketPath, '--otlp-file', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => {
-    if (daemon.exitCode === null) daemon.kill('SIGKILL');
-  });
-  let stderr = '';
-  daemon.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const deadline = Date.now() + 15_000;
-  // The socket file appears a moment before the start line: wait for both.
-  while (!(fs.existsSync(socketPath) && /probes attached; listening on/.test(stderr)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(fs.existsSync(socketPath), `no socket; stderr: ${stderr}`);
-  assert.match(stderr, /probes attached; listening on/);
+  const { daemon, stderr: err } = await startDaemon(t, ['--socket', socketPath, '--otlp-file', file]);
+  assert.ok(fs.existsSync(socketPath), `no socket; stderr: ${err()}`);
+  assert.match(err(), /probes attached; listening on/);
 
   const agent = spawn(process.execPath, [path.join(root, 'examples/agent/agent.mjs')], {
     env: { ...process.env, AGENTRACE_SOCKET: socketPath },
@@ -94,20 +101,12 @@ test('sidecar: --limit and AGENTRACE_LIMITS set the limits; the start line state
   assert.match(bad.stderr, /unknown limit "conections"; the limits are connections, /);
   if (!requireBpf(t)) return;
   const socketPath = path.join(dir, 'limits.sock');
-  const daemon = spawn(bin, ['sidecar', '--socket', socketPath, '--otlp-file', path.join(dir, 'limits.jsonl'), '--limit', 'connections=2'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, AGENTRACE_LIMITS: 'spans-in-flight=1Ki,connections=1000' },
+  const { daemon, stderr } = await startDaemon(t, ['--socket', socketPath, '--otlp-file', path.join(dir, 'limits.jsonl'), '--limit', 'connections=2'], {
+    AGENTRACE_LIMITS: 'spans-in-flight=1Ki,connections=1000',
   });
-  t.after(() => {
-    if (daemon.exitCode === null) daemon.kill('SIGKILL');
-  });
-  let stderr = '';
-  daemon.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const deadline = Date.now() + 15_000;
-  while (!(fs.existsSync(socketPath) && /probes attached; listening on/.test(stderr)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   // 2 connections (the flag wins over the variable) × 32 KiB, 1,024 spans × 4 KiB, 64 Mi characters × 2,
   // 64 MiB unfinished, 16,384 ended × 2 KiB, one exporter’s 2,048 × (2 KiB + 2 × 16 Ki): 296.1 MiB.
-  assert.match(stderr, /agents can make it hold 297 MB at most/, stderr);
+  assert.match(stderr(), /agents can make it hold 297 MB at most/, stderr());
   const net = await import('node:net');
   const socks = await Promise.all([0, 1, 2].map(async () => {
     const s = net.connect(socketPath);
@@ -122,5 +121,5 @@ test('sidecar: --limit and AGENTRACE_LIMITS set the limits; the start line state
   daemon.kill('SIGTERM');
   const [code] = await once(daemon, 'exit');
   assert.equal(code, 0);
-  assert.match(stderr, /agent socket: 1 connections refused/);
+  assert.match(stderr(), /agent socket: 1 connections refused/);
 });

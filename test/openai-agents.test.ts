@@ -11,19 +11,23 @@ import { requireBpf } from './support/bpf.js';
 import { ancestry } from './support/otlp.js';
 import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24, runtimes } from './support/framework-agent.js';
 
-const script = fileURLToPath(new URL('./fixtures/openai-agents-agent.mjs', import.meta.url));
+// The same agent as an ES module and as CommonJS (the agents SDK's other build).
+const scripts = {
+  ESM: fileURLToPath(new URL('./fixtures/openai-agents-agent.mjs', import.meta.url)),
+  CommonJS: fileURLToPath(new URL('./fixtures/openai-agents-agent.cjs', import.meta.url)),
+};
 const rig = Rig.create('openai-agents');
 after(() => rig.close());
 
 test('the OpenAI Agents SDK agent runs on Node 24 too (in CI)', (t) => requireNode24(t));
 
 for (const [runtime, node] of runtimes) {
-  for (const stream of [false, true]) {
+  for (const [stream, format] of [[false, 'ESM'], [true, 'ESM'], [false, 'CommonJS']] as const) {
     const mode = stream ? 'streamed' : 'plain';
-    test(`OpenAI Agents ${mode} run: three parallel tool calls' opens, connects and child processes land under their own execute_tool spans, under invoke_agent (agent on ${runtime})`, async (t) => {
+    test(`OpenAI Agents ${mode} run: three parallel tool calls' opens, connects and child processes land under their own execute_tool spans, under invoke_agent (${format} agent on ${runtime})`, async (t) => {
       if (!requireBpf(t)) return;
-      const calls = await rig.plan(`call-${mode}`, 3);
-      const { code, stdout, spans } = await rig.run(`${mode}-${runtime.replace(/\W+/g, '')}`, script, { stream, calls }, node);
+      const calls = await rig.plan(`call-${mode}-${format}`, 3);
+      const { code, stdout, spans } = await rig.run(`${mode}-${format}-${runtime.replace(/\W+/g, '')}`, scripts[format], { stream, calls }, node);
       assert.equal(code, 0, 'the agent ran');
 
       const out = JSON.parse(stdout) as { text: string; results: Record<string, string>; maxInFlight: number };
