@@ -1,5 +1,5 @@
 // @agentrace/sdk/mastra on the real kernel: a Mastra agent (createTool, new
-// Agent, generate; a scripted model asking for three calls at once), as an
+// Agent, generate and stream; a scripted model asking for three calls at once), as an
 // ES module and as CommonJS, under the real sidecar. Each call's open,
 // connect and child process is exported under its own execute_tool span
 // with the model's tool-call id, under the agent's invoke_agent span.
@@ -15,13 +15,13 @@ const rig = Rig.create('mastra');
 after(() => rig.close());
 const node24 = process.env.AGENTRACE_NODE24;
 
-for (const [format, file] of [['ESM', 'mastra-agent.mjs'], ['CommonJS', 'mastra-agent.cjs']] as const) {
-  test(`Mastra agent (${format}, no ready()): three parallel calls' opens, connects and child processes land under their own execute_tool spans, under invoke_agent`, async (t) => {
+for (const [mode, format, file] of [['generate', 'ESM', 'mastra-agent.mjs'], ['stream', 'ESM', 'mastra-agent.mjs'], ['generate', 'CommonJS', 'mastra-agent.cjs']] as const) {
+  test(`Mastra agent.${mode} (${format}, no ready()): three parallel calls' opens, connects and child processes land under their own execute_tool spans, under invoke_agent`, async (t) => {
     requireNode24(t);
     if (!node24 || !requireBpf(t)) return;
     const script = fileURLToPath(new URL(`./fixtures/${file}`, import.meta.url));
-    const calls = await rig.plan(`mastra-${format}`, 3);
-    const { code, stdout, spans } = await rig.run(`mastra-${format}`, script, { calls }, node24);
+    const calls = await rig.plan(`mastra-${mode}-${format}`, 3);
+    const { code, stdout, spans } = await rig.run(`mastra-${mode}-${format}`, script, { mode, calls }, node24);
     assert.equal(code, 0, 'the agent ran');
     const out = JSON.parse(stdout) as { text: string; results: Record<string, string>; maxInFlight: number };
     assert.equal(out.text, 'surveyed', 'the loop went on to the final answer');
