@@ -15,6 +15,7 @@ import type { BenchOptions, BenchResult } from './support/result.js';
 import { realSidecar } from './support/real-sidecar.js';
 import { grouped, sleep } from './support/stats.js';
 import { table } from './support/markdown.js';
+import { statusKb } from './support/proc.js';
 import { BYTES_PER_CONNECTION, BYTES_PER_ENDED_SPAN, BYTES_PER_SPAN_IN_FLIGHT } from '../packages/sidecar/src/limits.js';
 
 const STEPS = [1_000, 10_000];
@@ -23,13 +24,6 @@ const ENDED = 20_000;
 /** The sidecar's default ended-spans limit: what it keeps of ENDED calls. */
 const KEPT_ENDED = 16_384;
 const GOAL_MB = 100;
-
-/** A /proc/PID/status field in kB (VmRSS, VmHWM). */
-function statusKb(pid: number, field: string): number {
-  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
-  if (!m) throw new Error(`/proc/${pid}/status has no ${field}`);
-  return Number(m[1]);
-}
 
 const mb = (kb: number): string => (kb / 1024).toFixed(1);
 

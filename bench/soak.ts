@@ -8,9 +8,7 @@
 //   pnpm bench --only soak        (root; --quick: 15 s)
 import fs from 'node:fs';
 import os from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
-import readline from 'node:readline';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -18,34 +16,12 @@ import type { BenchOptions, BenchResult } from './support/result.js';
 import { realSidecar } from './support/real-sidecar.js';
 import { grouped, median, sleep } from './support/stats.js';
 import { table } from './support/markdown.js';
+import { cpuSeconds, statusKb } from './support/proc.js';
+import { controlRequest } from '../packages/sidecar/src/control-client.js';
 
 const AGENT = fileURLToPath(new URL('./support/soak-agent.mjs', import.meta.url));
 const SAMPLE_MS = 4000;
 const FAST_CONCURRENCY = 16;
-const CLK_TCK = 100; // getconf CLK_TCK on Linux
-
-function rssKb(pid: number): number {
-  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
-  if (!m) throw new Error(`/proc/${pid}/status has no VmRSS`);
-  return Number(m[1]);
-}
-
-/** utime + stime of `pid`, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-/** One request on the sidecar's control socket. */
-async function control(socketPath: string, req: object): Promise<Record<string, unknown>> {
-  const sock = net.connect(socketPath);
-  await once(sock, 'connect');
-  sock.end(JSON.stringify(req) + '\n');
-  const [line] = await once(readline.createInterface({ input: sock }), 'line');
-  sock.destroy();
-  return JSON.parse(line as string) as Record<string, unknown>;
-}
 
 interface Stats {
   spansInFlight: number;
@@ -104,7 +80,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   try {
     process.env.AGENTRACE_SOCKET = sidecar.path;
     await sleep(500);
-    idleKb = rssKb(pid);
+    idleKb = statusKb(pid, 'VmRSS');
     const cpu0 = cpuSeconds(pid);
     const t0 = Date.now();
     const normal = startAgent({ mode: 'normal', seconds, dir: notes });
@@ -123,12 +99,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       let kb: number;
       let c: number;
       try {
-        kb = rssKb(pid);
+        kb = statusKb(pid, 'VmRSS');
         c = cpuSeconds(pid);
       } catch {
         throw new Error(`the sidecar died during the soak: ${sidecar.stderr().trim()}`);
       }
-      const s = (await control(controlPath, { op: 'status' })).stats as Stats;
+      const s = (await controlRequest(controlPath, { op: 'status' })).stats as unknown as Stats;
       const pct = ((c - lastCpu) / ((now - lastT) / 1000)) * 100;
       rss.push(kb);
       cpu.push(pct);
@@ -141,17 +117,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     normalCalls = n.calls;
     fastCalls = f.calls;
     fastStderr = f.stderr;
-    if (process.env.SOAK_KEEP) console.error(`soak: normal agent's stderr:\n${n.stderr}\nfast agent's stderr:\n${f.stderr}\nsidecar's stderr:\n${sidecar.stderr()}`);
     // Let summaries settle and exporters flush before reading the totals.
     await sleep(3000);
-    final = (await control(controlPath, { op: 'status' })).stats as Stats;
+    final = (await controlRequest(controlPath, { op: 'status' })).stats as unknown as Stats;
   } finally {
     delete process.env.AGENTRACE_SOCKET;
     await sidecar.close();
   }
   const seen = await notesExported(otlpFile);
-  if (process.env.SOAK_KEEP) console.error(`soak: kept ${dir}`);
-  else fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(dir, { recursive: true, force: true });
   let missing = 0;
   for (let i = 0; i < normalCalls; i++) if (!seen.has(i)) missing++;
 

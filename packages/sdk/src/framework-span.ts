@@ -10,10 +10,12 @@ import {
   context,
   isSpanContextValid,
   SpanKind,
+  SpanStatusCode,
   trace,
   TraceFlags,
   type Attributes,
   type Context,
+  type Exception,
   type Span,
   type TimeInput,
   type Tracer,
@@ -26,6 +28,7 @@ import type { Attrs, SpanStartMessage, WireTime } from './protocol.js';
 import { sidecar, threadId } from './runtime.js';
 import { NOT_SENT } from './sidecar-client.js';
 import { ToolSpan } from './tool-span.js';
+import { errorType } from './trace-tool.js';
 
 export interface FrameworkSpanOptions {
   kind?: SpanKind;
@@ -136,6 +139,31 @@ function ownSpan(name: string, kind: SpanKind, options: FrameworkSpanOptions, pa
     gen = NOT_SENT;
   }
   return new SidecarSpan(raw, flags, parent, name, gen);
+}
+
+/**
+ * Ends a framework span with `attrs`, and with its failure when it failed
+ * (the exception, error.type as traceTool sets it, ERROR status). Never
+ * throws: an app span processor's problem is not the agent's.
+ */
+export function endFrameworkSpan(span: Span, attrs: Attrs = {}, failure?: { error: unknown }): void {
+  try {
+    span.setAttributes(attrs);
+    if (failure) {
+      const err = failure.error;
+      span.recordException(typeof err === 'object' && err !== null ? (err as Exception) : String(err));
+      const message = (err as { message?: unknown } | null)?.message;
+      span.setAttribute('error.type', errorType(err));
+      span.setStatus(typeof message === 'string' ? { code: SpanStatusCode.ERROR, message } : { code: SpanStatusCode.ERROR });
+    }
+  } catch {
+    // an app span processor's problem is not the agent's
+  }
+  try {
+    span.end();
+  } catch {
+    // same
+  }
 }
 
 /** Runs fn with `span` active in a context derived from parentCtx. */

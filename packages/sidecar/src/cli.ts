@@ -15,6 +15,7 @@ import { probesCommand, PROBES_USAGE } from './probes-command.js';
 import { binariesOf, resolveCommand, startGated } from './launch.js';
 import { attributeLimitsFromEnv } from './attributes.js';
 import { heldBytes, limitsHelp, resolveLimits } from './limits.js';
+import { limitedLog } from './limited-log.js';
 import type { ToolSpanLimits } from './tool-spans.js';
 import type { SocketLimits } from './socket-server.js';
 
@@ -135,12 +136,8 @@ function exportersFor(flags: Flags, defaultFile: string) {
 const EXPORT_ERRORS_LOGGED = 10;
 
 function exportErrorLog(): (err: Error) => void {
-  let n = 0;
-  return (err) => {
-    if (++n > EXPORT_ERRORS_LOGGED) return;
-    const more = n === EXPORT_ERRORS_LOGGED ? ' (further export errors are only counted)' : '';
-    process.stderr.write(`agentrace: export: ${err.message}${more}\n`);
-  };
+  const log = limitedLog(EXPORT_ERRORS_LOGGED, (line) => process.stderr.write(`agentrace: export: ${line}\n`), 'further export errors');
+  return (err) => log(err.message);
 }
 
 function maxEventsPerSpan(flags: Flags): number | undefined {
@@ -156,7 +153,6 @@ function maxEventsPerSpan(flags: Flags): number | undefined {
   return n;
 }
 
-/** Attribute limits from the standard OTEL_*_ATTRIBUTE_*_LIMIT variables. */
 /** The span and socket limits: OTel's attribute limits from the environment, the rest from --limit and AGENTRACE_LIMITS. */
 function limitsFor(flags: Flags, exporters = 1): { spanLimits: Partial<ToolSpanLimits>; socketLimits: SocketLimits; held: number } {
   try {

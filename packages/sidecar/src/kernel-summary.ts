@@ -106,11 +106,6 @@ export class KernelSummaries {
     this.settling.set(span.spanId, { span, endedAtMs: nowMs, reports: 0 });
   }
 
-  /** Spans ended and not yet let go. */
-  get size(): number {
-    return this.settling.size + this.watched.size;
-  }
-
   /** Reports settled spans and late I/O; with `all`, every span, and stops watching them. */
   collect(nowMs = Date.now(), all = false): void {
     const fresh: Watch[] = [];

@@ -50,6 +50,15 @@ export const LIMITS: readonly LimitDef[] = [
   { name: 'ended-spans', what: 'ended spans kept for late events (<= 30 s)', get: (l) => l.spans.maxEnded, set: (l, v) => (l.spans.maxEnded = v) },
 ];
 
+/** [share, what it is a share of]: a share never exceeds its whole. In order: a clamped share can be the whole of the next. */
+const SHARES: ReadonlyArray<readonly [string, string]> = [
+  ['connections-per-user', 'connections'],
+  ['frames-per-second-per-process', 'frames-per-second-per-user'],
+  ['spans-in-flight-per-user', 'spans-in-flight'],
+  ['spans-in-flight-per-process', 'spans-in-flight-per-user'],
+  ['attribute-chars-in-flight-per-user', 'attribute-chars-in-flight'],
+];
+
 export class LimitError extends Error {
   override readonly name = 'LimitError';
 }
@@ -68,34 +77,28 @@ function parseValue(raw: string, where: string): number {
 /** The defaults, then AGENTRACE_LIMITS, then each `--limit NAME=VALUE` in order. */
 export function resolveLimits(flags: readonly string[], env: NodeJS.ProcessEnv): Limits {
   const out: Limits = { socket: { ...DEFAULT_LIMITS.socket }, spans: { ...DEFAULT_LIMITS.spans } };
+  const def = (name: string): LimitDef => LIMITS.find((d) => d.name === name)!;
+  /** The names given explicitly (variable or flag). */
+  const given = new Set<string>();
   const apply = (item: string, where: string): void => {
     const eq = item.indexOf('=');
     const name = (eq < 0 ? item : item.slice(0, eq)).trim();
-    const def = LIMITS.find((d) => d.name === name);
-    if (!def) throw new LimitError(`${where}: unknown limit ${JSON.stringify(name)}; the limits are ${LIMITS.map((d) => d.name).join(', ')}`);
+    const d = LIMITS.find((x) => x.name === name);
+    if (!d) throw new LimitError(`${where}: unknown limit ${JSON.stringify(name)}; the limits are ${LIMITS.map((x) => x.name).join(', ')}`);
     if (eq < 0) throw new LimitError(`${where}: ${name} needs a value (${name}=N)`);
-    def.set(out, parseValue(item.slice(eq + 1), `${where} ${name}`));
+    d.set(out, parseValue(item.slice(eq + 1), `${where} ${name}`));
+    given.add(name);
   };
-  const set = new Set<string>();
-  const track = (item: string, where: string): void => {
-    apply(item, where);
-    set.add(item.slice(0, item.indexOf('=')).trim());
-  };
-  for (const item of (env.AGENTRACE_LIMITS ?? '').split(',')) if (item.trim()) track(item, 'AGENTRACE_LIMITS');
-  for (const item of flags) track(item, '--limit');
+  for (const item of (env.AGENTRACE_LIMITS ?? '').split(',')) if (item.trim()) apply(item, 'AGENTRACE_LIMITS');
+  for (const item of flags) apply(item, '--limit');
   // A share left at its default follows a smaller total; one given explicitly must fit in it.
-  const { socket: k, spans: s } = out;
-  const fit = (part: string, whole: string, get: () => [number, number], clamp: () => void): void => {
-    const [p, w] = get();
-    if (p <= w) return;
-    if (!set.has(part)) return clamp();
-    throw new LimitError(`${part} (${p}) is more than ${whole} (${w})`);
-  };
-  fit('connections-per-user', 'connections', () => [k.maxConnectionsPerUser, k.maxConnections], () => (k.maxConnectionsPerUser = k.maxConnections));
-  fit('frames-per-second-per-process', 'frames-per-second-per-user', () => [k.framesPerSecondPerProcess, k.framesPerSecondPerUser], () => (k.framesPerSecondPerProcess = k.framesPerSecondPerUser));
-  fit('spans-in-flight-per-user', 'spans-in-flight', () => [s.maxInFlightPerUser, s.maxInFlight], () => (s.maxInFlightPerUser = s.maxInFlight));
-  fit('spans-in-flight-per-process', 'spans-in-flight-per-user', () => [s.maxInFlightPerProcess, s.maxInFlightPerUser], () => (s.maxInFlightPerProcess = s.maxInFlightPerUser));
-  fit('attribute-chars-in-flight-per-user', 'attribute-chars-in-flight', () => [s.attributeCharsInFlightPerUser, s.attributeCharsInFlight], () => (s.attributeCharsInFlightPerUser = s.attributeCharsInFlight));
+  for (const [part, whole] of SHARES) {
+    const p = def(part).get(out);
+    const w = def(whole).get(out);
+    if (p <= w) continue;
+    if (given.has(part)) throw new LimitError(`${part} (${p}) is more than ${whole} (${w})`);
+    def(part).set(out, w);
+  }
   return out;
 }
 

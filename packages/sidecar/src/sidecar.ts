@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, probeGroups, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
 import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
-import { SocketServer, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
+import { SocketServer, emptySocketStats, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
 import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { ToolSpanRegistry, Refusal, PARENT_UNVERIFIED, type RefusalReason, type ToolSpan, type ToolSpanLimits } from './tool-spans.js';
@@ -20,6 +20,7 @@ import { ToolMetrics } from './tool-metrics.js';
 import { createMetricsReader, type MetricsReader } from './otlp/metric-reader.js';
 import type { OtlpMetricsConfig } from './otlp/metric-config.js';
 import { nowNs } from './time.js';
+import { limitedLog } from './limited-log.js';
 import type { ExportSpan } from './otlp/span.js';
 import type { SpanExporter } from './otlp/exporter.js';
 
@@ -93,7 +94,8 @@ export class Sidecar {
   private readonly metrics: ToolMetrics;
   private readonly declared: SelfDeclared;
   private helloAfterExit = 0;
-  private protocolErrorsLogged = 0;
+  /** Closed connections: a few lines, then only the count (the shutdown line). */
+  private readonly logProtocolError: (line: string) => void;
   /** Tracked processes that exited since the last sweep of the per-descriptor maps. */
   private readonly exited = new Set<number>();
   private lastSweepMs = Date.now();
@@ -113,6 +115,7 @@ export class Sidecar {
     private readonly opts: SidecarOptions,
   ) {
     this.log = opts.log ?? ((line) => process.stderr.write(`agentrace: ${line}\n`));
+    this.logProtocolError = limitedLog(PROTOCOL_ERRORS_LOGGED, this.log, 'further ones');
     this.registry = new ToolSpanRegistry(opts.spanLimits);
     this.threads = new ThreadSpans(probes);
     this.metrics = new ToolMetrics({
@@ -230,7 +233,7 @@ export class Sidecar {
     return {
       probes: this.closedProbeStats ?? this.probes.stats(),
       attribution: this.attribution.stats(),
-      socket: this.server?.stats() ?? { connections: 0, open: 0, protocolErrors: 0, refusedConnections: 0, partialFrameTimeouts: 0, pendingBudgetClosed: 0, throttledProcess: 0, throttledUser: 0 },
+      socket: this.server?.stats() ?? emptySocketStats(),
       spansInFlight: this.registry.inFlightCount,
       attributeCharsInFlight: this.registry.attributeCharsInFlight,
       spansRetained: this.registry.endedCount,
@@ -402,12 +405,7 @@ export class Sidecar {
         this.toolEnded(this.registry.abandon(conn.id, nowNs()));
       },
       onProtocolError: (conn: AgentConnection | undefined, err: Error) => {
-        // A few lines, then only the count (the shutdown line): a flood of bad
-        // clients must not become a flood of log lines.
-        if (++this.protocolErrorsLogged <= PROTOCOL_ERRORS_LOGGED) {
-          const more = this.protocolErrorsLogged === PROTOCOL_ERRORS_LOGGED ? ' (further ones are only counted)' : '';
-          this.log(`closed the connection of pid ${conn?.pid ?? '?'}: ${err.message}${more}`);
-        }
+        this.logProtocolError(`closed the connection of pid ${conn?.pid ?? '?'}: ${err.message}`);
       },
     };
   }

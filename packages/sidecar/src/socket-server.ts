@@ -8,6 +8,7 @@ import type { Attributes } from '@opentelemetry/api';
 import { peerCredentials } from '@agentrace/bpf';
 import { pinProcess, stillRunning, type ProcessIdentity } from './process-identity.js';
 import { RateShare } from './rate-share.js';
+import { Tally } from './tally.js';
 import {
   encodeFrame,
   FrameDecoder,
@@ -75,6 +76,20 @@ export interface SocketLimits {
   framesPerSecondPerUser: number;
 }
 
+/** The stats of a server that served nobody (yet). */
+export function emptySocketStats(): SocketServerStats {
+  return {
+    connections: 0,
+    open: 0,
+    protocolErrors: 0,
+    refusedConnections: 0,
+    partialFrameTimeouts: 0,
+    pendingBudgetClosed: 0,
+    throttledProcess: 0,
+    throttledUser: 0,
+  };
+}
+
 export const DEFAULT_SOCKET_LIMITS: SocketLimits = {
   maxConnections: 4096,
   maxConnectionsPerUser: 1024,
@@ -89,21 +104,12 @@ export const DEFAULT_SOCKET_LIMITS: SocketLimits = {
 export class SocketServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly stats_: SocketServerStats = {
-    connections: 0,
-    open: 0,
-    protocolErrors: 0,
-    refusedConnections: 0,
-    partialFrameTimeouts: 0,
-    pendingBudgetClosed: 0,
-    throttledProcess: 0,
-    throttledUser: 0,
-  };
+  private readonly stats_: SocketServerStats = emptySocketStats();
   private readonly processRate: RateShare;
   private readonly userRate: RateShare;
   private nextId = 1;
   private readonly limits: SocketLimits;
-  private readonly perUser = new Map<number, number>();
+  private readonly perUser = new Tally<number>();
   /** Connections with an unfinished frame: since when, and how many bytes. */
   private readonly partial = new Map<net.Socket, { since: number; bytes: number }>();
   private pendingBytes = 0;
@@ -226,7 +232,7 @@ export class SocketServer {
     }
     const c = conn;
     // Fair share of connections: the total, and each user's.
-    const mine = this.perUser.get(c.uid) ?? 0;
+    const mine = this.perUser.get(c.uid);
     if (this.sockets.size > this.limits.maxConnections || mine >= this.limits.maxConnectionsPerUser) {
       this.stats_.refusedConnections++;
       const which = mine >= this.limits.maxConnectionsPerUser ? `uid ${c.uid} has ${mine} connections, its share` : `${this.sockets.size - 1} connections are open`;
@@ -235,7 +241,7 @@ export class SocketServer {
       this.sockets.delete(socket);
       return;
     }
-    this.perUser.set(c.uid, mine + 1);
+    this.perUser.add(c.uid, 1);
     const decoder = new FrameDecoder();
     let greeted = false;
     let failed = false;
@@ -278,9 +284,7 @@ export class SocketServer {
     socket.on('close', () => {
       this.sockets.delete(socket);
       this.forgetPartial(socket);
-      const n = (this.perUser.get(c.uid) ?? 1) - 1;
-      if (n > 0) this.perUser.set(c.uid, n);
-      else this.perUser.delete(c.uid);
+      this.perUser.add(c.uid, -1);
       this.handlers.onClose(c);
     });
   }

@@ -6,6 +6,7 @@ import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { hex } from './ids.js';
 import { DEFAULT_ATTRIBUTE_LIMITS, sanitize, type AttributeLimits, type Sanitized } from './attributes.js';
 import { wireTimeToNs } from './time.js';
+import { Tally } from './tally.js';
 
 export interface ToolSpan {
   traceId: string;
@@ -117,11 +118,11 @@ function wireTime(t: unknown): [number, number] | undefined {
 export class ToolSpanRegistry {
   private readonly spans = new Map<string, ToolSpan>();
   private inFlight = 0;
-  private readonly perUser = new Map<number, number>();
-  private readonly perProcess = new Map<number, number>();
+  private readonly perUser = new Tally<number>();
+  private readonly perProcess = new Tally<number>();
   private readonly openByConn = new Map<number, Set<ToolSpan>>();
   private attrCharsInFlight = 0;
-  private readonly attrCharsPerUser = new Map<number, number>();
+  private readonly attrCharsPerUser = new Tally<number>();
   /** Per trace id: the process that announced its first known span, and how many known spans it has. */
   private readonly traces = new Map<string, { pid: number; spans: number }>();
   /** Ended spans in the order they ended, from endedHead on, for retention. */
@@ -176,9 +177,9 @@ export class ToolSpanRegistry {
       // Fair share: one user, or one process, cannot take what the others need.
       const L = this.limits;
       if (this.inFlight >= L.maxInFlight) throw this.refuse('in_flight_total', 'ENOSPC', `start: ${this.inFlight} spans are already in flight (all agents)`);
-      const mine = this.perUser.get(from.uid) ?? 0;
+      const mine = this.perUser.get(from.uid);
       if (mine >= L.maxInFlightPerUser) throw this.refuse('in_flight_user', 'ENOSPC', `start: uid ${from.uid} has ${mine} spans in flight, its share`);
-      const ours = this.perProcess.get(pid) ?? 0;
+      const ours = this.perProcess.get(pid);
       if (ours >= L.maxInFlightPerProcess) throw this.refuse('in_flight_process', 'ENOSPC', `start: process ${pid} has ${ours} spans in flight, its share`);
     }
     if (open) this.charge(existing, -existing.attrChars);
@@ -226,12 +227,8 @@ export class ToolSpanRegistry {
 
   private count(span: ToolSpan, d: 1 | -1): void {
     this.inFlight += d;
-    const u = (this.perUser.get(span.uid) ?? 0) + d;
-    if (u > 0) this.perUser.set(span.uid, u);
-    else this.perUser.delete(span.uid);
-    const p = (this.perProcess.get(span.pid) ?? 0) + d;
-    if (p > 0) this.perProcess.set(span.pid, p);
-    else this.perProcess.delete(span.pid);
+    this.perUser.add(span.uid, d);
+    this.perProcess.add(span.pid, d);
   }
 
   /**
@@ -264,7 +261,7 @@ export class ToolSpanRegistry {
     const L = this.limits;
     return Math.max(
       0,
-      Math.min(L.spanAttributeChars - has, L.attributeCharsInFlight - this.attrCharsInFlight, L.attributeCharsInFlightPerUser - (this.attrCharsPerUser.get(uid) ?? 0)),
+      Math.min(L.spanAttributeChars - has, L.attributeCharsInFlight - this.attrCharsInFlight, L.attributeCharsInFlightPerUser - this.attrCharsPerUser.get(uid)),
     );
   }
 
@@ -272,9 +269,7 @@ export class ToolSpanRegistry {
     if (chars === 0) return;
     span.attrChars += chars;
     this.attrCharsInFlight += chars;
-    const u = (this.attrCharsPerUser.get(span.uid) ?? 0) + chars;
-    if (u > 0) this.attrCharsPerUser.set(span.uid, u);
-    else this.attrCharsPerUser.delete(span.uid);
+    this.attrCharsPerUser.add(span.uid, chars);
   }
 
   /** Attributes within the limits; what they cut is counted on the span and in the registry. */

@@ -8,8 +8,8 @@
 // each model call a `chat {model}` span under it, so the tool spans have
 // their parents in the same export. Structural types only: this module
 // imports nothing from `ai`.
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import { startFrameworkSpan } from '../framework-span.js';
+import { context, SpanKind, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { endFrameworkSpan, startFrameworkSpan } from '../framework-span.js';
 import { traceTool } from '../trace-tool.js';
 import type { AiTraceOptions } from './tracer.js';
 
@@ -86,19 +86,16 @@ export function agentraceTelemetry(options: AiTraceOptions = {}): AgentraceAiTel
     return fn;
   };
 
-  const end = (event: unknown, error?: unknown): void => {
+  /** The run an event belongs to (by its callId), if it is known. */
+  const runOf = (e: AiEvent): Run | undefined => (e.callId === undefined ? undefined : runs.get(e.callId));
+
+  const end = (event: unknown, failure?: { error: unknown }): void => {
     const e = asEvent(event);
-    const run = e.callId === undefined ? undefined : runs.get(e.callId);
+    const run = runOf(e);
     if (!run) return;
     runs.delete(e.callId!);
-    for (const span of [run.chat, run.span]) {
-      if (!span) continue;
-      if (error !== undefined) {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-        span.setAttribute('error.type', error instanceof Error ? error.name : 'Error');
-      }
-      span.end();
-    }
+    if (run.chat) endFrameworkSpan(run.chat, {}, failure);
+    endFrameworkSpan(run.span, {}, failure);
   };
 
   return {
@@ -124,7 +121,7 @@ export function agentraceTelemetry(options: AiTraceOptions = {}): AgentraceAiTel
     onLanguageModelCallStart(event) {
       guard(() => {
         const e = asEvent(event);
-        const run = e.callId === undefined ? undefined : runs.get(e.callId);
+        const run = runOf(e);
         if (!run) return;
         const attributes: Attributes = { 'gen_ai.operation.name': 'chat' };
         if (e.provider) attributes['gen_ai.provider.name'] = e.provider;
@@ -136,7 +133,7 @@ export function agentraceTelemetry(options: AiTraceOptions = {}): AgentraceAiTel
     onLanguageModelCallEnd(event) {
       guard(() => {
         const e = asEvent(event);
-        const run = e.callId === undefined ? undefined : runs.get(e.callId);
+        const run = runOf(e);
         if (!run?.chat) return;
         const input = tokens(e.usage?.inputTokens);
         const output = tokens(e.usage?.outputTokens);
@@ -162,13 +159,10 @@ export function agentraceTelemetry(options: AiTraceOptions = {}): AgentraceAiTel
       guard(() => end(event));
     },
     onAbort(event) {
-      guard(() => end(event, new Error('aborted')));
+      guard(() => end(event, { error: new Error('aborted') }));
     },
     onError(event) {
-      guard(() => {
-        const e = asEvent(event);
-        end(event, e.error ?? event);
-      });
+      guard(() => end(event, { error: asEvent(event).error ?? event }));
     },
   };
 }

@@ -9,15 +9,14 @@
 // awaited instead: its start events then run before the run's body, inside
 // its context, so a child's parent span always exists already and a tool
 // body patched by instrumentTools() can be recognised.
-import { context, SpanKind, SpanStatusCode, trace, type Context, type Exception, type Span } from '@opentelemetry/api';
+import { context, SpanKind, trace, type Context, type Span } from '@opentelemetry/api';
 import { BaseCallbackHandler } from '@langchain/core/callbacks/base';
 import type { Serialized } from '@langchain/core/load/serializable';
 import type { BaseMessage } from '@langchain/core/messages';
 import type { LLMResult } from '@langchain/core/outputs';
 import type { ChainValues } from '@langchain/core/utils/types';
-import { startFrameworkSpan } from '../framework-span.js';
+import { endFrameworkSpan, startFrameworkSpan } from '../framework-span.js';
 import type { Attrs } from '../protocol.js';
-import { errorType } from '../trace-tool.js';
 import { capture, copyOptions, toolOutputContent, type LangChainTracingOptions } from './options.js';
 import { addRun, contextOfRun, getRun, removeRun, TOOL_MARKER_KEY, type ToolMarker } from './runs.js';
 import { usageAttributes } from './usage.js';
@@ -253,30 +252,10 @@ export class AgentraceCallbackHandler extends BaseCallbackHandler {
 
 function finish(runId: string, attrs: Attrs, failure?: { error: unknown }): void {
   const [run, ...unfinished] = removeRun(runId);
-  if (run?.span) endSpan(run.span, attrs, failure);
+  if (run?.span) endFrameworkSpan(run.span, attrs, failure);
   // The top run ended while some of its runs never did (an end LangChain
   // did not report): end them now rather than leave them open.
-  for (const r of unfinished) if (r.span) endSpan(r.span, { 'agentrace.langchain.unfinished': true });
-}
-
-function endSpan(span: Span, attrs: Attrs, failure?: { error: unknown }): void {
-  try {
-    span.setAttributes(attrs);
-    if (failure) {
-      const err = failure.error;
-      span.recordException(typeof err === 'object' && err !== null ? (err as Exception) : String(err));
-      const message = (err as { message?: unknown } | null)?.message;
-      span.setAttribute('error.type', errorType(err));
-      span.setStatus(typeof message === 'string' ? { code: SpanStatusCode.ERROR, message } : { code: SpanStatusCode.ERROR });
-    }
-  } catch {
-    // an app span processor's problem is not the agent's
-  }
-  try {
-    span.end();
-  } catch {
-    // same
-  }
+  for (const r of unfinished) if (r.span) endFrameworkSpan(r.span, { 'agentrace.langchain.unfinished': true });
 }
 
 function guard(fn: () => void): void {

@@ -9,8 +9,8 @@
 // agent has tools traceTools() did not wrap. Imports nothing from Mastra.
 //
 //   const agent = traceAgent(new Agent({ name, instructions, model, tools: traceTools({ weather }) }));
-import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { startFrameworkSpan } from '../framework-span.js';
+import { context, SpanKind, trace, type Span } from '@opentelemetry/api';
+import { endFrameworkSpan, startFrameworkSpan } from '../framework-span.js';
 import { traceTool, type TraceToolOptions } from '../trace-tool.js';
 import { warn } from '../warn.js';
 
@@ -98,28 +98,22 @@ export function traceAgent<A extends MastraAgentLike>(agent: A): A {
       let result: unknown;
       try {
         result = context.with(trace.setSpan(context.active(), span), () => original.apply(this, args));
-      } catch (err) {
-        fail(span, err);
-        throw err;
+      } catch (error) {
+        endFrameworkSpan(span, {}, { error });
+        throw error;
       }
       // generate resolves when the run is done; stream resolves to an output
       // whose `text` settles when its run is.
       void Promise.resolve(result)
         .then((out) => (method === 'stream' ? (out as { text?: unknown }).text : out))
         .then(
-          () => span.end(),
-          (err: unknown) => fail(span, err),
+          () => endFrameworkSpan(span),
+          (error: unknown) => endFrameworkSpan(span, {}, { error }),
         );
       return result;
     };
   }
   return agent;
-}
-
-function fail(span: Span, err: unknown): void {
-  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
-  span.setAttribute('error.type', err instanceof Error ? err.name : 'Error');
-  span.end();
 }
 
 let warned = false;
