@@ -36,3 +36,17 @@ pnpm install --frozen-lockfile --loglevel=error
 
 say "building"
 pnpm -s build
+
+# The OpenTelemetry apps the SDK is tested in (test/apps/*) are installed
+# with npm, as users install theirs: one copy of @opentelemetry/api shared by
+# the app and the SDK. Reinstalled only when their lockfile changed; the
+# tests put the current SDK build into them.
+for app in test/apps/*/; do
+  stamp="$app/node_modules/.agentrace-lock"
+  sum=$(sha256sum "$app/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+    say "installing ${app%/} (npm)"
+    (cd "$app" && npm ci --install-links --no-audit --no-fund --loglevel=error)
+    echo "$sum" > "$stamp"
+  fi
+done

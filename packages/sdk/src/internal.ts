@@ -51,3 +51,6 @@ export function slotBytes(): Buffer {
 export function setSlotSink(path: string | undefined): void {
   slot.setSink(path);
 }
+
+/** The context manager the SDK registers when the app has none (tested against the library's behaviour). */
+export { AsyncLocalStorageContextManager } from './context-manager.js';

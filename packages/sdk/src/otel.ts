@@ -2,7 +2,7 @@
 // any) and its context manager (registering AsyncLocalStorage only when the
 // app registered none).
 import { context, createContextKey, ROOT_CONTEXT, trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { AsyncLocalStorageContextManager } from './context-manager.js';
 import { SDK_NAME, SDK_VERSION } from './config.js';
 
 /** The shape of the API's ProxyTracerProvider (duck-typed: another copy of the API may have made it). */
