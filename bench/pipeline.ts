@@ -15,6 +15,7 @@ import { Probes, bpfUnavailableReason, type KernelEvent } from '@agentrace/bpf';
 import type { SpanStartMessage } from '@agentrace/sdk/protocol';
 import { Attribution } from '../packages/sidecar/src/attribution.js';
 import { ToolSpanRegistry } from '../packages/sidecar/src/tool-spans.js';
+import { ThreadIds } from '../packages/sidecar/src/thread-ids.js';
 import type { BenchOptions, BenchResult } from './support/result.js';
 import { buildLoop, runLoop } from './support/syscall-loop.js';
 import { grouped } from './support/stats.js';
@@ -78,7 +79,7 @@ async function measure(bin: string, n: number, live: boolean): Promise<Run> {
     await runLoop(bin, 'open', n, (pid) => {
       probes.track(pid);
       probes.setThreadSpan(pid, pid, { traceId: trace.toString('hex'), spanId });
-      registry.start({ id: 1, pid, uid: 0, alive: () => true }, {}, startMessage(pid, trace, span));
+      registry.start({ id: 1, pid, uid: 0, alive: () => true, threads: new ThreadIds(pid) }, {}, startMessage(pid, trace, span));
     });
     let t1 = t0;
     let c1 = c0;

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { SpanStartMessage } from '@agentrace/sdk/protocol';
 import { ToolSpanRegistry, Refusal, type Announcer } from '../packages/sidecar/src/tool-spans.js';
 import { pinProcess, stillRunning, type ProcessIdentity } from '../packages/sidecar/src/process-identity.js';
+import { ThreadIds } from '../packages/sidecar/src/thread-ids.js';
 
 function start(tid: number): SpanStartMessage {
   return { t: 'start', tid, trace: randomBytes(16), span: randomBytes(8), name: 'execute_tool t', kind: 0, start: [1, 0], attrs: {}, flags: 1, export: true };
@@ -18,7 +19,7 @@ function start(tid: number): SpanStartMessage {
 
 let ids = 0;
 function announcer(identity: ProcessIdentity): Announcer {
-  return { id: ++ids, pid: identity.pid, uid: 0, alive: () => stillRunning(identity) };
+  return { id: ++ids, pid: identity.pid, uid: 0, alive: () => stillRunning(identity), threads: new ThreadIds(identity.pid) };
 }
 
 test('a span announced by a process that has exited since is kept, with no live thread', async () => {
@@ -81,16 +82,16 @@ test("a connection's close abandons its own spans only (a worker's exit leaves t
 test('fair share: one user, or one process, cannot take the room others need; refusals are counted by reason', () => {
   const registry = new ToolSpanRegistry({ maxInFlight: 10, maxInFlightPerUser: 4, maxInFlightPerProcess: 3 });
   const self = pinProcess(process.pid);
-  const as = (uid: number, pid = process.pid): Announcer => ({ id: ++ids, pid, uid, alive: () => stillRunning(self) });
+  const as = (uid: number, pid = process.pid): Announcer => ({ id: ++ids, pid, uid, alive: () => stillRunning(self), threads: new ThreadIds(pid) });
   const flood = as(65534);
   for (let i = 0; i < 3; i++) registry.start(flood, {}, start(process.pid));
   // The process's share is used up...
   assert.throws(() => registry.start(flood, {}, start(process.pid)), (e: unknown) => e instanceof Refusal && e.code === 'ENOSPC');
   // ...and its user's, with another process of the same user (a pid that is not ours: its thread check passes as a gone process).
-  registry.start({ id: ++ids, pid: 4_000_000, uid: 65534, alive: () => false }, {}, start(4_000_001));
-  assert.throws(() => registry.start({ id: ++ids, pid: 4_000_002, uid: 65534, alive: () => false }, {}, start(4_000_003)), (e: unknown) => e instanceof Refusal && e.code === 'ENOSPC');
+  registry.start({ id: ++ids, pid: 4_000_000, uid: 65534, alive: () => false, threads: new ThreadIds(4_000_000) }, {}, start(4_000_001));
+  assert.throws(() => registry.start({ id: ++ids, pid: 4_000_002, uid: 65534, alive: () => false, threads: new ThreadIds(4_000_002) }, {}, start(4_000_003)), (e: unknown) => e instanceof Refusal && e.code === 'ENOSPC');
   // Another user's process still has room.
-  const ok = registry.start({ id: ++ids, pid: 4_000_010, uid: 0, alive: () => false }, {}, start(4_000_011));
+  const ok = registry.start({ id: ++ids, pid: 4_000_010, uid: 0, alive: () => false, threads: new ThreadIds(4_000_010) }, {}, start(4_000_011));
   assert.equal(registry.inFlightCount, 5);
   assert.deepEqual(registry.refusedBy, { invalid: 0, not_own: 0, in_flight_total: 0, in_flight_user: 1, in_flight_process: 1 });
   // Ending frees the share.
@@ -100,7 +101,7 @@ test('fair share: one user, or one process, cannot take the room others need; re
 
 test('what an agent sends is checked before it is kept: times, kind, status; names and attributes within the limits, cuts counted', () => {
   const registry = new ToolSpanRegistry({ attributes: { valueLength: 10, count: 3 }, nameLength: 20 });
-  const self: Announcer = { id: ++ids, pid: process.pid, uid: 0, alive: () => true };
+  const self: Announcer = { id: ++ids, pid: process.pid, uid: 0, alive: () => true, threads: new ThreadIds(process.pid) };
   const bad = (patch: Partial<SpanStartMessage>): void =>
     assert.throws(() => registry.start(self, {}, { ...start(process.pid), ...patch }), (e: unknown) => e instanceof Refusal && e.code === 'EINVAL', JSON.stringify(patch));
   bad({ start: [1e20, 0] });
@@ -127,7 +128,7 @@ test('what an agent sends is checked before it is kept: times, kind, status; nam
 
 test('attribute characters are budgeted per span and per user while in flight; what does not fit is dropped, counted, and given back at the end', () => {
   const registry = new ToolSpanRegistry({ spanAttributeChars: 100, attributeCharsInFlightPerUser: 150, attributeCharsInFlight: 1000 });
-  const as = (uid: number): Announcer => ({ id: ++ids, pid: process.pid, uid, alive: () => true });
+  const as = (uid: number): Announcer => ({ id: ++ids, pid: process.pid, uid, alive: () => true, threads: new ThreadIds(process.pid) });
   const big = { a: 'x'.repeat(59), b: 'y'.repeat(59) }; // 60 characters each with its key
   const first = registry.start(as(65534), {}, { ...start(process.pid), attrs: big });
   assert.deepEqual(Object.keys(first.attrs), ['a', 'agentrace.attributes.dropped'], 'the second attribute passes the span budget (100)');
@@ -146,7 +147,7 @@ test('attribute characters are budgeted per span and per user while in flight; w
 
 test('ended spans are kept for late events, bounded in count, with only what attribution needs', () => {
   const registry = new ToolSpanRegistry({ maxEnded: 3 });
-  const self: Announcer = { id: ++ids, pid: process.pid, uid: 0, alive: () => true };
+  const self: Announcer = { id: ++ids, pid: process.pid, uid: 0, alive: () => true, threads: new ThreadIds(process.pid) };
   const ended = [];
   for (let i = 0; i < 5; i++) {
     const s = registry.start(self, {}, { ...start(process.pid), attrs: { 'gen_ai.tool.name': 't', 'gen_ai.tool.call.arguments': 'z'.repeat(1000) } });

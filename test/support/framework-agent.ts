@@ -65,28 +65,50 @@ export class Rig {
    * returns its exit code, stdout and the exported spans.
    */
   async run(name: string, script: string, arg: object, node: string): Promise<{ code: number | null; stdout: string; spans: FlatSpan[] }> {
+    const { agents, spans } = await this.runAll(name, [{ script, arg, node }]);
+    return { ...agents[0]!, spans };
+  }
+
+  /**
+   * Runs several agents at once under one real sidecar, each as
+   * `[...prefix, node, script, arg]` (a prefix such as `unshare --pid --fork`
+   * puts it in namespaces of its own).
+   */
+  async runAll(
+    name: string,
+    agents: Array<{ script: string; arg: object; node: string; prefix?: string[] }>,
+  ): Promise<{ agents: Array<{ code: number | null; stdout: string }>; spans: FlatSpan[] }> {
     const socketPath = path.join(this.dir, `${name}.sock`);
     const file = path.join(this.dir, `${name}.jsonl`);
-    const sidecar = await Sidecar.start({ socketPath, exporters: createExporters(resolveOtlpConfig({ file }, {})), log: () => {} });
-    let code: number | null;
-    let stdout = '';
+    const sidecar = await Sidecar.start({ socketPath, exporters: createExporters(resolveOtlpConfig({ file }, {})), log: process.env.RIG_LOG ? (m: string) => console.error(`[sidecar] ${m}`) : () => {} });
+    let results: Array<{ code: number | null; stdout: string }>;
     try {
-      const child = spawn(node, [script, JSON.stringify(arg)], {
-        env: { ...process.env, AGENTRACE_SOCKET: socketPath },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      if (child.pid !== undefined) this.children.add(child.pid);
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      // A hung agent fails its test instead of hanging the run.
-      const limit = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      [code] = (await once(child, 'exit')) as [number | null];
-      clearTimeout(limit);
-      if (child.pid !== undefined) this.children.delete(child.pid);
+      results = await Promise.all(agents.map((a) => this.spawnAgent(a, socketPath)));
       await sidecar.settle(2000);
     } finally {
       await sidecar.stop();
     }
-    return { code, stdout, spans: readOtlpFile(file) };
+    return { agents: results, spans: readOtlpFile(file) };
+  }
+
+  private async spawnAgent(
+    a: { script: string; arg: object; node: string; prefix?: string[] },
+    socketPath: string,
+  ): Promise<{ code: number | null; stdout: string }> {
+    const argv = [...(a.prefix ?? []), a.node, a.script, JSON.stringify(a.arg)];
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...process.env, AGENTRACE_SOCKET: socketPath },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    if (child.pid !== undefined) this.children.add(child.pid);
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    // A hung agent fails its test instead of hanging the run.
+    const limit = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const [code] = (await once(child, 'exit')) as [number | null];
+    clearTimeout(limit);
+    if (child.pid !== undefined) this.children.delete(child.pid);
+    return { code, stdout };
   }
 
   /** Runs `bin/agentrace run -- node <example>` (repo-relative) as a user would. */

@@ -25,6 +25,11 @@ export interface HelloMessage {
   runtime: string;
   /** Resource attributes of the agent (service.name, ...). */
   resource: Attrs;
+  /**
+   * This process's pid as its /proc names it (/proc/thread-self), the
+   * namespace its `tid`s are in: in a container, not the sidecar's.
+   */
+  pid?: number;
 }
 
 /** Client -> sidecar: a tool-call span started on thread `tid` of the sending process. */

@@ -12,7 +12,7 @@ import { warn } from './warn.js';
 let overrides: AgentraceConfig = {};
 let config: ResolvedConfig | undefined;
 let client: SidecarClient | undefined;
-let tid: number | undefined;
+let ids: { pid: number; tid: number } | undefined;
 /** The generation of the connection the slot was last registered on. */
 let registeredOn: number | undefined;
 /** The slot was written once at start-up (which declares the process to a running sidecar's kernel). */
@@ -26,17 +26,22 @@ function currentConfig(): ResolvedConfig {
   return (config ??= resolveConfig(overrides));
 }
 
-/** The OS thread id of this JS thread ("PID/task/TID" of /proc/thread-self). */
-export function threadId(): number {
-  if (tid === undefined) {
+/** This thread's ids as its /proc names them ("PID/task/TID" of /proc/thread-self): its PID namespace's. */
+function procIds(): { pid: number; tid: number } {
+  if (ids === undefined) {
     try {
-      const link = fs.readlinkSync('/proc/thread-self');
-      tid = Number(link.slice(link.lastIndexOf('/') + 1)) || 0;
+      const [pid, , t] = fs.readlinkSync('/proc/thread-self').split('/');
+      ids = { pid: Number(pid) || 0, tid: Number(t) || 0 };
     } catch {
-      tid = isMainThread ? process.pid : 0;
+      ids = { pid: process.pid, tid: isMainThread ? process.pid : 0 };
     }
   }
-  return tid;
+  return ids;
+}
+
+/** The OS thread id of this JS thread, in its PID namespace (the sidecar translates it). */
+export function threadId(): number {
+  return procIds().tid;
 }
 
 function hello(): HelloMessage {
@@ -45,6 +50,7 @@ function hello(): HelloMessage {
     sdk: `${SDK_NAME} ${SDK_VERSION}`,
     runtime: `node ${process.version}`,
     resource: resourceAttributes(currentConfig()),
+    pid: procIds().pid,
   };
 }
 

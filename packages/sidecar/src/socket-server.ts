@@ -9,6 +9,7 @@ import { peerCredentials } from '@agentrace/bpf';
 import { pinProcess, stillRunning, type ProcessIdentity } from './process-identity.js';
 import { RateShare } from './rate-share.js';
 import { Tally } from './tally.js';
+import { ThreadIds } from './thread-ids.js';
 import {
   encodeFrame,
   FrameDecoder,
@@ -29,6 +30,8 @@ export interface AgentConnection {
   readonly process: ProcessIdentity;
   /** Whether the pinned process still runs (false once it exited, even if its pid was reused). */
   alive(): boolean;
+  /** Its threads as it names them (in its PID namespace), in the sidecar's ids. */
+  readonly threads: ThreadIds;
   /** Resource attributes from the agent's hello, with process.pid set by us. */
   resource: Attributes;
   /** Sends a refusal to the agent without closing the connection (a quota refusal once). */
@@ -213,6 +216,7 @@ export class SocketServer {
         uid: cred.uid,
         process: pinned,
         alive: () => (running &&= stillRunning(pinned)),
+        threads: new ThreadIds(cred.pid),
         resource: {},
         // A client over its share is told once, not once per refused span
         // (a flood would otherwise be answered with a flood).
@@ -258,6 +262,7 @@ export class SocketServer {
         for (const msg of messages) {
           if (msg.t === 'hello') {
             greeted = true;
+            c.threads.namespaceOf(Number.isInteger(msg.pid) ? msg.pid : undefined);
             this.handlers.onHello(c, msg);
             send(encodeFrame({ t: 'welcome', pid: c.pid, sidecar: this.version }));
           } else if (!greeted) {

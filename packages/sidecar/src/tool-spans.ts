@@ -2,6 +2,7 @@
 // when they started and ended. Kernel events are matched against this.
 import { existsSync } from 'node:fs';
 import type { Attributes } from '@opentelemetry/api';
+import type { ThreadIds } from './thread-ids.js';
 import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { hex } from './ids.js';
 import { DEFAULT_ATTRIBUTE_LIMITS, sanitize, type AttributeLimits, type Sanitized } from './attributes.js';
@@ -23,6 +24,7 @@ export interface ToolSpan {
   uid: number;
   /** The connection that announced it: its close abandons the span, and nothing else's. */
   conn: number;
+  /** Its thread, in the sidecar's ids; 0 when that thread had gone by the time the start was read. */
   tid: number;
   /** What its thread runs (a tool call), so it can own kernel activity; false for a framework's own runs. */
   onThread: boolean;
@@ -67,6 +69,8 @@ export interface Announcer {
   readonly uid: number;
   /** Whether the process that connected still runs (not a newcomer with its pid). */
   alive(): boolean;
+  /** Its threads, as it names them (its PID namespace's ids), in the sidecar's ids. */
+  readonly threads: ThreadIds;
 }
 
 export interface ToolSpanLimits {
@@ -158,19 +162,18 @@ export class ToolSpanRegistry {
     if (existing && existing.pid !== pid) {
       throw this.refuse('not_own', 'EPERM', `start: span ${spanId} was announced by another process`);
     }
-    // The thread must be the process's own. Frames can be read after the
-    // process (or that thread) exited: the span is kept, but not published
-    // for a thread that no longer runs. The thread map is keyed by the
-    // connection's pid, so a wrong tid can never tag another process; and
-    // a process that exited is told from a newcomer with its pid.
-    let threadAlive = true;
+    // The thread must be the process's own (named in its own PID namespace,
+    // translated to ours). Frames can be read after the process (or that
+    // thread) exited: the span is kept, but not published for a thread that
+    // no longer runs. Only the connection's own tasks are searched, so a
+    // wrong tid can never tag another process; and a process that exited
+    // is told from a newcomer with its pid.
     if (!Number.isInteger(msg.tid) || msg.tid <= 0) throw this.refuse('not_own', 'EPERM', `start: thread ${String(msg.tid)} is not a thread of process ${pid}`);
-    if (msg.tid !== pid && !existsSync(`/proc/${pid}/task/${msg.tid}`)) {
-      if (from.alive() && existsSync(`/proc/${msg.tid}`)) {
-        throw this.refuse('not_own', 'EPERM', `start: thread ${msg.tid} is not a thread of process ${pid}`);
-      }
-      threadAlive = false;
+    const tid = from.threads.resolve(msg.tid);
+    if (tid === undefined && from.alive() && from.threads.sameNamespace && existsSync(`/proc/${msg.tid}`)) {
+      throw this.refuse('not_own', 'EPERM', `start: thread ${msg.tid} is not a thread of process ${pid}`);
     }
+    const threadAlive = tid !== undefined;
     // A start repeated for a span still open replaces it; it takes no more room.
     const open = existing !== undefined && existing.endNs === undefined;
     if (!open) {
@@ -196,7 +199,7 @@ export class ToolSpanRegistry {
       pid,
       uid: from.uid,
       conn: from.id,
-      tid: msg.tid,
+      tid: tid ?? 0,
       onThread: msg.thread !== false,
       name,
       kind: msg.kind,
