@@ -80,7 +80,7 @@ export class Rig {
   ): Promise<{ agents: Array<{ code: number | null; stdout: string }>; spans: FlatSpan[] }> {
     const socketPath = path.join(this.dir, `${name}.sock`);
     const file = path.join(this.dir, `${name}.jsonl`);
-    const sidecar = await Sidecar.start({ socketPath, exporters: createExporters(resolveOtlpConfig({ file }, {})), log: process.env.RIG_LOG ? (m: string) => console.error(`[sidecar] ${m}`) : () => {} });
+    const sidecar = await Sidecar.start({ socketPath, exporters: createExporters(resolveOtlpConfig({ file }, {})), log: () => {} });
     let results: Array<{ code: number | null; stdout: string }>;
     try {
       results = await Promise.all(agents.map((a) => this.spawnAgent(a, socketPath)));

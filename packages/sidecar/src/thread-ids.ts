@@ -32,7 +32,7 @@ export class ThreadIds {
    * The agent said which pid it has (its /proc's): its ids are in the
    * innermost namespace where it has that pid. Without a claim, or with
    * one that matches none, its own namespace: what a container's /proc
-   * shows. Returns the ids it has, outermost first (for the log).
+   * shows. Returns its ids, outermost first (undefined once it is gone).
    */
   namespaceOf(agentPid: number | undefined): number[] | undefined {
     const ids = nsPids(this.pid);
