@@ -48,6 +48,16 @@ export class ThreadIds {
     return this.level === 0;
   }
 
+  /**
+   * For a `tid` resolve() did not find: true when it is another process's
+   * thread that runs now. Knowable only when the agent names the sidecar's
+   * ids; in its own namespace, such an id is as likely a thread of its own
+   * that has gone.
+   */
+  isAnothers(tid: number): boolean {
+    return this.level === 0 && fs.existsSync(`/proc/${tid}`);
+  }
+
   /** The sidecar's id of the agent's thread `tid`, or undefined when the process has no such thread now. */
   resolve(tid: number): number | undefined {
     if (this.level === 0) return tid === this.pid || fs.existsSync(`/proc/${this.pid}/task/${tid}`) ? tid : undefined;

@@ -1,6 +1,5 @@
 // The tool-call spans agents announce over the socket: who announced them,
 // when they started and ended. Kernel events are matched against this.
-import { existsSync } from 'node:fs';
 import type { Attributes } from '@opentelemetry/api';
 import type { ThreadIds } from './thread-ids.js';
 import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
@@ -170,7 +169,7 @@ export class ToolSpanRegistry {
     // is told from a newcomer with its pid.
     if (!Number.isInteger(msg.tid) || msg.tid <= 0) throw this.refuse('not_own', 'EPERM', `start: thread ${String(msg.tid)} is not a thread of process ${pid}`);
     const tid = from.threads.resolve(msg.tid);
-    if (tid === undefined && from.alive() && from.threads.sameNamespace && existsSync(`/proc/${msg.tid}`)) {
+    if (tid === undefined && from.alive() && from.threads.isAnothers(msg.tid)) {
       throw this.refuse('not_own', 'EPERM', `start: thread ${msg.tid} is not a thread of process ${pid}`);
     }
     const threadAlive = tid !== undefined;
