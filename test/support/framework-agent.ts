@@ -34,6 +34,20 @@ export function requireNode24(t: { skip: (why: string) => void }): void {
   t.skip('AGENTRACE_NODE24 is not set: the integration is checked on this Node only');
 }
 
+/** An agent to run: `[...prefix, node, script, JSON(arg)]`. */
+export interface AgentSpec {
+  script: string;
+  arg: object;
+  node: string;
+  prefix?: string[];
+}
+
+export interface AgentResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
 /** A temp dir, and one loopback TCP server per planned call (each accepts and closes). */
 export class Rig {
   private readonly servers: net.Server[] = [];
@@ -64,7 +78,7 @@ export class Rig {
    * Runs `script` with `arg` under a real sidecar exporting to an OTLP file;
    * returns its exit code, stdout and the exported spans.
    */
-  async run(name: string, script: string, arg: object, node: string): Promise<{ code: number | null; stdout: string; spans: FlatSpan[] }> {
+  async run(name: string, script: string, arg: object, node: string): Promise<AgentResult & { spans: FlatSpan[] }> {
     const { agents, spans } = await this.runAll(name, [{ script, arg, node }]);
     return { ...agents[0]!, spans };
   }
@@ -76,14 +90,14 @@ export class Rig {
    */
   async runAll(
     name: string,
-    agents: Array<{ script: string; arg: object; node: string; prefix?: string[] }>,
-  ): Promise<{ agents: Array<{ code: number | null; stdout: string }>; spans: FlatSpan[] }> {
+    agents: AgentSpec[],
+  ): Promise<{ agents: AgentResult[]; spans: FlatSpan[] }> {
     const socketPath = path.join(this.dir, `${name}.sock`);
     const file = path.join(this.dir, `${name}.jsonl`);
     const sidecar = await Sidecar.start({ socketPath, exporters: createExporters(resolveOtlpConfig({ file }, {})), log: () => {} });
-    let results: Array<{ code: number | null; stdout: string }>;
+    let results: AgentResult[];
     try {
-      results = await Promise.all(agents.map((a) => this.spawnAgent(a, socketPath)));
+      results = await this.runAgents(socketPath, agents);
       await sidecar.settle(2000);
     } finally {
       await sidecar.stop();
@@ -91,24 +105,31 @@ export class Rig {
     return { agents: results, spans: readOtlpFile(file) };
   }
 
-  private async spawnAgent(
-    a: { script: string; arg: object; node: string; prefix?: string[] },
-    socketPath: string,
-  ): Promise<{ code: number | null; stdout: string }> {
+  /** Runs agents at once against the sidecar on `socketPath` (one the caller runs). */
+  runAgents(socketPath: string, agents: AgentSpec[]): Promise<AgentResult[]> {
+    return Promise.all(agents.map((a) => this.spawnAgent(a, socketPath)));
+  }
+
+  private async spawnAgent(a: AgentSpec, socketPath: string): Promise<AgentResult> {
     const argv = [...(a.prefix ?? []), a.node, a.script, JSON.stringify(a.arg)];
     const child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, AGENTRACE_SOCKET: socketPath },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     if (child.pid !== undefined) this.children.add(child.pid);
     let stdout = '';
+    let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      process.stderr.write(d);
+    });
     // A hung agent fails its test instead of hanging the run.
     const limit = setTimeout(() => child.kill('SIGKILL'), 60_000);
     const [code] = (await once(child, 'exit')) as [number | null];
     clearTimeout(limit);
     if (child.pid !== undefined) this.children.delete(child.pid);
-    return { code, stdout };
+    return { code, stdout, stderr };
   }
 
   /** Runs `bin/agentrace run -- node <example>` (repo-relative) as a user would. */

@@ -21,3 +21,4 @@ export { defaultObjectPath } from './native.js';
 export { peerCredentials } from './peer.js';
 export type { PeerCredentials } from './native.js';
 export { bpfUnavailableReason } from './availability.js';
+export { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';

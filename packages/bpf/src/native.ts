@@ -22,6 +22,8 @@ export interface NativeBpfObject {
   programs(): NativeProgramInfo[];
   maps(): NativeMapInfo[];
   setMaxEntries(mapName: string, maxEntries: number): void;
+  /** Sets a `const volatile` global (.rodata) before load(); `value` has its exact size. */
+  setConstant(name: string, value: Buffer): void;
   attach(progName: string): void;
   detach(progName: string): void;
   isAttached(progName: string): boolean;

@@ -5,6 +5,7 @@ import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
 import { AggKind, HIST_BUCKETS, layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
 import { ensureTracefs } from './tracefs.js';
+import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 
 /** Probe families, attached and detached as a whole. */
 export const probeGroups = ['file', 'net', 'process', 'context', 'io'] as const;
@@ -135,6 +136,8 @@ const STATS = 'ar_stats';
 const SPAN_AGGS = 'ar_span_aggs';
 const SPAN_COUNTS = 'ar_span_counts';
 const CONFIG = 'ar_config';
+/** pidns.bpf.h: the namespace the probes name processes in, 0 for the initial one. */
+const PIDNS_INUM = 'ar_pidns_inum';
 /** The context family's write probe; io's write probe does its job too. */
 const SLOT_REGISTER = 'context_slot_register';
 
@@ -201,7 +204,11 @@ export class Probes {
     this.epochOffsetNs = BigInt(Date.now()) * 1_000_000n - addon.monotonicNs();
   }
 
-  /** Opens and loads the object (verifying every program); attaches nothing. */
+  /**
+   * Opens and loads the object (verifying every program); attaches nothing.
+   * Processes and threads are named as this process's PID namespace names
+   * them (a sidecar in a container sees its own), in maps and events alike.
+   */
   static load(options: ProbesOptions = {}): Probes {
     ensureTracefs();
     const objectPath = options.objectPath ?? defaultObjectPath;
@@ -209,6 +216,8 @@ export class Probes {
     try {
       if (options.ringBufferBytes !== undefined) obj.setMaxEntries(EVENTS, options.ringBufferBytes);
       if (options.maxSpanAggregates !== undefined) obj.setMaxEntries(SPAN_AGGS, options.maxSpanAggregates);
+      const pidns = ownPidNamespace();
+      if (pidns !== INITIAL_PID_NAMESPACE) obj.setConstant(PIDNS_INUM, u32(pidns));
       obj.load();
     } catch (err) {
       obj.close();

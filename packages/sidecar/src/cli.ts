@@ -183,6 +183,8 @@ async function runSidecar(flags: Flags): Promise<number> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
   process.stderr.write(`agentrace sidecar: ${signal}: flushing\n`);
+  // What agents that just exited wrote is still in their sockets: read it.
+  await sidecar.settle(1000);
   await sidecar.stop();
   return 0;
 }

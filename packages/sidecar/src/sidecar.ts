@@ -328,6 +328,7 @@ export class Sidecar {
     }
     const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
     const sk = s.socket;
+    if (sk.unseenPeers > 0) this.log(`agent socket: ${sk.unseenPeers} connections refused from processes outside the sidecar's PID namespace`);
     if (sk.refusedConnections > 0 || sk.partialFrameTimeouts > 0 || sk.pendingBudgetClosed > 0 || sk.protocolErrors > 0 || sk.throttledProcess > 0 || sk.throttledUser > 0) {
       this.log(
         `agent socket: ${sk.refusedConnections} connections refused (over their share), ${sk.partialFrameTimeouts} closed for an unfinished frame, ` +
@@ -405,7 +406,7 @@ export class Sidecar {
         this.toolEnded(this.registry.abandon(conn.id, nowNs()));
       },
       onProtocolError: (conn: AgentConnection | undefined, err: Error) => {
-        this.logProtocolError(`closed the connection of pid ${conn?.pid ?? '?'}: ${err.message}`);
+        this.logProtocolError(`closed ${conn ? `the connection of pid ${conn.pid}` : 'a connection'}: ${err.message}`);
       },
     };
   }

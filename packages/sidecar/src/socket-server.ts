@@ -54,6 +54,8 @@ export interface SocketServerStats {
   protocolErrors: number;
   /** Connections refused: over the total cap, or over their user's share. */
   refusedConnections: number;
+  /** Connections refused: the peer's process is in no PID namespace the sidecar sees (SO_PEERCRED gives pid 0). */
+  unseenPeers: number;
   /** Connections closed because a frame begun was not finished in time. */
   partialFrameTimeouts: number;
   /** Connections closed because partial frames over all connections passed the byte budget. */
@@ -86,12 +88,17 @@ export function emptySocketStats(): SocketServerStats {
     open: 0,
     protocolErrors: 0,
     refusedConnections: 0,
+    unseenPeers: 0,
     partialFrameTimeouts: 0,
     pendingBudgetClosed: 0,
     throttledProcess: 0,
     throttledUser: 0,
   };
 }
+
+const UNSEEN_PEER =
+  "connection refused: the agent's process is not in the sidecar's PID namespace or one below it, so the sidecar cannot see its syscalls; " +
+  'run the sidecar in the pod with shareProcessNamespace: true, or as the node daemon with hostPID: true (deploy/)';
 
 export const DEFAULT_SOCKET_LIMITS: SocketLimits = {
   maxConnections: 4096,
@@ -235,6 +242,17 @@ export class SocketServer {
       return;
     }
     const c = conn;
+    if (c.pid === 0) {
+      // Its syscalls are invisible too: the kernel names it in no namespace
+      // of ours. Serving it would export calls with nothing under them.
+      this.stats_.unseenPeers++;
+      const message = UNSEEN_PEER;
+      this.handlers.onProtocolError(undefined, new ProtocolError('ESRCH', message));
+      send(encodeFrame({ t: 'error', code: 'ESRCH', message }));
+      socket.destroy();
+      this.sockets.delete(socket);
+      return;
+    }
     // Fair share of connections: the total, and each user's.
     const mine = this.perUser.get(c.uid);
     if (this.sockets.size > this.limits.maxConnections || mine >= this.limits.maxConnectionsPerUser) {

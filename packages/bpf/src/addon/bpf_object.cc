@@ -26,6 +26,7 @@ void BpfObject::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BpfObject::Programs>("programs"),
           InstanceMethod<&BpfObject::Maps>("maps"),
           InstanceMethod<&BpfObject::SetMaxEntries>("setMaxEntries"),
+          InstanceMethod<&BpfObject::SetConstant>("setConstant"),
           InstanceMethod<&BpfObject::Attach>("attach"),
           InstanceMethod<&BpfObject::Detach>("detach"),
           InstanceMethod<&BpfObject::IsAttached>("isAttached"),

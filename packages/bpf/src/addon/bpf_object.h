@@ -40,6 +40,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   // Maps (bpf_object_maps.cc).
   Napi::Value Maps(const Napi::CallbackInfo& info);
   void SetMaxEntries(const Napi::CallbackInfo& info);
+  void SetConstant(const Napi::CallbackInfo& info);
   void MapUpdate(const Napi::CallbackInfo& info);
   Napi::Value MapLookup(const Napi::CallbackInfo& info);
   Napi::Value MapDelete(const Napi::CallbackInfo& info);

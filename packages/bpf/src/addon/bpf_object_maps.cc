@@ -1,11 +1,13 @@
 // BpfObject: map listing, sizing and element access.
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "args.h"
@@ -94,6 +96,50 @@ void BpfObject::SetMaxEntries(const Napi::CallbackInfo& info) {
   LibbpfLogScope log;
   int rc = bpf_map__set_max_entries(map, max_entries);
   if (rc != 0) throw MakeLibbpfError(env, what, PositiveErr(rc), MapContext());
+}
+
+// A `const volatile` global of the object (.rodata), set before load: the
+// verifier then sees a constant and prunes the branches it rules out.
+void BpfObject::SetConstant(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = StringArg(info, 0, "setConstant()", "name");
+  const std::string what = "setConstant(" + name + ")";
+  Napi::Buffer<uint8_t> value = BufferArg(info, 1, "setConstant()", "value");
+  RequireOpen(env, what);
+  if (loaded_ || load_failed_) {
+    throw MakeUsageError(env, what, EBUSY, "constants can only be set before load()");
+  }
+  struct bpf_map* rodata = nullptr;
+  struct bpf_map* map;
+  bpf_object__for_each_map(map, obj_) {
+    const std::string n = bpf_map__name(map);
+    if (bpf_map__is_internal(map) && n.size() >= 7 && n.compare(n.size() - 7, 7, ".rodata") == 0) rodata = map;
+  }
+  const struct btf* btf = bpf_object__btf(obj_);
+  int sec_id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -ENOENT;
+  if (rodata == nullptr || sec_id < 0) {
+    throw MakeUsageError(env, what, ENOENT, path_ + " has no .rodata (with BTF): declare the constant `const volatile`");
+  }
+  const struct btf_type* sec = btf__type_by_id(btf, sec_id);
+  const struct btf_var_secinfo* vs = btf_var_secinfos(sec);
+  for (unsigned i = 0; i < btf_vlen(sec); i++, vs++) {
+    const struct btf_type* var = btf__type_by_id(btf, vs->type);
+    if (name != btf__name_by_offset(btf, var->name_off)) continue;
+    if (value.Length() != vs->size) {
+      throw MakeUsageError(env, what, EINVAL,
+                           "value is " + std::to_string(value.Length()) + " bytes but the constant has " +
+                               std::to_string(vs->size));
+    }
+    size_t size = 0;
+    // libbpf before 1.3 returns it const; it is writable until load (skeletons write it)
+    uint8_t* data = static_cast<uint8_t*>(const_cast<void*>(static_cast<const void*>(bpf_map__initial_value(rodata, &size))));
+    if (data == nullptr || vs->offset + vs->size > size) {
+      throw MakeUsageError(env, what, EINVAL, "the .rodata image of " + path_ + " is smaller than its BTF says");
+    }
+    std::memcpy(data + vs->offset, value.Data(), vs->size);
+    return;
+  }
+  throw MakeUsageError(env, what, ENOENT, "no constant named '" + name + "' in " + path_ + "'s .rodata");
 }
 
 void BpfObject::MapUpdate(const Napi::CallbackInfo& info) {

@@ -5,6 +5,7 @@
 #define AR_COMMON_BPF_H
 
 #include "maps.bpf.h"
+#include "pidns.bpf.h"
 
 static __always_inline void ar_count(__u32 stat)
 {

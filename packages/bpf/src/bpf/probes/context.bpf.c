@@ -41,6 +41,8 @@ static __always_inline void ar_slot_declare(__u64 id, __u64 buf)
 	if (!ar_is_slot_write(buf, AR_SLOT_SIZE))
 		return;
 	__u32 tgid = id >> 32;
+	if (!tgid)
+		return; /* a process the sidecar cannot see (another pod's) */
 	struct ar_proc_info info = { .flags = AR_PROC_SELF_DECLARED };
 	/* NOEXIST: another thread of it may have declared it meanwhile */
 	int err = bpf_map_update_elem(&ar_tracked_procs, &tgid, &info, BPF_NOEXIST);
@@ -81,7 +83,7 @@ int context_slot_register(struct trace_event_raw_sys_enter *ctx)
 	/* one load from the context: the verifier refuses a ctx pointer that
 	 * clang moved before dereferencing it on two paths */
 	asm volatile("" : "+r"(buf));
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	if (!ar_is_tracked(id))
 		ar_slot_declare(id, buf);
 	else

@@ -7,7 +7,7 @@
 SEC("uprobe")
 int BPF_KPROBE(dns_getaddrinfo_enter, const char *name)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	if (!ar_is_tracked(id))
 		return 0;
 	struct ar_pending_dns p = { .ts_ns = bpf_ktime_get_ns(), .name = (__u64)name };
@@ -19,7 +19,7 @@ int BPF_KPROBE(dns_getaddrinfo_enter, const char *name)
 SEC("uretprobe")
 int BPF_KRETPROBE(dns_getaddrinfo_exit, int ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	struct ar_proc_info *proc = ar_tracked(id);
 	if (!proc)
 		return 0;

@@ -10,7 +10,7 @@
 /* a3 is the mode, or for openat2 the struct open_how pointer. */
 static __always_inline int ar_open_enter(__u64 dfd, __u64 path, __u64 flags, __u64 a3)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	if (!ar_is_tracked(id))
 		return 0;
 	ar_pending_save(id, AR_EV_FILE_OPEN, dfd, path, flags, a3);
@@ -19,7 +19,7 @@ static __always_inline int ar_open_enter(__u64 dfd, __u64 path, __u64 flags, __u
 
 static __always_inline int ar_open_exit(long ret, int variant)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	struct ar_proc_info *proc = ar_tracked(id);
 	if (!proc)
 		return 0;

@@ -114,7 +114,7 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 
 static __always_inline int ar_io_exit(long ret)
 {
-	if (!ar_is_tracked(bpf_get_current_pid_tgid()))
+	if (!ar_is_tracked(ar_current_id()))
 		return 0;
 	struct ar_pending_io *pending = bpf_task_storage_get(&ar_pending_io, bpf_get_current_task_btf(), 0, 0);
 	if (!pending || pending->ts_ns == 0)
@@ -144,7 +144,7 @@ static __always_inline int ar_io_exit(long ret)
 	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
 	int io_##name##_enter(struct trace_event_raw_sys_enter *ctx)      \
 	{                                                                 \
-		__u64 id = bpf_get_current_pid_tgid();                    \
+		__u64 id = ar_current_id();                    \
 		if (!ar_is_tracked(id))                                      \
 			return 0;                                         \
 		return ar_io_enter(id, (__s64)ctx->args[0], kind);        \
@@ -162,7 +162,7 @@ static __always_inline int ar_io_exit(long ret)
 		/* every argument read up front, straight from the context */   \
 		__s64 fd = ctx->args[0];                                          \
 		__u64 buf = ctx->args[1], len = ctx->args[2];                     \
-		__u64 id = bpf_get_current_pid_tgid();                            \
+		__u64 id = ar_current_id();                            \
 		struct ar_proc_info *proc = ar_tracked(id);                       \
 		if (!proc) {                                                      \
 			/* a slot registration declares its process */            \
@@ -191,7 +191,7 @@ AR_IO_PROBES(recvmsg, AR_AGG_RECV)
 SEC("tracepoint/syscalls/sys_enter_close")
 int io_close_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	if (!ar_is_tracked(id))
 		return 0;
 	struct ar_fd_key fk = { .tgid = id >> 32, .fd = (__s32)ctx->args[0] };

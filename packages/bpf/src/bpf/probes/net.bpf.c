@@ -43,7 +43,7 @@ static __always_inline void ar_dns_fd_remember(__u64 pid_tgid, __s32 fd, __u32 s
 SEC("tracepoint/syscalls/sys_enter_connect")
 int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	if (!ar_is_tracked(id))
 		return 0;
 	ar_pending_save(id, AR_EV_NET_CONNECT, ctx->args[0], ctx->args[1], ctx->args[2], 0);
@@ -53,7 +53,7 @@ int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	struct ar_proc_info *proc = ar_tracked(id);
 	if (!proc)
 		return 0;

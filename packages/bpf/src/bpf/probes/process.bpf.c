@@ -5,7 +5,7 @@
 
 static __always_inline int ar_exec_enter(__u64 filename, __u64 argv)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	if (!ar_tracked(id))
 		return 0;
 	__u32 zero = 0;
@@ -45,7 +45,7 @@ static __always_inline int ar_exec_enter(__u64 filename, __u64 argv)
 
 static __always_inline int ar_exec_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	struct ar_proc_info *proc = ar_tracked(id);
 	if (!proc)
 		return 0;
@@ -96,13 +96,15 @@ int process_execveat_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	struct ar_proc_info *proc = ar_tracked(id);
 	if (!proc)
 		return 0;
-	__u32 child_tgid = child->tgid;
-	if (child_tgid == parent->tgid)
+	if (child->tgid == parent->tgid)
 		return 0; /* a new thread: it is covered by its process */
+	__u32 child_tgid = ar_task_id(child) >> 32;
+	if (!child_tgid)
+		return 0; /* in no namespace the sidecar sees: not its to trace */
 
 	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
 	struct ar_proc_info info = { .parent_tgid = id >> 32 };
@@ -125,7 +127,7 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(process_exit, struct task_struct *task)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	struct ar_proc_info *proc = ar_tracked(id);
 	if (!proc)
 		return 0;

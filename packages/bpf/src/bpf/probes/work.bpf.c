@@ -9,7 +9,7 @@
 SEC("uprobe")
 int BPF_KPROBE(work_submit, void *loop, void *work)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	struct ar_proc_info *proc = ar_tracked(id);
 	if (!proc)
 		return 0;
@@ -30,7 +30,7 @@ int BPF_KPROBE(work_submit, void *loop, void *work)
 SEC("uprobe")
 int BPF_KPROBE(work_run, void *work)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = ar_current_id();
 	if (!ar_is_tracked(id))
 		return 0;
 	struct ar_work_key key = { .tgid = id >> 32, .work = (__u64)work };
