@@ -74,6 +74,11 @@ export interface ProcDeclareEvent extends EventHeader {
   kind: 'proc.declare';
 }
 
+/** A process ran a node binary (its comm starts with "node"): its threadpool is worth hooking now. */
+export interface RuntimeExecEvent extends EventHeader {
+  kind: 'runtime.exec';
+}
+
 export interface DnsLookupEvent extends EventHeader {
   kind: 'dns.lookup';
   /** The name given to getaddrinfo(3). */
@@ -101,6 +106,7 @@ export type KernelEvent =
   | ProcForkEvent
   | ProcExitEvent
   | ProcDeclareEvent
+  | RuntimeExecEvent
   | DnsLookupEvent
   | DnsQueryEvent;
 
@@ -378,6 +384,9 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
     case EventKind.ProcDeclare:
       expectSize(size, layouts.ar_proc_declare_event.size, 'proc.declare');
       return { kind: 'proc.declare', ...hdr };
+    case EventKind.RuntimeExec:
+      expectSize(size, layouts.ar_runtime_exec_event.size, 'runtime.exec');
+      return { kind: 'runtime.exec', ...hdr };
     case EventKind.DnsLookup: {
       const L = layouts.ar_dns_lookup_event;
       expectSize(size, L.size, 'dns.lookup');

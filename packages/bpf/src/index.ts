@@ -10,6 +10,7 @@ export type {
   ProcForkEvent,
   ProcExitEvent,
   ProcDeclareEvent,
+  RuntimeExecEvent,
   DnsLookupEvent,
   DnsQueryEvent,
   SocketAddress,

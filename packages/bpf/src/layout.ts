@@ -25,6 +25,7 @@ export const EventKind = {
   DnsLookup: 6,
   DnsQuery: 7,
   ProcDeclare: 8,
+  RuntimeExec: 9,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
@@ -99,6 +100,7 @@ export const layouts = {
   ar_proc_fork_event: { size: 72, fields: { hdr: 0, child_pid: 64, _pad: 68 } },
   ar_proc_exit_event: { size: 72, fields: { hdr: 0, exit_code: 64, signal: 68 } },
   ar_proc_declare_event: { size: 64, fields: { hdr: 0 } },
+  ar_runtime_exec_event: { size: 64, fields: { hdr: 0 } },
   ar_dns_lookup_event: { size: 336, fields: { hdr: 0, ret: 64, _pad: 68, latency_ns: 72, name: 80 } },
   ar_dns_query_event: {
     size: 336,

@@ -101,7 +101,7 @@ export class Attribution {
   }
 
   private handle(e: KernelEvent, out: ExportSpan[]): void {
-    if (e.kind === 'proc.declare') return; // the sidecar's business, not a span's
+    if (e.kind === 'proc.declare' || e.kind === 'runtime.exec') return; // the sidecar's business, not a span's
     // The process tree is kept for every tracked process, attributed or not:
     // it is what the trust check walks.
     if (e.kind === 'proc.fork') this.tree.addFork(e.pid, e.childPid);

@@ -7,7 +7,7 @@
 // and every event not emitted is counted on the span it belonged to.
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import type { AggregateKind, Probes, SpanKernelSummary, SyscallAggregate } from '@agentrace/bpf';
-import { PARENT_UNVERIFIED, type ToolSpan } from './tool-spans.js';
+import { ATTRIBUTION_INCOMPLETE, PARENT_UNVERIFIED, type ToolSpan } from './tool-spans.js';
 import type { ExportSpan } from './otlp/span.js';
 import { newSpanId } from './ids.js';
 
@@ -139,7 +139,8 @@ export class KernelSummaries {
     for (const w of due) {
       const s = summaries.get(w.span.spanId);
       const user = this.opts.takeUserCounts(w.span.spanId);
-      if (s || user.repeatedOpens) {
+      // A call flagged incomplete gets a summary even with nothing seen: it says so where the agent exports the call itself.
+      if (s || user.repeatedOpens || w.span.incomplete) {
         const summary = s ?? { aggregates: {}, events: { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 } };
         this.opts.onSummary?.(w.span, summary);
         if (w.span.sampled) out.push(this.span(w.span, summary, user, w.reports > 0));
@@ -169,6 +170,7 @@ export class KernelSummaries {
     const attributes = summaryAttributes(s, user);
     if (late) attributes['agentrace.summary.after_end'] = true;
     if (tool.parentUnverified) attributes[PARENT_UNVERIFIED] = true;
+    if (tool.incomplete) attributes[ATTRIBUTION_INCOMPLETE] = tool.incomplete;
     return {
       traceId: tool.traceId,
       spanId: newSpanId(),

@@ -4,6 +4,7 @@
 // pair when a client connects, so frames read after the agent exited are
 // still its own, and a newcomer that got its pid is never taken for it.
 import fs from 'node:fs';
+import { executableName } from './process-files.js';
 
 export interface ProcessIdentity {
   readonly pid: number;
@@ -68,11 +69,9 @@ export function withVerifiedIdentity(claimed: Record<string, unknown>, id: Proce
 export function verifiedResource(id: ProcessIdentity, uid: number): Record<string, string | number> {
   const out: Record<string, string | number> = { 'process.pid': id.pid, 'process.user.id': uid };
   if (!stillRunning(id)) return out;
-  try {
-    out['process.executable.path'] = fs.realpathSync(`/proc/${id.pid}/exe`);
-  } catch {
-    // gone meanwhile, or not ours to read
-  }
+  // As the process names it, in its own mount namespace.
+  const exe = executableName(id.pid);
+  if (exe !== undefined) out['process.executable.path'] = exe;
   const container = containerId(id.pid);
   if (container) out['container.id'] = container;
   return out;

@@ -9,12 +9,13 @@ import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
 import { SocketServer, emptySocketStats, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
 import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
-import { ToolSpanRegistry, Refusal, PARENT_UNVERIFIED, type RefusalReason, type ToolSpan, type ToolSpanLimits } from './tool-spans.js';
+import { ToolSpanRegistry, Refusal, PARENT_UNVERIFIED, ATTRIBUTION_INCOMPLETE, type RefusalReason, type ToolSpan, type ToolSpanLimits } from './tool-spans.js';
 import { ThreadSpans } from './thread-spans.js';
 import { Attribution, type AttributionStats } from './attribution.js';
 import { SelfDeclared } from './self-declared.js';
 import { withVerifiedIdentity } from './process-identity.js';
 import { resolveCommand } from './launch.js';
+import { executableOf, fileHere, mappedLibc, type ProcessFile } from './process-files.js';
 import { KernelSummaries } from './kernel-summary.js';
 import { ToolMetrics } from './tool-metrics.js';
 import { createMetricsReader, type MetricsReader } from './otlp/metric-reader.js';
@@ -108,6 +109,11 @@ export class Sidecar {
   /** The kernel counters as they were when the probes were freed. */
   private closedProbeStats?: ProbeStats;
   private readonly hooked = new Set<string>();
+  /** When hooks went into a file (epoch ns, by ProcessFile key): libuv's threadpool in a node, getaddrinfo in a libc. */
+  private readonly hookedAtNs = new Map<string, bigint>();
+  /** The node binary and libc each process runs (ProcessFile keys), for ToolSpan.incomplete. */
+  private readonly runtimeOf = new Map<number, { exe?: string; libc?: string }>();
+  private readonly logIncomplete: (line: string) => void;
   private readonly log: (line: string) => void;
 
   private constructor(
@@ -116,6 +122,7 @@ export class Sidecar {
   ) {
     this.log = opts.log ?? ((line) => process.stderr.write(`agentrace: ${line}\n`));
     this.logProtocolError = limitedLog(PROTOCOL_ERRORS_LOGGED, this.log, 'further ones');
+    this.logIncomplete = limitedLog(PROTOCOL_ERRORS_LOGGED, this.log, 'further processes');
     this.registry = new ToolSpanRegistry(opts.spanLimits);
     this.threads = new ThreadSpans(probes);
     this.metrics = new ToolMetrics({
@@ -143,7 +150,7 @@ export class Sidecar {
       forget: (spanId) => this.attribution.forgetSpan(spanId),
       ...(opts.spanLimits?.maxEnded !== undefined ? { maxWatched: opts.spanLimits.maxEnded } : {}),
       onSummary: (tool, summary) =>
-        this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates, verifiedWho(tool)),
+        this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates, whoRan(tool)),
     });
     this.attribution = new Attribution({
       registry: this.registry,
@@ -258,7 +265,10 @@ export class Sidecar {
    */
   trackLaunched(pid: number, binaries: readonly string[]): void {
     this.probes.track(pid);
-    for (const b of binaries) this.hookBinary(b, true);
+    for (const b of binaries) {
+      const file = fileHere(b);
+      if (file) this.hookBinary(file, true);
+    }
   }
 
   /**
@@ -270,14 +280,10 @@ export class Sidecar {
   private hookLikelyBinaries(): void {
     const candidates = [process.execPath, resolveCommand('node', process.env)];
     for (const c of candidates) {
-      if (c === undefined) continue;
-      try {
-        this.hookBinary(fs.realpathSync(c), true);
-      } catch {
-        // not there after all
-      }
+      const file = c === undefined ? undefined : fileHere(c);
+      if (file) this.hookBinary(file, true);
     }
-    const libc = mappedLibc('self');
+    const libc = mappedLibc(process.pid);
     if (libc) this.hookLibc(libc);
   }
 
@@ -421,6 +427,7 @@ export class Sidecar {
     this.lastSweepMs = nowMs;
     try {
       this.descriptorsForgotten += this.probes.forgetDescriptors(this.exited);
+      for (const pid of this.exited) this.runtimeOf.delete(pid);
     } catch (err) {
       this.log(`cannot sweep the descriptor maps: ${(err as Error).message}`);
     }
@@ -434,13 +441,23 @@ export class Sidecar {
         this.declared.declared(e.pid, e.comm);
         // Early, before its hello; a short-lived one may be gone already (its hello says why, if it comes).
         this.hookBinaries(e.pid, true);
+      } else if (e.kind === 'runtime.exec') {
+        // A node starting, agent or not (yet): its threadpool hooked while
+        // it loads its modules (its libc is not mapped yet: that waits for
+        // its declaration).
+        // (Not noted in runtimeOf: most are no agent, and only tracked ones' exits are seen.)
+        const exe = executableOf(e.pid);
+        if (exe) this.hookBinary(exe, true);
       } else if (e.kind === 'proc.exit') {
         this.exited.add(e.pid);
       } else if (e.kind === 'proc.exec' && e.ret === 0) {
         // A tracked process now runs another binary (a shell that execs
         // node, npx, ...): hook its threadpool if it is a node.
         const exe = executableOf(e.pid);
-        if (exe) this.hookBinary(exe, true);
+        if (exe) {
+          this.hookBinary(exe, true);
+          this.runtimeOf.set(e.pid, { exe: exe.key });
+        }
       }
     }
     this.attribution.onEvents(events);
@@ -459,35 +476,39 @@ export class Sidecar {
       return;
     }
     this.hookBinary(binary, false);
+    this.runtimeOf.set(pid, { exe: binary.key, ...(libc ? { libc: libc.key } : {}) });
     if (libc === undefined) {
-      if (!this.hooked.has(`no-libc:${binary}`)) this.log(`pid ${pid} (${binary}) maps no glibc: its name lookups are not seen`);
-      this.hooked.add(`no-libc:${binary}`);
+      if (!this.hooked.has(`no-libc:${binary.key}`)) this.log(`pid ${pid} (${binary.name}) maps no glibc: its name lookups are not seen`);
+      this.hooked.add(`no-libc:${binary.key}`);
     } else {
       this.hookLibc(libc);
     }
   }
 
   /** Hooks libuv's threadpool in `binary`; `quiet`: a binary without libuv is not worth a word (not a node). */
-  private hookBinary(binary: string, quiet: boolean): void {
-    if (this.hooked.has(binary)) return;
-    this.hooked.add(binary);
-    const missing = this.probes.attachWorkProbes(binary).missing;
+  private hookBinary(binary: ProcessFile, quiet: boolean): void {
+    if (this.hooked.has(binary.key)) return;
+    this.hooked.add(binary.key);
+    const missing = this.probes.attachWorkProbes(binary.path).missing;
+    if (!missing.some((m) => m.func === workSubmitFunction)) this.hookedAtNs.set(binary.key, preciseNowNs());
     if (quiet && missing.some((m) => m.func === workSubmitFunction)) return;
     for (const m of missing) {
-      this.log(`${binary}: cannot hook ${m.func} (${m.reason}); its threadpool work is attributed by process only`);
+      this.log(`${binary.name}: cannot hook ${m.func} (${m.reason}); its threadpool work is attributed by process only`);
     }
   }
 
-  private hookLibc(libc: string): void {
-    if (this.hooked.has(libc)) return;
-    this.hooked.add(libc);
-    const r = this.probes.attachDnsProbes(libc);
-    if (!r.ok) this.log(`${libc}: cannot hook getaddrinfo (${r.reason}); name lookups are not seen`);
+  private hookLibc(libc: ProcessFile): void {
+    if (this.hooked.has(libc.key)) return;
+    this.hooked.add(libc.key);
+    const r = this.probes.attachDnsProbes(libc.path);
+    if (r.ok) this.hookedAtNs.set(libc.key, preciseNowNs());
+    if (!r.ok) this.log(`${libc.name}: cannot hook getaddrinfo (${r.reason}); name lookups are not seen`);
   }
 
   private toolEnded(spans: ToolSpan[]): void {
     const out: ExportSpan[] = [];
     for (const span of spans) {
+      this.checkHooks(span);
       this.threads.remove(span);
       // From now on, I/O outside any call on what it owned is nobody's.
       if (span.onThread) this.markEnded(span.spanId);
@@ -496,6 +517,32 @@ export class Sidecar {
       this.registry.retire(span);
     }
     if (out.length) this.emit(out);
+  }
+
+  /**
+   * Flags a call that started before its process's binaries were hooked (an
+   * agent that called a tool the moment its node started, before the sidecar
+   * saw it): its threadpool work or name lookups may be missing, and the
+   * export says so rather than look complete.
+   */
+  private checkHooks(span: ToolSpan): void {
+    if (!span.onThread) return;
+    const rt = this.runtimeOf.get(span.pid);
+    if (rt === undefined) return;
+    const missed: string[] = [];
+    const late = (key: string | undefined): boolean => {
+      if (key === undefined) return false;
+      const at = this.hookedAtNs.get(key);
+      return at === undefined || at > span.startNs;
+    };
+    if (late(rt.exe)) missed.push('threadpool');
+    if (late(rt.libc)) missed.push('getaddrinfo');
+    if (missed.length === 0) return;
+    span.incomplete = missed;
+    this.logIncomplete(
+      `pid ${span.pid}: a tool call started before its ${missed.join(' and ')} hooks were in place; ` +
+        `what it did there may be missing (flagged ${ATTRIBUTION_INCOMPLETE})`,
+    );
   }
 
   private markEnded(spanId: string): void {
@@ -520,7 +567,11 @@ function toExportSpan(s: ToolSpan): ExportSpan {
     kind: (s.kind as SpanKind) ?? SpanKind.INTERNAL,
     startTimeNs: s.startNs,
     endTimeNs: s.endNs ?? s.startNs,
-    attributes: s.parentUnverified ? { ...s.attrs, [PARENT_UNVERIFIED]: true } : s.attrs,
+    attributes: {
+      ...s.attrs,
+      ...(s.parentUnverified ? { [PARENT_UNVERIFIED]: true } : {}),
+      ...(s.incomplete ? { [ATTRIBUTION_INCOMPLETE]: s.incomplete } : {}),
+    },
     status: { code: (s.status?.code ?? 0) as SpanStatusCode, ...(s.status?.message ? { message: s.status.message } : {}) },
     resource: s.resource,
   };
@@ -528,30 +579,21 @@ function toExportSpan(s: ToolSpan): ExportSpan {
   return span;
 }
 
-/** What the kernel says of whoever announced a tool span, for its metrics: its user and container. */
-function verifiedWho(tool: ToolSpan): Attributes {
-  const container = tool.resource['container.id'];
-  return container === undefined ? { 'process.user.id': tool.uid } : { 'process.user.id': tool.uid, 'container.id': container };
+/** The wall clock in ns, to the microsecond (nowNs is to the millisecond): hook times are compared with span starts. */
+function preciseNowNs(): bigint {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
 }
 
-/** The executable a process runs now (resolved), or undefined if it is gone. */
-function executableOf(pid: number): string | undefined {
-  try {
-    return fs.realpathSync(`/proc/${pid}/exe`);
-  } catch {
-    return undefined;
+/** Who ran a tool span, on its metrics: its user and container (the kernel's word), and the pod it says it is in. */
+function whoRan(tool: ToolSpan): Attributes {
+  const who: Attributes = { 'process.user.id': tool.uid };
+  for (const key of WHO_KEYS) {
+    const v = tool.resource[key];
+    if (v !== undefined) who[key] = v;
   }
+  return who;
 }
 
-/** The glibc a process maps (`self`: this one), or undefined. */
-function mappedLibc(pid: number | 'self'): string | undefined {
-  try {
-    return fs
-      .readFileSync(`/proc/${pid}/maps`, 'utf8')
-      .split('\n')
-      .map((line) => line.split(/\s+/)[5] ?? '')
-      .find((p) => /\/libc[.-][^/]*so/.test(p));
-  } catch {
-    return undefined;
-  }
-}
+/** The resource attributes that name where an agent runs, copied onto its metrics' data points. */
+const WHO_KEYS = ['container.id', 'k8s.pod.name', 'k8s.namespace.name', 'k8s.node.name'] as const;
+

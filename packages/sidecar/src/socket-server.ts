@@ -96,6 +96,10 @@ export function emptySocketStats(): SocketServerStats {
   };
 }
 
+/** How long a refused client has to read why before its socket closes anyway, and how many may wait at once. */
+const REFUSED_LINGER_MS = 1000;
+const MAX_LINGERING = 64;
+
 const UNSEEN_PEER =
   "connection refused: the agent's process is not in the sidecar's PID namespace or one below it, so the sidecar cannot see its syscalls; " +
   'run the sidecar in the pod with shareProcessNamespace: true, or as the node daemon with hostPID: true (deploy/)';
@@ -118,6 +122,8 @@ export class SocketServer {
   private readonly processRate: RateShare;
   private readonly userRate: RateShare;
   private nextId = 1;
+  /** Refused sockets waiting for their client to read why (closeRefused). */
+  private lingering = 0;
   private readonly limits: SocketLimits;
   private readonly perUser = new Tally<number>();
   /** Connections with an unfinished frame: since when, and how many bytes. */
@@ -207,6 +213,30 @@ export class SocketServer {
     fs.rmSync(this.socketPath, { force: true });
   }
 
+  /**
+   * A refused client has the reason in its queue. Closed at once, with its
+   * hello unread, the kernel would fail its next write (EPIPE) and it might
+   * never read why: so what it sends is read and dropped, and the socket
+   * closes when it does, or after REFUSED_LINGER_MS. A few at a time: past
+   * that, refusals close at once.
+   */
+  private closeRefused(socket: net.Socket): void {
+    this.sockets.delete(socket);
+    if (this.lingering >= MAX_LINGERING) {
+      socket.destroy();
+      return;
+    }
+    this.lingering++;
+    const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+    socket.once('close', () => {
+      this.lingering--;
+      clearTimeout(timer);
+    });
+    socket.on('error', () => socket.destroy());
+    socket.resume();
+    socket.end();
+  }
+
   private accept(socket: net.Socket): void {
     this.stats_.connections++;
     this.sockets.add(socket);
@@ -249,8 +279,7 @@ export class SocketServer {
       const message = UNSEEN_PEER;
       this.handlers.onProtocolError(undefined, new ProtocolError('ESRCH', message));
       send(encodeFrame({ t: 'error', code: 'ESRCH', message }));
-      socket.destroy();
-      this.sockets.delete(socket);
+      this.closeRefused(socket);
       return;
     }
     // Fair share of connections: the total, and each user's.
@@ -259,8 +288,7 @@ export class SocketServer {
       this.stats_.refusedConnections++;
       const which = mine >= this.limits.maxConnectionsPerUser ? `uid ${c.uid} has ${mine} connections, its share` : `${this.sockets.size - 1} connections are open`;
       send(encodeFrame({ t: 'error', code: 'ENOSPC', message: `connection refused: ${which}` }));
-      socket.destroy();
-      this.sockets.delete(socket);
+      this.closeRefused(socket);
       return;
     }
     this.perUser.add(c.uid, 1);

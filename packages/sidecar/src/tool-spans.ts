@@ -41,6 +41,12 @@ export interface ToolSpan {
   /** The announcing thread still ran when the start frame was read. */
   threadAlive: boolean;
   resource: Attributes;
+  /**
+   * What of the call the kernel may have missed, set by the sidecar when it
+   * ends: hooks in the process's binaries went in after the call started
+   * ('threadpool': libuv's in its node, 'getaddrinfo': its libc's), or never.
+   */
+  incomplete?: string[];
   /** When the span ended or was abandoned (ms), for retention. */
   closedAtMs?: number;
 }
@@ -57,6 +63,8 @@ export class Refusal extends Error {
 
 /** Set by the sidecar on what hangs under a parent it cannot vouch for. */
 export const PARENT_UNVERIFIED = 'agentrace.parent.unverified';
+/** Set by the sidecar on a call (and its kernel summary) whose activity the kernel may not all have seen: ToolSpan.incomplete. */
+export const ATTRIBUTION_INCOMPLETE = 'agentrace.attribution.incomplete';
 
 /** Ended spans stay known this long, for kernel events still in flight. */
 const RETENTION_MS = 30_000;

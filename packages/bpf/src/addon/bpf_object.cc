@@ -219,9 +219,14 @@ void BpfObject::AttachUprobe(const Napi::CallbackInfo& info) {
   struct bpf_link* link = bpf_program__attach_uprobe_opts(prog, -1, binary.c_str(), offset, &opts);
   if (link == nullptr) {
     int err = PositiveErr(-errno);
+    ErrorContext ctx;
+    if (err == EPERM || err == EACCES) {  // the uprobe privilege hint; other errnos keep the generic ones
+      ctx.phase = Phase::kAttach;
+      ctx.section = "uprobe";
+    }
     throw MakeBpfError(env, what, err,
                        err == ENOENT ? "the binary or the function symbol was not found (is the binary stripped?)"
-                                     : HintFor(err, ErrorContext{}));
+                                     : HintFor(err, ctx));
   }
   uprobe_links_[key] = link;
 }

@@ -220,6 +220,14 @@ std::string HintFor(int err, const ErrorContext& ctx) {
                "; reading tracepoint ids also needs read access to "
                "/sys/kernel/tracing/events (root-only by default)";
       }
+      if ((err == EPERM || err == EACCES) &&
+          ctx.section.rfind("uprobe", 0) == 0) {
+        // perf_uprobe_event_init checks CAP_SYS_ADMIN, not CAP_PERFMON
+        // (measured on 6.18); so do seccomp's default profiles for
+        // perf_event_open.
+        return "run as root or grant CAP_SYS_ADMIN (uprobes need it; "
+               "CAP_BPF and CAP_PERFMON are not enough)";
+      }
       if (err == EPERM || err == EACCES) return kPrivilegeHint;
       if (err == ENOENT) {
         if (IsTracepointSection(ctx.section)) {

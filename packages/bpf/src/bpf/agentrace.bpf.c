@@ -36,6 +36,7 @@ struct ar_agg_value *ar_btf_agg_value __attribute__((unused));
 struct ar_span_counts *ar_btf_span_counts __attribute__((unused));
 struct ar_config *ar_btf_config __attribute__((unused));
 struct ar_proc_declare_event *ar_btf_proc_declare __attribute__((unused));
+struct ar_runtime_exec_event *ar_btf_runtime_exec __attribute__((unused));
 struct ar_fd_owner *ar_btf_fd_owner __attribute__((unused));
 struct ar_fd_key *ar_btf_fd_key __attribute__((unused));
 

@@ -28,6 +28,7 @@ enum ar_event_kind {
 	AR_EV_DNS_LOOKUP = 6,
 	AR_EV_DNS_QUERY = 7,
 	AR_EV_PROC_DECLARE = 8,
+	AR_EV_RUNTIME_EXEC = 9,
 };
 
 /* Which rung of the attribution ladder (DESIGN.md) found the span. */
@@ -240,6 +241,12 @@ struct ar_proc_exit_event {
 /* A process registered a slot before anyone tracked it: it is tracked from
  * now on, unconfirmed until its hello. */
 struct ar_proc_declare_event {
+	struct ar_event_header hdr;
+};
+
+/* A process (tracked or not) exec'd a node binary: user space hooks its
+ * libuv threadpool now, before the agent gets to call a tool. */
+struct ar_runtime_exec_event {
 	struct ar_event_header hdr;
 };
 

@@ -69,7 +69,40 @@ static __always_inline void ar_slot_declare(__u64 id, __u64 buf)
 	e->hdr._pad[0] = e->hdr._pad[1] = e->hdr._pad[2] = 0;
 	__builtin_memset(&e->hdr.span, 0, sizeof(e->hdr.span));
 	bpf_get_current_comm(e->hdr.comm, sizeof(e->hdr.comm));
-	ar_submit(e);
+	/* at once: user space hooks the process's binaries on it */
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	ar_count(AR_STAT_EVENTS);
+}
+
+/* A node starts: say so at once (not at the next poll), so that user space
+ * hooks its threadpool while it still loads its modules. Any process, so
+ * that the first tool call of an agent in another container finds its node
+ * hooked; only names starting "node" (node, nodejs, node24), so that this
+ * costs a comparison per exec. */
+SEC("tp_btf/sched_process_exec")
+int context_runtime_exec(__u64 *ctx)
+{
+	char comm[16];
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (comm[0] != 'n' || comm[1] != 'o' || comm[2] != 'd' || comm[3] != 'e')
+		return 0;
+	__u64 id = ar_current_id();
+	if (!(id >> 32))
+		return 0; /* a process the sidecar cannot see */
+	struct ar_runtime_exec_event *e = ar_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->hdr.kind = AR_EV_RUNTIME_EXEC;
+	e->hdr.pid = id >> 32;
+	e->hdr.tid = (__u32)id;
+	e->hdr.attr_source = AR_ATTR_NONE;
+	e->hdr._pad[0] = e->hdr._pad[1] = e->hdr._pad[2] = 0;
+	__builtin_memset(&e->hdr.span, 0, sizeof(e->hdr.span));
+	__builtin_memcpy(e->hdr.comm, comm, sizeof(comm));
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	ar_count(AR_STAT_EVENTS);
+	return 0;
 }
 
 /* Attached only while the io family is not: io's write probe registers
