@@ -16,10 +16,11 @@ export function ensureTracefs(): void {
   try {
     execFileSync('mount', ['-t', 'tracefs', 'nodev', TRACEFS], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
+    const why = (err as { stderr?: Buffer }).stderr?.toString().trim() || (err as NodeJS.ErrnoException).code;
     throw new Error(
-      `tracefs is not mounted and mounting it at ${TRACEFS} failed${stderr ? `: ${stderr}` : ''}; ` +
-        `run as root, or mount it first: mount -t tracefs nodev ${TRACEFS}`,
+      `tracefs is not mounted and mounting it at ${TRACEFS} failed${why ? `: ${why}` : ''}; ` +
+        `run as root, or mount it first: mount -t tracefs nodev ${TRACEFS} ` +
+        `(in a container: mount the host's ${TRACEFS} read-only, as deploy/kubernetes/*.yaml do)`,
       { cause: err },
     );
   }
