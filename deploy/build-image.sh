@@ -36,6 +36,11 @@ while (($#)); do
 done
 
 say() { printf '==> %s\n' "$*" >&2; }
+# A rebuild replaces the image under its name: the previous one, now
+# nameless, is removed unless a container still uses it.
+replaced() { local old=$1 name=$2 new; new=$(podman image inspect --format '{{.Id}}' "$name" 2>/dev/null || true)
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then podman rmi "$old" >/dev/null 2>&1 || true; fi; }
+image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 need() { command -v "$1" >/dev/null || { echo "build-image.sh: $1 is not installed ($2)" >&2; exit 1; }; }
 need podman "apt-get install podman runc"
 for f in packages/sidecar/dist/cli.js packages/bpf/out/agentrace.bpf.o packages/bpf/build/Release/agentrace_bpf.node; do
@@ -67,6 +72,7 @@ if ((debian_base)); then
     --dpkgopt='path-exclude=/usr/share/*' --dpkgopt='path-exclude=/usr/lib/*/gconv/*' \
     bookworm "$work/base.tar"
   tar --append -f "$work/base.tar" -C "$work/node" --owner=0 --group=0 ./usr/local/bin/node ./etc/nsswitch.conf
+  old_base=$(image_id "$base")
   podman import --quiet \
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' --change 'CMD ["node"]' \
     "$work/base.tar" "$base" >/dev/null
@@ -84,6 +90,9 @@ echo '{"name":"agentrace-image","private":true}' > "$work/app/package.json"
 rm -f "$work/app/package-lock.json"
 
 say "building $tag on $base"
+old_image=$(image_id "$tag")
 podman build --quiet --build-arg "BASE=$base" -f deploy/Containerfile -t "$tag" "$work/app" >/dev/null
+replaced "$old_image" "$tag"
+if ((debian_base)); then replaced "$old_base" "$base"; fi
 size=$(podman image inspect --format '{{.Size}}' "$tag")
 say "built $tag ($((size / 1000000)) MB)"

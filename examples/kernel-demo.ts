@@ -41,6 +41,8 @@ function line(e: KernelEvent): string {
       return `query   ${e.name ?? '?'} (${e.transport} port ${e.port})`;
     case 'proc.declare':
       return 'declare (registered a thread slot)';
+    case 'runtime.exec':
+      return 'node    (started a node: its threadpool gets hooked)';
   }
 }
 

@@ -102,7 +102,10 @@ export function buildImages(): Promise<void> {
     try {
       fs.writeFileSync(path.join(ctx, 'Containerfile'), AGENT_CONTAINERFILE);
       fs.writeFileSync(path.join(ctx, 'own-files.cjs'), OWN_FILES);
+      const previous = (await podman('images', '--quiet', '--no-trunc', AGENT_IMAGE)).trim();
       await podman('build', '--quiet', '-t', AGENT_IMAGE, ctx);
+      // The last run's, now nameless: gone unless a container uses it.
+      if (previous && previous !== (await podman('images', '--quiet', '--no-trunc', AGENT_IMAGE)).trim()) await podman('rmi', previous).catch(() => undefined);
     } finally {
       fs.rmSync(ctx, { recursive: true, force: true });
     }

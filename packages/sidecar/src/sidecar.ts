@@ -1,7 +1,6 @@
 // The daemon: probes attached, socket served, kernel events turned into
 // spans, everything exported. `agentrace sidecar` and `agentrace run` both
 // drive this.
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, probeGroups, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
@@ -112,7 +111,7 @@ export class Sidecar {
   /** When hooks went into a file (epoch ns, by ProcessFile key): libuv's threadpool in a node, getaddrinfo in a libc. */
   private readonly hookedAtNs = new Map<string, bigint>();
   /** The node binary and libc each process runs (ProcessFile keys), for ToolSpan.incomplete. */
-  private readonly runtimeOf = new Map<number, { exe?: string; libc?: string }>();
+  private readonly runtimeOf = new Map<number, { exe?: string; libc?: string; warned?: boolean }>();
   private readonly logIncomplete: (line: string) => void;
   private readonly log: (line: string) => void;
 
@@ -539,6 +538,8 @@ export class Sidecar {
     if (late(rt.libc)) missed.push('getaddrinfo');
     if (missed.length === 0) return;
     span.incomplete = missed;
+    if (rt.warned) return;
+    rt.warned = true;
     this.logIncomplete(
       `pid ${span.pid}: a tool call started before its ${missed.join(' and ')} hooks were in place; ` +
         `what it did there may be missing (flagged ${ATTRIBUTION_INCOMPLETE})`,
