@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -16,8 +17,8 @@ const bin = path.join(root, 'bin', 'agentrace');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-cli-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function agentrace(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(bin, args, { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+function agentrace(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(bin, args, { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -57,11 +58,27 @@ test('run: the example agent, its tree and its OTLP file', (t) => {
   for (const tool of ['fetch_url', 'read_file', 'run_shell']) assert.match(r.stderr, new RegExp(`execute_tool ${tool}`));
   assert.match(r.stderr, /connect 127\.0\.0\.1:\d+/);
   assert.match(r.stderr, /process sh .*\[\/bin\/sh -c df -h \/ \| tail -n 1\]\s+exit 0/);
-  assert.match(r.stderr, new RegExp(`spans written to OTLP file ${file}`));
   const spans = readOtlpFile(file);
+  assert.match(r.stderr, new RegExp(`agentrace: ${spans.length} spans written to OTLP file ${file}\n`), 'the count is what the file holds');
   const fetchTool = spans.find((s) => s.name === 'execute_tool fetch_url');
   const connect = spans.find((s) => s.name.startsWith('connect 127.0.0.1'));
   assert.equal(connect?.parentSpanId, fetchTool?.spanId, 'the connect is a child of fetch_url');
+});
+
+test('run: spans a collector never took are not claimed as written', async (t) => {
+  if (!requireBpf(t)) return;
+  // A loopback port nobody listens on any more: every export is refused.
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const r = agentrace(['run', '--quiet', '--otlp-endpoint', `http://127.0.0.1:${port}`, '--', process.execPath, path.join(root, 'examples/agent/agent.mjs')], {
+    OTEL_EXPORTER_OTLP_TIMEOUT: '500',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /agentrace: export: .*ECONNREFUSED/, 'the failure is said');
+  assert.match(r.stderr, new RegExp(`agentrace: 0 spans written to OTLP http/protobuf http://127\\.0\\.0\\.1:${port}/v1/traces; (\\d+) spans NOT written \\(\\1 failed, 0 dropped`));
+  assert.doesNotMatch(r.stderr, /[1-9]\d* spans? written/);
 });
 
 test('run: exits with the command’s code; 127 when it cannot start', (t) => {

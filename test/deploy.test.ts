@@ -1,11 +1,13 @@
 // The shipped deployments, run for real: the sidecar image built from this
 // checkout (deploy/build-image.sh), the manifests in deploy/kubernetes played
 // as pods with podman. Each agent is a container of its own, in its own PID
-// and mount namespaces, running Node 24 from the checkout (mounted read-only
-// at the same path) as users write agents: no ready(), fetch's pooled client.
-// What the kubelet would do and podman does not is done to the manifests by
-// asKubelet; the sidecar's export goes to a file instead of a collector; the
-// rest (privileges, mounts, env) is as shipped.
+// and mount namespaces, on an image of its own (Node 24, its own node and
+// libc files), running a fixture and the SDK from this checkout (mounted
+// read-only at the same path) as users write agents: no ready(), fetch's
+// pooled client, tools called at once. What the kubelet would do and podman
+// does not is done to the manifests by asKubelet (and hostPID by
+// PlayedPod.hostPid); the sidecar's export goes to a file instead of a
+// collector; the rest (privileges, mounts, env) is as shipped.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

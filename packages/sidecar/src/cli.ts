@@ -9,6 +9,7 @@ import { DEFAULT_MAX_EVENTS_PER_SPAN } from '@agentrace/bpf';
 import { Sidecar, SIDECAR_VERSION } from './sidecar.js';
 import { renderTree } from './tree.js';
 import type { ExportSpan } from './otlp/span.js';
+import type { SpanExporter } from './otlp/exporter.js';
 import { UsageError } from './usage-error.js';
 import { GroupError, parseProbesOption, switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { probesCommand, PROBES_USAGE } from './probes-command.js';
@@ -267,8 +268,17 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
   if (!flags.quiet) {
     process.stderr.write(`\n${spans.length ? renderTree(spans, toolNames) : 'no tool calls were traced (does the command use @agentrace/sdk?)'}\n`);
   }
-  for (const e of exporters) process.stderr.write(`agentrace: spans written to ${e.description}\n`);
+  for (const e of exporters) process.stderr.write(`agentrace: ${exportOutcome(e)}\n`);
   return signal ? 128 + (os.constants.signals[signal] ?? 0) : (code ?? 1);
+}
+
+/** What became of the spans, as the exporter counted them: never "written" for what was not. */
+function exportOutcome(e: SpanExporter): string {
+  const { exported, failed, dropped } = e.stats();
+  const plural = (n: number): string => `${n} span${n === 1 ? '' : 's'}`;
+  const written = `${plural(exported)} written to ${e.description}`;
+  if (failed + dropped === 0) return written;
+  return `${written}; ${plural(failed + dropped)} NOT written (${failed} failed, ${dropped} dropped: queue full or shut down)`;
 }
 
 export async function main(argv: string[]): Promise<number> {

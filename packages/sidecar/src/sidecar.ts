@@ -441,12 +441,8 @@ export class Sidecar {
         // Early, before its hello; a short-lived one may be gone already (its hello says why, if it comes).
         this.hookBinaries(e.pid, true);
       } else if (e.kind === 'runtime.exec') {
-        // A node starting, agent or not (yet): its threadpool hooked while
-        // it loads its modules (its libc is not mapped yet: that waits for
-        // its declaration).
-        // (Not noted in runtimeOf: most are no agent, and only tracked ones' exits are seen.)
-        const exe = executableOf(e.pid);
-        if (exe) this.hookBinary(exe, true);
+        // A node starting, agent or not (yet).
+        this.hookRuntime(e.pid);
       } else if (e.kind === 'proc.exit') {
         this.exited.add(e.pid);
       } else if (e.kind === 'proc.exec' && e.ret === 0) {
@@ -460,6 +456,25 @@ export class Sidecar {
       }
     }
     this.attribution.onEvents(events);
+  }
+
+  /**
+   * Hooks a node that just started: its threadpool at once, its libc as soon
+   * as its loader has mapped it (looked for every few ms, for a while), so
+   * both are in place before it loads its modules and calls a tool. Not
+   * noted in runtimeOf: most nodes are no agent, and only tracked processes'
+   * exits are seen; its declaration notes it.
+   */
+  private hookRuntime(pid: number, attempt = 0): void {
+    if (this.stopped) return;
+    if (attempt === 0) {
+      const exe = executableOf(pid);
+      if (!exe) return;
+      this.hookBinary(exe, true);
+    }
+    const libc = mappedLibc(pid);
+    if (libc) this.hookLibc(libc);
+    else if (attempt < RUNTIME_LIBC_TRIES) setTimeout(() => this.hookRuntime(pid, attempt + 1), RUNTIME_LIBC_RETRY_MS).unref();
   }
 
   /**
@@ -579,6 +594,10 @@ function toExportSpan(s: ToolSpan): ExportSpan {
   if (s.parentSpanId) span.parentSpanId = s.parentSpanId;
   return span;
 }
+
+/** How long a starting node's libc is looked for (its loader maps it within a few ms). */
+const RUNTIME_LIBC_TRIES = 20;
+const RUNTIME_LIBC_RETRY_MS = 5;
 
 /** The wall clock in ns, to the microsecond (nowNs is to the millisecond): hook times are compared with span starts. */
 function preciseNowNs(): bigint {

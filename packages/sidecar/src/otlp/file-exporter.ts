@@ -2,7 +2,7 @@
 // ExportTraceServiceRequest in OTLP/JSON per line, appended through the file's
 // shared appender (metrics lines go to the same file).
 import path from 'node:path';
-import { BatchQueue, type BatchOutcome } from './batch-queue.js';
+import { BatchQueue, asError, type BatchOutcome } from './batch-queue.js';
 import {
   DEFAULT_FLUSH_TIMEOUT_MS,
   DEFAULT_MAX_BATCH_SIZE,
@@ -13,7 +13,7 @@ import {
   type SpanExporter,
 } from './exporter.js';
 import { spanOwner, type ExportSpan } from './span.js';
-import { acquireLineFile, type LineFileRef } from './line-file.js';
+import { acquireLineFile, LineFileError, type LineFileRef } from './line-file.js';
 import { encodeTraces } from './trace-serializer.js';
 
 export interface FileExporterOptions extends BatchingOptions {
@@ -74,10 +74,12 @@ export class OtlpFileExporter implements SpanExporter {
     for (const { reason } of encoded.invalid) this.report(new Error(`span not exported: ${reason}`));
     if (encoded.body === undefined) return { exported: 0, failed: batch.length };
     try {
-      await this.file.appendLine(encoded.body);
+      const { recoveredAfter } = await this.file.appendLine(encoded.body);
+      if (recoveredAfter) this.report(new Error(`writing to ${this.path} again, after ${recoveredAfter} line(s) that could not be written`));
       return { exported: encoded.count, failed: batch.length - encoded.count };
     } catch (error) {
-      this.report(new Error(`cannot append to ${this.path}: ${error instanceof Error ? error.message : String(error)}`));
+      // Said when writing starts failing, not for every batch while it does (the counts say how many).
+      if (!(error instanceof LineFileError) || error.first) this.report(new Error(`spans not written: ${asError(error).message}`));
       return { exported: 0, failed: batch.length };
     }
   }

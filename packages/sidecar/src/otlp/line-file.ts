@@ -2,16 +2,39 @@
 // lines to it (traces and metrics go to the same file). Appends are chained, so
 // lines from different exporters never interleave: Node writes a large buffer
 // in several write() calls, and two handles in append mode could mix them.
-// Parent directories are created on the first write; after a failed write the
-// handle is closed and the next append reopens it.
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+// Parent directories are created on the first write. A line is written whole
+// or not at all: a write that fails midway (a full disk) is cut back to where
+// the line began, so that the next line, once there is room, does not extend
+// a broken one. After a failure the handle is closed and the next append
+// reopens it.
+import { mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+
+/** A line that was not written; the file holds none of it. */
+export class LineFileError extends Error {
+  override readonly name = 'LineFileError';
+  constructor(
+    message: string,
+    /** The errno name (ENOSPC, EACCES, ...), if the system gave one. */
+    readonly code: string | undefined,
+    /** The first failure since the file was last written: worth saying (the next ones are the same story). */
+    readonly first: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface AppendResult {
+  /** Set when this line is the first written after failures: how many lines failed meanwhile. */
+  recoveredAfter?: number;
+}
 
 export interface LineFileRef {
   /** Absolute path. */
   readonly path: string;
-  /** Appends `line` plus a newline. Rejects with the I/O error (the next append retries the open). */
-  appendLine(line: Uint8Array): Promise<void>;
+  /** Appends `line` plus a newline, whole. Rejects with a LineFileError (the next append retries). */
+  appendLine(line: Uint8Array): Promise<AppendResult>;
   /** Gives the file up; the handle closes once the last user released it and its appends are done. */
   release(): Promise<void>;
 }
@@ -22,13 +45,17 @@ class SharedLineFile {
   users = 0;
   private tail: Promise<unknown>;
   private handle: FileHandle | undefined;
+  /** Lines that failed since the last one written. */
+  private failing = 0;
+  /** Where a line that failed midway began, if cutting it back failed too: cut it on the next open. */
+  private cutTo: number | undefined;
 
   /** `after`: the close of a previous appender of the same path, which must finish its lines first. */
   constructor(readonly path: string, after: Promise<void>) {
     this.tail = after;
   }
 
-  append(line: Uint8Array): Promise<void> {
+  append(line: Uint8Array): Promise<AppendResult> {
     const run = this.tail.then(() => this.write(line));
     this.tail = run.catch(() => undefined);
     return run;
@@ -39,16 +66,39 @@ class SharedLineFile {
     await this.closeHandle();
   }
 
-  private async write(line: Uint8Array): Promise<void> {
+  private async write(line: Uint8Array): Promise<AppendResult> {
+    let start: number | undefined;
     try {
       if (this.handle === undefined) {
         await mkdir(path.dirname(this.path), { recursive: true });
+        if (this.cutTo !== undefined) {
+          // Only ever shorter: a file rotated meanwhile is not ours to cut.
+          if ((await stat(this.path)).size > this.cutTo) await truncate(this.path, this.cutTo);
+          this.cutTo = undefined;
+        }
         this.handle = await open(this.path, 'a');
       }
+      // Where this line begins: another process may append to the file too.
+      start = (await this.handle.stat()).size;
       await this.handle.appendFile(concat(line, NEWLINE));
     } catch (error) {
+      if (start !== undefined) await this.cutBack(start);
       await this.closeHandle();
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      const first = this.failing++ === 0;
+      throw new LineFileError(`cannot append to ${this.path}: ${(error as Error).message}`, code, first, { cause: error });
+    }
+    const failed = this.failing;
+    this.failing = 0;
+    return failed > 0 ? { recoveredAfter: failed } : {};
+  }
+
+  /** Cuts off what a failed write left of its line (or notes to, if that fails too). */
+  private async cutBack(start: number): Promise<void> {
+    try {
+      if ((await this.handle!.stat()).size > start) await this.handle!.truncate(start);
+    } catch {
+      this.cutTo = start;
     }
   }
 
@@ -81,7 +131,8 @@ export function acquireLineFile(file: string): LineFileRef {
   let released = false;
   return {
     path: absolute,
-    appendLine: (line) => (released ? Promise.reject(new Error(`${absolute}: appender already released`)) : owner.append(line)),
+    appendLine: (line) =>
+      released ? Promise.reject(new LineFileError(`${absolute}: appender already released`, undefined, false)) : owner.append(line),
     release: async () => {
       if (released) return;
       released = true;

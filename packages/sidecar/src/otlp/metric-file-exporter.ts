@@ -4,7 +4,7 @@
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { asError } from './batch-queue.js';
 import { safeReporter } from './exporter.js';
-import { acquireLineFile, type LineFileRef } from './line-file.js';
+import { acquireLineFile, LineFileError, type LineFileRef } from './line-file.js';
 import type { MetricExporter, MetricExportResult } from './metric-exporter.js';
 import { encodeMetrics } from './metric-serializer.js';
 
@@ -31,10 +31,11 @@ export class OtlpFileMetricExporter implements MetricExporter {
   async export(metrics: ResourceMetrics, signal: AbortSignal): Promise<MetricExportResult> {
     if (signal.aborted) return 'failed';
     try {
-      await this.file.appendLine(encodeMetrics(metrics, 'json'));
+      const { recoveredAfter } = await this.file.appendLine(encodeMetrics(metrics, 'json'));
+      if (recoveredAfter) this.report(new Error(`writing to ${this.path} again, after ${recoveredAfter} line(s) that could not be written`));
       return 'exported';
     } catch (error) {
-      this.report(new Error(`metrics not written to ${this.path}: ${asError(error).message}`));
+      if (!(error instanceof LineFileError) || error.first) this.report(new Error(`metrics not written: ${asError(error).message}`));
       return 'failed';
     }
   }
