@@ -10,5 +10,5 @@ export AGENTRACE_NODE24="$NODE24"
 pnpm -s typecheck
 pnpm -s test
 # (the framework integrations' in-process tests too; their kernel tests run agents on both Nodes already)
-"$NODE24" --import tsx --test --test-reporter=spec --test-concurrency=1 test/sdk-*.test.ts \
+"$NODE24" --import tsx --test --test-force-exit --test-timeout=600000 --test-reporter=spec --test-concurrency=1 test/sdk-*.test.ts \
   test/langchain-spans.test.ts test/langchain-unreached.test.ts test/ai-provider.test.ts test/openai-agents-provider.test.ts

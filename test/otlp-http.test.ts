@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -295,4 +297,52 @@ console.log(JSON.stringify(e.stats()));
   // neither the idle socket nor the pending batch timer holds the event loop
   const lingered = Date.now() - printedAt;
   assert.ok(lingered < 2000, `the child lingered ${lingered} ms after its last work`);
+});
+
+test('a collector down, then answering 500, then 401, then hanging, then back: said once per change, with what it said; counted', async (t) => {
+  // One address throughout; first nobody listens there.
+  const probe = http.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  let mode: 'ok' | '500' | '401' | 'hang' = 'ok';
+  const server = http.createServer((req, res) => {
+    req.resume();
+    if (mode === 'hang') return; // never answers
+    if (mode === '500') res.writeHead(500, { 'content-type': 'text/plain' }).end('database is on fire');
+    else if (mode === '401') res.writeHead(401, { 'content-type': 'text/plain' }).end('bad api key');
+    else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+  });
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { exporter: e, errors } = exporter({ url: `http://127.0.0.1:${port}/v1/traces`, timeoutMs: 200, retry: { initialBackoffMs: 5, maxAttempts: 2 } });
+  const round = async (seed: number): Promise<void> => {
+    e.export(manySpans(2, seed));
+    await e.flush(5000);
+  };
+  await round(1);
+  await round(2); // still refused: nothing new said
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  mode = '500';
+  await round(3);
+  await round(4);
+  mode = '401';
+  await round(5);
+  mode = 'hang';
+  await round(6);
+  mode = 'ok';
+  await round(7);
+  await round(8);
+  const said = errors.map((err) => err.message.replace(/127\.0\.0\.1:\d+/, 'HOST'));
+  assert.equal(said.length, 5, said.join('\n'));
+  assert.match(said[0]!, /^spans to http:\/\/HOST\/v1\/traces: export failed: ECONNREFUSED/);
+  assert.match(said[1]!, /: export still failing, now: HTTP 500: database is on fire/);
+  assert.match(said[2]!, /: export still failing, now: HTTP 401: bad api key/);
+  assert.match(said[3]!, /: export still failing, now: no answer within 200 ms/);
+  assert.equal(said[4], 'spans to http://HOST/v1/traces: export works again, after 6 failed export(s)');
+  // Retried once each: the two refusals and the hang; 500 and 401 are not retryable.
+  assert.deepEqual(e.stats(), { exported: 4, dropped: 0, failed: 12, retries: 3 });
 });

@@ -578,7 +578,7 @@ test('export failures never throw: counted as failed and reported; retries count
   assert.equal(c.received.length, 3);
   assert.deepEqual(r.stats(), { exported: 1, dropped: 0, failed: 1, retries: 1 });
   assert.equal(errors.length, 1);
-  assert.match(errors[0]!.message, /^metrics not exported to http:\/\/127\.0\.0\.1:\d+\/v1\/metrics: HTTP 400: bad metric$/);
+  assert.match(errors[0]!.message, /^metrics to http:\/\/127\.0\.0\.1:\d+\/v1\/metrics: export failed: HTTP 400: bad metric$/);
 
   // connection refused: retried, then given up, still without a throw
   const closed = await collector();
@@ -594,7 +594,7 @@ test('export failures never throw: counted as failed and reported; retries count
   const r3 = reader(metrics, [new OtlpFileMetricExporter({ path: path.join(blocker, 'm.jsonl'), onError: (e) => errors.push(e) })]);
   await r3.collectAndExport();
   assert.deepEqual(r3.stats(), { exported: 0, dropped: 0, failed: 1, retries: 0 });
-  assert.match(errors[2]!.message, /metrics not written to .*not-a-dir/);
+  assert.match(errors[2]!.message, /metrics not written: cannot append to .*not-a-dir/);
 });
 
 test('partial success: a collection with rejected data points counts as failed', async () => {

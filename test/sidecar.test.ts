@@ -25,6 +25,8 @@ let tcp: net.Server;
 let tcpPort: number;
 let dnsServer: DnsServer;
 const children: Array<{ kill: () => void }> = [];
+/** Every sidecar started, stopped at the end even when its test failed midway (one left serving would keep this file from exiting). */
+const sidecars: Sidecar[] = [];
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-sidecar-'));
@@ -34,7 +36,8 @@ before(async () => {
   dnsServer = await startDnsServer();
 });
 
-after(() => {
+after(async () => {
+  await Promise.all(sidecars.map((s) => s.stop()));
   for (const c of children) c.kill();
   tcp.close();
   dnsServer?.close();
@@ -46,6 +49,7 @@ async function startSidecar(name: string): Promise<{ sidecar: Sidecar; socketPat
   const file = path.join(dir, `${name}.jsonl`);
   const exporters = createExporters(resolveOtlpConfig({ file }, {}));
   const sidecar = await Sidecar.start({ socketPath, exporters, log: () => {} });
+  sidecars.push(sidecar);
   return { sidecar, socketPath, file };
 }
 

@@ -15,6 +15,7 @@ import {
 } from './exporter.js';
 import { OtlpHttpSender, type HttpSenderOptions, type OtlpHttpProtocol } from './http-sender.js';
 import { spanOwner, type ExportSpan } from './span.js';
+import { FailureState } from './failure-state.js';
 import { encodeTraces, rejectedSpans } from './trace-serializer.js';
 
 export { DEFAULT_HTTP_TIMEOUT_MS, type OtlpHttpProtocol } from './http-sender.js';
@@ -31,6 +32,7 @@ export class OtlpHttpExporter implements SpanExporter {
   private readonly sender: OtlpHttpSender;
   private readonly queue: BatchQueue<ExportSpan>;
   private readonly report: (error: Error) => void;
+  private readonly state: FailureState;
 
   constructor(options: HttpExporterOptions) {
     this.sender = new OtlpHttpSender(options);
@@ -38,6 +40,7 @@ export class OtlpHttpExporter implements SpanExporter {
     this.protocol = this.sender.protocol;
     this.description = `OTLP ${this.protocol} ${this.url}`;
     this.report = safeReporter(options.onError);
+    this.state = new FailureState(`spans to ${this.url}`, this.report);
     this.queue = new BatchQueue<ExportSpan>(
       {
         maxQueueSize: options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE,
@@ -79,9 +82,10 @@ export class OtlpHttpExporter implements SpanExporter {
     const count = encoded.count;
     const outcome = await this.sender.send(body, signal);
     if (!outcome.ok) {
-      this.report(new Error(`${count} span(s) not exported to ${this.url}: ${outcome.reason}`));
+      this.state.failed(outcome.reason);
       return { exported: 0, failed: batch.length };
     }
+    this.state.worked();
     const partial = rejectedSpans(outcome.responseBody, this.sender.encoding);
     if (partial.rejected > 0) {
       const rejected = Math.min(partial.rejected, count);

@@ -5,6 +5,7 @@ import { asError } from './batch-queue.js';
 import { safeReporter } from './exporter.js';
 import { OtlpHttpSender, type HttpSenderOptions, type OtlpHttpProtocol } from './http-sender.js';
 import type { MetricExporter, MetricExportResult } from './metric-exporter.js';
+import { FailureState } from './failure-state.js';
 import { countDataPoints, encodeMetrics, rejectedDataPoints } from './metric-serializer.js';
 
 export interface HttpMetricExporterOptions extends HttpSenderOptions {
@@ -20,6 +21,7 @@ export class OtlpHttpMetricExporter implements MetricExporter {
   readonly protocol: OtlpHttpProtocol;
   private readonly sender: OtlpHttpSender;
   private readonly report: (error: Error) => void;
+  private readonly state: FailureState;
 
   /** Throws when the URL is not http(s). */
   constructor(options: HttpMetricExporterOptions) {
@@ -28,6 +30,7 @@ export class OtlpHttpMetricExporter implements MetricExporter {
     this.protocol = this.sender.protocol;
     this.description = `OTLP ${this.protocol} ${this.url}`;
     this.report = safeReporter(options.onError);
+    this.state = new FailureState(`metrics to ${this.url}`, this.report);
   }
 
   async export(metrics: ResourceMetrics, signal: AbortSignal): Promise<MetricExportResult> {
@@ -40,9 +43,10 @@ export class OtlpHttpMetricExporter implements MetricExporter {
     }
     const outcome = await this.sender.send(body, signal);
     if (!outcome.ok) {
-      this.report(new Error(`metrics not exported to ${this.url}: ${outcome.reason}`));
+      this.state.failed(outcome.reason);
       return 'failed';
     }
+    this.state.worked();
     const partial = rejectedDataPoints(outcome.responseBody, this.sender.encoding);
     if (partial.rejected > 0) {
       const rejected = Math.min(partial.rejected, countDataPoints(metrics));
