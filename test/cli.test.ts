@@ -10,7 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
-import { readOtlpFile } from './support/otlp.js';
+import { readOtlpFile, readOtlpLogs } from './support/otlp.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(root, 'bin', 'agentrace');
@@ -63,6 +63,26 @@ test('run: the example agent, its tree and its OTLP file', (t) => {
   const fetchTool = spans.find((s) => s.name === 'execute_tool fetch_url');
   const connect = spans.find((s) => s.name.startsWith('connect 127.0.0.1'));
   assert.equal(connect?.parentSpanId, fetchTool?.spanId, 'the connect is a child of fetch_url');
+
+  // The same events as log records, in the same file, with their tool call's ids.
+  const logs = readOtlpLogs(file);
+  const tool = (name: string) => spans.find((s) => s.name === `execute_tool ${name}`)!;
+  const connectLog = logs.find((l) => l.eventName === 'agentrace.network.connect' && l.attributes['network.peer.port'] === connect!.attributes['network.peer.port']);
+  assert.ok(connectLog, `a connect log record: ${logs.map((l) => l.eventName).join(', ')}`);
+  assert.deepEqual([connectLog.traceId, connectLog.spanId], [fetchTool!.traceId, fetchTool!.spanId]);
+  assert.equal(connectLog.body, connect!.name);
+  assert.equal(connectLog.resource['process.pid'], connect!.resource['process.pid']);
+  const exec = logs.find((l) => l.eventName === 'agentrace.process.exec');
+  assert.equal(exec?.spanId, tool('run_shell').spanId, 'the shell is run_shell\'s');
+  const open = logs.find((l) => l.eventName === 'agentrace.file.open' && /agentrace-example-notes-\d+\.txt$/.test(String(l.attributes['file.path'])));
+  assert.equal(open?.spanId, tool('read_file').spanId, 'the notes are read_file\'s');
+  // One record per event span, no more.
+  assert.equal(logs.length, spans.filter((s) => /^(open|connect|getaddrinfo|dns query|process)\b/.test(s.name)).length);
+
+  const quiet = path.join(dir, 'demo-nologs.jsonl');
+  const r2 = agentrace(['run', '--quiet', '--logs', 'none', '--otlp-file', quiet, '--', process.execPath, path.join(root, 'examples/agent/agent.mjs')]);
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.ok(readOtlpFile(quiet).length > 0 && readOtlpLogs(quiet).length === 0, '--logs none: spans, no log records');
 });
 
 test('run: spans a collector never took are not claimed as written', async (t) => {

@@ -189,7 +189,7 @@ test('partial success: rejected spans counted as failed', async () => {
   e.export(sampleSpans());
   await e.flush(5000);
   assert.deepEqual(e.stats(), { exported: 2, dropped: 0, failed: 1, retries: 0 });
-  assert.match(errors[0]?.message ?? '', /rejected 1 span\(s\): span too old/);
+  assert.match(errors[0]?.message ?? '', /rejected 1 of the spans: span too old/);
 });
 
 test('queue overflow: drops counted exactly, the rest exported', async () => {

@@ -119,3 +119,45 @@ export function readOtlpSums(file: string): Map<string, number> {
   }
   return out;
 }
+
+export interface FlatLogRecord {
+  eventName: string;
+  traceId: string;
+  spanId: string;
+  severityNumber: number;
+  body: unknown;
+  attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
+}
+
+/** The log lines of the same file (ExportLogsServiceRequest JSON), flattened. */
+export function readOtlpLogs(file: string): FlatLogRecord[] {
+  if (!fs.existsSync(file)) return [];
+  const out: FlatLogRecord[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('"resourceLogs"')) continue;
+    const req = JSON.parse(line) as {
+      resourceLogs?: Array<{
+        resource?: { attributes?: KeyValue[] };
+        scopeLogs?: Array<{ logRecords?: Array<{ eventName?: string; traceId?: string; spanId?: string; severityNumber?: number; body?: AnyValue; attributes?: KeyValue[] }> }>;
+      }>;
+    };
+    for (const rl of req.resourceLogs ?? []) {
+      const resource = attrs(rl.resource?.attributes);
+      for (const sl of rl.scopeLogs ?? []) {
+        for (const r of sl.logRecords ?? []) {
+          out.push({
+            eventName: r.eventName ?? '',
+            traceId: r.traceId ?? '',
+            spanId: r.spanId ?? '',
+            severityNumber: r.severityNumber ?? 0,
+            body: r.body === undefined ? undefined : value(r.body),
+            attributes: attrs(r.attributes),
+            resource,
+          });
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -235,6 +235,7 @@ export class Attribution {
       traceId: tool.traceId,
       parentSpanId: rec && rec.parent.traceId === tool.traceId ? rec.spanId : tool.spanId,
       resource: tool.resource,
+      toolSpanId: tool.spanId,
     };
     if (tool.parentUnverified) parent.unverified = true;
     return parent;

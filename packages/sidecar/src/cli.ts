@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveOtlpConfig, createExporters, resolveOtlpMetricsConfig } from './otlp/index.js';
+import { resolveOtlpConfig, createExporters, resolveOtlpMetricsConfig, resolveOtlpLogsConfig, createLogExporters } from './otlp/index.js';
 import { DEFAULT_MAX_EVENTS_PER_SPAN } from '@agentrace/bpf';
 import { Sidecar, SIDECAR_VERSION } from './sidecar.js';
 import { renderTree } from './tree.js';
@@ -44,6 +44,10 @@ Options:
                         events) go to the same file and to /v1/metrics, every
                         OTEL_METRIC_EXPORT_INTERVAL ms (default 60000) and at exit;
                         OTEL_METRICS_EXPORTER=none turns them off.
+  --logs otlp|none      Kernel events (exec, connect, name lookup, first open, loss) as OTLP log
+                        records, with event.name and their tool call's trace and span ids: to
+                        the same file and to /v1/logs (OTEL_EXPORTER_OTLP_LOGS_*). Default:
+                        OTEL_LOGS_EXPORTER (none turns them off), else otlp.
                         What agents send is held to OpenTelemetry's span limits:
                         OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT (or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
                         default 4096 characters) and OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT (or
@@ -81,6 +85,7 @@ interface Flags {
   'otlp-file'?: string;
   'otlp-endpoint'?: string;
   'otlp-protocol'?: string;
+  logs?: string;
   quiet?: boolean;
   'max-events-per-span'?: string;
   limit?: string[];
@@ -105,6 +110,7 @@ function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]
         'otlp-file': { type: 'string' },
         'otlp-endpoint': { type: 'string' },
         'otlp-protocol': { type: 'string' },
+        logs: { type: 'string' },
         quiet: { type: 'boolean' },
         'max-events-per-span': { type: 'string' },
         limit: { type: 'string', multiple: true },
@@ -129,8 +135,15 @@ function timestamp(): string {
 
 function exportersFor(flags: Flags, defaultFile: string) {
   const otlpFlags = { endpoint: flags['otlp-endpoint'], protocol: flags['otlp-protocol'], file: flags['otlp-file'] };
-  const config = resolveOtlpConfig(otlpFlags, process.env, { defaultFile });
-  return { exporters: createExporters(config, { onError: exportErrorLog() }), metrics: resolveOtlpMetricsConfig(otlpFlags, process.env, config) };
+  try {
+    const config = resolveOtlpConfig(otlpFlags, process.env, { defaultFile });
+    const metrics = resolveOtlpMetricsConfig(otlpFlags, process.env, config);
+    const logs = resolveOtlpLogsConfig({ ...otlpFlags, ...(flags.logs !== undefined ? { logs: flags.logs } : {}) }, process.env, config);
+    const onError = exportErrorLog();
+    return { exporters: createExporters(config, { onError }), metrics, logExporters: createLogExporters(logs, { onError }) };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 /** Export failures printed a few times, then only counted (the shutdown line has the totals). */
@@ -172,9 +185,9 @@ async function runSidecar(flags: Flags): Promise<number> {
   const socketPath = flags.socket ?? process.env.AGENTRACE_SOCKET ?? DEFAULT_SOCKET;
   const controlSocketPath = flags.control ?? process.env.AGENTRACE_CONTROL ?? path.join(path.dirname(socketPath), 'control.sock');
   const probeGroups = startGroups(flags);
-  const { exporters, metrics } = exportersFor(flags, DEFAULT_DAEMON_FILE);
+  const { exporters, metrics, logExporters } = exportersFor(flags, DEFAULT_DAEMON_FILE);
   const { spanLimits, socketLimits, held } = limitsFor(flags, exporters.length);
-  const sidecar = await Sidecar.start({ socketPath, exporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits, socketLimits });
+  const sidecar = await Sidecar.start({ socketPath, exporters, logExporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits, socketLimits });
   process.stderr.write(
     `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; control on ${controlSocketPath} (probe groups ${['context', ...(probeGroups ?? switchableGroups)].join(', ')}); exporting to ${exporters.map((e) => e.description).join(', ')}; ` +
       `agents can make it hold ${Math.ceil(held / 1024 ** 2)} MB at most (--limit)\n`,
@@ -197,7 +210,7 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
   const socketPath = flags.socket ?? path.join(tmp!, 'agentrace.sock');
   const controlSocketPath = flags.control ?? path.join(tmp!, 'control.sock');
   const defaultFile = path.resolve(`agentrace-${timestamp()}.otlp.jsonl`);
-  const { exporters, metrics } = exportersFor(flags, defaultFile);
+  const { exporters, metrics, logExporters } = exportersFor(flags, defaultFile);
   const maxEvents = maxEventsPerSpan(flags);
   const { spanLimits, socketLimits } = limitsFor(flags);
   const spans: ExportSpan[] = [];
@@ -207,6 +220,7 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
     controlSocketPath,
     probeGroups,
     exporters,
+    logExporters,
     metrics,
     maxEventsPerSpan: maxEvents,
     spanLimits,

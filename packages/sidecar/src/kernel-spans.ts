@@ -31,11 +31,23 @@ export interface KernelSpanParent {
   traceId: string;
   parentSpanId: string;
   resource: Attributes;
+  /** The tool call it belongs to (the parent, or the parent's parent for a child process's events). */
+  toolSpanId: string;
   /** The tool span's own parent is a claim the sidecar cannot back (agentrace.parent.unverified). */
   unverified?: boolean;
 }
 
+/** The `event.name` of each kind of kernel span, on its log record. */
+export const KERNEL_EVENTS = {
+  open: 'agentrace.file.open',
+  connect: 'agentrace.network.connect',
+  lookup: 'agentrace.dns.lookup',
+  query: 'agentrace.dns.query',
+  process: 'agentrace.process.exec',
+} as const;
+
 function base(
+  event: string,
   parent: KernelSpanParent,
   spanId: string,
   name: string,
@@ -56,6 +68,7 @@ function base(
     attributes,
     status: { code: SpanStatusCode.UNSET },
     resource: parent.resource,
+    event: { name: event, toolSpanId: parent.toolSpanId },
   };
 }
 
@@ -67,7 +80,7 @@ function fail(span: ExportSpan, ret: number): ExportSpan {
 }
 
 export function fileOpenSpan(e: FileOpenEvent, endNs: bigint, parent: KernelSpanParent, spanId: string): ExportSpan {
-  const span = base(parent, spanId, 'open', SpanKind.INTERNAL, endNs - e.latencyNs, endNs, {
+  const span = base(KERNEL_EVENTS.open, parent, spanId, 'open', SpanKind.INTERNAL, endNs - e.latencyNs, endNs, {
     'file.path': e.path,
     'agentrace.file.flags': e.flags,
     'process.pid': e.pid,
@@ -98,7 +111,7 @@ export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpa
   // A non-blocking connect returns at once with EINPROGRESS: the span then
   // measures the syscall, not the handshake.
   attrs['agentrace.connect.result'] = e.ret === 0 ? 'ok' : e.ret === -EINPROGRESS ? 'in_progress' : errnoName(e.ret);
-  const span = base(parent, spanId, peerText ? `connect ${peerText}` : 'connect', SpanKind.CLIENT, endNs - e.latencyNs, endNs, attrs);
+  const span = base(KERNEL_EVENTS.connect, parent, spanId, peerText ? `connect ${peerText}` : 'connect', SpanKind.CLIENT, endNs - e.latencyNs, endNs, attrs);
   return e.ret < 0 && e.ret !== -EINPROGRESS ? fail(span, e.ret) : span;
 }
 
@@ -120,7 +133,7 @@ const eaiNames: Record<number, string> = {
 
 export function dnsLookupSpan(e: DnsLookupEvent, endNs: bigint, parent: KernelSpanParent, spanId: string): ExportSpan {
   const result = e.ret === 0 ? 'ok' : (eaiNames[e.ret] ?? `EAI_${e.ret}`);
-  const span = base(parent, spanId, `getaddrinfo ${e.name}`, SpanKind.CLIENT, endNs - e.latencyNs, endNs, {
+  const span = base(KERNEL_EVENTS.lookup, parent, spanId, `getaddrinfo ${e.name}`, SpanKind.CLIENT, endNs - e.latencyNs, endNs, {
     'dns.question.name': e.name,
     'agentrace.dns.result': result,
     'process.pid': e.pid,
@@ -148,7 +161,7 @@ export function dnsQuerySpan(e: DnsQueryEvent, atNs: bigint, parent: KernelSpanP
   };
   if (e.name !== null) attrs['dns.question.name'] = e.name;
   if (type) attrs['agentrace.dns.question.type'] = type;
-  return base(parent, spanId, `dns query ${e.name ?? '?'}${type ? ` ${type}` : ''}`, SpanKind.CLIENT, atNs, atNs, attrs);
+  return base(KERNEL_EVENTS.query, parent, spanId, `dns query ${e.name ?? '?'}${type ? ` ${type}` : ''}`, SpanKind.CLIENT, atNs, atNs, attrs);
 }
 
 /** A child process from fork to exit, built up as its events arrive. */
@@ -177,7 +190,7 @@ export function processSpan(
   if (rec.executable) attrs['process.executable.path'] = rec.executable;
   if (rec.args) attrs['process.command_args'] = rec.args;
   const name = `process ${rec.executable ? path.basename(rec.executable) : rec.comm}`;
-  const span = base(rec.parent, rec.spanId, name, SpanKind.INTERNAL, rec.startNs, endNs, attrs);
+  const span = base(KERNEL_EVENTS.process, rec.parent, rec.spanId, name, SpanKind.INTERNAL, rec.startNs, endNs, attrs);
   if (exit) {
     attrs['process.exit.code'] = exit.signal ? 128 + exit.signal : exit.exitCode;
     if (exit.signal) attrs['agentrace.process.signal'] = exit.signal;

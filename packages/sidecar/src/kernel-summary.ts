@@ -7,6 +7,7 @@
 // and every event not emitted is counted on the span it belonged to.
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import type { AggregateKind, Probes, SpanKernelSummary, SyscallAggregate } from '@agentrace/bpf';
+import { LOSS_EVENT } from './kernel-logs.js';
 import { ATTRIBUTION_INCOMPLETE, PARENT_UNVERIFIED, type ToolSpan } from './tool-spans.js';
 import type { ExportSpan } from './otlp/span.js';
 import { newSpanId } from './ids.js';
@@ -171,7 +172,9 @@ export class KernelSummaries {
     if (late) attributes['agentrace.summary.after_end'] = true;
     if (tool.parentUnverified) attributes[PARENT_UNVERIFIED] = true;
     if (tool.incomplete) attributes[ATTRIBUTION_INCOMPLETE] = tool.incomplete;
+    const lost = Number(attributes['agentrace.events.dropped'] ?? 0) > 0;
     return {
+      ...(lost ? { event: { name: LOSS_EVENT, toolSpanId: tool.spanId } } : {}),
       traceId: tool.traceId,
       spanId: newSpanId(),
       parentSpanId: tool.spanId,

@@ -22,7 +22,8 @@ import type { OtlpMetricsConfig } from './otlp/metric-config.js';
 import { nowNs } from './time.js';
 import { limitedLog } from './limited-log.js';
 import type { ExportSpan } from './otlp/span.js';
-import type { SpanExporter } from './otlp/exporter.js';
+import type { LogExporter, SpanExporter } from './otlp/exporter.js';
+import { logRecordsOf } from './kernel-logs.js';
 
 /** Protocol errors logged one by one; the rest are counted in the shutdown line. */
 const PROTOCOL_ERRORS_LOGGED = 5;
@@ -35,6 +36,8 @@ export const SIDECAR_VERSION: string = (createRequire(import.meta.url)('../packa
 export interface SidecarOptions {
   socketPath: string;
   exporters: SpanExporter[];
+  /** Where kernel events go as log records (kernel-logs.ts); none: no logs. */
+  logExporters?: LogExporter[];
   /** Called for every batch of spans exported, e.g. to print a tree. */
   onSpans?: (spans: ExportSpan[]) => void;
   /** Called when an agent announces a tool span (exported by the sidecar or not). */
@@ -84,6 +87,7 @@ export interface SidecarStats {
   /** Per-descriptor kernel entries of exited processes removed (descriptors they never closed). */
   descriptorsForgotten: number;
   exporters: Record<string, ReturnType<SpanExporter['stats']>>;
+  logExporters: Record<string, ReturnType<LogExporter['stats']>>;
 }
 
 export class Sidecar {
@@ -114,12 +118,14 @@ export class Sidecar {
   private readonly runtimeOf = new Map<number, { exe?: string; libc?: string; warned?: boolean }>();
   private readonly logIncomplete: (line: string) => void;
   private readonly log: (line: string) => void;
+  private readonly logExporters: LogExporter[];
 
   private constructor(
     private readonly probes: Probes,
     private readonly opts: SidecarOptions,
   ) {
     this.log = opts.log ?? ((line) => process.stderr.write(`agentrace: ${line}\n`));
+    this.logExporters = opts.logExporters ?? [];
     this.logProtocolError = limitedLog(PROTOCOL_ERRORS_LOGGED, this.log, 'further ones');
     this.logIncomplete = limitedLog(PROTOCOL_ERRORS_LOGGED, this.log, 'further processes');
     this.registry = new ToolSpanRegistry(opts.spanLimits);
@@ -133,7 +139,7 @@ export class Sidecar {
           map_full: Number(s.probes.pendingFull + s.probes.aggFull + s.probes.trackedFull),
           decode_error: s.probes.decodeErrors,
           unmatched: s.attribution.expired,
-          exporter_queue_full: Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0),
+          exporter_queue_full: [...Object.values(s.exporters), ...Object.values(s.logExporters)].reduce((n, e) => n + e.dropped, 0),
         };
       },
       events: () => {
@@ -252,6 +258,7 @@ export class Sidecar {
       helloAfterExit: this.helloAfterExit,
       descriptorsForgotten: this.descriptorsForgotten,
       exporters: Object.fromEntries(this.opts.exporters.map((e) => [e.description, e.stats()])),
+      logExporters: Object.fromEntries(this.logExporters.map((e) => [e.description, e.stats()])),
     };
   }
 
@@ -303,7 +310,11 @@ export class Sidecar {
   /** Drains the kernel's events and hands everything to the exporters. */
   async flush(timeoutMs = 5000): Promise<void> {
     this.probes.drain();
-    await Promise.all([...this.opts.exporters.map((e) => e.flush(timeoutMs)), this.metricsReader?.flush(timeoutMs)]);
+    await Promise.all([
+      ...this.opts.exporters.map((e) => e.flush(timeoutMs)),
+      ...this.logExporters.map((e) => e.flush(timeoutMs)),
+      this.metricsReader?.flush(timeoutMs),
+    ]);
   }
 
   /** Stops serving, drains what the kernel still holds, ends what is open, flushes, frees the probes. */
@@ -322,7 +333,7 @@ export class Sidecar {
     this.probes.drain();
     this.closedProbeStats = this.probes.stats();
     this.probes.close();
-    await Promise.all(this.opts.exporters.map((e) => e.shutdown(timeoutMs)));
+    await Promise.all([...this.opts.exporters, ...this.logExporters].map((e) => e.shutdown(timeoutMs)));
     // Last: the final collection carries the exporters' own drops.
     await this.metricsReader?.shutdown(timeoutMs);
     const s = this.stats();
@@ -330,6 +341,9 @@ export class Sidecar {
     const exporterDrops = Object.values(s.exporters).reduce((n, e) => n + e.dropped, 0);
     for (const [name, e] of Object.entries(s.exporters)) {
       if (e.failed > 0 || e.dropped > 0) this.log(`${name}: ${e.exported} spans exported, ${e.failed} failed, ${e.dropped} dropped (queue full)`);
+    }
+    for (const [name, e] of Object.entries(s.logExporters)) {
+      if (e.failed > 0 || e.dropped > 0) this.log(`${name}: ${e.exported} log records exported, ${e.failed} failed, ${e.dropped} dropped (queue full)`);
     }
     const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
     const sk = s.socket;
@@ -571,6 +585,10 @@ export class Sidecar {
 
   private emit(spans: ExportSpan[]): void {
     for (const e of this.opts.exporters) e.export(spans);
+    if (this.logExporters.length > 0) {
+      const records = logRecordsOf(spans, nowNs());
+      if (records.length > 0) for (const e of this.logExporters) e.export(records);
+    }
     this.opts.onSpans?.(spans);
   }
 }

@@ -47,8 +47,8 @@ export const DEFAULT_OTLP_FILE = 'agentrace-traces.jsonl';
 export const SUPPORTED_PROTOCOLS: readonly OtlpHttpProtocol[] = ['http/protobuf', 'http/json'];
 
 /** An OTLP signal: names its variables (OTEL_EXPORTER_OTLP_<SIGNAL>_*) and its path (/v1/<signal>). */
-export type OtlpSignal = 'traces' | 'metrics';
-const SIGNAL_PATHS: Readonly<Record<OtlpSignal, string>> = { traces: 'v1/traces', metrics: 'v1/metrics' };
+export type OtlpSignal = 'traces' | 'metrics' | 'logs';
+const SIGNAL_PATHS: Readonly<Record<OtlpSignal, string>> = { traces: 'v1/traces', metrics: 'v1/metrics', logs: 'v1/logs' };
 
 /**
  * Resolves the exporter configuration. Throws an Error naming the flag or

@@ -2,6 +2,7 @@
 // options they share.
 import { diag } from '@opentelemetry/api';
 import type { ExportSpan } from './span.js';
+import type { ExportLogRecord } from './log-record.js';
 
 export interface ExporterStats {
   /** Spans written or accepted by the receiver. */
@@ -14,9 +15,10 @@ export interface ExporterStats {
   retries: number;
 }
 
-export interface SpanExporter {
+/** An exporter of one signal's items (spans, log records). */
+export interface ItemExporter<T> {
   /** Enqueue; never throws, never blocks. Drops (counted) when the queue is full. */
-  export(spans: ExportSpan[]): void;
+  export(items: T[]): void;
   /** Resolves when everything queued so far is written/sent or given up on (bounded by timeoutMs). */
   flush(timeoutMs?: number): Promise<void>;
   /** Flushes (bounded by timeoutMs), then stops; later exports are dropped. */
@@ -25,6 +27,9 @@ export interface SpanExporter {
   /** e.g. "OTLP file /path" or "OTLP http/protobuf http://..." */
   readonly description: string;
 }
+
+export type SpanExporter = ItemExporter<ExportSpan>;
+export type LogExporter = ItemExporter<ExportLogRecord>;
 
 export interface BatchingOptions {
   /** Spans waiting at most; more are dropped (counted). Default 2048. */

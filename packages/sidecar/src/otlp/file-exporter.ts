@@ -10,37 +10,41 @@ import {
   safeReporter,
   type BatchingOptions,
   type ExporterStats,
-  type SpanExporter,
+  type ItemExporter,
 } from './exporter.js';
-import { spanOwner, type ExportSpan } from './span.js';
+import type { ExportSpan } from './span.js';
+import { TRACES, type SignalCodec } from './signal.js';
 import { acquireLineFile, LineFileError, type LineFileRef } from './line-file.js';
-import { encodeTraces } from './trace-serializer.js';
 
-export interface FileExporterOptions extends BatchingOptions {
+export interface FileExporterOptions<T = ExportSpan> extends BatchingOptions {
   /** File to append to; relative paths resolve against the working directory. */
   path: string;
+  /** The signal: TRACES (default) or LOGS. */
+  codec?: SignalCodec<T>;
 }
 
 /** Partial batches are written after this many ms by default (a file write is cheap). */
 export const DEFAULT_FILE_SCHEDULE_DELAY_MS = 200;
 
-export class OtlpFileExporter implements SpanExporter {
+export class OtlpFileExporter<T = ExportSpan> implements ItemExporter<T> {
   readonly description: string;
   readonly path: string;
-  private readonly queue: BatchQueue<ExportSpan>;
+  private readonly queue: BatchQueue<T>;
   private readonly report: (error: Error) => void;
   private readonly file: LineFileRef;
+  private readonly codec: SignalCodec<T>;
 
-  constructor(options: FileExporterOptions) {
+  constructor(options: FileExporterOptions<T>) {
     this.path = path.resolve(options.path);
     this.description = `OTLP file ${this.path}`;
     this.report = safeReporter(options.onError);
+    this.codec = options.codec ?? (TRACES as unknown as SignalCodec<T>);
     this.file = acquireLineFile(this.path);
-    this.queue = new BatchQueue<ExportSpan>(
+    this.queue = new BatchQueue<T>(
       {
         maxQueueSize: options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE,
         maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
-        ownerOf: spanOwner,
+        ownerOf: this.codec.ownerOf,
         scheduleDelayMs: options.scheduleDelayMs ?? DEFAULT_FILE_SCHEDULE_DELAY_MS,
       },
       (batch) => this.write(batch),
@@ -48,9 +52,9 @@ export class OtlpFileExporter implements SpanExporter {
     );
   }
 
-  export(spans: ExportSpan[]): void {
+  export(items: T[]): void {
     try {
-      this.queue.push(spans);
+      this.queue.push(items);
     } catch (error) {
       this.report(error instanceof Error ? error : new Error(String(error)));
     }
@@ -69,9 +73,9 @@ export class OtlpFileExporter implements SpanExporter {
     return { ...this.queue.stats(), retries: 0 };
   }
 
-  private async write(batch: ExportSpan[]): Promise<BatchOutcome> {
-    const encoded = encodeTraces(batch, 'json');
-    for (const { reason } of encoded.invalid) this.report(new Error(`span not exported: ${reason}`));
+  private async write(batch: T[]): Promise<BatchOutcome> {
+    const encoded = this.codec.encode(batch, 'json');
+    for (const { reason } of encoded.invalid) this.report(new Error(`one of the ${this.codec.items} not exported: ${reason}`));
     if (encoded.body === undefined) return { exported: 0, failed: batch.length };
     try {
       const { recoveredAfter } = await this.file.appendLine(encoded.body);
@@ -79,7 +83,7 @@ export class OtlpFileExporter implements SpanExporter {
       return { exported: encoded.count, failed: batch.length - encoded.count };
     } catch (error) {
       // Said when writing starts failing, not for every batch while it does (the counts say how many).
-      if (!(error instanceof LineFileError) || error.first) this.report(new Error(`spans not written: ${asError(error).message}`));
+      if (!(error instanceof LineFileError) || error.first) this.report(new Error(`${this.codec.items} not written: ${asError(error).message}`));
       return { exported: 0, failed: batch.length };
     }
   }

@@ -11,41 +11,45 @@ import {
   safeReporter,
   type BatchingOptions,
   type ExporterStats,
-  type SpanExporter,
+  type ItemExporter,
 } from './exporter.js';
 import { OtlpHttpSender, type HttpSenderOptions, type OtlpHttpProtocol } from './http-sender.js';
-import { spanOwner, type ExportSpan } from './span.js';
+import type { ExportSpan } from './span.js';
+import { TRACES, type SignalCodec } from './signal.js';
 import { FailureState } from './failure-state.js';
-import { encodeTraces, rejectedSpans } from './trace-serializer.js';
 
 export { DEFAULT_HTTP_TIMEOUT_MS, type OtlpHttpProtocol } from './http-sender.js';
 
-export interface HttpExporterOptions extends BatchingOptions, HttpSenderOptions {
-  /** Full URL of the traces endpoint, e.g. http://127.0.0.1:4318/v1/traces (used as-is). */
+export interface HttpExporterOptions<T = ExportSpan> extends BatchingOptions, HttpSenderOptions {
+  /** Full URL of the signal's endpoint, e.g. http://127.0.0.1:4318/v1/traces (used as-is). */
   url: string;
+  /** The signal: TRACES (default) or LOGS. */
+  codec?: SignalCodec<T>;
 }
 
-export class OtlpHttpExporter implements SpanExporter {
+export class OtlpHttpExporter<T = ExportSpan> implements ItemExporter<T> {
   readonly description: string;
   readonly url: string;
   readonly protocol: OtlpHttpProtocol;
   private readonly sender: OtlpHttpSender;
-  private readonly queue: BatchQueue<ExportSpan>;
+  private readonly queue: BatchQueue<T>;
   private readonly report: (error: Error) => void;
   private readonly state: FailureState;
+  private readonly codec: SignalCodec<T>;
 
-  constructor(options: HttpExporterOptions) {
+  constructor(options: HttpExporterOptions<T>) {
     this.sender = new OtlpHttpSender(options);
     this.url = this.sender.url;
     this.protocol = this.sender.protocol;
     this.description = `OTLP ${this.protocol} ${this.url}`;
     this.report = safeReporter(options.onError);
-    this.state = new FailureState(`spans to ${this.url}`, this.report);
-    this.queue = new BatchQueue<ExportSpan>(
+    this.codec = options.codec ?? (TRACES as unknown as SignalCodec<T>);
+    this.state = new FailureState(`${this.codec.items} to ${this.url}`, this.report);
+    this.queue = new BatchQueue<T>(
       {
         maxQueueSize: options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE,
         maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
-        ownerOf: spanOwner,
+        ownerOf: this.codec.ownerOf,
         scheduleDelayMs: options.scheduleDelayMs ?? DEFAULT_SCHEDULE_DELAY_MS,
       },
       (batch, signal) => this.send(batch, signal),
@@ -53,9 +57,9 @@ export class OtlpHttpExporter implements SpanExporter {
     );
   }
 
-  export(spans: ExportSpan[]): void {
+  export(items: T[]): void {
     try {
-      this.queue.push(spans);
+      this.queue.push(items);
     } catch (error) {
       this.report(asError(error));
     }
@@ -74,9 +78,9 @@ export class OtlpHttpExporter implements SpanExporter {
     return { ...this.queue.stats(), retries: this.sender.retries() };
   }
 
-  private async send(batch: ExportSpan[], signal: AbortSignal): Promise<BatchOutcome> {
-    const encoded = encodeTraces(batch, this.sender.encoding);
-    for (const { reason } of encoded.invalid) this.report(new Error(`span not exported: ${reason}`));
+  private async send(batch: T[], signal: AbortSignal): Promise<BatchOutcome> {
+    const encoded = this.codec.encode(batch, this.sender.encoding);
+    for (const { reason } of encoded.invalid) this.report(new Error(`one of the ${this.codec.items} not exported: ${reason}`));
     const body = encoded.body;
     if (body === undefined) return { exported: 0, failed: batch.length };
     const count = encoded.count;
@@ -86,10 +90,10 @@ export class OtlpHttpExporter implements SpanExporter {
       return { exported: 0, failed: batch.length };
     }
     this.state.worked();
-    const partial = rejectedSpans(outcome.responseBody, this.sender.encoding);
+    const partial = this.codec.rejected(outcome.responseBody, this.sender.encoding);
     if (partial.rejected > 0) {
       const rejected = Math.min(partial.rejected, count);
-      this.report(new Error(`${this.url} rejected ${rejected} span(s)${partial.message ? `: ${partial.message}` : ''}`));
+      this.report(new Error(`${this.url} rejected ${rejected} of the ${this.codec.items}${partial.message ? `: ${partial.message}` : ''}`));
       return { exported: count - rejected, failed: batch.length - count + rejected };
     }
     return { exported: count, failed: batch.length - count };

@@ -1,6 +1,9 @@
 // Public API of the sidecar's OTLP exporters.
 export type { ExportSpan, ExportSpanEvent } from './span.js';
-export type { SpanExporter, ExporterStats, BatchingOptions } from './exporter.js';
+export type { SpanExporter, LogExporter, ItemExporter, ExporterStats, BatchingOptions } from './exporter.js';
+export { resolveOtlpLogsConfig, createLogExporters, type OtlpLogsConfig } from './log-config.js';
+export { encodeLogs, SeverityNumber, type ExportLogRecord } from './log-record.js';
+export { TRACES, LOGS, type SignalCodec } from './signal.js';
 export {
   DEFAULT_MAX_QUEUE_SIZE,
   DEFAULT_MAX_BATCH_SIZE,

@@ -28,6 +28,8 @@ export interface ExportSpan {
   resource: Attributes;
   /** W3C trace flags; default 1 (sampled). */
   traceFlags?: number;
+  /** A kernel event: the span is also exported as a log record of that `event.name`, with its tool call's span id. */
+  event?: { name: string; toolSpanId: string };
 }
 
 /**
