@@ -16,7 +16,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
-import { ancestry, readOtlpFile, type FlatSpan } from './support/otlp.js';
+import { ancestry, readOtlpFile, readOtlpLogs, type FlatSpan } from './support/otlp.js';
 import {
   AGENT_IMAGE,
   PlayedPod,
@@ -154,6 +154,18 @@ function assertAttributed(spans: FlatSpan[], run: AgentRun): void {
   assert.equal(lookup.attributes['agentrace.dns.result'], 'ok');
 }
 
+/** The agent's kernel events as log records carry its container and pod, and its tool call's ids. */
+function assertLogsIdentify(file: string, spans: FlatSpan[], run: AgentRun): void {
+  const logs = readOtlpLogs(file).filter((l) => l.resource['k8s.pod.name'] === run.pod);
+  const lookup = logs.find((l) => l.eventName === 'agentrace.dns.lookup' && l.attributes['dns.question.name'] === run.plan.host);
+  assert.ok(lookup, `a name lookup log record from ${run.pod}: ${logs.map((l) => l.eventName).join(', ')}`);
+  const tool = spans.find((s) => s.name === 'execute_tool lookup_host' && s.resource['k8s.pod.name'] === run.pod)!;
+  assert.deepEqual([lookup.traceId, lookup.spanId], [tool.traceId, tool.spanId]);
+  assert.equal(lookup.resource['container.id'], run.containerId);
+  assert.equal(lookup.resource['k8s.namespace.name'], NAMESPACE);
+  assert.equal(lookup.resource['k8s.node.name'], NODE);
+}
+
 /** Metric data points of the agent's tools carry its container and pod. */
 function assertMetricsIdentify(file: string, run: AgentRun): void {
   const points: Array<Record<string, unknown>> = [];
@@ -177,7 +189,7 @@ function assertMetricsIdentify(file: string, run: AgentRun): void {
   assert.equal(open['k8s.node.name'], NODE);
 }
 
-test('pod sidecar (deploy/kubernetes/pod-sidecar.yaml): the image beside the agent in its pod; the agent\'s open, connect, child process and name lookup come out under its tool calls, with its container and pod', { timeout: 300_000 }, async (t) => {
+test('pod sidecar (deploy/kubernetes/pod-sidecar.yaml): the image beside the agent in its pod; the agent\'s open, connect, child process and name lookup come out under its tool calls, with its container and pod on spans, metrics and logs', { timeout: 300_000 }, async (t) => {
   if (!requireBpf(t) || !requirePodman(t)) return;
   await buildImages();
   const [deployment] = readManifests('deploy/kubernetes/pod-sidecar.yaml');
@@ -203,6 +215,7 @@ test('pod sidecar (deploy/kubernetes/pod-sidecar.yaml): the image beside the age
   const spans = readOtlpFile(file);
   assertAttributed(spans, run);
   assertMetricsIdentify(file, run);
+  assertLogsIdentify(file, spans, run);
   await played.remove();
 });
 
@@ -252,6 +265,7 @@ test('node daemon (deploy/kubernetes/node-daemon.yaml): one daemon for two agent
   for (const r of runs) {
     assertAttributed(spans, r);
     assertMetricsIdentify(file, r);
+    assertLogsIdentify(file, spans, r);
   }
   for (const p of [daemon, ...played.map(([p]) => p)]) await p.remove();
 });

@@ -140,6 +140,7 @@ export class Sidecar {
           decode_error: s.probes.decodeErrors,
           unmatched: s.attribution.expired,
           exporter_queue_full: [...Object.values(s.exporters), ...Object.values(s.logExporters)].reduce((n, e) => n + e.dropped, 0),
+          export_failed: [...Object.values(s.exporters), ...Object.values(s.logExporters)].reduce((n, e) => n + e.failed, 0),
         };
       },
       events: () => {

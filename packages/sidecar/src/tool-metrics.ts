@@ -23,8 +23,8 @@ export const LATENCY_BUCKETS: number = HIST_BUCKETS;
 export type SyscallKind = AggregateKind;
 export type { SyscallAggregate };
 export type SpanAggregates = Partial<Record<SyscallKind, SyscallAggregate>>;
-/** Why an event or span was lost; `unmatched`: a kernel event whose span was never announced (its start frame never came). */
-export type DropReason = 'ringbuf_full' | 'map_full' | 'exporter_queue_full' | 'decode_error' | 'unmatched';
+/** Why an event or span was lost; `unmatched`: a kernel event whose span was never announced (its start frame never came); `export_failed`: spans and log records an exporter tried and gave up on. */
+export type DropReason = 'ringbuf_full' | 'map_full' | 'exporter_queue_full' | 'export_failed' | 'decode_error' | 'unmatched';
 export interface ToolMetricsOptions {
   resource?: Attributes;            // resource of the sidecar's metrics (service.name etc.)
   /** Cumulative loss counters, read at each collection (from kernel stats and exporter stats). */
