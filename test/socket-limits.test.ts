@@ -150,7 +150,9 @@ test('a drip-feed client costs the sidecar in proportion to the bytes it sends, 
     const share = (used.user + used.system) / 1000 / (performance.now() - t0);
     // 60 connections × 50 bytes/s = 3,000 bytes/s. A decoder that re-copied
     // what is pending on every byte would copy 3 GB/s (a core and more).
-    assert.ok(share < 0.1, `the server used ${(share * 100).toFixed(1)}% of a core for 3,000 bytes/s`);
+    // The bound leaves room for a busy 2-core CI machine (10% failed there
+    // once at 10.1%); the failure it guards against is ten times that.
+    assert.ok(share < 0.25, `the server used ${(share * 100).toFixed(1)}% of a core for 3,000 bytes/s`);
     assert.equal(closed.length, 0, `nobody was closed yet: the frames are still within their 10 s (${JSON.stringify(server.stats())})`);
   } finally {
     if (dripper.exitCode === null) dripper.kill('SIGKILL');
