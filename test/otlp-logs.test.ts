@@ -6,9 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import type * as Protobuf from '../packages/sidecar/node_modules/protobufjs/index.js';
 import {
   LOGS,
   OtlpFileExporter,
@@ -22,16 +20,9 @@ import {
   type ExportSpan,
 } from '../packages/sidecar/src/otlp/index.js';
 import { logRecordsOf } from '../packages/sidecar/src/kernel-logs.js';
-import { startCollector, type Collector } from './otlp-schema.js';
+import { loadOtlpService, startCollector, type Collector } from './otlp-schema.js';
 
-const sidecarRequire = createRequire(new URL('../packages/sidecar/package.json', import.meta.url));
-const protobuf = sidecarRequire('protobufjs') as typeof Protobuf;
-const PROTO_DIR = path.dirname(sidecarRequire.resolve('@elastic/mockotlpserver/package.json'));
-const root = new protobuf.Root();
-root.resolvePath = (_origin: string, target: string): string => path.join(PROTO_DIR, target);
-root.loadSync('opentelemetry/proto/collector/logs/v1/logs_service.proto');
-root.resolveAll();
-const LogsRequest = root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
+const LogsRequest = loadOtlpService('logs').request;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-logs-'));
 const collectors: Collector[] = [];

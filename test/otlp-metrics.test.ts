@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Protobuf from '../packages/sidecar/node_modules/protobufjs/index.js';
 import {
@@ -26,23 +25,12 @@ import {
   type OtlpHttpProtocol,
 } from '../packages/sidecar/src/otlp/index.js';
 import { LATENCY_BUCKETS, ToolMetrics, type DropReason, type SyscallAggregate } from '../packages/sidecar/src/tool-metrics.js';
-import { SCOPE_VERSION, manySpans, startCollector, summarize as summarizeTraces, spansOf, type Collector } from './otlp-schema.js';
+import { SCOPE_VERSION, loadOtlpService, manySpans, protobuf, startCollector, summarize as summarizeTraces, spansOf, type Collector } from './otlp-schema.js';
 
 // ---------------------------------------------------------------------------
 // The official schema, and one plain shape for a request in either encoding
 
-const sidecarRequire = createRequire(new URL('../packages/sidecar/package.json', import.meta.url));
-const protobuf = sidecarRequire('protobufjs') as typeof Protobuf;
-const PROTO_DIR = path.dirname(sidecarRequire.resolve('@elastic/mockotlpserver/package.json'));
-
-function loadRequestType(): Protobuf.Type {
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin: string, target: string): string => path.join(PROTO_DIR, target);
-  root.loadSync('opentelemetry/proto/collector/metrics/v1/metrics_service.proto');
-  root.resolveAll();
-  return root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
-}
-const requestType = loadRequestType();
+const requestType = loadOtlpService('metrics').request;
 const TO_OBJECT = { longs: String, enums: Number, defaults: false } as const;
 
 /** A binary ExportMetricsServiceRequest, decoded with the official schema. */

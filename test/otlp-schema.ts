@@ -18,23 +18,28 @@ import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import type { ExportSpan } from '../packages/sidecar/src/otlp/index.js';
 
 const sidecarRequire = createRequire(new URL('../packages/sidecar/package.json', import.meta.url));
-const protobuf = sidecarRequire('protobufjs') as typeof Protobuf;
+export const protobuf = sidecarRequire('protobufjs') as typeof Protobuf;
 const PROTO_DIR = path.dirname(sidecarRequire.resolve('@elastic/mockotlpserver/package.json'));
 
 export const SCOPE_VERSION = (sidecarRequire('./package.json') as { version: string }).version;
 
-function loadSchema(): { request: Protobuf.Type; response: Protobuf.Type } {
+/**
+ * The official collector service types of one signal (`trace`, `metrics`,
+ * `logs`): Export<Signal>ServiceRequest and ...Response.
+ */
+export function loadOtlpService(signal: 'trace' | 'metrics' | 'logs'): { request: Protobuf.Type; response: Protobuf.Type } {
   const root = new protobuf.Root();
   root.resolvePath = (_origin: string, target: string): string => path.join(PROTO_DIR, target);
-  root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto');
+  root.loadSync(`opentelemetry/proto/collector/${signal}/v1/${signal}_service.proto`);
   root.resolveAll();
+  const Name = { trace: 'Trace', metrics: 'Metrics', logs: 'Logs' }[signal];
   return {
-    request: root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest'),
-    response: root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse'),
+    request: root.lookupType(`opentelemetry.proto.collector.${signal}.v1.Export${Name}ServiceRequest`),
+    response: root.lookupType(`opentelemetry.proto.collector.${signal}.v1.Export${Name}ServiceResponse`),
   };
 }
 
-export const schema = loadSchema();
+export const schema = loadOtlpService('trace');
 
 // ---------------------------------------------------------------------------
 // Decoding and checking
