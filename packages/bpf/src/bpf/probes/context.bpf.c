@@ -34,6 +34,26 @@ static __always_inline void ar_slot_register(__u64 id, __u64 buf, __u64 len)
 		ar_slot_remember(id, buf);
 }
 
+/* An event that is only a header, about the current process (a declaration,
+ * a node starting), handed over at once rather than at the next poll: user
+ * space hooks the process's binaries on it. */
+static __always_inline void ar_notify(__u32 kind, __u64 size, __u64 id)
+{
+	struct ar_event_header *e = ar_reserve(size);
+	if (!e)
+		return;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->attr_source = AR_ATTR_NONE;
+	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
+	__builtin_memset(&e->span, 0, sizeof(e->span));
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	ar_count(AR_STAT_EVENTS);
+}
+
 /* For a 32-byte write of a process nobody tracks: a slot registration makes
  * it tracked (self-declared) and says so to user space, once. */
 static __always_inline void ar_slot_declare(__u64 id, __u64 buf)
@@ -58,20 +78,7 @@ static __always_inline void ar_slot_declare(__u64 id, __u64 buf)
 	ar_tracked_bit(tgid, 1);
 	ar_slot_remember(id, buf);
 	ar_count(AR_STAT_DECLARED);
-	struct ar_proc_declare_event *e = ar_reserve(sizeof(*e));
-	if (!e)
-		return;
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.kind = AR_EV_PROC_DECLARE;
-	e->hdr.pid = tgid;
-	e->hdr.tid = (__u32)id;
-	e->hdr.attr_source = AR_ATTR_NONE;
-	e->hdr._pad[0] = e->hdr._pad[1] = e->hdr._pad[2] = 0;
-	__builtin_memset(&e->hdr.span, 0, sizeof(e->hdr.span));
-	bpf_get_current_comm(e->hdr.comm, sizeof(e->hdr.comm));
-	/* at once: user space hooks the process's binaries on it */
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-	ar_count(AR_STAT_EVENTS);
+	ar_notify(AR_EV_PROC_DECLARE, sizeof(struct ar_proc_declare_event), id);
 }
 
 /* A node starts: say so at once (not at the next poll), so that user space
@@ -89,19 +96,7 @@ int context_runtime_exec(__u64 *ctx)
 	__u64 id = ar_current_id();
 	if (!(id >> 32))
 		return 0; /* a process the sidecar cannot see */
-	struct ar_runtime_exec_event *e = ar_reserve(sizeof(*e));
-	if (!e)
-		return 0;
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.kind = AR_EV_RUNTIME_EXEC;
-	e->hdr.pid = id >> 32;
-	e->hdr.tid = (__u32)id;
-	e->hdr.attr_source = AR_ATTR_NONE;
-	e->hdr._pad[0] = e->hdr._pad[1] = e->hdr._pad[2] = 0;
-	__builtin_memset(&e->hdr.span, 0, sizeof(e->hdr.span));
-	__builtin_memcpy(e->hdr.comm, comm, sizeof(comm));
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-	ar_count(AR_STAT_EVENTS);
+	ar_notify(AR_EV_RUNTIME_EXEC, sizeof(struct ar_runtime_exec_event), id);
 	return 0;
 }
 
