@@ -37,6 +37,9 @@ if [ -r /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
 # errors only, but never silent: a stale lockfile must say so in CI
 pnpm install --frozen-lockfile --loglevel=error
 
+# The sidecar runs on the current Node LTS (24); bin/agentrace finds it here.
+scripts/node24.sh >/dev/null
+
 say "building"
 pnpm -s build
 

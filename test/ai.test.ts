@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
-import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24, runtimes } from './support/framework-agent.js';
+import { Rig, assertCallsAttributed, assertTreeComplete, requireBothNodes, runtimes } from './support/framework-agent.js';
 
 // The same agent as an ES module and as CommonJS (the ai SDK's other build).
 const scripts = {
@@ -18,7 +18,7 @@ const scripts = {
 const rig = Rig.create('ai');
 after(() => rig.close());
 
-test('the ai SDK agent runs on Node 24 too (in CI)', (t) => requireNode24(t));
+test('the ai SDK agent runs on Node 20 and Node 24 (in CI)', (t) => requireBothNodes(t));
 
 for (const [runtime, node] of runtimes) {
   for (const [mode, format] of [['generate', 'ESM'], ['stream', 'ESM'], ['generate', 'CommonJS']] as const) {

@@ -9,11 +9,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
-import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24 } from './support/framework-agent.js';
+import { Rig, assertCallsAttributed, assertTreeComplete, node24, requireNode24 } from './support/framework-agent.js';
 
 const rig = Rig.create('ai7');
 after(() => rig.close());
-const node24 = process.env.AGENTRACE_NODE24;
 
 for (const [format, file] of [['ESM', 'ai7-agent.mjs'], ['CommonJS', 'ai7-agent.cjs']] as const) {
   test(`ai 7 ToolLoopAgent (${format}, registerTelemetry, no ready()): three parallel calls' opens, connects and child processes land under their own execute_tool spans, under invoke_agent`, async (t) => {

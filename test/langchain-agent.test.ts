@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
 import { ancestry } from './support/otlp.js';
-import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24, runtimes } from './support/framework-agent.js';
+import { Rig, assertCallsAttributed, assertTreeComplete, requireBothNodes, runtimes } from './support/framework-agent.js';
 
 const rig = Rig.create('lc-agent');
 after(() => rig.close());
 
-test('the createAgent agent runs on Node 24 too (in CI)', (t) => requireNode24(t));
+test('the createAgent agent runs on Node 20 and Node 24 (in CI)', (t) => requireBothNodes(t));
 
 for (const [runtime, node] of runtimes) {
   for (const [format, file] of [['ESM', 'langchain-create-agent.mjs'], ['CommonJS', 'langchain-create-agent.cjs']] as const) {

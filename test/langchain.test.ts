@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Sidecar, createExporters, resolveOtlpConfig } from '@agentrace/sidecar';
 import { requireBpf } from './support/bpf.js';
+import { requireBothNodes, runtimes } from './support/runtimes.js';
 import { ancestry, readOtlpFile, type FlatSpan } from './support/otlp.js';
 
 // The same agent as an ES module and as CommonJS (@langchain/core's other build).
@@ -47,17 +48,8 @@ after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-// Agents run on users' Node: on this one and on Node 24 (scripts/test.sh
-// fetches it and sets AGENTRACE_NODE24).
-const node24 = process.env.AGENTRACE_NODE24;
-const runtimes: Array<[string, string]> = [[`node ${process.version}`, process.execPath]];
-if (node24) runtimes.push(['node 24', node24]);
 
-test('the LangGraph agent runs on Node 24 too (in CI)', (t) => {
-  if (node24) return;
-  if (process.env.CI === 'true') assert.fail('AGENTRACE_NODE24 is not set: scripts/test.sh fetches Node 24 for these tests');
-  t.skip('AGENTRACE_NODE24 is not set: the agent runs on this Node only');
-});
+test('the LangGraph agent runs on Node 20 and Node 24 (in CI)', (t) => requireBothNodes(t));
 
 interface AgentOutput {
   toolMessages: Array<{ id: string; status: string; content: string }>;

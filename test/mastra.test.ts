@@ -9,11 +9,10 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { requireBpf } from './support/bpf.js';
-import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24 } from './support/framework-agent.js';
+import { Rig, assertCallsAttributed, assertTreeComplete, node24, requireNode24 } from './support/framework-agent.js';
 
 const rig = Rig.create('mastra');
 after(() => rig.close());
-const node24 = process.env.AGENTRACE_NODE24;
 
 for (const [mode, format, file] of [['generate', 'ESM', 'mastra-agent.mjs'], ['stream', 'ESM', 'mastra-agent.mjs'], ['generate', 'CommonJS', 'mastra-agent.cjs']] as const) {
   test(`Mastra agent.${mode} (${format}, no ready()): three parallel calls' opens, connects and child processes land under their own execute_tool spans, under invoke_agent`, async (t) => {

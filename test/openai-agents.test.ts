@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
 import { ancestry } from './support/otlp.js';
-import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24, runtimes } from './support/framework-agent.js';
+import { Rig, assertCallsAttributed, assertTreeComplete, requireBothNodes, runtimes } from './support/framework-agent.js';
 
 // The same agent as an ES module and as CommonJS (the agents SDK's other build).
 const scripts = {
@@ -19,7 +19,7 @@ const scripts = {
 const rig = Rig.create('openai-agents');
 after(() => rig.close());
 
-test('the OpenAI Agents SDK agent runs on Node 24 too (in CI)', (t) => requireNode24(t));
+test('the OpenAI Agents SDK agent runs on Node 20 and Node 24 (in CI)', (t) => requireBothNodes(t));
 
 for (const [runtime, node] of runtimes) {
   for (const [stream, format] of [[false, 'ESM'], [true, 'ESM'], [false, 'CommonJS']] as const) {

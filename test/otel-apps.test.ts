@@ -12,12 +12,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
-import { Rig, assertCallsAttributed, assertTreeComplete, requireNode24, runtimes } from './support/framework-agent.js';
+import { Rig, assertCallsAttributed, assertTreeComplete, node20, node24, requireBothNodes } from './support/framework-agent.js';
 import type { FlatSpan } from './support/otlp.js';
 
 const rig = Rig.create('otel-apps');
 after(() => rig.close());
-const node24 = process.env.AGENTRACE_NODE24;
 const apps = fileURLToPath(new URL('./apps/', import.meta.url));
 const sdkDir = fileURLToPath(new URL('../packages/sdk/', import.meta.url));
 
@@ -43,9 +42,9 @@ interface AppOutput {
   spans: FlatSpan[];
 }
 
-const cases: Array<{ otel: 2 | 3; entry: 'agent.mjs' | 'agent.cjs'; late: boolean; node: 'this' | '24' }> = [
-  { otel: 2, entry: 'agent.mjs', late: false, node: 'this' },
-  { otel: 2, entry: 'agent.cjs', late: true, node: 'this' },
+const cases: Array<{ otel: 2 | 3; entry: 'agent.mjs' | 'agent.cjs'; late: boolean; node: '20' | '24' }> = [
+  { otel: 2, entry: 'agent.mjs', late: false, node: '20' },
+  { otel: 2, entry: 'agent.cjs', late: true, node: '20' },
   { otel: 2, entry: 'agent.mjs', late: false, node: '24' },
   { otel: 3, entry: 'agent.mjs', late: false, node: '24' },
   { otel: 3, entry: 'agent.cjs', late: false, node: '24' },
@@ -54,10 +53,10 @@ const cases: Array<{ otel: 2 | 3; entry: 'agent.mjs' | 'agent.cjs'; late: boolea
 
 for (const c of cases) {
   const format = c.entry.endsWith('.mjs') ? 'ESM' : 'CommonJS';
-  const label = `OpenTelemetry JS ${c.otel} app (${format}, node ${c.node === 'this' ? process.version : '24'}${c.late ? ', a tool call before the app starts OpenTelemetry' : ''})`;
+  const label = `OpenTelemetry JS ${c.otel} app (${format}, node ${c.node}${c.late ? ', a tool call before the app starts OpenTelemetry' : ''})`;
   test(`${label}: the app's registration takes, its tool spans are under its agent span, each call's kernel activity under its own tool span`, async (t) => {
-    if (c.node === '24') requireNode24(t);
-    const node = c.node === '24' ? node24 : runtimes[0]![1];
+    requireBothNodes(t);
+    const node = c.node === '24' ? node24 : node20;
     if (!node || !requireBpf(t)) return;
     const dir = app(`otel${c.otel}`);
     const name = `otel${c.otel}-${format}-${c.node}${c.late ? '-late' : ''}`;

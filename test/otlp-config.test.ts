@@ -6,10 +6,12 @@ import {
   DEFAULT_OTLP_FILE,
   MultiExporter,
   OtlpFileExporter,
-  OtlpHttpExporter,
+  OtlpNetworkExporter,
   createExporter,
   createExporters,
   resolveOtlpConfig,
+  resolveNetworkConfig,
+  type OtlpFlags,
 } from '../packages/sidecar/src/otlp/index.js';
 
 const cwd = '/srv/agent';
@@ -24,11 +26,11 @@ test('--otlp-file: resolved against cwd; no default file once an endpoint is set
   assert.deepEqual(resolveOtlpConfig({ file: 'out/t.jsonl' }, {}, { cwd }), { file: { path: '/srv/agent/out/t.jsonl' } });
   const config = resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }, { cwd });
   assert.equal(config.file, undefined);
-  assert.equal(config.http?.url, 'http://c:4318/v1/traces');
+  assert.equal(config.network?.url, 'http://c:4318/v1/traces');
 });
 
 test('endpoint: TRACES_ENDPOINT as-is, else ENDPOINT + /v1/traces; flags first', () => {
-  const url = (flags: { endpoint?: string }, env: NodeJS.ProcessEnv): string | undefined => resolveOtlpConfig(flags, env, { cwd }).http?.url;
+  const url = (flags: { endpoint?: string }, env: NodeJS.ProcessEnv): string | undefined => resolveOtlpConfig(flags, env, { cwd }).network?.url;
   assert.equal(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), 'http://collector:4318/v1/traces');
   assert.equal(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }), 'http://collector:4318/v1/traces');
   assert.equal(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://gw.example/otlp/' }), 'https://gw.example/otlp/v1/traces');
@@ -47,14 +49,14 @@ test('file and endpoint together: both exporters', () => {
   const config = resolveOtlpConfig({ file: '/tmp/a.jsonl', endpoint: 'http://127.0.0.1:4318' }, {}, { cwd });
   assert.deepEqual(config, {
     file: { path: '/tmp/a.jsonl' },
-    http: { url: 'http://127.0.0.1:4318/v1/traces', protocol: 'http/protobuf', headers: {}, timeoutMs: 10_000 },
+    network: { url: 'http://127.0.0.1:4318/v1/traces', protocol: 'http/protobuf', compression: 'none', headers: {}, timeoutMs: 10_000 },
   });
 });
 
 test('protocol: default http/protobuf; TRACES_PROTOCOL over PROTOCOL; flag over both', () => {
   const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
   const protocol = (flags: { protocol?: string }, env: NodeJS.ProcessEnv): string | undefined =>
-    resolveOtlpConfig(flags, { ...base, ...env }, { cwd }).http?.protocol;
+    resolveOtlpConfig(flags, { ...base, ...env }, { cwd }).network?.protocol;
   assert.equal(protocol({}, {}), 'http/protobuf');
   assert.equal(protocol({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }), 'http/json');
   assert.equal(protocol({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }), 'http/protobuf');
@@ -62,23 +64,37 @@ test('protocol: default http/protobuf; TRACES_PROTOCOL over PROTOCOL; flag over 
   assert.equal(protocol({}, { OTEL_EXPORTER_OTLP_PROTOCOL: ' HTTP/JSON ' }), 'http/json');
 });
 
-test('protocol errors name the variable and the accepted values; grpc is refused clearly', () => {
+test('protocol errors name the variable and the accepted values', () => {
   const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
   assert.throws(
-    () => resolveOtlpConfig({}, { ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, { cwd }),
-    /^Error: OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported by agentrace: use http\/protobuf \(the default\) or http\/json$/,
-  );
-  assert.throws(
-    () => resolveOtlpConfig({}, { ...env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }, { cwd }),
-    /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc is not supported/,
-  );
-  assert.throws(
     () => resolveOtlpConfig({}, { ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/xml' }, { cwd }),
-    /OTEL_EXPORTER_OTLP_PROTOCOL="http\/xml" is not a supported OTLP protocol; accepted: http\/protobuf, http\/json/,
+    /^Error: OTEL_EXPORTER_OTLP_PROTOCOL="http\/xml" is not a supported OTLP protocol; accepted: http\/protobuf, http\/json, grpc$/,
   );
+  assert.throws(() => resolveOtlpConfig({}, { ...env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc/json' }, { cwd }), /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc\/json"/);
   assert.throws(() => resolveOtlpConfig({ protocol: 'thrift' }, env, { cwd }), /--otlp-protocol="thrift"/);
   // checked even without an endpoint, so a typo is not silently ignored
-  assert.throws(() => resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, { cwd }), /not supported/);
+  assert.throws(() => resolveOtlpConfig({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grcp' }, { cwd }), /not a supported OTLP protocol/);
+});
+
+test('grpc: every signal goes to the endpoint as given (no /v1/<signal> path), a flag\'s signal path aside', () => {
+  const url = (flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: 'traces' | 'metrics' | 'logs' = 'traces'): string | undefined =>
+    resolveNetworkConfig(flags, env, signal)?.url;
+  const grpc = { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' };
+  assert.equal(url({}, { ...grpc, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317' }), 'http://c:4317/');
+  assert.equal(url({}, { ...grpc, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317' }, 'logs'), 'http://c:4317/');
+  assert.equal(url({}, { ...grpc, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://m:4317' }, 'metrics'), 'http://m:4317/');
+  assert.equal(url({ endpoint: 'http://c:4317/v1/traces', protocol: 'grpc' }, {}, 'metrics'), 'http://c:4317/');
+  assert.equal(resolveNetworkConfig({ endpoint: 'http://c:4317', protocol: 'grpc' }, {}, 'traces')?.protocol, 'grpc');
+});
+
+test('compression: OTEL_EXPORTER_OTLP_[SIGNAL_]COMPRESSION, gzip or none, anything else named', () => {
+  const compression = (env: NodeJS.ProcessEnv, signal: 'traces' | 'logs' = 'traces'): string | undefined =>
+    resolveNetworkConfig({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', ...env }, signal)?.compression;
+  assert.equal(compression({}), 'none');
+  assert.equal(compression({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' }), 'gzip');
+  assert.equal(compression({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }), 'none');
+  assert.equal(compression({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }, 'logs'), 'gzip');
+  assert.throws(() => compression({ OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }), /^Error: OTEL_EXPORTER_OTLP_COMPRESSION="zstd" is not a supported compression; accepted: gzip, none$/);
 });
 
 test('endpoint errors name the variable', () => {
@@ -97,7 +113,7 @@ test('headers: k=v lists, URL-decoded, trimmed, TRACES_HEADERS override per key'
     },
     { cwd },
   );
-  assert.deepEqual(config.http?.headers, {
+  assert.deepEqual(config.network?.headers, {
     'api-key': 'secret',
     'x-team': 'a b,c',
     dup: 'traces',
@@ -115,7 +131,7 @@ test('header errors name the variable', () => {
 
 test('timeout: ms, TRACES_TIMEOUT over TIMEOUT, default 10 s, errors name the variable', () => {
   const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
-  const timeout = (extra: NodeJS.ProcessEnv): number | undefined => resolveOtlpConfig({}, { ...env, ...extra }, { cwd }).http?.timeoutMs;
+  const timeout = (extra: NodeJS.ProcessEnv): number | undefined => resolveOtlpConfig({}, { ...env, ...extra }, { cwd }).network?.timeoutMs;
   assert.equal(timeout({}), 10_000);
   assert.equal(timeout({ OTEL_EXPORTER_OTLP_TIMEOUT: '2500' }), 2500);
   assert.equal(timeout({ OTEL_EXPORTER_OTLP_TIMEOUT: '2500', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '700' }), 700);
@@ -134,7 +150,7 @@ test('createExporters builds what the config says; createExporter fans out', asy
   const exporters = createExporters(config);
   assert.equal(exporters.length, 2);
   assert.ok(exporters[0] instanceof OtlpFileExporter);
-  assert.ok(exporters[1] instanceof OtlpHttpExporter);
+  assert.ok(exporters[1] instanceof OtlpNetworkExporter);
   assert.equal(exporters[0].description, 'OTLP file /tmp/agentrace-config-test.jsonl');
   assert.equal(exporters[1].description, 'OTLP http/json http://127.0.0.1:9/v1/traces');
   await Promise.all(exporters.map((e) => e.shutdown(100)));
@@ -142,7 +158,7 @@ test('createExporters builds what the config says; createExporter fans out', asy
   const multi = createExporter(config);
   assert.ok(multi instanceof MultiExporter);
   assert.equal(multi.description, 'OTLP file /tmp/agentrace-config-test.jsonl + OTLP http/json http://127.0.0.1:9/v1/traces');
-  assert.deepEqual(multi.stats(), { exported: 0, dropped: 0, failed: 0, retries: 0 });
+  assert.deepEqual(multi.stats(), { exported: 0, dropped: 0, failed: 0 });
   await multi.shutdown(100);
   const single = createExporter(resolveOtlpConfig({}, {}, { cwd: '/tmp' }));
   assert.ok(single instanceof OtlpFileExporter);

@@ -36,7 +36,7 @@ test('one valid OTLP/JSON ExportTraceServiceRequest per line; parent dirs create
   assert.equal(lines.length, 1);
   assert.deepEqual(otlpJsonViolations(lines[0]), []);
   assert.deepEqual(summarize(lines[0]), expectedSampleSummary());
-  assert.deepEqual(e.stats(), { exported: 3, dropped: 0, failed: 0, retries: 0 });
+  assert.deepEqual(e.stats(), { exported: 3, dropped: 0, failed: 0 });
 });
 
 test('flush writes everything queued; several batches append, in order', async () => {
@@ -57,7 +57,7 @@ test('flush writes everything queued; several batches append, in order', async (
     ...manySpans(3, 2).map((s) => s.name),
     ...manySpans(2, 3).map((s) => s.name),
   ]);
-  assert.deepEqual(e.stats(), { exported: 11, dropped: 0, failed: 0, retries: 0 });
+  assert.deepEqual(e.stats(), { exported: 11, dropped: 0, failed: 0 });
 });
 
 test('appends to an existing file; a second exporter on the same file appends too', async () => {
@@ -90,7 +90,7 @@ test('shutdown writes everything, then later exports are dropped (counted)', asy
   await e.shutdown(5000);
   assert.equal(spansOf(summarize(readLines(e.path)[0])).length, 50);
   e.export(manySpans(3));
-  assert.deepEqual(e.stats(), { exported: 50, dropped: 3, failed: 0, retries: 0 });
+  assert.deepEqual(e.stats(), { exported: 50, dropped: 3, failed: 0 });
 });
 
 test('queue overflow drops exactly what does not fit', async () => {
@@ -98,7 +98,7 @@ test('queue overflow drops exactly what does not fit', async () => {
   e.export(manySpans(5, 1));
   e.export(manySpans(5, 2));
   await e.flush(5000);
-  assert.deepEqual(e.stats(), { exported: 7, dropped: 3, failed: 0, retries: 0 });
+  assert.deepEqual(e.stats(), { exported: 7, dropped: 3, failed: 0 });
   assert.equal(spansOf(summarize(readLines(e.path)[0])).length, 7);
 });
 
@@ -109,7 +109,7 @@ test('an unwritable path counts failures and never throws', async () => {
   const e = fileExporter('not-a-dir/traces.jsonl', { onError: (err) => errors.push(err) });
   e.export(manySpans(2));
   await e.flush(5000);
-  assert.deepEqual(e.stats(), { exported: 0, dropped: 0, failed: 2, retries: 0 });
+  assert.deepEqual(e.stats(), { exported: 0, dropped: 0, failed: 2 });
   assert.match(errors[0]?.message ?? '', /cannot append to .*not-a-dir/);
 });
 

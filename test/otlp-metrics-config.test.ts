@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   OtlpFileMetricExporter,
-  OtlpHttpMetricExporter,
+  OtlpNetworkMetricExporter,
   createMetricExporters,
   createMetricsReader,
   resolveOtlpConfig,
@@ -37,7 +37,7 @@ test('interval and timeout: spec defaults 60 s and 30 s; positive integer ms; cl
 });
 
 test('endpoint: METRICS_ENDPOINT as-is, else ENDPOINT + /v1/metrics; the flag names a base or the traces URL', () => {
-  const url = (flags: OtlpFlags, env: NodeJS.ProcessEnv): string | undefined => resolve(flags, env).http?.url;
+  const url = (flags: OtlpFlags, env: NodeJS.ProcessEnv): string | undefined => resolve(flags, env).network?.url;
   assert.equal(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), 'http://collector:4318/v1/metrics');
   assert.equal(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://gw.example/otlp/' }), 'https://gw.example/otlp/v1/metrics');
   assert.equal(url({}, { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://m:1/custom' }), 'http://m:1/custom');
@@ -50,19 +50,20 @@ test('endpoint: METRICS_ENDPOINT as-is, else ENDPOINT + /v1/metrics; the flag na
   assert.equal(url({ endpoint: 'http://flag:3/v1/traces/' }, {}), 'http://flag:3/v1/metrics');
   assert.equal(url({ endpoint: 'http://flag:3/v1/metrics' }, {}), 'http://flag:3/v1/metrics');
   // and traces keep their own rules
-  assert.equal(resolveOtlpConfig({ endpoint: 'http://flag:3/v1/traces' }, {}, { cwd }).http?.url, 'http://flag:3/v1/traces');
+  assert.equal(resolveOtlpConfig({ endpoint: 'http://flag:3/v1/traces' }, {}, { cwd }).network?.url, 'http://flag:3/v1/traces');
   assert.throws(() => resolve({}, { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'collector:4318' }), /OTEL_EXPORTER_OTLP_METRICS_ENDPOINT="collector:4318" must be an http:\/\/ or https:\/\/ URL/);
 });
 
 test('protocol, headers, timeout: METRICS_ variables over the general ones, flags over both', () => {
   const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
-  const http = (flags: OtlpFlags, env: NodeJS.ProcessEnv) => resolve(flags, { ...base, ...env }).http;
+  const http = (flags: OtlpFlags, env: NodeJS.ProcessEnv) => resolve(flags, { ...base, ...env }).network;
   assert.equal(http({}, {})?.protocol, 'http/protobuf');
   assert.equal(http({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })?.protocol, 'http/json');
   assert.equal(http({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/protobuf' })?.protocol, 'http/protobuf');
   assert.equal(http({}, { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' })?.protocol, 'http/protobuf', 'the traces variable is for traces');
   assert.equal(http({ protocol: 'http/json' }, { OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/protobuf' })?.protocol, 'http/json');
-  assert.throws(() => http({}, { OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'grpc' }), /^Error: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=grpc is not supported by agentrace/);
+  assert.equal(http({}, { OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'grpc' })?.protocol, 'grpc');
+  assert.throws(() => http({}, { OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'json' }), /^Error: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="json" is not a supported OTLP protocol/);
 
   assert.deepEqual(
     http({}, { OTEL_EXPORTER_OTLP_HEADERS: 'a=1,dup=general', OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'Dup=metrics', OTEL_EXPORTER_OTLP_TRACES_HEADERS: 't=x' })?.headers,
@@ -82,18 +83,18 @@ test('outputs: the traces file when asked for or when metrics have no endpoint; 
   // an explicit file and an endpoint: both
   const both = resolve({ file: 'out.jsonl', endpoint: 'http://127.0.0.1:4318' }, {});
   assert.deepEqual(both.file, { path: '/srv/agent/out.jsonl' });
-  assert.equal(both.http?.url, 'http://127.0.0.1:4318/v1/metrics');
+  assert.equal(both.network?.url, 'http://127.0.0.1:4318/v1/metrics');
   // an endpoint for metrics only: the traces fall back to the default file, metrics do not follow them there
   const metricsOnly = resolve({}, { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://m:1/v1/metrics' });
   assert.equal(metricsOnly.file, undefined);
-  assert.equal(metricsOnly.http?.url, 'http://m:1/v1/metrics');
+  assert.equal(metricsOnly.network?.url, 'http://m:1/v1/metrics');
   // traces to their own endpoint, nothing for metrics
   assert.deepEqual(resolve({}, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://t:1/v1/traces' }), { intervalMs: 60_000, timeoutMs: 30_000 });
 
   const off = resolve({ file: 'out.jsonl' }, { OTEL_METRICS_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' });
   assert.deepEqual(off, { intervalMs: 60_000, timeoutMs: 30_000 });
   // any other value (meant for the agent sharing the environment) leaves OTLP on
-  assert.equal(resolve({}, { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).http?.url, 'http://c:4318/v1/metrics');
+  assert.equal(resolve({}, { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).network?.url, 'http://c:4318/v1/metrics');
   // a broken setting is reported even with metrics off
   assert.throws(() => resolve({}, { OTEL_METRICS_EXPORTER: 'none', OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'thrift' }), /OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="thrift"/);
 });
@@ -103,7 +104,7 @@ test('createMetricExporters / createMetricsReader build what the config says', a
   const exporters = createMetricExporters(config);
   assert.equal(exporters.length, 2);
   assert.ok(exporters[0] instanceof OtlpFileMetricExporter);
-  assert.ok(exporters[1] instanceof OtlpHttpMetricExporter);
+  assert.ok(exporters[1] instanceof OtlpNetworkMetricExporter);
   await Promise.all(exporters.map((e) => e.shutdown()));
   const reader = createMetricsReader(new ToolMetrics({ drops: () => ({}) }), config);
   assert.equal(reader.intervalMs, 1234);
@@ -114,5 +115,5 @@ test('createMetricExporters / createMetricsReader build what the config says', a
   assert.equal(none.description, 'no OTLP metrics exporter');
   none.start();
   await none.shutdown(100);
-  assert.deepEqual(none.stats(), { exported: 0, dropped: 0, failed: 0, retries: 0 });
+  assert.deepEqual(none.stats(), { exported: 0, dropped: 0, failed: 0 });
 });

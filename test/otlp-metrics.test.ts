@@ -6,6 +6,7 @@
 // the code under test, and compared with values worked out by hand.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { diag, DiagLogLevel } from '@opentelemetry/api';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,12 +18,12 @@ import {
   MetricsReader,
   OtlpFileExporter,
   OtlpFileMetricExporter,
-  OtlpHttpMetricExporter,
+  OtlpNetworkMetricExporter,
   createMetricsReader,
   resolveOtlpConfig,
   resolveOtlpMetricsConfig,
   type MetricExporter,
-  type OtlpHttpProtocol,
+  type OtlpProtocol,
 } from '../packages/sidecar/src/otlp/index.js';
 import { LATENCY_BUCKETS, ToolMetrics, type DropReason, type SyscallAggregate } from '../packages/sidecar/src/tool-metrics.js';
 import { SCOPE_VERSION, loadOtlpService, manySpans, protobuf, startCollector, summarize as summarizeTraces, spansOf, type Collector } from './otlp-schema.js';
@@ -349,7 +350,7 @@ async function twoCollections(
   assert.equal(second.start, first.start, 'cumulative: the start time does not move');
   assert.ok(BigInt(second.time) > BigInt(first.time));
   assert.ok(BigInt(first.start) <= before, 'the start time is the construction time');
-  assert.deepEqual(reader.stats(), { exported: 2, dropped: 0, failed: 0, retries: 0 });
+  assert.deepEqual(reader.stats(), { exported: 2, dropped: 0, failed: 0 });
 }
 
 // ---------------------------------------------------------------------------
@@ -413,13 +414,13 @@ test('JSON lines file: ExportMetricsServiceRequest lines beside the traces, cumu
   assert.deepEqual(errors, []);
 });
 
-for (const protocol of ['http/protobuf', 'http/json'] as OtlpHttpProtocol[]) {
+for (const protocol of ['http/protobuf', 'http/json'] as OtlpProtocol[]) {
   test(`${protocol}: POST /v1/metrics, decoded with the official schema, cumulative across two records`, async () => {
     const c = await collector();
     const counters = initialCounters();
     const metrics = newMetrics(counters);
     const errors: Error[] = [];
-    const exporter = new OtlpHttpMetricExporter({ url: c.metricsUrl, protocol, headers: { 'X-Api-Key': 'k1' }, onError: (e) => errors.push(e) });
+    const exporter = new OtlpNetworkMetricExporter({ url: c.metricsUrl, protocol, headers: { 'X-Api-Key': 'k1' }, onError: (e) => errors.push(e) });
     const r = reader(metrics, [exporter], errors);
     assert.equal(r.description, `OTLP ${protocol} ${c.metricsUrl}`);
     const decode = (body: Buffer): unknown =>
@@ -440,7 +441,7 @@ test('loss counters: every reason given is exported (0 too); a counter that star
   const c = await collector();
   const drops: Partial<Record<DropReason, number>> = { ringbuf_full: 11, map_full: 0 };
   const metrics = new ToolMetrics({ drops: () => drops });
-  const r = reader(metrics, [new OtlpHttpMetricExporter({ url: c.metricsUrl })]);
+  const r = reader(metrics, [new OtlpNetworkMetricExporter({ url: c.metricsUrl })]);
   await r.collectAndExport();
   drops.exporter_queue_full = 4;
   drops.decode_error = 1;
@@ -551,7 +552,7 @@ test('cardinality limit: tool names beyond it go to one overflow series per kind
   assert.throws(() => new ToolMetrics({ drops: () => ({}), cardinalityLimit: 0 }), /cardinalityLimit must be a positive integer/);
 });
 
-test('export failures never throw: counted as failed and reported; retries counted', async () => {
+test('export failures never throw: counted as failed and reported', async () => {
   const c = await collector((_req, i, res) => {
     if (i === 0) res.writeHead(503).end();
     else if (i === 1) res.writeHead(200).end();
@@ -560,41 +561,46 @@ test('export failures never throw: counted as failed and reported; retries count
   const errors: Error[] = [];
   const metrics = newMetrics(initialCounters());
   metrics.record('read_file', { read: READ_1 });
-  const r = reader(metrics, [new OtlpHttpMetricExporter({ url: c.metricsUrl, retry: { initialBackoffMs: 5 }, onError: (e) => errors.push(e) })]);
-  await r.collectAndExport(); // 503, retried, 200
+  const r = reader(metrics, [new OtlpNetworkMetricExporter({ url: c.metricsUrl, timeoutMs: 5000, onError: (e) => errors.push(e) })]);
+  await r.collectAndExport(); // 503, retried after ~1 s, 200
   await r.collectAndExport(); // 400: not retried
   assert.equal(c.received.length, 3);
-  assert.deepEqual(r.stats(), { exported: 1, dropped: 0, failed: 1, retries: 1 });
+  assert.deepEqual(r.stats(), { exported: 1, dropped: 0, failed: 1 });
   assert.equal(errors.length, 1);
-  assert.match(errors[0]!.message, /^metrics to http:\/\/127\.0\.0\.1:\d+\/v1\/metrics: export failed: HTTP 400: bad metric$/);
+  assert.match(errors[0]!.message, /^metrics to http:\/\/127\.0\.0\.1:\d+\/v1\/metrics: export failed: HTTP 400 Bad Request: bad metric$/);
 
-  // connection refused: retried, then given up, still without a throw
+  // connection refused: given up within the timeout, still without a throw
   const closed = await collector();
   await closed.close();
-  const r2 = reader(metrics, [new OtlpHttpMetricExporter({ url: closed.metricsUrl, retry: { initialBackoffMs: 5, maxAttempts: 2 }, onError: (e) => errors.push(e) })]);
+  const r2 = reader(metrics, [new OtlpNetworkMetricExporter({ url: closed.metricsUrl, timeoutMs: 200, onError: (e) => errors.push(e) })]);
   await r2.collectAndExport();
-  assert.deepEqual(r2.stats(), { exported: 0, dropped: 0, failed: 1, retries: 1 });
-  assert.match(errors[1]!.message, /ECONNREFUSED.*gave up after 2 attempts/);
+  assert.deepEqual(r2.stats(), { exported: 0, dropped: 0, failed: 1 });
+  assert.match(errors[1]!.message, /ECONNREFUSED/);
 
   // an unwritable file
   const blocker = path.join(root, 'not-a-dir');
   fs.writeFileSync(blocker, 'x');
   const r3 = reader(metrics, [new OtlpFileMetricExporter({ path: path.join(blocker, 'm.jsonl'), onError: (e) => errors.push(e) })]);
   await r3.collectAndExport();
-  assert.deepEqual(r3.stats(), { exported: 0, dropped: 0, failed: 1, retries: 0 });
+  assert.deepEqual(r3.stats(), { exported: 0, dropped: 0, failed: 1 });
   assert.match(errors[2]!.message, /metrics not written: cannot append to .*not-a-dir/);
 });
 
-test('partial success: a collection with rejected data points counts as failed', async () => {
+test('partial success (http/json): exported, and the collector\'s message reaches the OpenTelemetry diag logger', async (t) => {
+  const warnings: string[] = [];
+  const log = (...args: unknown[]): void => void warnings.push(args.map(String).join(' '));
+  diag.setLogger({ error: log, warn: log, info: () => {}, debug: () => {}, verbose: () => {} }, DiagLogLevel.WARN);
+  t.after(() => diag.disable());
   const c = await collector((_req, _i, res) =>
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ partialSuccess: { rejectedDataPoints: '2', errorMessage: 'too old' } })),
   );
   const errors: Error[] = [];
   const metrics = newMetrics(initialCounters());
-  const r = reader(metrics, [new OtlpHttpMetricExporter({ url: c.metricsUrl, protocol: 'http/json', onError: (e) => errors.push(e) })]);
+  const r = reader(metrics, [new OtlpNetworkMetricExporter({ url: c.metricsUrl, protocol: 'http/json', onError: (e) => errors.push(e) })]);
   await r.collectAndExport();
-  assert.deepEqual(r.stats(), { exported: 0, dropped: 0, failed: 1, retries: 0 });
-  assert.match(errors[0]?.message ?? '', /rejected 2 metric data point\(s\): too old/);
+  assert.deepEqual(r.stats(), { exported: 1, dropped: 0, failed: 0 });
+  assert.deepEqual(errors, []);
+  assert.ok(warnings.some((w) => /Partial Success.*too old/.test(w)), warnings.join('\n'));
 });
 
 test('one export in flight per exporter: a newer collection replaces the waiting one; shutdown sends a final collection', async () => {
@@ -605,7 +611,7 @@ test('one export in flight per exporter: a newer collection replaces the waiting
   });
   const counters = initialCounters();
   const metrics = newMetrics(counters);
-  const r = reader(metrics, [new OtlpHttpMetricExporter({ url: c.metricsUrl })]);
+  const r = reader(metrics, [new OtlpNetworkMetricExporter({ url: c.metricsUrl })]);
   const first = r.collectAndExport();
   await c.waitFor(1);
   counters.emitted = 41;
@@ -619,7 +625,7 @@ test('one export in flight per exporter: a newer collection replaces the waiting
   assert.equal(c.received.length, 2);
   const emitted = (i: number): number | undefined => values(metric(summarize(fromProtobuf(c.received[i]!.body)), 'agentrace.events.emitted'))[''];
   assert.equal(emitted(1), 42, 'the newest collection is the one sent');
-  assert.deepEqual(r.stats(), { exported: 2, dropped: 1, failed: 0, retries: 0 });
+  assert.deepEqual(r.stats(), { exported: 2, dropped: 1, failed: 0 });
 
   counters.emitted = 43;
   await r.shutdown(5000);
@@ -630,20 +636,19 @@ test('one export in flight per exporter: a newer collection replaces the waiting
   assert.equal(c.received.length, 3);
 });
 
-test('shutdown is bounded when the collector hangs, and aborts the export', async () => {
+test('shutdown is bounded when the collector hangs, and counts the export it stopped waiting for as failed', async () => {
   const hung: import('node:http').ServerResponse[] = [];
   const c = await collector((_req, _i, res) => hung.push(res));
   const metrics = newMetrics(initialCounters());
-  const r = reader(metrics, [new OtlpHttpMetricExporter({ url: c.metricsUrl, timeoutMs: 60_000 })]);
+  const r = reader(metrics, [new OtlpNetworkMetricExporter({ url: c.metricsUrl, timeoutMs: 60_000 })]);
   void r.collectAndExport();
   await c.waitFor(1);
   const t0 = Date.now();
   await r.shutdown(300);
   const took = Date.now() - t0;
   assert.ok(took >= 250 && took < 2000, `shutdown(300) took ${took} ms`);
-  await new Promise((res) => setTimeout(res, 50)); // the aborted request settles
-  // the hung export was aborted (failed); the final collection waited behind it and was never sent (dropped)
-  assert.deepEqual(r.stats(), { exported: 0, dropped: 1, failed: 1, retries: 0 });
+  // the hung export was given up (failed); the final collection waited behind it and was never sent (dropped)
+  assert.deepEqual(r.stats(), { exported: 0, dropped: 1, failed: 1 });
   for (const res of hung) res.destroy();
 });
 
@@ -696,7 +701,7 @@ test('traces and metrics share the file: large lines from both never interleave'
   const stats = r.stats();
   assert.equal(lines.filter((l) => 'resourceMetrics' in l).length, stats.exported);
   assert.ok(stats.exported >= 2, `${stats.exported} metrics lines`);
-  assert.deepEqual({ ...stats, exported: 0 }, { exported: 0, dropped: 9 - stats.exported, failed: 0, retries: 0 });
+  assert.deepEqual({ ...stats, exported: 0 }, { exported: 0, dropped: 9 - stats.exported, failed: 0 });
 });
 
 test('an idle reader keeps no process alive (its timer is unref\'d)', async () => {
@@ -706,10 +711,10 @@ test('an idle reader keeps no process alive (its timer is unref\'d)', async () =
   const src = (file: string): string => JSON.stringify(pathToFileURL(fileURLToPath(new URL(`../packages/sidecar/src/${file}`, import.meta.url))).href);
   fs.writeFileSync(
     script,
-    `import { MetricsReader, OtlpHttpMetricExporter } from ${src('otlp/index.ts')};
+    `import { MetricsReader, OtlpNetworkMetricExporter } from ${src('otlp/index.ts')};
 import { ToolMetrics } from ${src('tool-metrics.ts')};
 const m = new ToolMetrics({ drops: () => ({ ringbuf_full: 0 }) });
-const r = new MetricsReader(m, [new OtlpHttpMetricExporter({ url: ${JSON.stringify(c.metricsUrl)} })], { intervalMs: 60000 });
+const r = new MetricsReader(m, [new OtlpNetworkMetricExporter({ url: ${JSON.stringify(c.metricsUrl)} })], { intervalMs: 60000 });
 r.start();
 await r.collectAndExport();
 console.log(JSON.stringify(r.stats()));
@@ -728,7 +733,7 @@ console.log(JSON.stringify(r.stats()));
   clearTimeout(killer);
   fs.rmSync(dir, { recursive: true, force: true });
   assert.equal(code, 0, 'the child should exit by itself');
-  assert.deepEqual(JSON.parse(out.trim()), { exported: 1, dropped: 0, failed: 0, retries: 0 });
+  assert.deepEqual(JSON.parse(out.trim()), { exported: 1, dropped: 0, failed: 0 });
   const lingered = Date.now() - printedAt;
   assert.ok(lingered < 2000, `the child lingered ${lingered} ms after its last work`);
 });

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Sidecar, createExporters, resolveOtlpConfig } from '@agentrace/sidecar';
 import { FrameDecoder, type ErrorMessage, type Message } from '@agentrace/sdk/protocol';
 import { requireBpf } from './support/bpf.js';
+import { requireBothNodes, runtimes } from './support/runtimes.js';
 import { Actor } from './support/actor.js';
 import { startDnsServer, type DnsServer } from './support/dns-server.js';
 import { ancestry, readOtlpFile, type FlatSpan } from './support/otlp.js';
@@ -53,11 +54,6 @@ async function startSidecar(name: string): Promise<{ sidecar: Sidecar; socketPat
   return { sidecar, socketPath, file };
 }
 
-// Agents run on users' Node: attribution is checked on this Node and on
-// Node 24 (scripts/test.sh fetches it and sets AGENTRACE_NODE24).
-const node24 = process.env.AGENTRACE_NODE24;
-const runtimes: Array<[string, string]> = [[`node ${process.version}`, process.execPath]];
-if (node24) runtimes.push(['node 24', node24]);
 
 const lookupName = `svc-${randomBytes(4).toString('hex')}.agentrace.test`;
 
@@ -98,11 +94,7 @@ function assertUnder(span: FlatSpan | undefined, tool: FlatSpan, spans: FlatSpan
   }
 }
 
-test('the agent runs on Node 24 too (in CI)', (t) => {
-  if (node24) return;
-  if (process.env.CI === 'true') assert.fail('AGENTRACE_NODE24 is not set: scripts/test.sh fetches Node 24 for these tests');
-  t.skip('AGENTRACE_NODE24 is not set: attribution is checked on this Node only');
-});
+test('the agent runs on Node 20 and Node 24 (in CI)', (t) => requireBothNodes(t));
 
 for (const [runtime, node] of runtimes) for (const parallel of [false, true]) {
   test(`each tool call's opens (sync and threadpool), connect, name lookup, DNS query and child process are exported under it (${parallel ? 'parallel' : 'sequential'} calls, agent on ${runtime})`, async (t) => {

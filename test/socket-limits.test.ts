@@ -82,12 +82,13 @@ test('a frame begun and not finished in time closes its connection, and only it'
     const good = await connect(server);
     drip.sock.write(hello.subarray(0, 7)); // half a frame, never finished
     const t0 = Date.now();
-    const timer = setInterval(() => good.sock.write(hello), 100);
+    // a hello every 50 ms: ~6 before the drip's 300 ms run out; 2 is enough to show service went on (a loaded machine slips timers)
+    const timer = setInterval(() => good.sock.write(hello), 50);
     await drip.ended;
     clearInterval(timer);
     assert.ok(Date.now() - t0 >= 250, 'not before its time');
     assert.equal(server.stats().partialFrameTimeouts, 1);
-    assert.ok(hellos.length >= 3, 'the well-behaved client was served meanwhile');
+    assert.ok(hellos.length >= 2, `the well-behaved client was served meanwhile (${hellos.length} hellos)`);
     assert.equal(good.sock.destroyed, false);
     good.sock.destroy();
   } finally {

@@ -22,17 +22,7 @@ export interface PlannedCall {
   word: string;
 }
 
-// Agents run on users' Node: each integration is checked on this Node and
-// on Node 24 (scripts/test.sh fetches it and sets AGENTRACE_NODE24).
-const node24 = process.env.AGENTRACE_NODE24;
-export const runtimes: Array<[string, string]> = [[`node ${process.version}`, process.execPath]];
-if (node24) runtimes.push(['node 24', node24]);
-
-export function requireNode24(t: { skip: (why: string) => void }): void {
-  if (node24) return;
-  if (process.env.CI === 'true') assert.fail('AGENTRACE_NODE24 is not set: scripts/test.sh fetches Node 24 for these tests');
-  t.skip('AGENTRACE_NODE24 is not set: the integration is checked on this Node only');
-}
+export { runtimes, node20, node24, requireNode24, requireBothNodes } from './runtimes.js';
 
 /** An agent to run: `[...prefix, node, script, JSON(arg)]`. */
 export interface AgentSpec {

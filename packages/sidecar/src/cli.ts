@@ -1,6 +1,7 @@
 // `agentrace`: the command line. `sidecar` runs the daemon; `run` runs a
 // command under an embedded sidecar and prints what its tool calls did.
 import { parseArgs } from 'node:util';
+import { diag, DiagLogLevel } from '@opentelemetry/api';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,9 +38,12 @@ Options:
   --otlp-file PATH      Write spans as OTLP JSON lines (the OpenTelemetry file exporter format).
                         Default when no endpoint is set: ${DEFAULT_DAEMON_FILE} (sidecar),
                         ./agentrace-<time>.otlp.jsonl (run).
-  --otlp-endpoint URL   Export OTLP/HTTP to URL (a collector's traces endpoint or base URL).
-                        Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT.
-  --otlp-protocol P     http/protobuf or http/json. Default: OTEL_EXPORTER_OTLP_PROTOCOL or http/protobuf.
+  --otlp-endpoint URL   Export OTLP to a collector at URL (its base URL or traces endpoint;
+                        grpc: http://host:4317). Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+                        OTEL_EXPORTER_OTLP_ENDPOINT. Headers, timeout and gzip:
+                        OTEL_EXPORTER_OTLP_[TRACES_|METRICS_|LOGS_]{HEADERS,TIMEOUT,COMPRESSION}.
+  --otlp-protocol P     http/protobuf, http/json or grpc. Default: OTEL_EXPORTER_OTLP_PROTOCOL or
+                        http/protobuf.
                         Metrics (per-tool syscall counts, latency histograms, I/O bytes, lost
                         events) go to the same file and to /v1/metrics, every
                         OTEL_METRIC_EXPORT_INTERVAL ms (default 60000) and at exit;
@@ -140,6 +144,7 @@ function exportersFor(flags: Flags, defaultFile: string) {
     const metrics = resolveOtlpMetricsConfig(otlpFlags, process.env, config);
     const logs = resolveOtlpLogsConfig({ ...otlpFlags, ...(flags.logs !== undefined ? { logs: flags.logs } : {}) }, process.env, config);
     const onError = exportErrorLog();
+    printDiagnostics(onError);
     return { exporters: createExporters(config, { onError }), metrics, logExporters: createLogExporters(logs, { onError }) };
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -152,6 +157,20 @@ const EXPORT_ERRORS_LOGGED = 10;
 function exportErrorLog(): (err: Error) => void {
   const log = limitedLog(EXPORT_ERRORS_LOGGED, (line) => process.stderr.write(`agentrace: export: ${line}\n`), 'further export errors');
   return (err) => log(err.message);
+}
+
+/**
+ * The official OTLP exporters speak through OpenTelemetry's diag logger (a
+ * collector's partial success, a response that does not decode): printed, and
+ * limited, like export errors.
+ */
+function printDiagnostics(onError: (err: Error) => void): void {
+  const say = (message: string, ...args: unknown[]): void => {
+    const detail = args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a))).join(' ');
+    onError(new Error(`OpenTelemetry: ${message}${detail ? ` ${detail}` : ''}`));
+  };
+  const quiet = (): void => {};
+  diag.setLogger({ error: say, warn: say, info: quiet, debug: quiet, verbose: quiet }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
 }
 
 function maxEventsPerSpan(flags: Flags): number | undefined {

@@ -56,6 +56,9 @@ export class BatchQueue<T> {
   private running: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Items of the batch being sent; counted as failed if shutdown stops waiting for them. */
+  private inFlight = 0;
+  private abandoned = false;
   private waiters: Waiter[] = [];
   private readonly abort = new AbortController();
   private readonly counts: BatchCounts = { exported: 0, failed: 0, dropped: 0 };
@@ -163,7 +166,15 @@ export class BatchQueue<T> {
       this.settle(left);
     }
     const running = this.running;
-    if (running !== undefined) await raceTimeout(running, deadline - Date.now());
+    if (running === undefined) return;
+    await raceTimeout(running, deadline - Date.now());
+    if (this.running === undefined || this.inFlight === 0) return;
+    // Still unanswered at the deadline: counted as failed now, so that a
+    // shutdown line never leaves it out (its late answer is not counted again).
+    this.counts.failed += this.inFlight;
+    this.settle(this.inFlight);
+    this.inFlight = 0;
+    this.abandoned = true;
   }
 
   stats(): BatchCounts {
@@ -196,7 +207,10 @@ export class BatchQueue<T> {
     ) {
       const batch = this.takeBatch();
       this.taken += batch.length;
+      this.inFlight = batch.length;
       const outcome = await this.sendSafe(batch);
+      if (this.abandoned) return;
+      this.inFlight = 0;
       this.counts.exported += outcome.exported;
       this.counts.failed += outcome.failed;
       this.settle(batch.length);
@@ -278,25 +292,5 @@ export function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {
       () => { clearTimeout(timer); resolve(); },
       () => { clearTimeout(timer); resolve(); },
     );
-  });
-}
-
-/** Waits ms (timer unref'd); resolves false early if signal aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    if (signal.aborted) {
-      resolve(false);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, Math.max(0, ms));
-    timer.unref();
-    signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -1,17 +1,21 @@
 // Which exporters to build, from CLI flags and the standard OTEL_EXPORTER_OTLP_*
-// variables. Flags win over the signal-specific variables (TRACES_, METRICS_),
-// which win over the general ones. An empty variable counts as unset (as the
-// OTel spec says).
+// variables (endpoint, protocol, headers, timeout, compression). Flags win over
+// the signal-specific variables (TRACES_, METRICS_, LOGS_), which win over the
+// general ones. An empty variable counts as unset (as the OTel spec says).
+// Resolved here, not left to the official exporters, so that a wrong value
+// stops the sidecar with a message naming the variable and what it accepts
+// instead of a diag warning nobody sees and a silent fallback.
 import path from 'node:path';
 import { OtlpFileExporter } from './file-exporter.js';
-import { DEFAULT_HTTP_TIMEOUT_MS, OtlpHttpExporter, type OtlpHttpProtocol } from './http-exporter.js';
+import { DEFAULT_EXPORT_TIMEOUT_MS, OtlpNetworkExporter } from './network-exporter.js';
 import type { BatchingOptions, SpanExporter } from './exporter.js';
 import { MultiExporter } from './multi-exporter.js';
+import { SUPPORTED_COMPRESSIONS, SUPPORTED_PROTOCOLS, type OtlpCompression, type OtlpProtocol, type OtlpSignal } from './protocol.js';
 
 export interface OtlpFlags {
   /** --otlp-endpoint: a base URL (/v1/traces, /v1/metrics are appended) or a URL already ending in /v1/traces. */
   endpoint?: string;
-  /** --otlp-protocol: http/protobuf or http/json. */
+  /** --otlp-protocol: http/protobuf, http/json or grpc. */
   protocol?: string;
   /** --otlp-file: OTLP JSON lines file. */
   file?: string;
@@ -22,17 +26,18 @@ export interface OtlpFileConfig {
   path: string;
 }
 
-export interface OtlpHttpConfig {
-  /** Full traces URL. */
+export interface OtlpNetworkConfig {
+  /** http(s): the signal's full URL (…/v1/traces); grpc: the collector's URL, as given. */
   url: string;
-  protocol: OtlpHttpProtocol;
+  protocol: OtlpProtocol;
   headers: Record<string, string>;
   timeoutMs: number;
+  compression: OtlpCompression;
 }
 
 export interface OtlpConfig {
   file?: OtlpFileConfig;
-  http?: OtlpHttpConfig;
+  network?: OtlpNetworkConfig;
 }
 
 export interface ResolveOptions {
@@ -44,10 +49,6 @@ export interface ResolveOptions {
 
 /** The embedded default output: an OTLP JSON lines file in the working directory. */
 export const DEFAULT_OTLP_FILE = 'agentrace-traces.jsonl';
-export const SUPPORTED_PROTOCOLS: readonly OtlpHttpProtocol[] = ['http/protobuf', 'http/json'];
-
-/** An OTLP signal: names its variables (OTEL_EXPORTER_OTLP_<SIGNAL>_*) and its path (/v1/<signal>). */
-export type OtlpSignal = 'traces' | 'metrics' | 'logs';
 const SIGNAL_PATHS: Readonly<Record<OtlpSignal, string>> = { traces: 'v1/traces', metrics: 'v1/metrics', logs: 'v1/logs' };
 
 /**
@@ -64,29 +65,31 @@ export function resolveOtlpConfig(
   const file = nonEmpty(flags.file);
   if (file !== undefined) config.file = { path: path.resolve(cwd, file) };
 
-  const http = resolveHttpConfig(flags, env, 'traces');
-  if (http !== undefined) config.http = http;
+  const network = resolveNetworkConfig(flags, env, 'traces');
+  if (network !== undefined) config.network = network;
 
   const defaultFile = 'defaultFile' in options ? options.defaultFile : DEFAULT_OTLP_FILE;
-  if (config.file === undefined && config.http === undefined && defaultFile !== undefined) {
+  if (config.file === undefined && config.network === undefined && defaultFile !== undefined) {
     config.file = { path: path.resolve(cwd, defaultFile) };
   }
   return config;
 }
 
 /**
- * The OTLP/HTTP settings of one signal, or undefined when it has no endpoint.
+ * The collector settings of one signal, or undefined when it has no endpoint.
  * Throws an Error naming the flag or variable when one is invalid; a protocol
  * given without an endpoint is still checked, so a typo does not go unnoticed.
  */
-export function resolveHttpConfig(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal): OtlpHttpConfig | undefined {
+export function resolveNetworkConfig(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal): OtlpNetworkConfig | undefined {
   const SIGNAL = signal.toUpperCase();
-  const url = resolveEndpoint(flags, env, signal);
   const protocol = resolveProtocol(flags, env, signal);
+  const compression = resolveCompression(env, signal);
+  const url = resolveEndpoint(flags, env, signal, protocol);
   if (url === undefined) return undefined;
   return {
     url,
     protocol,
+    compression,
     headers: {
       ...parseHeaders('OTEL_EXPORTER_OTLP_HEADERS', env['OTEL_EXPORTER_OTLP_HEADERS']),
       ...parseHeaders(`OTEL_EXPORTER_OTLP_${SIGNAL}_HEADERS`, env[`OTEL_EXPORTER_OTLP_${SIGNAL}_HEADERS`]),
@@ -94,25 +97,15 @@ export function resolveHttpConfig(flags: OtlpFlags, env: NodeJS.ProcessEnv, sign
     timeoutMs:
       parseTimeout(`OTEL_EXPORTER_OTLP_${SIGNAL}_TIMEOUT`, env[`OTEL_EXPORTER_OTLP_${SIGNAL}_TIMEOUT`]) ??
       parseTimeout('OTEL_EXPORTER_OTLP_TIMEOUT', env['OTEL_EXPORTER_OTLP_TIMEOUT']) ??
-      DEFAULT_HTTP_TIMEOUT_MS,
+      DEFAULT_EXPORT_TIMEOUT_MS,
   };
 }
 
-/** Builds the configured exporters (file first, then HTTP). */
+/** Builds the configured exporters (file first, then the collector). */
 export function createExporters(config: OtlpConfig, batching: BatchingOptions = {}): SpanExporter[] {
   const exporters: SpanExporter[] = [];
   if (config.file !== undefined) exporters.push(new OtlpFileExporter({ ...batching, path: config.file.path }));
-  if (config.http !== undefined) {
-    exporters.push(
-      new OtlpHttpExporter({
-        ...batching,
-        url: config.http.url,
-        protocol: config.http.protocol,
-        headers: config.http.headers,
-        timeoutMs: config.http.timeoutMs,
-      }),
-    );
-  }
+  if (config.network !== undefined) exporters.push(new OtlpNetworkExporter({ ...batching, ...config.network }));
   return exporters;
 }
 
@@ -122,9 +115,25 @@ export function createExporter(config: OtlpConfig, batching: BatchingOptions = {
   return exporters.length === 1 && exporters[0] !== undefined ? exporters[0] : new MultiExporter(exporters);
 }
 
-function resolveEndpoint(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal): string | undefined {
+/** grpc: every signal goes to the URL as given (the OTel spec), a flag's /v1/<signal> path aside. */
+function resolveEndpoint(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal, protocol: OtlpProtocol): string | undefined {
   const own = SIGNAL_PATHS[signal];
   const flag = nonEmpty(flags.endpoint);
+  const variable = `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_ENDPOINT`;
+  const specific = nonEmpty(env[variable]);
+  const base = nonEmpty(env['OTEL_EXPORTER_OTLP_ENDPOINT']);
+  if (protocol === 'grpc') {
+    if (flag !== undefined) {
+      const url = parseUrl('--otlp-endpoint', flag);
+      const pathname = url.pathname.replace(/\/+$/, '');
+      const other = Object.values(SIGNAL_PATHS).find((p) => pathname.endsWith(`/${p}`));
+      if (other !== undefined) url.pathname = pathname.slice(0, -other.length);
+      return url.href;
+    }
+    if (specific !== undefined) return parseUrl(variable, specific).href;
+    if (base !== undefined) return parseUrl('OTEL_EXPORTER_OTLP_ENDPOINT', base).href;
+    return undefined;
+  }
   if (flag !== undefined) {
     const url = parseUrl('--otlp-endpoint', flag);
     const pathname = url.pathname.replace(/\/+$/, '');
@@ -138,10 +147,7 @@ function resolveEndpoint(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpS
     }
     return appendSignalPath(url, own);
   }
-  const variable = `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_ENDPOINT`;
-  const specific = nonEmpty(env[variable]);
   if (specific !== undefined) return parseUrl(variable, specific).href;
-  const base = nonEmpty(env['OTEL_EXPORTER_OTLP_ENDPOINT']);
   if (base !== undefined) return appendSignalPath(parseUrl('OTEL_EXPORTER_OTLP_ENDPOINT', base), own);
   return undefined;
 }
@@ -165,7 +171,7 @@ function parseUrl(source: string, value: string): URL {
   return url;
 }
 
-function resolveProtocol(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal): OtlpHttpProtocol {
+function resolveProtocol(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpSignal): OtlpProtocol {
   const variable = `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_PROTOCOL`;
   const candidates: [string, string | undefined][] = [
     ['--otlp-protocol', flags.protocol],
@@ -175,14 +181,22 @@ function resolveProtocol(flags: OtlpFlags, env: NodeJS.ProcessEnv, signal: OtlpS
   for (const [source, raw] of candidates) {
     const value = nonEmpty(raw);
     if (value === undefined) continue;
-    const protocol = value.toLowerCase();
-    if (protocol === 'http/protobuf' || protocol === 'http/json') return protocol;
-    if (protocol === 'grpc') {
-      throw new Error(`${source}=grpc is not supported by agentrace: use http/protobuf (the default) or http/json`);
-    }
+    const protocol = SUPPORTED_PROTOCOLS.find((p) => p === value.toLowerCase());
+    if (protocol !== undefined) return protocol;
     throw new Error(`${source}=${JSON.stringify(value)} is not a supported OTLP protocol; accepted: ${SUPPORTED_PROTOCOLS.join(', ')}`);
   }
   return 'http/protobuf';
+}
+
+function resolveCompression(env: NodeJS.ProcessEnv, signal: OtlpSignal): OtlpCompression {
+  for (const variable of [`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_COMPRESSION`, 'OTEL_EXPORTER_OTLP_COMPRESSION']) {
+    const value = nonEmpty(env[variable]);
+    if (value === undefined) continue;
+    const compression = SUPPORTED_COMPRESSIONS.find((c) => c === value.toLowerCase());
+    if (compression !== undefined) return compression;
+    throw new Error(`${variable}=${JSON.stringify(value)} is not a supported compression; accepted: ${SUPPORTED_COMPRESSIONS.join(', ')}`);
+  }
+  return 'none';
 }
 
 /** W3C-baggage-style `k=v,k2=v2`, keys and values URL-decoded and trimmed. */

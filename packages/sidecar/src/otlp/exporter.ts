@@ -11,8 +11,6 @@ export interface ExporterStats {
   dropped: number;
   /** Spans attempted and given up on: invalid, non-retryable answer, retries exhausted, I/O error. */
   failed: number;
-  /** Re-sends after a retryable failure. */
-  retries: number;
 }
 
 /** An exporter of one signal's items (spans, log records). */

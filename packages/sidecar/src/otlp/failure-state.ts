@@ -3,9 +3,9 @@
 // (refused, then HTTP 500, then 401, then timeouts), and when it works
 // again; not every failed batch in between (the counts say how many).
 
-/** The kind of a failure, for telling a change of reason from more of the same: "HTTP 500", "ECONNREFUSED", "timeout". */
+/** The kind of a failure, for telling a change of reason from more of the same: "HTTP 500", "gRPC 14", "ECONNREFUSED", "timeout". */
 export function failureKind(reason: string): string {
-  return reason.match(/\bHTTP \d{3}\b/)?.[0] ?? reason.match(/\bE[A-Z]{3,}\b/)?.[0] ?? (/timed? ?out|no answer/i.test(reason) ? 'timeout' : reason);
+  return reason.match(/\b(?:HTTP|gRPC) \d+\b/)?.[0] ?? reason.match(/\bE[A-Z]{3,}\b/)?.[0] ?? (/timed? ?out|no answer/i.test(reason) ? 'timeout' : reason);
 }
 
 export class FailureState {

@@ -70,7 +70,7 @@ export class OtlpFileExporter<T = ExportSpan> implements ItemExporter<T> {
   }
 
   stats(): ExporterStats {
-    return { ...this.queue.stats(), retries: 0 };
+    return this.queue.stats();
   }
 
   private async write(batch: T[]): Promise<BatchOutcome> {

@@ -11,29 +11,23 @@ export {
   DEFAULT_FLUSH_TIMEOUT_MS,
 } from './exporter.js';
 export { OtlpFileExporter, DEFAULT_FILE_SCHEDULE_DELAY_MS, type FileExporterOptions } from './file-exporter.js';
-export {
-  OtlpHttpExporter,
-  DEFAULT_HTTP_TIMEOUT_MS,
-  type HttpExporterOptions,
-  type OtlpHttpProtocol,
-} from './http-exporter.js';
-export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+export { OtlpNetworkExporter, DEFAULT_EXPORT_TIMEOUT_MS, type NetworkExporterOptions } from './network-exporter.js';
+export { describeExportError } from './otel-transport.js';
+export { SUPPORTED_PROTOCOLS, SUPPORTED_COMPRESSIONS, type OtlpProtocol, type OtlpCompression, type OtlpSignal } from './protocol.js';
 export { MultiExporter } from './multi-exporter.js';
 export {
   resolveOtlpConfig,
   createExporters,
   createExporter,
   DEFAULT_OTLP_FILE,
-  SUPPORTED_PROTOCOLS,
   type OtlpFlags,
   type OtlpConfig,
   type OtlpFileConfig,
-  type OtlpHttpConfig,
+  type OtlpNetworkConfig,
   type ResolveOptions,
-  type OtlpSignal,
-  resolveHttpConfig,
+  resolveNetworkConfig,
 } from './config.js';
-export { encodeTraces, CONTENT_TYPES, type OtlpEncoding, type EncodedTraces } from './trace-serializer.js';
+export { encodeTraces, type OtlpEncoding, type EncodedTraces } from './trace-serializer.js';
 export {
   resolveOtlpMetricsConfig,
   DEFAULT_METRIC_EXPORT_INTERVAL_MS,
@@ -42,7 +36,7 @@ export {
 } from './metric-config.js';
 export type { MetricExporter, MetricExportResult } from './metric-exporter.js';
 export { OtlpFileMetricExporter, type FileMetricExporterOptions } from './metric-file-exporter.js';
-export { OtlpHttpMetricExporter, type HttpMetricExporterOptions } from './metric-http-exporter.js';
+export { OtlpNetworkMetricExporter, type NetworkMetricExporterOptions } from './metric-network-exporter.js';
 export {
   MetricsReader,
   createMetricsReader,
@@ -51,5 +45,5 @@ export {
   type MetricsReaderOptions,
   type MetricsReaderStats,
 } from './metric-reader.js';
-export { encodeMetrics, rejectedDataPoints } from './metric-serializer.js';
+export { encodeMetrics } from './metric-serializer.js';
 export { SCOPE_NAME, SCOPE_VERSION } from './version.js';

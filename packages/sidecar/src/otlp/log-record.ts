@@ -2,7 +2,7 @@
 // with the official @opentelemetry/otlp-transformer serializers
 // (ExportLogsServiceRequest, protobuf or OTLP/JSON).
 import { TraceFlags, isValidSpanId, isValidTraceId, type Attributes } from '@opentelemetry/api';
-import { SeverityNumber } from '@opentelemetry/api-logs';
+import { SeverityNumber } from '@opentelemetry/api';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { JsonLogsSerializer, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { INSTRUMENTATION_SCOPE, nsToHrTime, resourceFor } from './readable-span.js';
@@ -63,7 +63,8 @@ export interface EncodedLogs {
 }
 
 /** Validates, converts and serializes a batch; a record the serializer cannot take costs only itself. */
-export function encodeLogs(records: readonly ExportLogRecord[], encoding: OtlpEncoding): EncodedLogs {
+/** Validates and converts a batch to the SDK's model; each record left out comes with the reason. */
+export function readableLogs(records: readonly ExportLogRecord[]): { readable: ReadableLogRecord[]; invalid: { reason: string }[] } {
   const invalid: { reason: string }[] = [];
   const readable: ReadableLogRecord[] = [];
   for (const record of records) {
@@ -71,6 +72,11 @@ export function encodeLogs(records: readonly ExportLogRecord[], encoding: OtlpEn
     if (reason === undefined) readable.push(toReadable(record));
     else invalid.push({ reason });
   }
+  return { readable, invalid };
+}
+
+export function encodeLogs(records: readonly ExportLogRecord[], encoding: OtlpEncoding): EncodedLogs {
+  const { readable, invalid } = readableLogs(records);
   if (readable.length === 0) return { body: undefined, count: 0, invalid };
   const serializer = encoding === 'json' ? JsonLogsSerializer : ProtobufLogsSerializer;
   try {
@@ -89,19 +95,5 @@ export function encodeLogs(records: readonly ExportLogRecord[], encoding: OtlpEn
     });
     const body = good.length ? serializer.serializeRequest(good) : undefined;
     return { body, count: body ? good.length : 0, invalid };
-  }
-}
-
-/** Log records the collector rejected, from an OTLP response body (0 when unknown). */
-export function rejectedLogRecords(body: Uint8Array, encoding: OtlpEncoding): { rejected: number; message?: string } {
-  if (body.length === 0) return { rejected: 0 };
-  try {
-    const serializer = encoding === 'json' ? JsonLogsSerializer : ProtobufLogsSerializer;
-    const partial = serializer.deserializeResponse(body).partialSuccess;
-    const rejected = Number(partial?.rejectedLogRecords ?? 0);
-    const message = partial?.errorMessage;
-    return { rejected: Number.isFinite(rejected) && rejected > 0 ? rejected : 0, ...(message ? { message } : {}) };
-  } catch {
-    return { rejected: 0 };
   }
 }

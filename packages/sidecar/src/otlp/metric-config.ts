@@ -1,13 +1,13 @@
 // Where and how often metrics are exported, from the same flags and variables as
-// traces: OTEL_EXPORTER_OTLP_METRICS_{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT} over
+// traces: OTEL_EXPORTER_OTLP_METRICS_{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION} over
 // the general OTEL_EXPORTER_OTLP_* ones, the period from OTEL_METRIC_EXPORT_INTERVAL
 // and OTEL_METRIC_EXPORT_TIMEOUT; OTEL_METRICS_EXPORTER=none turns them off.
-import { resolveHttpConfig, type OtlpConfig, type OtlpFileConfig, type OtlpFlags, type OtlpHttpConfig } from './config.js';
+import { resolveNetworkConfig, type OtlpConfig, type OtlpFileConfig, type OtlpFlags, type OtlpNetworkConfig } from './config.js';
 
 export interface OtlpMetricsConfig {
   /** The traces' JSON lines file (metrics lines go into the same file). */
   file?: OtlpFileConfig;
-  http?: OtlpHttpConfig;
+  network?: OtlpNetworkConfig;
   /** Time between two periodic exports, in ms. */
   intervalMs: number;
   /** Bound on one export (all its retries), in ms. */
@@ -22,7 +22,7 @@ export const DEFAULT_METRIC_EXPORT_TIMEOUT_MS = 30_000;
  * Resolves the metrics exporters' configuration next to the traces' one
  * (`traces`, from resolveOtlpConfig with the same flags and env). Metrics go to
  * the traces' file when it was asked for (--otlp-file) or when metrics have no
- * endpoint of their own; to OTLP/HTTP when an endpoint applies to metrics.
+ * endpoint of their own; to the collector when an endpoint applies to metrics.
  * Throws an Error naming the flag or variable when one is invalid.
  */
 export function resolveOtlpMetricsConfig(flags: OtlpFlags, env: NodeJS.ProcessEnv, traces: OtlpConfig): OtlpMetricsConfig {
@@ -32,12 +32,12 @@ export function resolveOtlpMetricsConfig(flags: OtlpFlags, env: NodeJS.ProcessEn
   // `prometheus`, meant for the agent that shares this environment) leaves it on
   const off = (env['OTEL_METRICS_EXPORTER'] ?? '').trim().toLowerCase() === 'none';
   // checked even when metrics are off, so a typo does not go unnoticed
-  const http = resolveHttpConfig(flags, env, 'metrics');
+  const network = resolveNetworkConfig(flags, env, 'metrics');
   const config: OtlpMetricsConfig = { intervalMs, timeoutMs };
   if (off) return config;
-  if (http !== undefined) config.http = http;
+  if (network !== undefined) config.network = network;
   const explicitFile = flags.file !== undefined && flags.file.trim() !== '';
-  if (traces.file !== undefined && (explicitFile || http === undefined)) config.file = { ...traces.file };
+  if (traces.file !== undefined && (explicitFile || network === undefined)) config.file = { ...traces.file };
   return config;
 }
 

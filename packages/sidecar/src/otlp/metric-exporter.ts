@@ -11,8 +11,6 @@ export interface MetricExporter {
   readonly description: string;
   /** Writes or sends one collection; `signal` aborts it (timeout, shutdown). Never rejects: failures are reported and resolve 'failed'. */
   export(metrics: ResourceMetrics, signal: AbortSignal): Promise<MetricExportResult>;
-  /** Re-sends after a retryable failure, so far. */
-  retries(): number;
   /** Releases the file or the connections; later exports fail. */
   shutdown(): Promise<void>;
 }

@@ -40,10 +40,6 @@ export class OtlpFileMetricExporter implements MetricExporter {
     }
   }
 
-  retries(): number {
-    return 0;
-  }
-
   shutdown(): Promise<void> {
     return this.file.release();
   }

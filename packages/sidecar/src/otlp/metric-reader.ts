@@ -12,7 +12,7 @@ import { DEFAULT_FLUSH_TIMEOUT_MS, safeReporter, type ExporterStats } from './ex
 import { DEFAULT_METRIC_EXPORT_INTERVAL_MS, DEFAULT_METRIC_EXPORT_TIMEOUT_MS, type OtlpMetricsConfig } from './metric-config.js';
 import type { MetricExporter } from './metric-exporter.js';
 import { OtlpFileMetricExporter } from './metric-file-exporter.js';
-import { OtlpHttpMetricExporter } from './metric-http-exporter.js';
+import { OtlpNetworkMetricExporter } from './metric-network-exporter.js';
 
 /** Anything that can take a collection; ToolMetrics is one. */
 export interface MetricProducer {
@@ -29,9 +29,9 @@ export interface MetricsReaderOptions {
 }
 
 /**
- * Counted in collections: exported (written or accepted), failed (given up on,
- * or partly rejected), dropped (replaced by a newer collection before it was
- * sent, or unsent at shutdown), retries (re-sends after a retryable failure).
+ * Counted in collections: exported (written or accepted), failed (given up on),
+ * dropped (replaced by a newer collection before it was sent, or unsent at
+ * shutdown).
  */
 export type MetricsReaderStats = ExporterStats;
 
@@ -95,12 +95,11 @@ export class MetricsReader {
   }
 
   stats(): MetricsReaderStats {
-    const total: MetricsReaderStats = { exported: 0, dropped: 0, failed: 0, retries: 0 };
+    const total: MetricsReaderStats = { exported: 0, dropped: 0, failed: 0 };
     for (const slot of this.slots) {
       total.exported += slot.counts.exported;
       total.failed += slot.counts.failed;
       total.dropped += slot.counts.dropped;
-      total.retries += slot.exporter.retries();
     }
     return total;
   }
@@ -114,11 +113,13 @@ export class MetricsReader {
     this.abort.abort();
     for (const slot of this.slots) slot.dropPending();
     await raceTimeout(Promise.all(this.slots.map((slot) => slot.idle())), deadline - Date.now());
-    await Promise.allSettled(this.exporters.map((e) => e.shutdown()));
+    for (const slot of this.slots) slot.abandon();
+    // an export still unanswered is left to its own timeout, unwaited
+    await raceTimeout(Promise.allSettled(this.exporters.map((e) => e.shutdown())), Math.max(0, deadline - Date.now()));
   }
 }
 
-/** Builds the configured metric exporters (file first, then HTTP). Throws only on a non-http(s) URL. */
+/** Builds the configured metric exporters (file first, then the collector). Throws only on a non-http(s) URL. */
 export function createMetricExporters(
   config: OtlpMetricsConfig,
   options: { onError?: (error: Error) => void } = {},
@@ -128,17 +129,7 @@ export function createMetricExporters(
   if (config.file !== undefined) {
     exporters.push(new OtlpFileMetricExporter({ path: config.file.path, onError }));
   }
-  if (config.http !== undefined) {
-    exporters.push(
-      new OtlpHttpMetricExporter({
-        url: config.http.url,
-        protocol: config.http.protocol,
-        headers: config.http.headers,
-        timeoutMs: config.http.timeoutMs,
-        onError,
-      }),
-    );
-  }
+  if (config.network !== undefined) exporters.push(new OtlpNetworkMetricExporter({ ...config.network, onError }));
   return exporters;
 }
 
@@ -165,6 +156,7 @@ class ExportSlot {
   readonly counts = { exported: 0, failed: 0, dropped: 0 };
   private pending: Pending | undefined;
   private running: Promise<void> | undefined;
+  private abandoned = false;
 
   constructor(
     readonly exporter: MetricExporter,
@@ -193,6 +185,13 @@ class ExportSlot {
     for (const resolve of pending.waiters) resolve();
   }
 
+  /** At shutdown's deadline: an export still unanswered counts as failed now, its late answer not at all. */
+  abandon(): void {
+    if (this.running === undefined || this.abandoned) return;
+    this.abandoned = true;
+    this.counts.failed++;
+  }
+
   /** Resolves when no export is in flight. */
   async idle(): Promise<void> {
     while (this.running !== undefined) await this.running;
@@ -219,10 +218,10 @@ class ExportSlot {
     else this.shutdown.addEventListener('abort', onShutdown, { once: true });
     try {
       const result = await this.exporter.export(metrics, controller.signal);
-      this.counts[result === 'exported' ? 'exported' : 'failed']++;
+      if (!this.abandoned) this.counts[result === 'exported' ? 'exported' : 'failed']++;
     } catch {
       // exporters do not reject; this guards against one that does
-      this.counts.failed++;
+      if (!this.abandoned) this.counts.failed++;
     } finally {
       clearTimeout(timer);
       this.shutdown.removeEventListener('abort', onShutdown);

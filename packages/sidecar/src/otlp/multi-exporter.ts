@@ -30,13 +30,12 @@ export class MultiExporter implements SpanExporter {
   }
 
   stats(): ExporterStats {
-    const total: ExporterStats = { exported: 0, dropped: 0, failed: 0, retries: 0 };
+    const total: ExporterStats = { exported: 0, dropped: 0, failed: 0 };
     for (const exporter of this.exporters) {
       const s = exporter.stats();
       total.exported += s.exported;
       total.dropped += s.dropped;
       total.failed += s.failed;
-      total.retries += s.retries;
     }
     return total;
   }

@@ -1,17 +1,13 @@
 // Encodes spans as one OTLP ExportTraceServiceRequest with the official
 // @opentelemetry/otlp-transformer serializers (binary protobuf, or OTLP/JSON with
-// hex ids and string 64-bit timestamps). Metrics get a sibling module later.
+// hex ids and string 64-bit timestamps) for the file export, and the span
+// model the network exporters take.
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { invalidReason, toReadableSpan } from './readable-span.js';
 import type { ExportSpan } from './span.js';
 
 export type OtlpEncoding = 'protobuf' | 'json';
-
-export const CONTENT_TYPES: Readonly<Record<OtlpEncoding, string>> = Object.freeze({
-  protobuf: 'application/x-protobuf',
-  json: 'application/json',
-});
 
 export interface EncodedTraces {
   /** The serialized request; undefined when no span was valid. */
@@ -27,7 +23,8 @@ export interface EncodedTraces {
  * encode costs only itself: the batch is encoded span by span to find it,
  * and the rest goes out (one client's bad data never fails another's).
  */
-export function encodeTraces(spans: readonly ExportSpan[], encoding: OtlpEncoding): EncodedTraces {
+/** Validates and converts a batch to the SDK's model; each span left out comes with the reason. */
+export function readableSpans(spans: readonly ExportSpan[]): { readable: ReadableSpan[]; sources: ExportSpan[]; invalid: { span: ExportSpan; reason: string }[] } {
   const readable: ReadableSpan[] = [];
   const sources: ExportSpan[] = [];
   const invalid: { span: ExportSpan; reason: string }[] = [];
@@ -44,6 +41,11 @@ export function encodeTraces(spans: readonly ExportSpan[], encoding: OtlpEncodin
       invalid.push({ span, reason: `cannot convert it: ${(err as Error).message}` });
     }
   }
+  return { readable, sources, invalid };
+}
+
+export function encodeTraces(spans: readonly ExportSpan[], encoding: OtlpEncoding): EncodedTraces {
+  const { readable, sources, invalid } = readableSpans(spans);
   if (readable.length === 0) return { body: undefined, count: 0, invalid };
   const serializer = encoding === 'json' ? JsonTraceSerializer : ProtobufTraceSerializer;
   let body: Uint8Array | undefined;
@@ -66,23 +68,4 @@ export function encodeTraces(spans: readonly ExportSpan[], encoding: OtlpEncodin
   }
   if (body === undefined) throw new Error(`the OTLP ${encoding} serializer returned nothing`);
   return { body, count: good.length, invalid };
-}
-
-/** Number of spans the collector rejected, from an OTLP response body (0 when unknown). */
-export function rejectedSpans(body: Uint8Array, encoding: OtlpEncoding): { rejected: number; message?: string } {
-  if (body.length === 0) return { rejected: 0 };
-  try {
-    const serializer = encoding === 'json' ? JsonTraceSerializer : ProtobufTraceSerializer;
-    const response = serializer.deserializeResponse(body);
-    const partial = response.partialSuccess;
-    if (partial === undefined) return { rejected: 0 };
-    const rejected = Number(partial.rejectedSpans ?? 0);
-    const message = partial.errorMessage;
-    return {
-      rejected: Number.isFinite(rejected) && rejected > 0 ? rejected : 0,
-      ...(message ? { message } : {}),
-    };
-  } catch {
-    return { rejected: 0 };
-  }
 }

@@ -1,0 +1,117 @@
+// An OTLP exporter to a collector (http/protobuf, http/json or grpc): the
+// sidecar's fair-share batch queue in front of OpenTelemetry JS's own OTLP
+// exporter (see otel-transport.ts). Never throws into the caller; counts what
+// it exported, dropped and failed; says when exports start failing, change
+// reason, and work again.
+import { BatchQueue, asError, raceTimeout, type BatchOutcome } from './batch-queue.js';
+import {
+  DEFAULT_FLUSH_TIMEOUT_MS,
+  DEFAULT_MAX_BATCH_SIZE,
+  DEFAULT_MAX_QUEUE_SIZE,
+  DEFAULT_SCHEDULE_DELAY_MS,
+  safeReporter,
+  type BatchingOptions,
+  type ExporterStats,
+  type ItemExporter,
+} from './exporter.js';
+import type { ExportSpan } from './span.js';
+import { TRACES, type SignalCodec } from './signal.js';
+import { FailureState } from './failure-state.js';
+import { OtlpTransport } from './otel-transport.js';
+import type { OtlpCompression, OtlpProtocol } from './protocol.js';
+
+/** The OTel specification's default for OTEL_EXPORTER_OTLP_TIMEOUT. */
+export const DEFAULT_EXPORT_TIMEOUT_MS = 10_000;
+
+export interface NetworkExporterOptions<T = ExportSpan> extends BatchingOptions {
+  /** http(s): the signal's full URL, e.g. http://127.0.0.1:4318/v1/traces; grpc: http://127.0.0.1:4317. */
+  url: string;
+  /** Default http/protobuf. */
+  protocol?: OtlpProtocol;
+  /** Extra request headers (grpc: metadata), e.g. authorization. */
+  headers?: Record<string, string>;
+  /** Bound on one export, retries included, in ms. Default 10000. */
+  timeoutMs?: number;
+  /** Default none. */
+  compression?: OtlpCompression;
+  /** The signal: TRACES (default) or LOGS. */
+  codec?: SignalCodec<T>;
+}
+
+export class OtlpNetworkExporter<T = ExportSpan> implements ItemExporter<T> {
+  readonly description: string;
+  readonly url: string;
+  readonly protocol: OtlpProtocol;
+  private readonly transport: OtlpTransport<unknown[]>;
+  private readonly queue: BatchQueue<T>;
+  private readonly report: (error: Error) => void;
+  private readonly state: FailureState;
+  private readonly codec: SignalCodec<T>;
+
+  /** Throws when the URL is not http(s). */
+  constructor(options: NetworkExporterOptions<T>) {
+    const url = new URL(options.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error(`OTLP endpoint ${options.url} must be an http:// or https:// URL`);
+    }
+    this.url = url.href;
+    this.protocol = options.protocol ?? 'http/protobuf';
+    this.description = `OTLP ${this.protocol} ${this.url}`;
+    this.report = safeReporter(options.onError);
+    this.codec = options.codec ?? (TRACES as unknown as SignalCodec<T>);
+    this.transport = new OtlpTransport(this.codec.signal, {
+      url: this.url,
+      protocol: this.protocol,
+      headers: options.headers ?? {},
+      timeoutMs: options.timeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS,
+      compression: options.compression ?? 'none',
+    });
+    this.state = new FailureState(`${this.codec.items} to ${this.url}`, this.report);
+    this.queue = new BatchQueue<T>(
+      {
+        maxQueueSize: options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE,
+        maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+        ownerOf: this.codec.ownerOf,
+        scheduleDelayMs: options.scheduleDelayMs ?? DEFAULT_SCHEDULE_DELAY_MS,
+      },
+      (batch) => this.send(batch),
+      this.report,
+    );
+  }
+
+  export(items: T[]): void {
+    try {
+      this.queue.push(items);
+    } catch (error) {
+      this.report(asError(error));
+    }
+  }
+
+  flush(timeoutMs: number = DEFAULT_FLUSH_TIMEOUT_MS): Promise<void> {
+    return this.queue.flush(timeoutMs);
+  }
+
+  /** Bounded by timeoutMs: an export still in flight then is left to its own timeout, unwaited. */
+  async shutdown(timeoutMs: number = DEFAULT_FLUSH_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    await this.queue.shutdown(timeoutMs);
+    await raceTimeout(this.transport.shutdown(), Math.max(0, deadline - Date.now()));
+  }
+
+  stats(): ExporterStats {
+    return this.queue.stats();
+  }
+
+  private async send(batch: T[]): Promise<BatchOutcome> {
+    const { sdk, invalid } = this.codec.toSdk(batch);
+    for (const { reason } of invalid) this.report(new Error(`one of the ${this.codec.items} not exported: ${reason}`));
+    if (sdk.length === 0) return { exported: 0, failed: batch.length };
+    const outcome = await this.transport.send(sdk);
+    if (!outcome.ok) {
+      this.state.failed(outcome.reason);
+      return { exported: 0, failed: batch.length };
+    }
+    this.state.worked();
+    return { exported: sdk.length, failed: batch.length - sdk.length };
+  }
+}
