@@ -9,9 +9,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Build and run-time dependencies of packages/bpf (see PLATFORM.md), and
 # what deploy/build-image.sh and test/deploy.test.ts run containers with
-# (podman with the runc runtime; mmdebstrap builds the image's base).
+# (podman with the runc runtime; mmdebstrap builds the image's base), and the
+# Prometheus test/prometheus.test.ts scrapes the sidecar with.
 DEBS=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3
-  podman runc catatonit containernetworking-plugins mmdebstrap)
+  podman runc catatonit containernetworking-plugins mmdebstrap prometheus)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -94,7 +94,7 @@ test('outputs: the traces file when asked for or when metrics have no endpoint; 
   const off = resolve({ file: 'out.jsonl' }, { OTEL_METRICS_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' });
   assert.deepEqual(off, { intervalMs: 60_000, timeoutMs: 30_000 });
   // any other value (meant for the agent sharing the environment) leaves OTLP on
-  assert.equal(resolve({}, { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).network?.url, 'http://c:4318/v1/metrics');
+  assert.equal(resolve({}, { OTEL_METRICS_EXPORTER: 'console', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).network?.url, 'http://c:4318/v1/metrics');
   // a broken setting is reported even with metrics off
   assert.throws(() => resolve({}, { OTEL_METRICS_EXPORTER: 'none', OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'thrift' }), /OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="thrift"/);
 });
@@ -116,4 +116,25 @@ test('createMetricExporters / createMetricsReader build what the config says', a
   none.start();
   await none.shutdown(100);
   assert.deepEqual(none.stats(), { exported: 0, dropped: 0, failed: 0 });
+});
+
+test('OTEL_METRICS_EXPORTER is a list: otlp (default), prometheus (host and port from OTEL_EXPORTER_PROMETHEUS_*), none; --metrics-port serves Prometheus beside OTLP', () => {
+  const file = { file: '/tmp/m.jsonl' };
+  const withPort = (flags: OtlpFlags & { metricsPort?: string }, env: NodeJS.ProcessEnv) => resolveOtlpMetricsConfig(flags, env, resolveOtlpConfig(flags, env, { cwd }));
+  assert.equal(resolve(file, {}).prometheus, undefined);
+  assert.ok(resolve(file, {}).file, 'OTLP by default');
+  const prom = resolve(file, { OTEL_METRICS_EXPORTER: 'prometheus' });
+  assert.deepEqual(prom.prometheus, { host: 'localhost', port: 9464 }, "the spec's defaults");
+  assert.equal(prom.file, undefined, 'prometheus alone: no OTLP metrics');
+  const both = resolve(file, { OTEL_METRICS_EXPORTER: 'otlp, prometheus', OTEL_EXPORTER_PROMETHEUS_HOST: '0.0.0.0', OTEL_EXPORTER_PROMETHEUS_PORT: '9100' });
+  assert.deepEqual(both.prometheus, { host: '0.0.0.0', port: 9100 });
+  assert.ok(both.file);
+  assert.equal(resolve(file, { OTEL_METRICS_EXPORTER: 'prometheus,none' }).prometheus, undefined, 'none wins');
+  assert.ok(resolve(file, { OTEL_METRICS_EXPORTER: 'console,otlp' }).file, 'values for an agent sharing the environment are left alone');
+  assert.deepEqual(withPort({ ...file, metricsPort: '9200' }, {}).prometheus, { host: 'localhost', port: 9200 });
+  assert.deepEqual(withPort({ ...file, metricsPort: '[::1]:9200' }, { OTEL_EXPORTER_PROMETHEUS_HOST: '0.0.0.0' }).prometheus, { host: '::1', port: 9200 });
+  assert.ok(withPort({ ...file, metricsPort: '9200' }, {}).file, 'the flag adds Prometheus, OTLP stays');
+  assert.throws(() => withPort({ metricsPort: 'host:' }, {}), /^Error: --metrics-port "host:": expected \[HOST:\]PORT/);
+  assert.throws(() => withPort({ metricsPort: '70000' }, {}), /--metrics-port "70000"/);
+  assert.throws(() => resolve(file, { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_PORT: 'http' }), /^Error: OTEL_EXPORTER_PROMETHEUS_PORT="http" is not a port number$/);
 });

@@ -468,8 +468,8 @@ export interface Collector {
   close(): Promise<void>;
 }
 
-/** A node:http server on 127.0.0.1 that records every request and answers with `reply` (default 200, empty). */
-export async function startCollector(reply?: Reply): Promise<Collector> {
+/** A node:http server on 127.0.0.1 (`port`, default any) that records every request and answers with `reply` (default 200, empty). */
+export async function startCollector(reply?: Reply, port = 0): Promise<Collector> {
   const received: Received[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   const server = http.createServer((req, res) => {
@@ -489,11 +489,11 @@ export async function startCollector(reply?: Reply): Promise<Collector> {
       else res.writeHead(200).end();
     });
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(port, '127.0.0.1');
   await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}/v1/traces`,
+    url: `http://127.0.0.1:${bound}/v1/traces`,
     received,
     waitFor(n: number, timeoutMs = 10_000): Promise<void> {
       if (received.length >= n) return Promise.resolve();

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
 import { createContextKey, ROOT_CONTEXT, type ContextManager } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager as Library } from '@opentelemetry/context-async-hooks';
 import { AsyncLocalStorageContextManager as Ours } from '@agentrace/sdk/internal';
@@ -12,15 +13,19 @@ const KEY = createContextKey('test key');
 const A = ROOT_CONTEXT.setValue(KEY, 'a');
 const B = ROOT_CONTEXT.setValue(KEY, 'b');
 
-const managers: Array<[string, () => ContextManager]> = [
-  ['library', () => new Library().enable()],
-  ['sdk', () => new Ours().enable()],
+// @opentelemetry/api 1.10 ships ESM and CommonJS builds: the library (CommonJS)
+// gets the CommonJS instance's ROOT_CONTEXT, the SDK (ESM) this file's.
+const cjsApi = createRequire(import.meta.url)('@opentelemetry/api') as { ROOT_CONTEXT: unknown };
+
+const managers: Array<[string, () => ContextManager, unknown]> = [
+  ['library', () => new Library().enable(), cjsApi.ROOT_CONTEXT],
+  ['sdk', () => new Ours().enable(), ROOT_CONTEXT],
 ];
 
-for (const [name, make] of managers) {
+for (const [name, make, root] of managers) {
   test(`${name}: with() makes a context active through awaits, timers and nesting`, async () => {
     const m = make();
-    assert.equal(m.active(), ROOT_CONTEXT);
+    assert.equal(m.active(), root);
     const seen: unknown[] = [];
     await m.with(A, async () => {
       seen.push(m.active().getValue(KEY));

@@ -238,12 +238,29 @@ export class PlayedPod {
     for (;;) {
       try {
         await podman('exec', this.ctr(name), ...probe);
+        await this.checkReadiness(pod, name);
         return;
       } catch (err) {
         if (Date.now() > deadline) throw new Error(`${name} never got ready: ${(err as Error).message}\n${await this.logs(name)}`);
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  /**
+   * A readinessProbe's httpGet, asked from inside the container (the image's
+   * node fetches it: the pod has no network the test can reach). Throws
+   * unless it answers 200.
+   */
+  private async checkReadiness(pod: Manifest, name: string): Promise<void> {
+    const c = container(pod, name);
+    const get = c.readinessProbe?.httpGet;
+    if (get === undefined) return;
+    const port = typeof get.port === 'number' ? get.port : (c.ports ?? []).find((p: Manifest) => p.name === get.port)?.containerPort;
+    assert.ok(Number.isInteger(port), `${name}: readinessProbe port ${JSON.stringify(get.port)} is a number or a named containerPort`);
+    const url = `http://127.0.0.1:${port}${get.path ?? '/'}`;
+    const script = `fetch(${JSON.stringify(url)}).then(async (r) => { process.stdout.write(r.status + ' ' + (await r.text())); process.exit(r.status === 200 ? 0 : 1); }, (e) => { console.error(e.message); process.exit(1); })`;
+    await podman('exec', this.ctr(name), 'node', '-e', script);
   }
 
   /** Waits for a container to exit; returns its exit code. */

@@ -48,6 +48,12 @@ Options:
                         events) go to the same file and to /v1/metrics, every
                         OTEL_METRIC_EXPORT_INTERVAL ms (default 60000) and at exit;
                         OTEL_METRICS_EXPORTER=none turns them off.
+  --metrics-port [HOST:]PORT
+                        sidecar, run: serve Prometheus /metrics, /healthz (probes attached and
+                        every exporter working) and /readyz (serving agents) on HOST:PORT
+                        (HOST default: OTEL_EXPORTER_PROMETHEUS_HOST or localhost). Also on
+                        when OTEL_METRICS_EXPORTER lists prometheus (OTEL_EXPORTER_PROMETHEUS_PORT,
+                        default 9464); OTEL_METRICS_EXPORTER=prometheus alone turns OTLP metrics off.
   --logs otlp|none      Kernel events (exec, connect, name lookup, first open, loss) as OTLP log
                         records, with event.name and their tool call's trace and span ids: to
                         the same file and to /v1/logs (OTEL_EXPORTER_OTLP_LOGS_*). Default:
@@ -89,6 +95,7 @@ interface Flags {
   'otlp-file'?: string;
   'otlp-endpoint'?: string;
   'otlp-protocol'?: string;
+  'metrics-port'?: string;
   logs?: string;
   quiet?: boolean;
   'max-events-per-span'?: string;
@@ -112,6 +119,7 @@ function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]
       options: {
         socket: { type: 'string' },
         'otlp-file': { type: 'string' },
+        'metrics-port': { type: 'string' },
         'otlp-endpoint': { type: 'string' },
         'otlp-protocol': { type: 'string' },
         logs: { type: 'string' },
@@ -141,7 +149,7 @@ function exportersFor(flags: Flags, defaultFile: string) {
   const otlpFlags = { endpoint: flags['otlp-endpoint'], protocol: flags['otlp-protocol'], file: flags['otlp-file'] };
   try {
     const config = resolveOtlpConfig(otlpFlags, process.env, { defaultFile });
-    const metrics = resolveOtlpMetricsConfig(otlpFlags, process.env, config);
+    const metrics = resolveOtlpMetricsConfig({ ...otlpFlags, metricsPort: flags['metrics-port'] }, process.env, config);
     const logs = resolveOtlpLogsConfig({ ...otlpFlags, ...(flags.logs !== undefined ? { logs: flags.logs } : {}) }, process.env, config);
     const onError = exportErrorLog();
     printDiagnostics(onError);
@@ -209,6 +217,7 @@ async function runSidecar(flags: Flags): Promise<number> {
   const sidecar = await Sidecar.start({ socketPath, exporters, logExporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits, socketLimits });
   process.stderr.write(
     `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; control on ${controlSocketPath} (probe groups ${['context', ...(probeGroups ?? switchableGroups)].join(', ')}); exporting to ${exporters.map((e) => e.description).join(', ')}; ` +
+      (sidecar.statusUrl ? `serving /metrics, /healthz and /readyz on ${sidecar.statusUrl}; ` : '') +
       `agents can make it hold ${Math.ceil(held / 1024 ** 2)} MB at most (--limit)\n`,
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -1,5 +1,6 @@
 export { Sidecar, SIDECAR_VERSION } from './sidecar.js';
-export type { SidecarOptions, SidecarStats } from './sidecar.js';
+export type { SidecarOptions, SidecarStats, SidecarHealth } from './sidecar.js';
+export { StatusServer } from './status-server.js';
 export { renderTree } from './tree.js';
 export * from './otlp/index.js';
 export * from './tool-metrics.js';

@@ -17,6 +17,7 @@ import { resolveCommand } from './launch.js';
 import { executableOf, fileHere, mappedLibc, type ProcessFile } from './process-files.js';
 import { KernelSummaries } from './kernel-summary.js';
 import { ToolMetrics } from './tool-metrics.js';
+import { StatusServer } from './status-server.js';
 import { createMetricsReader, type MetricsReader } from './otlp/metric-reader.js';
 import type { OtlpMetricsConfig } from './otlp/metric-config.js';
 import { nowNs } from './time.js';
@@ -63,6 +64,15 @@ export interface SidecarOptions {
   socketLimits?: Partial<SocketLimits>;
 }
 
+export interface SidecarHealth {
+  ready: boolean;
+  healthy: boolean;
+  /** What is wrong, one line each (empty when healthy). */
+  problems: string[];
+  /** Which probe groups are attached (a group detached on purpose is not a problem). */
+  probes: Partial<Record<ProbeGroup, boolean>>;
+}
+
 export interface SidecarStats {
   probes: ProbeStats;
   attribution: AttributionStats;
@@ -107,6 +117,7 @@ export class Sidecar {
   private metricsReader?: MetricsReader;
   private server?: SocketServer;
   private control?: ControlServer;
+  private status?: StatusServer;
   private housekeeping?: NodeJS.Timeout;
   private stopped = false;
   /** The kernel counters as they were when the probes were freed. */
@@ -205,6 +216,21 @@ export class Sidecar {
         sidecar.metricsReader = createMetricsReader(sidecar.metrics, opts.metrics, { onError: (err) => sidecar.log(`metrics export: ${err.message}`) });
         sidecar.metricsReader.start();
       }
+      if (opts.metrics?.prometheus) {
+        try {
+          sidecar.status = await StatusServer.listen({
+            ...opts.metrics.prometheus,
+            collect: () => sidecar.metrics.collect(),
+            health: () => sidecar.health(),
+            log: sidecar.log,
+          });
+        } catch (err) {
+          await sidecar.control?.close();
+          await sidecar.server.close();
+          await sidecar.metricsReader?.shutdown(0);
+          throw err;
+        }
+      }
       sidecar.housekeeping = setInterval(() => {
         sidecar.attribution.expire();
         sidecar.declared.expire();
@@ -227,6 +253,11 @@ export class Sidecar {
     return this.control?.socketPath;
   }
 
+  /** Where /metrics, /healthz and /readyz are served, if they are. */
+  get statusUrl(): string | undefined {
+    return this.status?.url;
+  }
+
   /** Which probe groups are attached now. */
   probeStatus(): Record<ProbeGroup, boolean> {
     return Object.fromEntries(probeGroups.map((g) => [g, this.probes.isAttached(g)])) as Record<ProbeGroup, boolean>;
@@ -240,6 +271,23 @@ export class Sidecar {
       else this.probes.detach(g);
     }
     return this.probeStatus();
+  }
+
+  /**
+   * Ready: serving agents (the socket listens, the context probes are
+   * attached). Healthy: ready, and every exporter works (none is failing since
+   * its last export). Problems say what is not.
+   */
+  health(): SidecarHealth {
+    const problems: string[] = [];
+    if (this.stopped) problems.push('the sidecar is stopping');
+    if (this.server === undefined) problems.push('the agent socket is not listening');
+    if (!this.stopped && !this.probes.isAttached('context')) problems.push('the context probes are not attached');
+    const ready = problems.length === 0;
+    const exporters = [...this.opts.exporters, ...this.logExporters].map((e) => e.health());
+    if (this.metricsReader) exporters.push(this.metricsReader.health());
+    for (const h of exporters) if (!h.ok) problems.push(h.reason);
+    return { ready, healthy: problems.length === 0, problems, probes: this.stopped ? {} : this.probeStatus() };
   }
 
   stats(): SidecarStats {
@@ -323,6 +371,7 @@ export class Sidecar {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.housekeeping);
+    await this.status?.close();
     await this.control?.close();
     await this.server?.close();
     this.probes.drain();

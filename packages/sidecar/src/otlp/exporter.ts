@@ -13,6 +13,14 @@ export interface ExporterStats {
   failed: number;
 }
 
+/** Whether an export destination works: failing since its last export failed, until one works again. */
+export type ExportHealth = { ok: true } | { ok: false; reason: string };
+
+/** The first failing one, or ok. */
+export function combinedHealth(healths: readonly ExportHealth[]): ExportHealth {
+  return healths.find((h) => !h.ok) ?? { ok: true };
+}
+
 /** An exporter of one signal's items (spans, log records). */
 export interface ItemExporter<T> {
   /** Enqueue; never throws, never blocks. Drops (counted) when the queue is full. */
@@ -22,6 +30,7 @@ export interface ItemExporter<T> {
   /** Flushes (bounded by timeoutMs), then stops; later exports are dropped. */
   shutdown(timeoutMs?: number): Promise<void>;
   stats(): ExporterStats;
+  health(): ExportHealth;
   /** e.g. "OTLP file /path" or "OTLP http/protobuf http://..." */
   readonly description: string;
 }

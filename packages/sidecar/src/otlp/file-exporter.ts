@@ -10,6 +10,7 @@ import {
   safeReporter,
   type BatchingOptions,
   type ExporterStats,
+  type ExportHealth,
   type ItemExporter,
 } from './exporter.js';
 import type { ExportSpan } from './span.js';
@@ -71,6 +72,10 @@ export class OtlpFileExporter<T = ExportSpan> implements ItemExporter<T> {
 
   stats(): ExporterStats {
     return this.queue.stats();
+  }
+
+  health(): ExportHealth {
+    return this.file.health();
   }
 
   private async write(batch: T[]): Promise<BatchOutcome> {

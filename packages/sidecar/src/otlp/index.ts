@@ -1,6 +1,7 @@
 // Public API of the sidecar's OTLP exporters.
 export type { ExportSpan, ExportSpanEvent } from './span.js';
-export type { SpanExporter, LogExporter, ItemExporter, ExporterStats, BatchingOptions } from './exporter.js';
+export type { SpanExporter, LogExporter, ItemExporter, ExporterStats, ExportHealth, BatchingOptions } from './exporter.js';
+export { combinedHealth } from './exporter.js';
 export { resolveOtlpLogsConfig, createLogExporters, type OtlpLogsConfig } from './log-config.js';
 export { encodeLogs, SeverityNumber, type ExportLogRecord } from './log-record.js';
 export { TRACES, LOGS, type SignalCodec } from './signal.js';
@@ -32,7 +33,10 @@ export {
   resolveOtlpMetricsConfig,
   DEFAULT_METRIC_EXPORT_INTERVAL_MS,
   DEFAULT_METRIC_EXPORT_TIMEOUT_MS,
+  DEFAULT_PROMETHEUS_HOST,
+  DEFAULT_PROMETHEUS_PORT,
   type OtlpMetricsConfig,
+  type MetricsFlags,
 } from './metric-config.js';
 export type { MetricExporter, MetricExportResult } from './metric-exporter.js';
 export { OtlpFileMetricExporter, type FileMetricExporterOptions } from './metric-file-exporter.js';

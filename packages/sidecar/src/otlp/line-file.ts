@@ -9,6 +9,7 @@
 // reopens it.
 import { mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { ExportHealth } from './exporter.js';
 
 /** A line that was not written; the file holds none of it. */
 export class LineFileError extends Error {
@@ -35,6 +36,8 @@ export interface LineFileRef {
   readonly path: string;
   /** Appends `line` plus a newline, whole. Rejects with a LineFileError (the next append retries). */
   appendLine(line: Uint8Array): Promise<AppendResult>;
+  /** Failing since the last append failed, until one works. */
+  health(): ExportHealth;
   /** Gives the file up; the handle closes once the last user released it and its appends are done. */
   release(): Promise<void>;
 }
@@ -47,6 +50,7 @@ class SharedLineFile {
   private handle: FileHandle | undefined;
   /** Lines that failed since the last one written. */
   private failing = 0;
+  private lastError = '';
   /** Where a line that failed midway began, if cutting it back failed too: cut it on the next open. */
   private cutTo: number | undefined;
 
@@ -86,11 +90,16 @@ class SharedLineFile {
       await this.closeHandle();
       const code = (error as NodeJS.ErrnoException).code;
       const first = this.failing++ === 0;
+      this.lastError = (error as Error).message;
       throw new LineFileError(`cannot append to ${this.path}: ${(error as Error).message}`, code, first, { cause: error });
     }
     const failed = this.failing;
     this.failing = 0;
     return failed > 0 ? { recoveredAfter: failed } : {};
+  }
+
+  health(): ExportHealth {
+    return this.failing === 0 ? { ok: true } : { ok: false, reason: `${this.path}: ${this.failing} line(s) not written in a row, the last: ${this.lastError}` };
   }
 
   /** Cuts off what a failed write left of its line (or notes to, if that fails too). */
@@ -133,6 +142,7 @@ export function acquireLineFile(file: string): LineFileRef {
     path: absolute,
     appendLine: (line) =>
       released ? Promise.reject(new LineFileError(`${absolute}: appender already released`, undefined, false)) : owner.append(line),
+    health: () => owner.health(),
     release: async () => {
       if (released) return;
       released = true;

@@ -3,7 +3,7 @@
 // format allows both signals in one file), through the file's shared appender.
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { asError } from './batch-queue.js';
-import { safeReporter } from './exporter.js';
+import { safeReporter, type ExportHealth } from './exporter.js';
 import { acquireLineFile, LineFileError, type LineFileRef } from './line-file.js';
 import type { MetricExporter, MetricExportResult } from './metric-exporter.js';
 import { encodeMetrics } from './metric-serializer.js';
@@ -38,6 +38,10 @@ export class OtlpFileMetricExporter implements MetricExporter {
       if (!(error instanceof LineFileError) || error.first) this.report(new Error(`metrics not written: ${asError(error).message}`));
       return 'failed';
     }
+  }
+
+  health(): ExportHealth {
+    return this.file.health();
   }
 
   shutdown(): Promise<void> {

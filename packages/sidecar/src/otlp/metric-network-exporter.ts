@@ -1,7 +1,7 @@
 // Metrics to a collector (http/protobuf, http/json or grpc) through
 // OpenTelemetry JS's own OTLP metric exporter (see otel-transport.ts).
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { safeReporter } from './exporter.js';
+import { safeReporter, type ExportHealth } from './exporter.js';
 import type { MetricExporter, MetricExportResult } from './metric-exporter.js';
 import { FailureState } from './failure-state.js';
 import { OtlpTransport } from './otel-transport.js';
@@ -56,6 +56,10 @@ export class OtlpNetworkMetricExporter implements MetricExporter {
     }
     this.state.worked();
     return 'exported';
+  }
+
+  health(): ExportHealth {
+    return this.state.health();
   }
 
   shutdown(): Promise<void> {

@@ -8,7 +8,7 @@
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MetricsCollection } from '../tool-metrics.js';
 import { asError, raceTimeout } from './batch-queue.js';
-import { DEFAULT_FLUSH_TIMEOUT_MS, safeReporter, type ExporterStats } from './exporter.js';
+import { DEFAULT_FLUSH_TIMEOUT_MS, combinedHealth, safeReporter, type ExportHealth, type ExporterStats } from './exporter.js';
 import { DEFAULT_METRIC_EXPORT_INTERVAL_MS, DEFAULT_METRIC_EXPORT_TIMEOUT_MS, type OtlpMetricsConfig } from './metric-config.js';
 import type { MetricExporter } from './metric-exporter.js';
 import { OtlpFileMetricExporter } from './metric-file-exporter.js';
@@ -92,6 +92,10 @@ export class MetricsReader {
   shutdown(timeoutMs: number = DEFAULT_FLUSH_TIMEOUT_MS): Promise<void> {
     this.stopping ??= this.stop(timeoutMs);
     return this.stopping;
+  }
+
+  health(): ExportHealth {
+    return combinedHealth(this.exporters.map((e) => e.health()));
   }
 
   stats(): MetricsReaderStats {

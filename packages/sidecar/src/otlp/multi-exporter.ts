@@ -1,5 +1,5 @@
 // Fans spans out to several exporters; stats are summed.
-import type { ExporterStats, SpanExporter } from './exporter.js';
+import { combinedHealth, type ExportHealth, type ExporterStats, type SpanExporter } from './exporter.js';
 import type { ExportSpan } from './span.js';
 
 export class MultiExporter implements SpanExporter {
@@ -27,6 +27,10 @@ export class MultiExporter implements SpanExporter {
 
   async shutdown(timeoutMs?: number): Promise<void> {
     await Promise.allSettled(this.exporters.map((e) => e.shutdown(timeoutMs)));
+  }
+
+  health(): ExportHealth {
+    return combinedHealth(this.exporters.map((e) => e.health()));
   }
 
   stats(): ExporterStats {

@@ -12,6 +12,7 @@ import {
   safeReporter,
   type BatchingOptions,
   type ExporterStats,
+  type ExportHealth,
   type ItemExporter,
 } from './exporter.js';
 import type { ExportSpan } from './span.js';
@@ -100,6 +101,10 @@ export class OtlpNetworkExporter<T = ExportSpan> implements ItemExporter<T> {
 
   stats(): ExporterStats {
     return this.queue.stats();
+  }
+
+  health(): ExportHealth {
+    return this.state.health();
   }
 
   private async send(batch: T[]): Promise<BatchOutcome> {
