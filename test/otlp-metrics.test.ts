@@ -737,3 +737,48 @@ console.log(JSON.stringify(r.stats()));
   const lingered = Date.now() - printedAt;
   assert.ok(lingered < 2000, `the child lingered ${lingered} ms after its last work`);
 });
+
+test('one resource per agent: each agent\'s tool series under its own resource (OTLP), labelled with its service.name in the merged view (Prometheus); idle agents forgotten, the rest past maxAgents kept under the sidecar\'s resource', async () => {
+  const metrics = new ToolMetrics({ resource: { 'service.name': 'agentrace-sidecar' }, drops: () => ({}), maxAgents: 2, agentIdleMs: 60_000 });
+  const a = { 'service.name': 'agent-a', 'process.pid': 101 };
+  const b = { 'process.pid': 202, 'service.name': 'agent-b', 'service.instance.id': 'b-1' };
+  const t0 = Date.now();
+  metrics.record('read_file', { read: READ_1 }, {}, a, t0);
+  metrics.record('read_file', { read: READ_1 }, {}, b, t0);
+  metrics.record('read_file', { read: READ_1 }, {}, { 'process.pid': 101, 'service.name': 'agent-a' }, t0); // same agent, other key order
+  metrics.record('fetch', { connect: CONNECT }, {}, { 'service.name': 'agent-c' }, t0); // a third agent: no room
+  const c = metrics.collect(t0 + 1000);
+  type Rm = ReturnType<ToolMetrics['collect']>['resourceMetrics'];
+  const calls = (rm: Rm): Record<string, number> =>
+    Object.fromEntries(
+      rm.scopeMetrics
+        .flatMap((s) => s.metrics)
+        .filter((m) => m.descriptor.name === 'agentrace.tool.syscalls')
+        .flatMap((m) => m.dataPoints.map((p) => [JSON.stringify(Object.fromEntries(Object.entries(p.attributes).sort())), p.value as number])),
+    );
+  const key = (attributes: Record<string, unknown>): string => JSON.stringify(Object.fromEntries(Object.entries(attributes).sort()));
+  assert.deepEqual(c.agents!.map((rm) => rm.resource.attributes), [a, b]);
+  assert.deepEqual(calls(c.agents![0]!), { [key({ 'gen_ai.tool.name': 'read_file', 'agentrace.syscall': 'read' })]: 6 });
+  assert.deepEqual(calls(c.agents![1]!), { [key({ 'gen_ai.tool.name': 'read_file', 'agentrace.syscall': 'read' })]: 3 });
+  assert.deepEqual(calls(c.resourceMetrics), { [key({ 'service.name': 'agent-c', 'gen_ai.tool.name': 'fetch', 'agentrace.syscall': 'connect' })]: 1 }, 'past maxAgents: the sidecar\'s resource, the agent named on the point');
+  assert.equal(c.agents![0]!.scopeMetrics[0]!.metrics[0]!.dataPoints[0]!.startTime[0], Math.floor(t0 / 1000), "an agent's series start with it");
+
+  const merged = metrics.collectMerged(t0 + 1000);
+  assert.deepEqual(merged.resourceMetrics.resource.attributes, { 'service.name': 'agentrace-sidecar' });
+  assert.deepEqual(Object.keys(calls(merged.resourceMetrics)).map((k) => JSON.parse(k)['service.name']).sort(), ['agent-a', 'agent-b', 'agent-c']);
+  assert.ok(Object.keys(calls(merged.resourceMetrics)).some((k) => JSON.parse(k)['service.instance.id'] === 'b-1'));
+
+  // through the reader, to the file: one ExportMetricsServiceRequest line per resource
+  const file = path.join(root, 'per-agent.jsonl');
+  const r = reader(metrics, [new OtlpFileMetricExporter({ path: file })]);
+  await r.collectAndExport();
+  const services = readLines(file).map((l) => ((l['resourceMetrics'] as Obj[])[0]!['resource'] as { attributes: Array<{ key: string; value: { stringValue?: string } }> }).attributes.find((x) => x.key === 'service.name')?.value.stringValue);
+  assert.deepEqual(services, ['agentrace-sidecar', 'agent-a', 'agent-b']);
+  assert.deepEqual(r.stats(), { exported: 1, dropped: 0, failed: 0 }, 'one collection, exported whole');
+
+  // b goes quiet past agentIdleMs: forgotten, its series ended; a records on
+  metrics.record('read_file', { read: READ_1 }, {}, a, t0 + 50_000);
+  const later = metrics.collect(t0 + 70_000);
+  assert.deepEqual(later.agents!.map((rm) => rm.resource.attributes['service.name']), ['agent-a']);
+  assert.equal(metrics.agentCount, 1);
+});

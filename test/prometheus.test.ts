@@ -62,8 +62,11 @@ async function startSidecar(name: string, args: string[], env: NodeJS.ProcessEnv
   return { socket, url, stderr: () => stderr, child };
 }
 
-async function runAgent(socket: string): Promise<void> {
-  const child = spawn(process.execPath, [agent], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, AGENTRACE_SOCKET: socket } });
+async function runAgent(socket: string, serviceName = 'weather-agent'): Promise<void> {
+  const child = spawn(process.execPath, [agent], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, AGENTRACE_SOCKET: socket, OTEL_SERVICE_NAME: serviceName },
+  });
   children.push(child);
   const [code] = (await once(child, 'exit')) as [number | null];
   assert.equal(code, 0, 'the example agent ran');
@@ -80,15 +83,16 @@ async function stop(child: ChildProcess): Promise<void> {
   await once(child, 'exit');
 }
 
-test('a real Prometheus scrapes /metrics: agentrace_tool_syscalls of the tool the agent ran, by tool name', async (t) => {
+test('a real Prometheus scrapes /metrics: agentrace_tool_syscalls of the tool two agents ran, one series per agent; OTLP metrics under each agent\'s resource', async (t) => {
   if (!requireBpf(t) || !requirePrometheus(t)) return;
   const sidecar = await startSidecar('scraped', []);
   t.after(() => stop(sidecar.child));
-  await runAgent(sidecar.socket);
+  await runAgent(sidecar.socket, 'agent-one');
+  await runAgent(sidecar.socket, 'agent-two');
 
   // a tool's aggregates are recorded once its kernel summary is taken, shortly after it ends
   const execLine = (body: string): string | undefined =>
-    body.split('\n').find((l) => l.startsWith('agentrace_tool_syscalls_total{') && l.includes('gen_ai_tool_name="run_shell"') && l.includes('agentrace_syscall="exec"'));
+    body.split('\n').find((l) => l.startsWith('agentrace_tool_syscalls_total{') && l.includes('gen_ai_tool_name="run_shell"') && l.includes('agentrace_syscall="exec"') && l.includes('service_name="agent-two"'));
   let own = await get(`${sidecar.url}/metrics`);
   for (const until = Date.now() + 10_000; execLine(own.body) === undefined && Date.now() < until; ) {
     await new Promise((r) => setTimeout(r, 100));
@@ -130,14 +134,31 @@ test('a real Prometheus scrapes /metrics: agentrace_tool_syscalls of the tool th
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  assert.ok(answer && answer.data.result.length === 1, `Prometheus has the series: ${JSON.stringify(answer)}\n${promLog}`);
-  const [series] = answer.data.result;
-  assert.equal(series!.metric['job'], 'agentrace');
-  assert.equal(series!.metric['gen_ai_tool_name'], 'run_shell');
-  assert.equal(Number(series!.value[1]), served, 'what Prometheus stored is what the sidecar served');
+  assert.ok(answer && answer.data.result.length === 2, `Prometheus has one series per agent: ${JSON.stringify(answer)}\n${promLog}`);
+  const byAgent = new Map(answer.data.result.map((r) => [r.metric['service_name'], r]));
+  assert.deepEqual([...byAgent.keys()].sort(), ['agent-one', 'agent-two']);
+  for (const series of byAgent.values()) {
+    assert.equal(series.metric['job'], 'agentrace');
+    assert.equal(series.metric['gen_ai_tool_name'], 'run_shell');
+  }
+  assert.equal(Number(byAgent.get('agent-two')!.value[1]), served, 'what Prometheus stored is what the sidecar served');
 
   const targets = JSON.parse((await get(`http://127.0.0.1:${promPort}/api/v1/targets`)).body) as { data: { activeTargets: Array<{ health: string; lastError: string }> } };
   assert.deepEqual(targets.data.activeTargets.map((x) => [x.health, x.lastError]), [['up', '']], 'the scrape itself is clean');
+
+  // OTLP: the final collection at shutdown, one resource per agent
+  await stop(sidecar.child);
+  const lines = fs.readFileSync(path.join(dir, 'scraped.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { resourceMetrics?: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeMetrics: Array<{ metrics: Array<{ name: string }> }> }> });
+  const last = new Map<string, string[]>();
+  for (const line of lines) {
+    for (const rm of line.resourceMetrics ?? []) {
+      const service = rm.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
+      last.set(service, rm.scopeMetrics.flatMap((s) => s.metrics.map((m) => m.name)));
+    }
+  }
+  for (const service of ['agent-one', 'agent-two']) assert.ok(last.get(service)?.includes('agentrace.tool.syscalls'), `${service}'s tool metrics under its resource: ${[...last.keys()].join(', ')}`);
+  assert.ok(!last.get('agentrace-sidecar')?.includes('agentrace.tool.syscalls'), "no agent's tool metrics under the sidecar's resource");
+  assert.ok(last.get('agentrace-sidecar')?.includes('agentrace.events.dropped'), "the sidecar's own counters under its resource");
 });
 
 test('/healthz turns unhealthy while the collector refuses, says why, and healthy again once it answers; /readyz stays ready', async (t) => {

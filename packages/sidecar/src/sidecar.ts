@@ -167,7 +167,7 @@ export class Sidecar {
       forget: (spanId) => this.attribution.forgetSpan(spanId),
       ...(opts.spanLimits?.maxEnded !== undefined ? { maxWatched: opts.spanLimits.maxEnded } : {}),
       onSummary: (tool, summary) =>
-        this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates, whoRan(tool)),
+        this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates, whoRan(tool), tool.resource),
     });
     this.attribution = new Attribution({
       registry: this.registry,
@@ -220,7 +220,7 @@ export class Sidecar {
         try {
           sidecar.status = await StatusServer.listen({
             ...opts.metrics.prometheus,
-            collect: () => sidecar.metrics.collect(),
+            collect: () => sidecar.metrics.collectMerged(),
             health: () => sidecar.health(),
             log: sidecar.log,
           });

@@ -7,14 +7,14 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import type { MetricsCollection } from './tool-metrics.js';
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { SidecarHealth } from './sidecar.js';
 
 export interface StatusServerOptions {
   host: string;
   port: number;
   /** A cumulative collection, taken per scrape; undefined: /metrics is 404. */
-  collect?: () => MetricsCollection;
+  collect?: () => { resourceMetrics: ResourceMetrics; errors: Error[] };
   health: () => SidecarHealth;
   /** Told about a collection's errors (one line each). */
   log: (line: string) => void;

@@ -1,8 +1,11 @@
 // Cumulative OTLP metrics of tool activity: each ended tool span's kernel
 // aggregates (calls, errors, bytes, log2 latency histogram per syscall kind) are
-// added to the state of (tool name, kind); loss and event counters are read from
-// their sources at each collection. collect() returns the sdk-metrics
-// ResourceMetrics shape that @opentelemetry/otlp-transformer serializes.
+// added to the state of (agent, tool name, kind); loss and event counters are
+// read from their sources at each collection. collect() returns the
+// sdk-metrics ResourceMetrics shape that @opentelemetry/otlp-transformer
+// serializes: the sidecar's own (loss and event counters), and one per agent
+// with that agent's resource (its service.name, process.pid, ...), so that a
+// daemon serving many agents keeps their series apart.
 import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
@@ -37,6 +40,14 @@ export interface ToolMetricsOptions {
    * series per kind marked `otel.metric.overflow=true`.
    */
   cardinalityLimit?: number;
+  /**
+   * Agents (distinct resources) with series of their own at most (default
+   * 1000); the tool metrics of further agents go to the sidecar's resource,
+   * with the agent's service.name on each point.
+   */
+  maxAgents?: number;
+  /** An agent with nothing recorded for this long is forgotten, its series ended (default 1 h). */
+  agentIdleMs?: number;
 }
 
 export const METRIC_SYSCALL_DURATION = 'agentrace.tool.syscall.duration';
@@ -54,6 +65,11 @@ export const ATTR_DROP_REASON = 'agentrace.drop.reason';
 export const ATTR_OVERFLOW = 'otel.metric.overflow';
 
 export const DEFAULT_CARDINALITY_LIMIT = 2000;
+export const DEFAULT_MAX_AGENTS = 1000;
+export const DEFAULT_AGENT_IDLE_MS = 3_600_000;
+
+/** The agent's resource attributes put on its points where one resource holds all (Prometheus, overflow). */
+export const AGENT_IDENTITY_KEYS: readonly string[] = ['service.name', 'service.namespace', 'service.instance.id'];
 
 /**
  * Explicit bucket bounds in seconds: 2^1 .. 2^39 ns. OTLP bounds are inclusive
@@ -69,6 +85,9 @@ const IO_KINDS: ReadonlySet<SyscallKind> = new Set<SyscallKind>(['read', 'write'
 const KINDS: ReadonlySet<string> = new Set<SyscallKind>(['read', 'write', 'send', 'recv', 'open', 'connect', 'exec']);
 
 interface Series {
+  /** The agent's key ('' for the sidecar's own resource). */
+  owner: string;
+  startTime: HrTime;
   attributes: Attributes;
   kind: SyscallKind;
   calls: number;
@@ -80,8 +99,17 @@ interface Series {
 
 /** What collect() hands to the exporters, plus what went wrong reading the counters. */
 export interface MetricsCollection {
+  /** The sidecar's own: loss and event counters, and tool metrics recorded without an agent. */
   resourceMetrics: ResourceMetrics;
+  /** One per agent, under its own resource (none from a producer without agents). */
+  agents?: ResourceMetrics[];
   errors: Error[];
+}
+
+interface Agent {
+  resource: Resource;
+  identity: Attributes;
+  lastRecordMs: number;
 }
 
 export class ToolMetrics {
@@ -90,6 +118,9 @@ export class ToolMetrics {
   private readonly series = new Map<string, Series>();
   private readonly limit: number;
   private readonly observed = new ResettableCounters();
+  private readonly agents = new Map<string, Agent>();
+  private readonly maxAgents: number;
+  private readonly agentIdleMs: number;
 
   constructor(private readonly opts: ToolMetricsOptions) {
     this.resource = resourceFromAttributes(opts.resource ?? { 'service.name': 'agentrace' });
@@ -97,15 +128,21 @@ export class ToolMetrics {
     const limit = opts.cardinalityLimit ?? DEFAULT_CARDINALITY_LIMIT;
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`cardinalityLimit must be a positive integer, got ${limit}`);
     this.limit = limit;
+    this.maxAgents = opts.maxAgents ?? DEFAULT_MAX_AGENTS;
+    this.agentIdleMs = opts.agentIdleMs ?? DEFAULT_AGENT_IDLE_MS;
   }
 
   /**
    * Adds one ended tool span's kernel aggregates to the cumulative state of
    * (tool name, kind, who). `who` is what the kernel says of the announcing
    * process (its uid, its container): a tool name is the agent's word, so
-   * one user's calls never mix into another's series.
+   * one user's calls never mix into another's series. `agent`: the resource
+   * of the agent that ran the tool (its hello); without one, the series is the
+   * sidecar's own.
    */
-  record(toolName: string, aggs: SpanAggregates, who: Attributes = {}): void {
+  record(toolName: string, aggs: SpanAggregates, who: Attributes = {}, agent?: Attributes, nowMs: number = Date.now()): void {
+    const owner = this.ownerOf(agent, nowMs);
+    if (owner === '' && agent !== undefined) who = { ...who, ...identityOf(agent) };
     for (const [kind, agg] of Object.entries(aggs)) {
       if (!KINDS.has(kind) || agg === undefined) continue;
       const calls = count(agg.calls);
@@ -114,7 +151,7 @@ export class ToolMetrics {
       const latencySumNs = count(agg.latencySumNs);
       const buckets = Array.isArray(agg.latencyBuckets) ? agg.latencyBuckets : [];
       if (calls === 0 && errors === 0 && bytes === 0 && latencySumNs === 0 && !buckets.some((b) => count(b) > 0)) continue;
-      const series = this.seriesFor(toolName, kind as SyscallKind, who);
+      const series = this.seriesFor(owner, toolName, kind as SyscallKind, who, nowMs);
       series.calls += calls;
       series.errors += errors;
       series.bytes += bytes;
@@ -126,58 +163,60 @@ export class ToolMetrics {
     }
   }
 
-  /** One cumulative collection, timestamped now. Never throws: a failing counter source is left out and reported in errors. */
-  collect(): MetricsCollection {
-    const now = Date.now();
-    const endTime = millisToHrTime(now);
+  /**
+   * One cumulative collection, timestamped now. Never throws: a failing
+   * counter source is left out and reported in errors. Agents idle for
+   * agentIdleMs are forgotten first.
+   */
+  collect(nowMs: number = Date.now()): MetricsCollection {
+    this.forgetIdleAgents(nowMs);
+    const endTime = millisToHrTime(nowMs);
     const errors: Error[] = [];
+    const byOwner = new Map<string, Series[]>();
+    for (const series of this.series.values()) {
+      const list = byOwner.get(series.owner);
+      if (list === undefined) byOwner.set(series.owner, [series]);
+      else list.push(series);
+    }
+    const own = [...toolMetricData(byOwner.get('') ?? [], endTime), ...this.counterData(endTime, errors)];
+    const agents: ResourceMetrics[] = [];
+    for (const [key, agent] of this.agents) {
+      const series = byOwner.get(key);
+      if (series === undefined) continue;
+      agents.push({ resource: agent.resource, scopeMetrics: [{ scope: INSTRUMENTATION_SCOPE, metrics: toolMetricData(series, endTime) }] });
+    }
+    return {
+      resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: INSTRUMENTATION_SCOPE, metrics: own }] },
+      agents,
+      errors,
+    };
+  }
+
+  /**
+   * All of a collection under the sidecar's resource, each agent's points
+   * labelled with its identity (service.name, service.namespace,
+   * service.instance.id): for Prometheus, whose exposition has one place per
+   * metric name.
+   */
+  collectMerged(nowMs: number = Date.now()): { resourceMetrics: ResourceMetrics; errors: Error[] } {
+    this.forgetIdleAgents(nowMs);
+    const endTime = millisToHrTime(nowMs);
+    const errors: Error[] = [];
+    const all = [...this.series.values()].map((s) => {
+      const agent = s.owner === '' ? undefined : this.agents.get(s.owner);
+      return agent === undefined ? s : { ...s, attributes: { ...s.attributes, ...agent.identity } };
+    });
+    const metrics = [...toolMetricData(all, endTime), ...this.counterData(endTime, errors)];
+    return { resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: INSTRUMENTATION_SCOPE, metrics }] }, errors };
+  }
+
+  /** Agents with series of their own now. */
+  get agentCount(): number {
+    return this.agents.size;
+  }
+
+  private counterData(endTime: HrTime, errors: Error[]): MetricData[] {
     const metrics: MetricData[] = [];
-    const all = [...this.series.values()];
-    const point = <T>(attributes: Attributes, value: T): DataPoint<T> => ({ startTime: this.startTime, endTime, attributes, value });
-
-    const histogramPoints: DataPoint<Histogram>[] = [];
-    for (const s of all) {
-      const total = s.buckets.reduce((a, b) => a + b, 0);
-      if (total === 0) continue;
-      histogramPoints.push(
-        point<Histogram>(s.attributes, {
-          buckets: { boundaries: [...LATENCY_BOUNDARIES_S], counts: [...s.buckets] },
-          count: total,
-          sum: s.latencySumNs / 1e9,
-        }),
-      );
-    }
-    if (histogramPoints.length > 0) {
-      metrics.push({
-        descriptor: {
-          name: METRIC_SYSCALL_DURATION,
-          description: 'Duration of the system calls made by tool calls, measured in the kernel (log2 buckets)',
-          unit: 's',
-          valueType: ValueType.DOUBLE,
-        },
-        aggregationTemporality: AggregationTemporality.CUMULATIVE,
-        dataPointType: DataPointType.HISTOGRAM,
-        dataPoints: histogramPoints,
-      });
-    }
-    if (all.length > 0) {
-      metrics.push(
-        counter(METRIC_SYSCALLS, 'System calls made by tool calls', '{call}', all.map((s) => point(s.attributes, s.calls))),
-        counter(METRIC_SYSCALL_ERRORS, 'System calls made by tool calls that returned an error', '{call}', all.map((s) => point(s.attributes, s.errors))),
-      );
-    }
-    const io = all.filter((s) => IO_KINDS.has(s.kind));
-    if (io.length > 0) {
-      metrics.push(
-        counter(
-          METRIC_IO_BYTES,
-          'Bytes read, written, sent and received by tool calls',
-          'By',
-          io.map((s) => point({ ...withoutKind(s.attributes), [ATTR_IO_DIRECTION]: s.kind }, s.bytes)),
-        ),
-      );
-    }
-
     const drops = readSource('drops', () => this.opts.drops(), errors);
     if (drops !== undefined) {
       const points: DataPoint<number>[] = [];
@@ -199,15 +238,33 @@ export class ToolMetrics {
         counter(METRIC_EVENTS_CAPPED, 'Kernel events counted but not emitted (per-span cap)', '{event}', [{ ...capped, endTime, attributes: {} }]),
       );
     }
-
-    return {
-      resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: INSTRUMENTATION_SCOPE, metrics }] },
-      errors,
-    };
+    return metrics;
   }
 
-  private seriesFor(toolName: string, kind: SyscallKind, who: Attributes): Series {
-    const key = `${kind}\0${toolName}\0${JSON.stringify(who)}`;
+  /** The agent's key, its entry made or refreshed; '' when there is none or no room for another. */
+  private ownerOf(agent: Attributes | undefined, nowMs: number): string {
+    if (agent === undefined) return '';
+    const key = stableKey(agent);
+    const known = this.agents.get(key);
+    if (known !== undefined) {
+      known.lastRecordMs = nowMs;
+      return key;
+    }
+    if (this.agents.size >= this.maxAgents) return '';
+    this.agents.set(key, { resource: resourceFromAttributes(agent), identity: identityOf(agent), lastRecordMs: nowMs });
+    return key;
+  }
+
+  private forgetIdleAgents(nowMs: number): void {
+    const gone = new Set<string>();
+    for (const [key, agent] of this.agents) if (nowMs - agent.lastRecordMs > this.agentIdleMs) gone.add(key);
+    if (gone.size === 0) return;
+    for (const key of gone) this.agents.delete(key);
+    for (const [key, series] of this.series) if (gone.has(series.owner)) this.series.delete(key);
+  }
+
+  private seriesFor(owner: string, toolName: string, kind: SyscallKind, who: Attributes, nowMs: number): Series {
+    const key = `${owner}\0${kind}\0${toolName}\0${JSON.stringify(who)}`;
     const existing = this.series.get(key);
     if (existing !== undefined) return existing;
     const overflow = this.series.size >= this.limit;
@@ -217,6 +274,9 @@ export class ToolMetrics {
       if (folded !== undefined) return folded;
     }
     const series: Series = {
+      owner: overflow ? '' : owner,
+      // an agent's series start with it (it may come back after being forgotten)
+      startTime: owner === '' || overflow ? this.startTime : millisToHrTime(nowMs),
       attributes: overflow ? { [ATTR_OVERFLOW]: true, [ATTR_SYSCALL]: kind } : { [ATTR_TOOL_NAME]: toolName, [ATTR_SYSCALL]: kind, ...who },
       kind,
       calls: 0,
@@ -228,6 +288,66 @@ export class ToolMetrics {
     this.series.set(overflow ? overflowKey : key, series);
     return series;
   }
+}
+
+/** The tool metrics (duration histogram, calls, errors, I/O bytes) of these series. */
+function toolMetricData(all: readonly Series[], endTime: HrTime): MetricData[] {
+  const metrics: MetricData[] = [];
+  const point = <T>(s: Series, attributes: Attributes, value: T): DataPoint<T> => ({ startTime: s.startTime, endTime, attributes, value });
+  const histogramPoints: DataPoint<Histogram>[] = [];
+  for (const s of all) {
+    const total = s.buckets.reduce((a, b) => a + b, 0);
+    if (total === 0) continue;
+    histogramPoints.push(
+      point<Histogram>(s, s.attributes, {
+        buckets: { boundaries: [...LATENCY_BOUNDARIES_S], counts: [...s.buckets] },
+        count: total,
+        sum: s.latencySumNs / 1e9,
+      }),
+    );
+  }
+  if (histogramPoints.length > 0) {
+    metrics.push({
+      descriptor: {
+        name: METRIC_SYSCALL_DURATION,
+        description: 'Duration of the system calls made by tool calls, measured in the kernel (log2 buckets)',
+        unit: 's',
+        valueType: ValueType.DOUBLE,
+      },
+      aggregationTemporality: AggregationTemporality.CUMULATIVE,
+      dataPointType: DataPointType.HISTOGRAM,
+      dataPoints: histogramPoints,
+    });
+  }
+  if (all.length > 0) {
+    metrics.push(
+      counter(METRIC_SYSCALLS, 'System calls made by tool calls', '{call}', all.map((s) => point(s, s.attributes, s.calls))),
+      counter(METRIC_SYSCALL_ERRORS, 'System calls made by tool calls that returned an error', '{call}', all.map((s) => point(s, s.attributes, s.errors))),
+    );
+  }
+  const io = all.filter((s) => IO_KINDS.has(s.kind));
+  if (io.length > 0) {
+    metrics.push(
+      counter(
+        METRIC_IO_BYTES,
+        'Bytes read, written, sent and received by tool calls',
+        'By',
+        io.map((s) => point(s, { ...withoutKind(s.attributes), [ATTR_IO_DIRECTION]: s.kind }, s.bytes)),
+      ),
+    );
+  }
+  return metrics;
+}
+
+function identityOf(agent: Attributes): Attributes {
+  const identity: Attributes = {};
+  for (const key of AGENT_IDENTITY_KEYS) if (agent[key] !== undefined) identity[key] = agent[key];
+  return identity;
+}
+
+/** The same attributes in any order give the same key. */
+function stableKey(attributes: Attributes): string {
+  return JSON.stringify(Object.keys(attributes).sort().map((k) => [k, attributes[k]]));
 }
 
 /**

@@ -71,11 +71,12 @@ export class MetricsReader {
   /** Collects now and exports; resolves when every exporter has settled this collection (or a newer one). */
   collectAndExport(): Promise<void> {
     if (this.closed || this.slots.length === 0) return Promise.resolve();
-    let metrics: ResourceMetrics;
+    let metrics: ResourceMetrics[];
     try {
       const collection = this.producer.collect();
       for (const error of collection.errors) this.report(error);
-      metrics = collection.resourceMetrics;
+      // the sidecar's own, then one per agent: each under its resource
+      metrics = [collection.resourceMetrics, ...(collection.agents ?? [])];
     } catch (error) {
       this.report(new Error(`metrics collection failed: ${asError(error).message}`));
       return Promise.resolve();
@@ -151,7 +152,7 @@ export function createMetricsReader(
 }
 
 interface Pending {
-  metrics: ResourceMetrics;
+  metrics: ResourceMetrics[];
   waiters: (() => void)[];
 }
 
@@ -168,7 +169,7 @@ class ExportSlot {
     private readonly shutdown: AbortSignal,
   ) {}
 
-  submit(metrics: ResourceMetrics): Promise<void> {
+  submit(metrics: ResourceMetrics[]): Promise<void> {
     return new Promise<void>((resolve) => {
       if (this.pending === undefined) {
         this.pending = { metrics, waiters: [resolve] };
@@ -212,7 +213,8 @@ class ExportSlot {
     });
   }
 
-  private async send(metrics: ResourceMetrics): Promise<void> {
+  /** A collection is exported when every resource in it was; else it failed. */
+  private async send(metrics: ResourceMetrics[]): Promise<void> {
     // One controller per export, aborted by its timeout or by shutdown.
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
@@ -221,8 +223,11 @@ class ExportSlot {
     if (this.shutdown.aborted) onShutdown();
     else this.shutdown.addEventListener('abort', onShutdown, { once: true });
     try {
-      const result = await this.exporter.export(metrics, controller.signal);
-      if (!this.abandoned) this.counts[result === 'exported' ? 'exported' : 'failed']++;
+      let exported = true;
+      for (const resourceMetrics of metrics) {
+        if (controller.signal.aborted || (await this.exporter.export(resourceMetrics, controller.signal)) !== 'exported') exported = false;
+      }
+      if (!this.abandoned) this.counts[exported ? 'exported' : 'failed']++;
     } catch {
       // exporters do not reject; this guards against one that does
       if (!this.abandoned) this.counts.failed++;
