@@ -241,7 +241,18 @@ test('probes detach/attach file at run time: the kernel drops and regains the op
 
     const status = await agentrace(['probes', 'status', '--json', '--control', controlPath]);
     assert.equal(status.status, 0, status.stderr);
-    const s = JSON.parse(status.stdout) as { ok: boolean; groups: Record<string, boolean>; stats: { probes: { events: number }; socket: { open: number } } };
+    const s = JSON.parse(status.stdout) as {
+      ok: boolean;
+      groups: Record<string, boolean>;
+      stats: { probes: { events: number }; socket: { open: number }; export: Record<string, { exported: number; failed: number }>; health: { healthy: boolean } };
+    };
+    assert.deepEqual(Object.keys(s.stats.export), ['traces', 'logs', 'metrics'], 'export counts per signal');
+    assert.equal(s.stats.health.healthy, true);
+    // `agentrace status` is the same question, in words
+    const words = await agentrace(['status', '--control', controlPath]);
+    assert.equal(words.status, 0, words.stderr);
+    assert.match(words.stdout, /^export:\n  traces +\d+ exported, 0 failed, 0 dropped\n  logs +\d+ exported, 0 failed, 0 dropped\n  metrics +\d+ collections exported, 0 failed, 0 dropped$/m);
+    assert.match(words.stdout, /^health: ok$/m);
     assert.deepEqual(s.groups, { file: false, net: true, process: true, context: true, io: true });
     assert.equal(typeof s.stats.probes.events, 'number', 'bigint counters arrive as numbers');
     assert.ok(s.stats.probes.events >= 1);

@@ -86,6 +86,8 @@ test('events lost to a full ring buffer are exported, on the span and as a metri
   assert.equal(exported, Number(kernelDrops), 'the metric is the kernel counter');
   assert.ok(exported !== undefined && exported >= missing, `the metric (${exported}) covers the span's loss (${missing})`);
   assert.equal(sums.get(`agentrace.tool.syscalls{agentrace.syscall=open,gen_ai.tool.name=flood,process.user.id=${process.getuid!()}}`), count);
-  assert.equal(sums.get('agentrace.events.dropped{agentrace.drop.reason=exporter_queue_full}'), 0, 'and the exporter lost nothing');
-  assert.equal(sums.get('agentrace.events.dropped{agentrace.drop.reason=export_failed}'), 0, 'nor failed to write anything');
+  for (const signal of ['traces', 'logs', 'metrics']) {
+    assert.equal(sums.get(`agentrace.events.dropped{agentrace.drop.reason=exporter_queue_full,agentrace.signal=${signal}}`), 0, `and the ${signal} exporters lost nothing`);
+    assert.equal(sums.get(`agentrace.events.dropped{agentrace.drop.reason=export_failed,agentrace.signal=${signal}}`), 0, `nor failed to write anything`);
+  }
 });

@@ -338,6 +338,7 @@ export async function main(argv: string[]): Promise<number> {
     if (parsed.command === 'sidecar') return await runSidecar(parsed.flags);
     if (parsed.command === 'run') return await runCommand(parsed.flags, parsed.rest);
     if (parsed.command === 'probes') return await probesCommand(parsed.args, parsed.flags);
+    if (parsed.command === 'status') return await probesCommand(['status', ...parsed.args], parsed.flags);
     throw new UsageError(`unknown command ${JSON.stringify(parsed.command)}`);
   } catch (err) {
     if (err instanceof UsageError || err instanceof GroupError) {

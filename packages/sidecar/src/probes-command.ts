@@ -5,7 +5,9 @@ import { controlRequest, DEFAULT_CONTROL_SOCKET } from './control-client.js';
 import { GroupError, parseGroups, type ControlResponse, type JsonValue } from './control-protocol.js';
 import { UsageError } from './usage-error.js';
 
-export const PROBES_USAGE = `probes [status]       Show which probe groups a running sidecar has attached, and its counters.
+export const PROBES_USAGE = `status                Show a running sidecar's probe groups, what each signal exported and
+                        failed to, its health, and its counters (also: probes status).
+  probes [status]       The same.
   probes attach G...    Attach probe groups G (file, net, process, io, or all) in a running
                         sidecar, without restarting it or the agents.
   probes detach G...    Detach them: their programs leave the kernel and cost nothing.`;
@@ -57,10 +59,24 @@ export function renderStatus(controlPath: string, res: ControlResponse): string 
     const note = group === 'context' ? '  (always: thread slots, needed to attribute events to tool calls)' : '';
     lines.push(`  ${group.padEnd(8)} ${attached ? 'attached' : 'detached'}${note}`);
   }
-  if (res.stats) {
+  const { export: exported, health, ...counters } = (res.stats ?? {}) as Record<string, JsonValue>;
+  if (exported !== undefined && exported !== null && typeof exported === 'object' && !Array.isArray(exported)) {
+    lines.push('export:');
+    for (const [signal, raw] of Object.entries(exported)) {
+      const c = raw as { exported?: number; failed?: number; dropped?: number };
+      const unit = signal === 'metrics' ? ' collections' : '';
+      lines.push(`  ${signal.padEnd(8)} ${c.exported ?? 0}${unit} exported, ${c.failed ?? 0} failed, ${c.dropped ?? 0} dropped`);
+    }
+  }
+  if (health !== undefined && health !== null && typeof health === 'object' && !Array.isArray(health)) {
+    const h = health as { healthy?: boolean; problems?: string[] };
+    lines.push(h.healthy ? 'health: ok' : 'health: UNHEALTHY');
+    for (const problem of h.problems ?? []) lines.push(`  ${problem}`);
+  }
+  if (Object.keys(counters).length > 0) {
     lines.push('counters:');
-    const width = Math.max(...Object.keys(res.stats).map((k) => k.length));
-    for (const [section, value] of Object.entries(res.stats)) lines.push(`  ${section.padEnd(width)}  ${flatten(value)}`);
+    const width = Math.max(...Object.keys(counters).map((k) => k.length));
+    for (const [section, value] of Object.entries(counters)) lines.push(`  ${section.padEnd(width)}  ${flatten(value as JsonValue)}`);
   }
   return `${lines.join('\n')}\n`;
 }

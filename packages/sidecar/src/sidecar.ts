@@ -23,7 +23,7 @@ import type { OtlpMetricsConfig } from './otlp/metric-config.js';
 import { nowNs } from './time.js';
 import { limitedLog } from './limited-log.js';
 import type { ExportSpan } from './otlp/span.js';
-import type { LogExporter, SpanExporter } from './otlp/exporter.js';
+import type { ExporterStats, LogExporter, SpanExporter } from './otlp/exporter.js';
 import { logRecordsOf } from './kernel-logs.js';
 
 /** Protocol errors logged one by one; the rest are counted in the shutdown line. */
@@ -98,6 +98,10 @@ export interface SidecarStats {
   descriptorsForgotten: number;
   exporters: Record<string, ReturnType<SpanExporter['stats']>>;
   logExporters: Record<string, ReturnType<LogExporter['stats']>>;
+  /** Per signal, over its exporters: items (traces, logs) or collections (metrics). */
+  export: Record<'traces' | 'logs' | 'metrics', ExporterStats>;
+  /** As /healthz says it. */
+  health: { healthy: boolean; problems: string[] };
 }
 
 export class Sidecar {
@@ -150,8 +154,8 @@ export class Sidecar {
           map_full: Number(s.probes.pendingFull + s.probes.aggFull + s.probes.trackedFull),
           decode_error: s.probes.decodeErrors,
           unmatched: s.attribution.expired,
-          exporter_queue_full: [...Object.values(s.exporters), ...Object.values(s.logExporters)].reduce((n, e) => n + e.dropped, 0),
-          export_failed: [...Object.values(s.exporters), ...Object.values(s.logExporters)].reduce((n, e) => n + e.failed, 0),
+          exporter_queue_full: { traces: s.export.traces.dropped, logs: s.export.logs.dropped, metrics: s.export.metrics.dropped },
+          export_failed: { traces: s.export.traces.failed, logs: s.export.logs.failed, metrics: s.export.metrics.failed },
         };
       },
       events: () => {
@@ -308,6 +312,13 @@ export class Sidecar {
       descriptorsForgotten: this.descriptorsForgotten,
       exporters: Object.fromEntries(this.opts.exporters.map((e) => [e.description, e.stats()])),
       logExporters: Object.fromEntries(this.logExporters.map((e) => [e.description, e.stats()])),
+      export: {
+        traces: sumStats(this.opts.exporters.map((e) => e.stats())),
+        logs: sumStats(this.logExporters.map((e) => e.stats())),
+        // in collections, not items: a collection carries every series
+        metrics: this.metricsReader?.stats() ?? { exported: 0, dropped: 0, failed: 0 },
+      },
+      health: (({ healthy, problems }) => ({ healthy, problems }))(this.health()),
     };
   }
 
@@ -395,6 +406,8 @@ export class Sidecar {
     for (const [name, e] of Object.entries(s.logExporters)) {
       if (e.failed > 0 || e.dropped > 0) this.log(`${name}: ${e.exported} log records exported, ${e.failed} failed, ${e.dropped} dropped (queue full)`);
     }
+    const m = s.export.metrics;
+    if (m.failed > 0 || m.dropped > 0) this.log(`metrics: ${m.exported} collections exported, ${m.failed} failed, ${m.dropped} replaced by a newer one or unsent`);
     const mapFull = p.pendingFull + p.aggFull + p.trackedFull;
     const sk = s.socket;
     if (sk.unseenPeers > 0) this.log(`agent socket: ${sk.unseenPeers} connections refused from processes outside the sidecar's PID namespace`);
@@ -641,6 +654,16 @@ export class Sidecar {
     }
     this.opts.onSpans?.(spans);
   }
+}
+
+function sumStats(all: readonly ExporterStats[]): ExporterStats {
+  const total: ExporterStats = { exported: 0, dropped: 0, failed: 0 };
+  for (const s of all) {
+    total.exported += s.exported;
+    total.dropped += s.dropped;
+    total.failed += s.failed;
+  }
+  return total;
 }
 
 function toExportSpan(s: ToolSpan): ExportSpan {

@@ -30,8 +30,12 @@ export type SpanAggregates = Partial<Record<SyscallKind, SyscallAggregate>>;
 export type DropReason = 'ringbuf_full' | 'map_full' | 'exporter_queue_full' | 'export_failed' | 'decode_error' | 'unmatched';
 export interface ToolMetricsOptions {
   resource?: Attributes;            // resource of the sidecar's metrics (service.name etc.)
-  /** Cumulative loss counters, read at each collection (from kernel stats and exporter stats). */
-  drops: () => Partial<Record<DropReason, number>>;
+  /**
+   * Cumulative loss counters, read at each collection (from kernel stats and
+   * exporter stats): a count, or a count per OTLP signal (traces, logs,
+   * metrics) for the exporters' losses.
+   */
+  drops: () => Partial<Record<DropReason, number | Partial<Record<LossSignal, number>>>>;
   /** Cumulative events counters, read at each collection: written to the ring buffer, and counted-not-emitted (per-span cap). */
   events?: () => { emitted: number; capped: number };
   /**
@@ -62,6 +66,9 @@ export const ATTR_TOOL_NAME = 'gen_ai.tool.name';
 export const ATTR_SYSCALL = 'agentrace.syscall';
 export const ATTR_IO_DIRECTION = 'agentrace.io.direction';
 export const ATTR_DROP_REASON = 'agentrace.drop.reason';
+/** Which signal an exporter lost: traces and logs count items, metrics count collections. */
+export const ATTR_SIGNAL = 'agentrace.signal';
+export type LossSignal = 'traces' | 'logs' | 'metrics';
 export const ATTR_OVERFLOW = 'otel.metric.overflow';
 
 export const DEFAULT_CARDINALITY_LIMIT = 2000;
@@ -222,6 +229,13 @@ export class ToolMetrics {
       const points: DataPoint<number>[] = [];
       for (const [reason, value] of Object.entries(drops)) {
         if (value === undefined) continue;
+        if (typeof value === 'object' && value !== null) {
+          for (const [signal, n] of Object.entries(value)) {
+            const observed = this.observed.observe(`drop:${reason}:${signal}`, count(n), endTime, this.startTime);
+            points.push({ ...observed, endTime, attributes: { [ATTR_DROP_REASON]: reason, [ATTR_SIGNAL]: signal } });
+          }
+          continue;
+        }
         const observed = this.observed.observe(`drop:${reason}`, count(value), endTime, this.startTime);
         points.push({ ...observed, endTime, attributes: { [ATTR_DROP_REASON]: reason } });
       }
