@@ -4,10 +4,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
   DEFAULT_OTLP_FILE,
-  MultiExporter,
   OtlpFileExporter,
   OtlpNetworkExporter,
-  createExporter,
   createExporters,
   resolveOtlpConfig,
   resolveNetworkConfig,
@@ -141,7 +139,7 @@ test('timeout: ms, TRACES_TIMEOUT over TIMEOUT, default 10 s, errors name the va
   assert.throws(() => timeout({ OTEL_EXPORTER_OTLP_TIMEOUT: 'soon' }), /OTEL_EXPORTER_OTLP_TIMEOUT="soon"/);
 });
 
-test('createExporters builds what the config says; createExporter fans out', async () => {
+test('createExporters builds what the config says', async () => {
   const config = resolveOtlpConfig(
     { file: '/tmp/agentrace-config-test.jsonl', endpoint: 'http://127.0.0.1:9/', protocol: 'http/json' },
     { OTEL_EXPORTER_OTLP_HEADERS: 'a=b', OTEL_EXPORTER_OTLP_TIMEOUT: '1234' },
@@ -155,12 +153,4 @@ test('createExporters builds what the config says; createExporter fans out', asy
   assert.equal(exporters[1].description, 'OTLP http/json http://127.0.0.1:9/v1/traces');
   await Promise.all(exporters.map((e) => e.shutdown(100)));
 
-  const multi = createExporter(config);
-  assert.ok(multi instanceof MultiExporter);
-  assert.equal(multi.description, 'OTLP file /tmp/agentrace-config-test.jsonl + OTLP http/json http://127.0.0.1:9/v1/traces');
-  assert.deepEqual(multi.stats(), { exported: 0, dropped: 0, failed: 0 });
-  await multi.shutdown(100);
-  const single = createExporter(resolveOtlpConfig({}, {}, { cwd: '/tmp' }));
-  assert.ok(single instanceof OtlpFileExporter);
-  await single.shutdown(100);
 });

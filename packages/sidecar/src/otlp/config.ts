@@ -9,7 +9,6 @@ import path from 'node:path';
 import { OtlpFileExporter } from './file-exporter.js';
 import { DEFAULT_EXPORT_TIMEOUT_MS, OtlpNetworkExporter } from './network-exporter.js';
 import type { BatchingOptions, SpanExporter } from './exporter.js';
-import { MultiExporter } from './multi-exporter.js';
 import { SUPPORTED_COMPRESSIONS, SUPPORTED_PROTOCOLS, type OtlpCompression, type OtlpProtocol, type OtlpSignal } from './protocol.js';
 
 export interface OtlpFlags {
@@ -107,12 +106,6 @@ export function createExporters(config: OtlpConfig, batching: BatchingOptions = 
   if (config.file !== undefined) exporters.push(new OtlpFileExporter({ ...batching, path: config.file.path }));
   if (config.network !== undefined) exporters.push(new OtlpNetworkExporter({ ...batching, ...config.network }));
   return exporters;
-}
-
-/** One exporter for the whole configuration (a MultiExporter when there are several). */
-export function createExporter(config: OtlpConfig, batching: BatchingOptions = {}): SpanExporter {
-  const exporters = createExporters(config, batching);
-  return exporters.length === 1 && exporters[0] !== undefined ? exporters[0] : new MultiExporter(exporters);
 }
 
 /** grpc: every signal goes to the URL as given (the OTel spec), a flag's /v1/<signal> path aside. */

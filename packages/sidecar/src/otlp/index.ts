@@ -15,11 +15,9 @@ export { OtlpFileExporter, DEFAULT_FILE_SCHEDULE_DELAY_MS, type FileExporterOpti
 export { OtlpNetworkExporter, DEFAULT_EXPORT_TIMEOUT_MS, type NetworkExporterOptions } from './network-exporter.js';
 export { describeExportError } from './otel-transport.js';
 export { SUPPORTED_PROTOCOLS, SUPPORTED_COMPRESSIONS, type OtlpProtocol, type OtlpCompression, type OtlpSignal } from './protocol.js';
-export { MultiExporter } from './multi-exporter.js';
 export {
   resolveOtlpConfig,
   createExporters,
-  createExporter,
   DEFAULT_OTLP_FILE,
   type OtlpFlags,
   type OtlpConfig,
