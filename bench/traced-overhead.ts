@@ -9,6 +9,10 @@
 // agent process, and the sidecar is started for its mode's run only, so the
 // other modes run with no probe attached. Then one more traced run with
 // kernel.bpf_stats_enabled says how much BPF time a task cost, by program.
+// The `collector` mode is the traced one with the spans, metrics and log
+// records also sent over OTLP http/protobuf (OpenTelemetry JS's exporter) to a
+// collector on 127.0.0.1 that decodes nothing: what network export adds to
+// the sidecar's CPU, beside the file export alone.
 //
 //   pnpm bench --only traced-overhead        (root)
 import fs from 'node:fs';
@@ -28,13 +32,14 @@ import { readOtlpFile } from '../test/support/otlp.js';
 import { loadedProgramIds, profileLoop, programsLoadedSince, withBpfStats, type ProgramProfile } from './support/bpf-profile.js';
 import { summarizeCpuProfile, type CpuProfileSummary } from './support/cpu-profile.js';
 
-type Mode = 'plain' | 'nosidecar' | 'untracked' | 'sidecar';
-const MODES: Mode[] = ['plain', 'nosidecar', 'untracked', 'sidecar'];
+type Mode = 'plain' | 'nosidecar' | 'untracked' | 'sidecar' | 'collector';
+const MODES: Mode[] = ['plain', 'nosidecar', 'untracked', 'sidecar', 'collector'];
 const LABEL: Record<Mode, string> = {
   plain: 'plain functions (no SDK)',
   nosidecar: 'traceTool, no sidecar',
   untracked: 'traceTool, sidecar running, agent not connected (untracked)',
   sidecar: 'traceTool, real sidecar (probes attached, agent tracked)',
+  collector: 'the same, also exporting OTLP http/protobuf to a collector on 127.0.0.1',
 };
 const TOOLS_PER_TASK = 4;
 const GOAL = 0.02;
@@ -97,9 +102,15 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
 }
 
-async function localServer(): Promise<{ url: string; close: () => Promise<void> }> {
+/** The workload's server (a 2 kB answer), or with `sink` a collector that takes any body and answers 200, empty. */
+async function localServer(sink = false): Promise<{ url: string; close: () => Promise<void> }> {
   const body = Buffer.alloc(2048, 'x');
   const server = http.createServer((req, res) => {
+    if (sink) {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 }).end());
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
     res.end(body);
   });
@@ -127,8 +138,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   });
   const missingSocket = path.join(dir, 'no-sidecar.sock');
   const server = await localServer();
+  const sink = await localServer(true);
+  const endpoint = new URL(sink.url).origin;
   const ms = new Map<Mode, number[]>();
   const sidecarCpu: number[] = [];
+  const collectorCpu: number[] = [];
   const spans: number[] = [];
   const toolSpans: number[] = [];
   const welcomes: number[] = [];
@@ -141,7 +155,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     url: server.url,
     tasks,
     warmup,
-    needSidecar: mode === 'sidecar',
+    needSidecar: mode === 'sidecar' || mode === 'collector',
   });
   try {
     for (let round = 0; round < rounds; round++) {
@@ -151,15 +165,16 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           continue;
         }
         const otlpFile = path.join(dir, `round-${round}.otlp.jsonl`);
-        const sidecar = await realSidecar({ otlpFile });
+        const sidecar = await realSidecar({ otlpFile, ...(mode === 'collector' ? { args: ['--otlp-endpoint', endpoint] } : {}) });
         try {
           let cpu0 = 0;
-          const r = await runAgent(planFor(mode), mode === 'sidecar' ? sidecar.path : missingSocket, () => (cpu0 = cpuMs(sidecar.pid)));
+          const r = await runAgent(planFor(mode), mode === 'untracked' ? missingSocket : sidecar.path, () => (cpu0 = cpuMs(sidecar.pid)));
           record(ms, mode, r.ms);
           if (mode === 'sidecar') {
             sidecarCpu.push(cpuMs(sidecar.pid) - cpu0);
             welcomes.push(r.welcomeMs);
           }
+          if (mode === 'collector') collectorCpu.push(cpuMs(sidecar.pid) - cpu0);
         } finally {
           await sidecar.close();
         }
@@ -193,6 +208,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     cpuProfile = summarizeCpuProfile(profFile);
   } finally {
     await server.close();
+    await sink.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
@@ -216,6 +232,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     .map((p) => `${p.name} ${p.runsPerOp.toFixed(0)} × ${p.nsPerRun.toFixed(0)} ns`)
     .join(', ');
   const cpuPerTask = median(sidecarCpu) / (tasks + warmup);
+  const collectorCpuPerTask = median(collectorCpu) / (tasks + warmup);
   const markdown = [
     `${tasks} tasks per agent process (after ${warmup} not timed), ${TOOLS_PER_TASK} tool calls each; wall time in ms, median of ${rounds} interleaved rounds.`,
     '',
@@ -225,7 +242,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       `The sidecar exported ${median(spans)} spans per round (${median(toolSpans)} tool spans: every call of ${tasks + warmup} tasks × ${TOOLS_PER_TASK}). ` +
       `The agent's \`ready()\` (connect, hello, welcome: not timed) took ${median(welcomes).toFixed(0)} ms (median; up to ${Math.max(...welcomes).toFixed(0)} ms).`,
     '',
-    `Where the time goes: while the tasks ran, the sidecar used ${median(sidecarCpu).toFixed(0)} ms of CPU (${cpuPerTask.toFixed(2)} ms per task, on 2 cores that the agent, its children and the local server share). ` +
+    `Where the time goes: while the tasks ran, the sidecar used ${median(sidecarCpu).toFixed(0)} ms of CPU (${cpuPerTask.toFixed(2)} ms per task, on 2 cores that the agent, its children and the local server share); ` +
+      `also exporting over OTLP http/protobuf to a collector, ${median(collectorCpu).toFixed(0)} ms (${collectorCpuPerTask.toFixed(2)} ms per task, x${(collectorCpuPerTask / cpuPerTask).toFixed(2)}). ` +
       `In one more traced run with \`kernel.bpf_stats_enabled=1\`, agentrace's BPF programs ran ${profile.reduce((n, p) => n + p.runsPerOp, 0).toFixed(0)} times per task for ${bpfUs.toFixed(0)} µs per task in all${top ? `; the largest (runs per task × average ns): ${top}` : ''}.`,
     '',
     cpuProfile

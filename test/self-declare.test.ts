@@ -77,7 +77,7 @@ test('a process that registers a slot is traced from that write; one that never 
 
   // It never says hello: after the grace period it is forgotten, and counted.
   await until('the process to be forgotten', () => sidecar.stats().selfDeclaredForgotten === 1, 5000);
-  assert.match(log.join('\n'), new RegExp(`pid ${actor.pid} \\(node\\) registered a thread slot but said no hello`));
+  assert.match(log.join('\n'), new RegExp(`pid ${actor.pid} \\(node actor\\.mjs\\) registered a thread slot but said no hello`));
   const after = unattributed();
   for (let i = 0; i < 5; i++) await actor.do({ op: 'open', path: file('forgotten') });
   await new Promise((r) => setTimeout(r, 200));

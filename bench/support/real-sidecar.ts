@@ -18,6 +18,8 @@ export interface RealSidecarOptions {
    * startCpuProfile() to stopCpuProfile() (bench/support/profiled-sidecar.mjs).
    */
   cpuProfile?: string;
+  /** More `agentrace sidecar` flags, e.g. --otlp-endpoint. */
+  args?: string[];
 }
 
 const profiled = fileURLToPath(new URL('./profiled-sidecar.mjs', import.meta.url));
@@ -40,7 +42,7 @@ export interface RealSidecar {
 export async function realSidecar(opts: RealSidecarOptions = {}): Promise<RealSidecar> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-bench-'));
   const sockPath = path.join(dir, 'agentrace.sock');
-  const command = [cli, 'sidecar', '--socket', sockPath, '--otlp-file', opts.otlpFile ?? '/dev/null'];
+  const command = [cli, 'sidecar', '--socket', sockPath, '--otlp-file', opts.otlpFile ?? '/dev/null', ...(opts.args ?? [])];
   const child: ChildProcess = spawn(process.execPath, opts.cpuProfile ? [profiled, opts.cpuProfile, ...command] : command, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });

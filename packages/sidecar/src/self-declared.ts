@@ -7,6 +7,8 @@
 // with the children it forked meanwhile, and counted. Declaring gives a
 // process nothing over its own activity: its events only ever land under
 // spans it announced itself.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Probes } from '@agentrace/bpf';
 import type { ProcessTree } from './process-tree.js';
 
@@ -53,10 +55,24 @@ export class SelfDeclared {
       for (const p of family) this.opts.probes.untrack(p);
       if (this.forgotten++ === 0) {
         this.opts.log(
-          `pid ${pid} (${w.comm}) registered a thread slot but said no hello within ${this.graceMs} ms: it is no longer traced ` +
+          `pid ${pid} (${commandOf(pid) ?? w.comm}) registered a thread slot but said no hello within ${this.graceMs} ms: it is no longer traced ` +
             '(an agent whose SDK cannot reach this socket? check AGENTRACE_SOCKET); further cases are counted in the shutdown line',
         );
       }
     }
+  }
+}
+
+/**
+ * What a process runs, by the basenames of its first two arguments
+ * ("node agent.mjs"): its thread's name says less (Node 24 calls its main
+ * thread MainThread). Undefined once it is gone.
+ */
+function commandOf(pid: number): string | undefined {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    return argv.length === 0 ? undefined : argv.slice(0, 2).map((a) => path.basename(a)).join(' ');
+  } catch {
+    return undefined;
   }
 }
