@@ -44,6 +44,8 @@ const LABEL: Record<Mode, string> = {
 const TOOLS_PER_TASK = 4;
 const GOAL = 0.02;
 const agentPath = path.join(benchDir, 'support', 'workload-agent.mjs');
+/** The agent's Node: this one (the sidecar's, 24), or AGENTRACE_BENCH_AGENT_NODE (e.g. Node 20, as users run it). */
+const agentNode = process.env.AGENTRACE_BENCH_AGENT_NODE || process.execPath;
 
 interface AgentPlan {
   mode: 'plain' | 'sdk';
@@ -63,7 +65,7 @@ interface AgentRun {
 
 /** Runs one agent; `onReady` is called once it was welcomed, before its first task. */
 async function runAgent(plan: AgentPlan, socketPath: string, onReady?: () => void): Promise<AgentRun> {
-  const child = spawn(process.execPath, ['--no-warnings', agentPath, JSON.stringify(plan)], {
+  const child = spawn(agentNode, ['--no-warnings', agentPath, JSON.stringify(plan)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, AGENTRACE_SOCKET: socketPath, OTEL_SERVICE_NAME: 'bench-workload' },
   });
@@ -90,6 +92,10 @@ async function runAgent(plan: AgentPlan, socketPath: string, onReady?: () => voi
   clearTimeout(timer);
   if (code !== 0 || result === undefined) throw new Error(`the workload agent (${plan.mode}) failed (exit ${code ?? signal}): ${err.trim()}`);
   return { ms: result, welcomeMs };
+}
+
+function agentVersion(): string {
+  return agentNode === process.execPath ? process.versions.node : execFileSync(agentNode, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
 }
 
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -234,7 +240,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const cpuPerTask = median(sidecarCpu) / (tasks + warmup);
   const collectorCpuPerTask = median(collectorCpu) / (tasks + warmup);
   const markdown = [
-    `${tasks} tasks per agent process (after ${warmup} not timed), ${TOOLS_PER_TASK} tool calls each; wall time in ms, median of ${rounds} interleaved rounds.`,
+    `${tasks} tasks per agent process (after ${warmup} not timed), ${TOOLS_PER_TASK} tool calls each, the agent on Node ${agentVersion()}; wall time in ms, median of ${rounds} interleaved rounds.`,
     '',
     table(['agent', 'wall time, ms', 'per task', 'vs traceTool without sidecar'], rows),
     '',
