@@ -8,6 +8,11 @@
 // process). A full queue drops from its longest lane, not whoever comes
 // next, and batches take from every lane in turn: an agent that floods the
 // exporter loses its own spans, never another agent's.
+//
+// Why not OpenTelemetry's BatchSpanProcessor / BatchLogRecordProcessor (same
+// 2048/512/1000 ms defaults): they have one FIFO, so one agent's flood drops
+// every other agent's spans, and they count nothing of what they drop or what
+// failed. The exporters behind this queue are OpenTelemetry's own.
 
 export interface BatchQueueOptions<T = unknown> {
   /** Items waiting to be sent at most; more are dropped (counted). */

@@ -5,6 +5,12 @@
 // collection). Each export is bounded by timeoutMs. flush() and shutdown()
 // export a final collection. Nothing here throws into the caller, and the timer
 // is unref'd, so the reader never keeps the process alive.
+//
+// Why not PeriodicExportingMetricReader with a MetricProducer: a reader's
+// collection has the MeterProvider's one resource (a MetricProducer's own is
+// ignored), and each agent's tool metrics must carry that agent's resource.
+// Here a collection is the sidecar's ResourceMetrics plus one per agent, each
+// handed to OpenTelemetry's OTLP metric exporter.
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MetricsCollection } from '../tool-metrics.js';
 import { asError, raceTimeout } from './batch-queue.js';
