@@ -142,8 +142,8 @@ test('sidecar: --limit and AGENTRACE_LIMITS set the limits; the start line state
     AGENTRACE_LIMITS: 'spans-in-flight=1Ki,connections=1000',
   });
   // 2 connections (the flag wins over the variable) × 32 KiB, 1,024 spans × 4 KiB, 64 Mi characters × 2,
-  // 64 MiB unfinished, 16,384 ended × 2 KiB, one exporter’s 2,048 × (2 KiB + 2 × 16 Ki): 296.1 MiB.
-  assert.match(stderr(), /agents can make it hold 297 MB at most/, stderr());
+  // 64 MiB unfinished, 16,384 ended × 6 KiB, one exporter’s 2,048 × (6 KiB + 2 × 16 Ki): 368.1 MiB.
+  assert.match(stderr(), /agents can make it hold 369 MB at most/, stderr());
   const net = await import('node:net');
   const socks = await Promise.all([0, 1, 2].map(async () => {
     const s = net.connect(socketPath);
