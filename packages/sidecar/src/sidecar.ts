@@ -1,6 +1,7 @@
 // The daemon: probes attached, socket served, kernel events turned into
 // spans, everything exported. `agentrace sidecar` and `agentrace run` both
 // drive this.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, probeGroups, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
@@ -581,6 +582,13 @@ export class Sidecar {
     if (this.hooked.has(binary.key)) return;
     this.hooked.add(binary.key);
     const missing = this.probes.attachWorkProbes(binary.path).missing;
+    if (missing.length > 0 && goneWhileHooked(binary.path)) {
+      // Reached through a process that exited meanwhile (a short-lived `node -e`, a
+      // probe's exec): nothing wrong with the binary. The next process running it
+      // hooks it again (a probe attached twice runs twice, to the same effect).
+      this.hooked.delete(binary.key);
+      return;
+    }
     if (!missing.some((m) => m.func === workSubmitFunction)) this.hookedAtNs.set(binary.key, preciseNowNs());
     if (quiet && missing.some((m) => m.func === workSubmitFunction)) return;
     for (const m of missing) {
@@ -592,6 +600,10 @@ export class Sidecar {
     if (this.hooked.has(libc.key)) return;
     this.hooked.add(libc.key);
     const r = this.probes.attachDnsProbes(libc.path);
+    if (!r.ok && goneWhileHooked(libc.path)) {
+      this.hooked.delete(libc.key); // as in hookBinary
+      return;
+    }
     if (r.ok) this.hookedAtNs.set(libc.key, preciseNowNs());
     if (!r.ok) this.log(`${libc.name}: cannot hook getaddrinfo (${r.reason}); name lookups are not seen`);
   }
@@ -689,6 +701,12 @@ function toExportSpan(s: ToolSpan): ExportSpan {
 /** How long a starting node's libc is looked for (its loader maps it within a few ms). */
 const RUNTIME_LIBC_TRIES = 20;
 const RUNTIME_LIBC_RETRY_MS = 5;
+
+/** Whether `path` (/proc/PID/exe, /proc/PID/root/...) was reached through a process that is gone. */
+function goneWhileHooked(path: string): boolean {
+  const pid = /^\/proc\/(\d+)\//.exec(path)?.[1];
+  return pid !== undefined && !existsSync(`/proc/${pid}`);
+}
 
 /** The wall clock in ns, to the microsecond (nowNs is to the millisecond): hook times are compared with span starts. */
 function preciseNowNs(): bigint {
