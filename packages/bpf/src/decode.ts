@@ -1,6 +1,8 @@
-// Turns ring-buffer samples into typed events, using only the offsets in
-// layout.ts.
+// Turns ring-buffer samples into typed events. Every integer is read by the
+// reader abi.generated.ts made from the object's BTF (its width and sign are
+// the header's); strings and the span by the offsets in layout.ts.
 import { AttrSource, EventKind, layouts, SPAN_ID_LEN, TRACE_ID_LEN, COMM_LEN } from './layout.js';
+import { read, readNumber } from './abi.generated.js';
 
 export interface SpanRef {
   /** 32 lowercase hex digits */
@@ -132,6 +134,7 @@ export class DecodeError extends Error {
 }
 
 const H = layouts.ar_event_header.fields;
+const E = read.ar_event_header;
 
 function cString(buf: Buffer, offset: number, max: number): string {
   const end = buf.indexOf(0, offset);
@@ -194,7 +197,7 @@ export class EventDecoder {
       this.spanValid = true;
       this.span = spanFrom(buf, base + H.span);
     }
-    const tid = buf.readUInt32LE(base + H.tid);
+    const tid = E.tid(buf, base);
     const c = base + H.comm;
     const cw = this.commWords;
     const c0 = buf.readUInt32LE(c);
@@ -210,12 +213,12 @@ export class EventDecoder {
       this.comm = cString(buf, c, COMM_LEN);
     }
     return {
-      tsNs: buf.readBigUInt64LE(base + H.ts_ns),
-      pid: buf.readUInt32LE(base + H.pid),
+      tsNs: E.ts_ns(buf, base),
+      pid: E.pid(buf, base),
       tid,
       comm: this.comm,
       span: this.span,
-      attrSource: buf[base + H.attr_source] as AttrSource,
+      attrSource: E.attr_source(buf, base) as AttrSource,
     };
   }
 }
@@ -224,12 +227,12 @@ const oneShot = { header: (buf: Buffer, base: number): EventHeader => decodeHead
 
 function decodeHeader(buf: Buffer, base: number): EventHeader {
   return {
-    tsNs: buf.readBigUInt64LE(base + H.ts_ns),
-    pid: buf.readUInt32LE(base + H.pid),
-    tid: buf.readUInt32LE(base + H.tid),
+    tsNs: E.ts_ns(buf, base),
+    pid: E.pid(buf, base),
+    tid: E.tid(buf, base),
     comm: cString(buf, base + H.comm, COMM_LEN),
     span: spanFrom(buf, base + H.span),
-    attrSource: buf.readUInt8(base + H.attr_source) as AttrSource,
+    attrSource: E.attr_source(buf, base) as AttrSource,
   };
 }
 
@@ -308,13 +311,15 @@ export function decodeEvent(buf: Buffer): KernelEvent {
 function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: Buffer, base: number): EventHeader }): KernelEvent {
   if (b < 0 || size < 0 || b + size > buf.length) throw new DecodeError(`sample [${b}, ${b + size}) lies outside its ${buf.length}-byte batch`);
   expectSize(size, layouts.ar_event_header.size, 'event header');
-  const kind = buf.readUInt32LE(b + H.kind);
+  const kind = read.ar_event_header.kind(buf, b);
   const hdr = headers.header(buf, b);
   switch (kind) {
     case EventKind.FileOpen: {
       const L = layouts.ar_file_open_event;
       expectSize(size, L.size, 'file.open');
       const f = L.fields;
+      const r = read.ar_file_open_event;
+      const n = readNumber.ar_file_open_event;
       // Spelled out rather than spread: the hottest event, built in one go.
       return {
         kind: 'file.open',
@@ -324,28 +329,28 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
         comm: hdr.comm,
         span: hdr.span,
         attrSource: hdr.attrSource,
-        // an fd or -errno: the low word holds it (little-endian)
-        ret: buf.readInt32LE(b + f.ret),
-        // open flags are an int
-        flags: buf.readUInt32LE(b + f.flags),
-        latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
-        dfd: buf.readInt32LE(b + f.dfd),
-        mode: buf.readUInt32LE(b + f.mode),
+        // an fd or -errno
+        ret: n.ret(buf, b),
+        // open flags are an int, held in a u64
+        flags: n.flags(buf, b),
+        latencyNs: r.latency_ns(buf, b),
+        dfd: r.dfd(buf, b),
+        mode: r.mode(buf, b),
         path: cString(buf, b + f.path, L.size - f.path),
       };
     }
     case EventKind.NetConnect: {
       const L = layouts.ar_net_connect_event;
       expectSize(size, L.size, 'net.connect');
-      const f = L.fields;
-      const peer = decodeSockaddr(buf.subarray(b + f.sockaddr, b + L.size), buf.readUInt32LE(b + f.addrlen));
+      const r = read.ar_net_connect_event;
+      const peer = decodeSockaddr(buf.subarray(b + L.fields.sockaddr, b + L.size), r.addrlen(buf, b));
       return {
         kind: 'net.connect',
         ...hdr,
-        ret: Number(buf.readBigInt64LE(b + f.ret)),
-        latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
-        fd: buf.readInt32LE(b + f.fd),
-        transport: transportOf(peer, buf.readUInt32LE(b + f.sock_type)),
+        ret: readNumber.ar_net_connect_event.ret(buf, b),
+        latencyNs: r.latency_ns(buf, b),
+        fd: r.fd(buf, b),
+        transport: transportOf(peer, r.sock_type(buf, b)),
         peer,
       };
     }
@@ -353,15 +358,16 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
       const L = layouts.ar_proc_exec_event;
       expectSize(size, L.size, 'proc.exec');
       const f = L.fields;
-      const argc = buf.readUInt32LE(b + f.argc);
-      const argsLen = Math.min(buf.readUInt32LE(b + f.args_len), L.size - f.args);
+      const r = read.ar_proc_exec_event;
+      const argc = r.argc(buf, b);
+      const argsLen = Math.min(r.args_len(buf, b), L.size - f.args);
       const args = argsLen === 0 ? [] : buf.toString('utf8', b + f.args, b + f.args + argsLen).split('\0');
       if (args.length > 0 && args[args.length - 1] === '') args.pop();
       return {
         kind: 'proc.exec',
         ...hdr,
-        ret: Number(buf.readBigInt64LE(b + f.ret)),
-        latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
+        ret: readNumber.ar_proc_exec_event.ret(buf, b),
+        latencyNs: r.latency_ns(buf, b),
         filename: cString(buf, b + f.filename, f.args - f.filename),
         args: args.slice(0, argc),
       };
@@ -369,7 +375,7 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
     case EventKind.ProcFork: {
       const L = layouts.ar_proc_fork_event;
       expectSize(size, L.size, 'proc.fork');
-      return { kind: 'proc.fork', ...hdr, childPid: buf.readUInt32LE(b + L.fields.child_pid) };
+      return { kind: 'proc.fork', ...hdr, childPid: read.ar_proc_fork_event.child_pid(buf, b) };
     }
     case EventKind.ProcExit: {
       const L = layouts.ar_proc_exit_event;
@@ -377,8 +383,8 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
       return {
         kind: 'proc.exit',
         ...hdr,
-        exitCode: buf.readInt32LE(b + L.fields.exit_code),
-        signal: buf.readUInt32LE(b + L.fields.signal),
+        exitCode: read.ar_proc_exit_event.exit_code(buf, b),
+        signal: read.ar_proc_exit_event.signal(buf, b),
       };
     }
     case EventKind.ProcDeclare:
@@ -394,8 +400,8 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
       return {
         kind: 'dns.lookup',
         ...hdr,
-        ret: buf.readInt32LE(b + f.ret),
-        latencyNs: buf.readBigUInt64LE(b + f.latency_ns),
+        ret: read.ar_dns_lookup_event.ret(buf, b),
+        latencyNs: read.ar_dns_lookup_event.latency_ns(buf, b),
         name: cString(buf, b + f.name, L.size - f.name),
       };
     }
@@ -403,17 +409,18 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
       const L = layouts.ar_dns_query_event;
       expectSize(size, L.size, 'dns.query');
       const f = L.fields;
-      const tcp = buf.readUInt8(b + f.transport) === 2;
-      const len = Math.min(buf.readUInt32LE(b + f.len), L.size - f.payload);
+      const r = read.ar_dns_query_event;
+      const tcp = r.transport(buf, b) === 2;
+      const len = Math.min(r.len(buf, b), L.size - f.payload);
       // Over TCP a DNS message is preceded by its 2-byte length.
       const msg = buf.subarray(b + f.payload + (tcp ? 2 : 0), b + f.payload + len);
       const q = dnsQuestion(msg);
       return {
         kind: 'dns.query',
         ...hdr,
-        fd: buf.readInt32LE(b + f.fd),
+        fd: r.fd(buf, b),
         transport: tcp ? 'tcp' : 'udp',
-        port: buf.readUInt16LE(b + f.port),
+        port: r.port(buf, b),
         name: q?.name ?? null,
         questionType: q?.type ?? null,
       };

@@ -1,6 +1,8 @@
-// The byte layout of every struct in src/bpf/agentrace.h, by offset. This is
-// the only place the TS side knows offsets; test/layout.test.ts compares it
-// with the BTF of the compiled object, member by member.
+// The kernel ABI as the rest of user space uses it: offsets, lengths and enum
+// values, all read from abi.generated.ts (generated from the compiled
+// object's BTF by scripts/gen-abi.mjs; the build fails while it is stale),
+// under the names the decoder and the probes use.
+import { enums, structs, type AbiStruct } from './abi.generated.js';
 
 export interface StructLayout {
   /** sizeof(struct) */
@@ -9,103 +11,83 @@ export interface StructLayout {
   readonly fields: Readonly<Record<string, number>>;
 }
 
-export const TRACE_ID_LEN = 16;
-export const SPAN_ID_LEN = 8;
-export const COMM_LEN = 16;
-export const PATH_LEN = 256;
-export const ARGS_LEN = 256;
-export const SOCKADDR_LEN = 112;
+// Widths the ABI spells as array lengths.
+export const TRACE_ID_LEN: number = structs.ar_span_ctx.fields.trace_id.count;
+export const SPAN_ID_LEN: number = structs.ar_span_ctx.fields.span_id.count;
+export const COMM_LEN: number = structs.ar_event_header.fields.comm.count;
+export const PATH_LEN: number = structs.ar_file_open_event.fields.path.count;
+export const ARGS_LEN: number = structs.ar_proc_exec_event.fields.args.count;
+export const SOCKADDR_LEN: number = structs.ar_net_connect_event.fields.sockaddr.count;
 
+const K = enums.ar_event_kind;
 export const EventKind = {
-  FileOpen: 1,
-  NetConnect: 2,
-  ProcExec: 3,
-  ProcFork: 4,
-  ProcExit: 5,
-  DnsLookup: 6,
-  DnsQuery: 7,
-  ProcDeclare: 8,
-  RuntimeExec: 9,
+  FileOpen: K.AR_EV_FILE_OPEN,
+  NetConnect: K.AR_EV_NET_CONNECT,
+  ProcExec: K.AR_EV_PROC_EXEC,
+  ProcFork: K.AR_EV_PROC_FORK,
+  ProcExit: K.AR_EV_PROC_EXIT,
+  DnsLookup: K.AR_EV_DNS_LOOKUP,
+  DnsQuery: K.AR_EV_DNS_QUERY,
+  ProcDeclare: K.AR_EV_PROC_DECLARE,
+  RuntimeExec: K.AR_EV_RUNTIME_EXEC,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
+const A = enums.ar_attr_source;
 /** Which rung of the attribution ladder found an event's span. */
 export const AttrSource = {
-  None: 0,
-  Slot: 1,
-  Thread: 2,
-  Work: 3,
-  Fd: 4,
-  Process: 5,
-  Nobody: 6,
+  None: A.AR_ATTR_NONE,
+  Slot: A.AR_ATTR_SLOT,
+  Thread: A.AR_ATTR_THREAD,
+  Work: A.AR_ATTR_WORK,
+  Fd: A.AR_ATTR_FD,
+  Process: A.AR_ATTR_PROCESS,
+  Nobody: A.AR_ATTR_NOBODY,
 } as const;
 export type AttrSource = (typeof AttrSource)[keyof typeof AttrSource];
 
+const G = enums.ar_agg_kind;
 /** What the kernel aggregates per span (ar_agg_key.kind). */
-export const AggKind = { Read: 0, Write: 1, Send: 2, Recv: 3, Open: 4, Connect: 5, Exec: 6 } as const;
+export const AggKind = {
+  Read: G.AR_AGG_READ,
+  Write: G.AR_AGG_WRITE,
+  Send: G.AR_AGG_SEND,
+  Recv: G.AR_AGG_RECV,
+  Open: G.AR_AGG_OPEN,
+  Connect: G.AR_AGG_CONNECT,
+  Exec: G.AR_AGG_EXEC,
+} as const;
 export type AggKind = (typeof AggKind)[keyof typeof AggKind];
-export const AGG_KIND_COUNT = 7;
+export const AGG_KIND_COUNT: number = G.AR_AGG_KINDS;
 /** Buckets of the kernel's log2 latency histograms: [2^i, 2^(i+1)) ns, the last open-ended. */
-export const HIST_BUCKETS = 40;
+export const HIST_BUCKETS: number = structs.ar_agg_value.fields.latency_hist.count;
 
+const S = enums.ar_stat;
 /** Indexes of the ar_stats per-CPU counters. */
 export const Stat = {
-  Events: 0,
-  RingbufDrops: 1,
-  PendingFull: 2,
-  TrackedFull: 3,
-  ReadFaults: 4,
-  Capped: 5,
-  AggFull: 6,
-  Declared: 7,
+  Events: S.AR_STAT_EVENTS,
+  RingbufDrops: S.AR_STAT_RINGBUF_DROPS,
+  PendingFull: S.AR_STAT_PENDING_FULL,
+  TrackedFull: S.AR_STAT_TRACKED_FULL,
+  ReadFaults: S.AR_STAT_READ_FAULTS,
+  Capped: S.AR_STAT_CAPPED,
+  AggFull: S.AR_STAT_AGG_FULL,
+  Declared: S.AR_STAT_DECLARED,
 } as const;
-export const STAT_COUNT = 8;
+export const STAT_COUNT: number = S.AR_STAT_MAX;
 
 /** ar_proc_info.flags */
-export const ProcFlag = { SelfDeclared: 1 } as const;
+export const ProcFlag = { SelfDeclared: enums.ar_proc_flag.AR_PROC_SELF_DECLARED } as const;
 
 /** The slot registration: a write of SLOT_SIZE bytes starting with this magic. */
-export const SLOT_SIZE = 32;
+export const SLOT_SIZE: number = structs.ar_thread_slot.size;
 export const SLOT_MAGIC = 'agentrace:slot:1';
 
-export const layouts = {
-  ar_thread_slot: {
-    size: 32,
-    fields: { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26, _reserved: 28 },
-  },
-  ar_span_ctx: { size: 24, fields: { trace_id: 0, span_id: 16 } },
-  ar_agg_key: { size: 16, fields: { span_id: 0, kind: 8, _pad: 12 } },
-  ar_agg_value: { size: 352, fields: { calls: 0, errors: 8, bytes: 16, latency_sum_ns: 24, latency_hist: 32 } },
-  ar_span_counts: { size: 40, fields: { emitted: 0, capped: 8, ringbuf_drops: 16, map_full: 24, ambiguous: 32 } },
-  ar_config: { size: 8, fields: { max_events_per_span: 0, wakeup_bytes: 4 } },
-  ar_proc_info: { size: 32, fields: { span: 0, parent_tgid: 24, flags: 28 } },
-  ar_fd_key: { size: 8, fields: { tgid: 0, fd: 4 } },
-  ar_fd_owner: { size: 32, fields: { span: 0, flags: 24, last_op: 28 } },
-  ar_event_header: {
-    size: 64,
-    fields: { ts_ns: 0, kind: 8, pid: 12, tid: 16, attr_source: 20, _pad: 21, span: 24, comm: 48 },
-  },
-  ar_file_open_event: {
-    size: 352,
-    fields: { hdr: 0, ret: 64, flags: 72, latency_ns: 80, dfd: 88, mode: 92, path: 96 },
-  },
-  ar_net_connect_event: {
-    size: 208,
-    fields: { hdr: 0, ret: 64, latency_ns: 72, fd: 80, addrlen: 84, sock_type: 88, _pad: 92, sockaddr: 96 },
-  },
-  ar_proc_exec_event: {
-    size: 600,
-    fields: { hdr: 0, ret: 64, latency_ns: 72, argc: 80, args_len: 84, filename: 88, args: 344 },
-  },
-  ar_proc_fork_event: { size: 72, fields: { hdr: 0, child_pid: 64, _pad: 68 } },
-  ar_proc_exit_event: { size: 72, fields: { hdr: 0, exit_code: 64, signal: 68 } },
-  ar_proc_declare_event: { size: 64, fields: { hdr: 0 } },
-  ar_runtime_exec_event: { size: 64, fields: { hdr: 0 } },
-  ar_dns_lookup_event: { size: 336, fields: { hdr: 0, ret: 64, _pad: 68, latency_ns: 72, name: 80 } },
-  ar_dns_query_event: {
-    size: 336,
-    fields: { hdr: 0, fd: 64, len: 68, port: 72, transport: 74, _pad: 75, payload: 80 },
-  },
-} as const satisfies Record<string, StructLayout>;
+type Offsets<S extends AbiStruct> = { readonly size: number; readonly fields: { readonly [F in keyof S['fields']]: number } };
+
+/** Every struct of agentrace.h: its size and each member's offset (widths and signedness: abi.generated.ts). */
+export const layouts = Object.fromEntries(
+  Object.entries(structs).map(([name, st]) => [name, { size: st.size, fields: Object.fromEntries(Object.entries(st.fields).map(([f, d]) => [f, d.offset])) }]),
+) as { readonly [N in keyof typeof structs]: Offsets<(typeof structs)[N]> };
 
 export type StructName = keyof typeof layouts;

@@ -4,6 +4,7 @@
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
 import { AggKind, HIST_BUCKETS, layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
+import { read, readNumber } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
 import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 
@@ -346,8 +347,8 @@ export class Probes {
     const info = this.obj.mapLookup(TRACKED, key);
     if (info === null) {
       this.obj.mapUpdate(TRACKED, key, Buffer.alloc(layouts.ar_proc_info.size));
-    } else if (info.readUInt32LE(F.flags) & ProcFlag.SelfDeclared) {
-      info.writeUInt32LE(info.readUInt32LE(F.flags) & ~ProcFlag.SelfDeclared, F.flags);
+    } else if (read.ar_proc_info.flags(info, 0) & ProcFlag.SelfDeclared) {
+      info.writeUInt32LE(read.ar_proc_info.flags(info, 0) & ~ProcFlag.SelfDeclared, F.flags);
       this.obj.mapUpdate(TRACKED, key, info);
     }
     // The entry first: a set bit with no entry is harmless, the reverse is not.
@@ -357,7 +358,7 @@ export class Probes {
   /** Whether `pid` is tracked only because it declared itself (not confirmed at hello yet). */
   isSelfDeclared(pid: number): boolean {
     const info = this.obj.mapLookup(TRACKED, u32(pid));
-    return info !== null && (info.readUInt32LE(layouts.ar_proc_info.fields.flags) & ProcFlag.SelfDeclared) !== 0;
+    return info !== null && (read.ar_proc_info.flags(info, 0) & ProcFlag.SelfDeclared) !== 0;
   }
 
   /**
@@ -371,7 +372,7 @@ export class Probes {
     let gone = 0;
     for (const map of [FD_SPANS, DNS_FDS]) {
       for (const key of this.obj.mapKeys(map)) {
-        if (tgids.has(key.readUInt32LE(layouts.ar_fd_key.fields.tgid)) && this.obj.mapDelete(map, key)) gone++;
+        if (tgids.has(read.ar_fd_key.tgid(key, 0)) && this.obj.mapDelete(map, key)) gone++;
       }
     }
     return gone;
@@ -382,8 +383,8 @@ export class Probes {
     const F = layouts.ar_fd_key.fields;
     return this.obj
       .mapKeys(FD_SPANS)
-      .filter((k) => k.readUInt32LE(F.tgid) === tgid)
-      .map((k) => k.readInt32LE(F.fd));
+      .filter((k) => read.ar_fd_key.tgid(k, 0) === tgid)
+      .map((k) => read.ar_fd_key.fd(k, 0));
   }
 
   /**
@@ -478,7 +479,7 @@ export class Probes {
 
   maxEventsPerSpan(): number {
     const v = this.obj.mapLookup(CONFIG, u32(0));
-    return v ? v.readUInt32LE(layouts.ar_config.fields.max_events_per_span) : 0;
+    return v ? read.ar_config.max_events_per_span(v, 0) : 0;
   }
 
   /** Drains the kernel's aggregates; the spans that have some waiting for takeSpanSummaries. */
@@ -500,8 +501,7 @@ export class Probes {
   takeSpanSummaries(spanIds: Iterable<string>, countsFor?: ReadonlySet<string>): Map<string, SpanKernelSummary> {
     this.drainAggregates();
     const out = new Map<string, SpanKernelSummary>();
-    const C = layouts.ar_span_counts.fields;
-    const num = (b: Buffer, off: number): number => Number(b.readBigUInt64LE(off));
+    const C = readNumber.ar_span_counts;
     for (const spanId of spanIds) {
       const kept = this.aggregates.get(spanId);
       let events: SpanEventCounts | undefined;
@@ -511,11 +511,11 @@ export class Probes {
         if (c) {
           this.obj.mapDelete(SPAN_COUNTS, raw);
           events = {
-            emitted: num(c, C.emitted),
-            capped: num(c, C.capped),
-            ringbufDrops: num(c, C.ringbuf_drops),
-            mapFull: num(c, C.map_full),
-            ambiguous: num(c, C.ambiguous),
+            emitted: C.emitted(c, 0),
+            capped: C.capped(c, 0),
+            ringbufDrops: C.ringbuf_drops(c, 0),
+            mapFull: C.map_full(c, 0),
+            ambiguous: C.ambiguous(c, 0),
           };
         }
       }
@@ -538,7 +538,7 @@ export class Probes {
       const k = i * K.size;
       const v = i * V.size;
       const spanId = keys.toString('hex', k + K.fields.span_id, k + K.fields.span_id + SPAN_ID_LEN);
-      const kind = aggKindNames[keys.readUInt32LE(k + K.fields.kind)];
+      const kind = aggKindNames[read.ar_agg_key.kind(keys, k)];
       if (kind === undefined) continue;
       let kept = this.aggregates.get(spanId);
       if (!kept) {
@@ -547,12 +547,13 @@ export class Probes {
       }
       kept.touchedMs = nowMs;
       const a = (kept.aggregates[kind] ??= { calls: 0, errors: 0, bytes: 0, latencySumNs: 0, latencyBuckets: new Array<number>(HIST_BUCKETS).fill(0) });
-      const num = (off: number): number => Number(values.readBigUInt64LE(v + off));
-      a.calls += num(V.fields.calls);
-      a.errors += num(V.fields.errors);
-      a.bytes += num(V.fields.bytes);
-      a.latencySumNs += num(V.fields.latency_sum_ns);
-      for (let b = 0; b < HIST_BUCKETS; b++) a.latencyBuckets[b]! += num(V.fields.latency_hist + b * 8);
+      const R = readNumber.ar_agg_value;
+      a.calls += R.calls(values, v);
+      a.errors += R.errors(values, v);
+      a.bytes += R.bytes(values, v);
+      a.latencySumNs += R.latency_sum_ns(values, v);
+      // the histogram: an array of u64 (abi.generated.ts), one per bucket
+      for (let b = 0; b < HIST_BUCKETS; b++) a.latencyBuckets[b]! += Number(values.readBigUInt64LE(v + V.fields.latency_hist + b * 8));
     }
     // Aggregates of spans nobody asks for (never announced, never ended) do
     // not stay forever.

@@ -26,8 +26,10 @@ export const SLOT_MAGIC = 'agentrace:slot:1';
  * known call, written from another call's callback.
  */
 export const SLOT_SPAN_NOBODY = 'ffffffffffffffff';
-const VALID = 24;
-const FLAGS = 25;
+/** Where the slot's fields are (struct ar_thread_slot; test/abi.test.ts holds them to the object's BTF). */
+export const SLOT_LAYOUT = { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26 } as const;
+const VALID = SLOT_LAYOUT.valid;
+const FLAGS = SLOT_LAYOUT.trace_flags;
 
 /** The span a slot can hold: raw ids (trace 16 + span 8) and W3C flags. */
 export interface SlotSpan {
