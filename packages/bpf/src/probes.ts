@@ -4,7 +4,7 @@
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
 import { AggKind, HIST_BUCKETS, layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
-import { read, readNumber } from './abi.generated.js';
+import { maps, programs, read, readNumber } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
 import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 
@@ -126,21 +126,29 @@ const aggKindNames: Record<number, AggregateKind> = {
 export type EventsHandler = (events: KernelEvent[]) => void;
 export type DecodeErrorHandler = (error: Error, sample: Buffer) => void;
 
-const TRACKED = 'ar_tracked_procs';
-const TRACKED_BITS = 'ar_tracked_bits';
-const THREAD_SPANS = 'otel_traces_ctx_v1';
-const ENDED_SPANS = 'ar_ended_spans';
-const FD_SPANS = 'ar_fd_spans';
-const DNS_FDS = 'ar_dns_fds';
-const EVENTS = 'ar_events';
-const STATS = 'ar_stats';
-const SPAN_AGGS = 'ar_span_aggs';
-const SPAN_COUNTS = 'ar_span_counts';
-const CONFIG = 'ar_config';
+// Names the object has (abi.generated.ts lists them from its BTF): a map or
+// program renamed in the C without this file following does not compile.
+type MapName = (typeof maps)[number];
+type ProgramName = (typeof programs)[number];
+const TRACKED: MapName = 'ar_tracked_procs';
+const TRACKED_BITS: MapName = 'ar_tracked_bits';
+const THREAD_SPANS: MapName = 'otel_traces_ctx_v1';
+const ENDED_SPANS: MapName = 'ar_ended_spans';
+const FD_SPANS: MapName = 'ar_fd_spans';
+const DNS_FDS: MapName = 'ar_dns_fds';
+const EVENTS: MapName = 'ar_events';
+const STATS: MapName = 'ar_stats';
+const SPAN_AGGS: MapName = 'ar_span_aggs';
+const SPAN_COUNTS: MapName = 'ar_span_counts';
+const CONFIG: MapName = 'ar_config';
 /** pidns.bpf.h: the namespace the probes name processes in, 0 for the initial one. */
 const PIDNS_INUM = 'ar_pidns_inum';
 /** The context family's write probe; io's write probe does its job too. */
-const SLOT_REGISTER = 'context_slot_register';
+const SLOT_REGISTER: ProgramName = 'context_slot_register';
+const DNS_ENTER: ProgramName = 'dns_getaddrinfo_enter';
+const DNS_EXIT: ProgramName = 'dns_getaddrinfo_exit';
+const WORK_SUBMIT: ProgramName = 'work_submit';
+const WORK_RUN: ProgramName = 'work_run';
 
 /** Default cap of events per span (open, connect, DNS); the rest are counted. */
 export const DEFAULT_MAX_EVENTS_PER_SPAN = 1000;
@@ -314,9 +322,9 @@ export class Probes {
         result.missing.push({ func, reason: (err as Error).message });
       }
     };
-    hook('work_submit', workSubmitFunction);
+    hook(WORK_SUBMIT, workSubmitFunction);
     if (result.missing.length > 0) return result; // nothing to carry without the submit hook
-    for (const func of workRunFunctions) hook('work_run', func);
+    for (const func of workRunFunctions) hook(WORK_RUN, func);
     return result;
   }
 
@@ -327,11 +335,11 @@ export class Probes {
    */
   attachDnsProbes(libcPath: string): { ok: true } | { ok: false; reason: string } {
     try {
-      this.obj.attachUprobe('dns_getaddrinfo_enter', libcPath, 'getaddrinfo');
-      this.obj.attachUprobe('dns_getaddrinfo_exit', libcPath, 'getaddrinfo', true);
+      this.obj.attachUprobe(DNS_ENTER, libcPath, 'getaddrinfo');
+      this.obj.attachUprobe(DNS_EXIT, libcPath, 'getaddrinfo', true);
       return { ok: true };
     } catch (err) {
-      this.obj.detachUprobe('dns_getaddrinfo_enter', libcPath, 'getaddrinfo');
+      this.obj.detachUprobe(DNS_ENTER, libcPath, 'getaddrinfo');
       return { ok: false, reason: (err as Error).message };
     }
   }
