@@ -210,7 +210,7 @@ test('pod sidecar (deploy/kubernetes/pod-sidecar.yaml): the image beside the age
   await played.stop('agentrace');
   const sidecarLog = await played.logs('agentrace');
   assert.match(sidecarLog, /probes attached/, sidecarLog);
-  assert.doesNotMatch(sidecarLog, /cannot hook|refused|unseen/i, 'the sidecar hooked the agent\'s binaries and refused nobody');
+  assert.doesNotMatch(sidecarLog, /cannot hook|\b[1-9]\d* (?:connections )?refused|unseen/i, 'the sidecar hooked the agent\'s binaries and refused nobody');
 
   const spans = readOtlpFile(file);
   assertAttributed(spans, run);
@@ -259,7 +259,8 @@ test('node daemon (deploy/kubernetes/node-daemon.yaml): one daemon for two agent
   assert.notEqual(runs[0]!.containerId, runs[1]!.containerId);
   await daemon.stop('agentrace');
   const log = await daemon.logs('agentrace');
-  assert.doesNotMatch(log, /cannot hook|refused|unseen/i, log);
+  // (the shutdown line may count "0 refused": only a count above zero is a refusal)
+  assert.doesNotMatch(log, /cannot hook|\b[1-9]\d* (?:connections )?refused|unseen/i, log);
 
   const spans = readOtlpFile(file);
   for (const r of runs) {

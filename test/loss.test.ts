@@ -75,17 +75,26 @@ test('events lost to a full ring buffer are exported, on the span and as a metri
   const summaries = spans.filter((s) => s.name === 'kernel summary' && s.parentSpanId === tool.spanId);
   assert.equal(summaries.length, 1, 'one kernel summary under the tool');
   const a = summaries[0]!.attributes;
-  assert.equal(a['agentrace.events.dropped'], missing, `dropped on the span = opens with no span (${missing})`);
-  assert.equal(a['agentrace.events.dropped.ringbuf_full'], missing);
-  assert.equal(a['agentrace.events.emitted'], opened.size);
+  // Node may open a file of its own during the call (V8 reads
+  // /proc/sys/vm/overcommit_memory as the heap grows): it is the call's too,
+  // and may be written or lost like the flood's.
+  const opens = a['agentrace.syscall.open.calls'] as number;
+  const extra = opens - count;
+  assert.ok(extra >= 0 && extra <= 5, `the in-kernel aggregate saw every open (${opens} for ${count} in the flood)`);
+  const extraWritten = spans.filter(
+    (s) => s.parentSpanId === tool.spanId && typeof s.attributes['file.path'] === 'string' && path.dirname(s.attributes['file.path'] as string) !== files,
+  ).length;
   assert.equal(a['agentrace.events.capped'], 0);
-  assert.equal(a['agentrace.syscall.open.calls'], count, 'the in-kernel aggregate saw every open');
+  assert.equal(Number(a['agentrace.events.emitted']) + Number(a['agentrace.events.dropped']), opens, 'every open was written or counted lost');
+  assert.equal(a['agentrace.events.emitted'], opened.size + extraWritten, 'written = the opens exported');
+  assert.equal(a['agentrace.events.dropped'], missing + extra - extraWritten, `dropped on the span = opens with no span (${missing} of the flood)`);
+  assert.equal(a['agentrace.events.dropped.ringbuf_full'], a['agentrace.events.dropped']);
 
   const sums = readOtlpSums(file);
   const exported = sums.get('agentrace.events.dropped{agentrace.drop.reason=ringbuf_full}');
   assert.equal(exported, Number(kernelDrops), 'the metric is the kernel counter');
   assert.ok(exported !== undefined && exported >= missing, `the metric (${exported}) covers the span's loss (${missing})`);
-  assert.equal(sums.get(`agentrace.tool.syscalls{agentrace.syscall=open,gen_ai.tool.name=flood,process.user.id=${process.getuid!()}}`), count);
+  assert.equal(sums.get(`agentrace.tool.syscalls{agentrace.syscall=open,gen_ai.tool.name=flood,process.user.id=${process.getuid!()}}`), opens, 'the metric counts every open, as the span does');
   for (const signal of ['traces', 'logs', 'metrics']) {
     assert.equal(sums.get(`agentrace.events.dropped{agentrace.drop.reason=exporter_queue_full,agentrace.signal=${signal}}`), 0, `and the ${signal} exporters lost nothing`);
     assert.equal(sums.get(`agentrace.events.dropped{agentrace.drop.reason=export_failed,agentrace.signal=${signal}}`), 0, `nor failed to write anything`);

@@ -1,10 +1,15 @@
 // The typed face of the kernel side: load the agentrace BPF object, attach
 // probe groups, choose which processes are tracked and which span each thread
-// runs, and receive decoded events. The sidecar uses only this.
+// runs, and receive decoded events. The sidecar uses only this. What the
+// kernel aggregates per span is kernel-aggregates.ts's; the uprobes in
+// agents' binaries, uprobes.ts's.
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
+import { KernelAggregates, type SpanKernelSummary } from './kernel-aggregates.js';
+import { attachDnsProbes, attachWorkProbes, type WorkProbesResult } from './uprobes.js';
+import { parseHex } from './hex.js';
 import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
-import { AggKind, HIST_BUCKETS, layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
-import { maps, programs, read, readNumber } from './abi.generated.js';
+import { layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
+import { read, type maps, type programs } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
 import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 
@@ -17,26 +22,7 @@ function groupOf(programName: string): ProbeGroup | undefined {
   return probeGroups.find((g) => programName.startsWith(`${g}_`));
 }
 
-/**
- * libuv functions the work-item rung hooks in a node binary: where work is
- * submitted, and the functions threadpool threads run work items with.
- */
-export const workSubmitFunction = 'uv__work_submit';
-export const workRunFunctions = [
-  'uv__fs_work',
-  'uv__getaddrinfo_work',
-  'uv__getnameinfo_work',
-  'uv__queue_work',
-  'uv__random_work',
-] as const;
 
-export interface WorkProbesResult {
-  binaryPath: string;
-  /** Functions hooked. */
-  attached: string[];
-  /** Functions that could not be hooked, and why. */
-  missing: Array<{ func: string; reason: string }>;
-}
 
 export interface ProbesOptions {
   /** Path of the compiled BPF object; defaults to the one this package built. */
@@ -81,47 +67,6 @@ export interface ProbeStats {
 }
 
 /** What the kernel aggregates per span. */
-export type AggregateKind = 'read' | 'write' | 'send' | 'recv' | 'open' | 'connect' | 'exec';
-
-export interface SyscallAggregate {
-  calls: number;
-  /** Calls that failed (returned an error). */
-  errors: number;
-  /** Bytes transferred (read, write, send, recv). */
-  bytes: number;
-  latencySumNs: number;
-  /** HIST_BUCKETS counts: bucket i is [2^i, 2^(i+1)) ns, the last open-ended. */
-  latencyBuckets: number[];
-}
-
-/** Events of one span: emitted, and every one not emitted by reason. */
-export interface SpanEventCounts {
-  emitted: number;
-  /** Over the span's cap: counted in the aggregates only. */
-  capped: number;
-  /** Lost: the ring buffer was full. */
-  ringbufDrops: number;
-  /** Lost: a per-span map was full. */
-  mapFull: number;
-  /** I/O syscalls on a connection that carried several calls' requests at once (HTTP/2, pipelining): counted, but the split between those calls is unknown. */
-  ambiguous: number;
-}
-
-/** Everything the kernel kept for one span. */
-export interface SpanKernelSummary {
-  aggregates: Partial<Record<AggregateKind, SyscallAggregate>>;
-  events: SpanEventCounts;
-}
-
-const aggKindNames: Record<number, AggregateKind> = {
-  [AggKind.Read]: 'read',
-  [AggKind.Write]: 'write',
-  [AggKind.Send]: 'send',
-  [AggKind.Recv]: 'recv',
-  [AggKind.Open]: 'open',
-  [AggKind.Connect]: 'connect',
-  [AggKind.Exec]: 'exec',
-};
 
 export type EventsHandler = (events: KernelEvent[]) => void;
 export type DecodeErrorHandler = (error: Error, sample: Buffer) => void;
@@ -139,23 +84,16 @@ const DNS_FDS: MapName = 'ar_dns_fds';
 const EVENTS: MapName = 'ar_events';
 const STATS: MapName = 'ar_stats';
 const SPAN_AGGS: MapName = 'ar_span_aggs';
-const SPAN_COUNTS: MapName = 'ar_span_counts';
 const CONFIG: MapName = 'ar_config';
 /** pidns.bpf.h: the namespace the probes name processes in, 0 for the initial one. */
 const PIDNS_INUM = 'ar_pidns_inum';
 /** The context family's write probe; io's write probe does its job too. */
 const SLOT_REGISTER: ProgramName = 'context_slot_register';
-const DNS_ENTER: ProgramName = 'dns_getaddrinfo_enter';
-const DNS_EXIT: ProgramName = 'dns_getaddrinfo_exit';
-const WORK_SUBMIT: ProgramName = 'work_submit';
-const WORK_RUN: ProgramName = 'work_run';
 
 /** Default cap of events per span (open, connect, DNS); the rest are counted. */
 export const DEFAULT_MAX_EVENTS_PER_SPAN = 1000;
 const DEFAULT_RING_BUFFER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_POLL_INTERVAL_MS = 25;
-/** Drained aggregates no span claimed for this long are dropped (and counted). */
-const AGGREGATE_TTL_MS = 10 * 60_000;
 
 const ONE = Buffer.from([1]);
 
@@ -171,12 +109,6 @@ function pidTgid(pid: number, tid: number): Buffer {
   return b;
 }
 
-function parseHex(hex: string, bytes: number, what: string): Buffer {
-  if (hex.length !== bytes * 2 || !/^[0-9a-f]+$/i.test(hex)) {
-    throw new TypeError(`${what} must be ${bytes * 2} hex digits, got ${JSON.stringify(hex)}`);
-  }
-  return Buffer.from(hex, 'hex');
-}
 
 export class Probes {
   readonly objectPath: string;
@@ -186,10 +118,7 @@ export class Probes {
   private decodeErrors = 0;
   private closed = false;
   private pollTimer?: NodeJS.Timeout;
-  /** Aggregates drained from the kernel, waiting for takeSpanSummaries. */
-  private readonly aggregates = new Map<string, { aggregates: Partial<Record<AggregateKind, SyscallAggregate>>; touchedMs: number }>();
-  private lastSweepMs = 0;
-  private unclaimedAggregates = 0;
+  private readonly aggregates: KernelAggregates;
   /** Groups the user asked for; syncPrograms links their programs. */
   private readonly wanted = new Set<ProbeGroup>();
   /** CLOCK_REALTIME - CLOCK_MONOTONIC in ns, to turn event times into epoch times. */
@@ -208,6 +137,7 @@ export class Probes {
       if (g) byGroup.get(g)?.push(name);
     }
     this.programsByGroup = byGroup;
+    this.aggregates = new KernelAggregates(obj);
     const addon = native();
     this.cpus = addon.numPossibleCpus();
     this.epochOffsetNs = BigInt(Date.now()) * 1_000_000n - addon.monotonicNs();
@@ -292,56 +222,16 @@ export class Probes {
     this.obj.detach(name);
   }
 
-  /**
-   * Hooks libuv's threadpool in `binaryPath` (a node binary, as found through
-   * /proc/PID/exe), so work submitted under a span (fs.promises, dns.lookup,
-   * zlib, crypto) is attributed on the threadpool thread that runs it.
-   * Idempotent per binary. A function that cannot be hooked is reported, not
-   * thrown: the rest of the ladder still works without it.
-   */
+
+
+  /** See attachWorkProbes in uprobes.ts. */
   attachWorkProbes(binaryPath: string): WorkProbesResult {
-    const result: WorkProbesResult = { binaryPath, attached: [], missing: [] };
-    // One pass over the symbol table for all of them (libbpf would read it per probe).
-    let offsets: Record<string, number>;
-    try {
-      offsets = native().resolveFunctions(binaryPath, [workSubmitFunction, ...workRunFunctions]);
-    } catch (err) {
-      result.missing.push({ func: workSubmitFunction, reason: (err as Error).message });
-      return result;
-    }
-    const hook = (prog: string, func: string): void => {
-      const offset = offsets[func];
-      if (offset === undefined) {
-        result.missing.push({ func, reason: `no function symbol ${func} in ${binaryPath} (is the binary stripped?)` });
-        return;
-      }
-      try {
-        this.obj.attachUprobe(prog, binaryPath, func, false, offset);
-        result.attached.push(func);
-      } catch (err) {
-        result.missing.push({ func, reason: (err as Error).message });
-      }
-    };
-    hook(WORK_SUBMIT, workSubmitFunction);
-    if (result.missing.length > 0) return result; // nothing to carry without the submit hook
-    for (const func of workRunFunctions) hook(WORK_RUN, func);
-    return result;
+    return attachWorkProbes(this.obj, binaryPath);
   }
 
-  /**
-   * Hooks getaddrinfo(3) in `libcPath` (the libc a tracked process maps), so
-   * name lookups become dns.lookup events. Idempotent per library; returns
-   * why not when it cannot.
-   */
+  /** See attachDnsProbes in uprobes.ts. */
   attachDnsProbes(libcPath: string): { ok: true } | { ok: false; reason: string } {
-    try {
-      this.obj.attachUprobe(DNS_ENTER, libcPath, 'getaddrinfo');
-      this.obj.attachUprobe(DNS_EXIT, libcPath, 'getaddrinfo', true);
-      return { ok: true };
-    } catch (err) {
-      this.obj.detachUprobe(DNS_ENTER, libcPath, 'getaddrinfo');
-      return { ok: false, reason: (err as Error).message };
-    }
+    return attachDnsProbes(this.obj, libcPath);
   }
 
   /**
@@ -490,90 +380,17 @@ export class Probes {
     return v ? read.ar_config.max_events_per_span(v, 0) : 0;
   }
 
+
+
+
   /** Drains the kernel's aggregates; the spans that have some waiting for takeSpanSummaries. */
   spansWithAggregates(): string[] {
-    this.drainAggregates();
-    return [...this.aggregates.keys()];
+    return this.aggregates.spans();
   }
 
-  /**
-   * Takes what the kernel aggregated and counted for `spanIds` (16 hex
-   * digits each) and forgets it, so each call is reported once. Spans with
-   * nothing kept are left out. The aggregate map is drained as a whole in a
-   * few batch syscalls, whatever the number of spans; what belongs to other
-   * spans waits here for them. The event accounting (one lookup each) is
-   * taken only for the spans in `countsFor` (default: all of them); the
-   * others' stays in the kernel, e.g. for spans already reported once and
-   * only watched for late I/O.
-   */
+  /** See KernelAggregates.take. */
   takeSpanSummaries(spanIds: Iterable<string>, countsFor?: ReadonlySet<string>): Map<string, SpanKernelSummary> {
-    this.drainAggregates();
-    const out = new Map<string, SpanKernelSummary>();
-    const C = readNumber.ar_span_counts;
-    for (const spanId of spanIds) {
-      const kept = this.aggregates.get(spanId);
-      let events: SpanEventCounts | undefined;
-      if (!countsFor || countsFor.has(spanId)) {
-        const raw = parseHex(spanId, SPAN_ID_LEN, 'spanId');
-        const c = this.obj.mapLookup(SPAN_COUNTS, raw);
-        if (c) {
-          this.obj.mapDelete(SPAN_COUNTS, raw);
-          events = {
-            emitted: C.emitted(c, 0),
-            capped: C.capped(c, 0),
-            ringbufDrops: C.ringbuf_drops(c, 0),
-            mapFull: C.map_full(c, 0),
-            ambiguous: C.ambiguous(c, 0),
-          };
-        }
-      }
-      if (!kept && !events) continue;
-      this.aggregates.delete(spanId);
-      out.set(spanId, {
-        aggregates: kept?.aggregates ?? {},
-        events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 },
-      });
-    }
-    return out;
-  }
-
-  /** Moves everything in the kernel's aggregate map here, merged per span. */
-  private drainAggregates(nowMs = Date.now()): void {
-    const K = layouts.ar_agg_key;
-    const V = layouts.ar_agg_value;
-    const { keys, values, count } = this.obj.mapDrain(SPAN_AGGS);
-    for (let i = 0; i < count; i++) {
-      const k = i * K.size;
-      const v = i * V.size;
-      const spanId = keys.toString('hex', k + K.fields.span_id, k + K.fields.span_id + SPAN_ID_LEN);
-      const kind = aggKindNames[read.ar_agg_key.kind(keys, k)];
-      if (kind === undefined) continue;
-      let kept = this.aggregates.get(spanId);
-      if (!kept) {
-        kept = { aggregates: {}, touchedMs: nowMs };
-        this.aggregates.set(spanId, kept);
-      }
-      kept.touchedMs = nowMs;
-      const a = (kept.aggregates[kind] ??= { calls: 0, errors: 0, bytes: 0, latencySumNs: 0, latencyBuckets: new Array<number>(HIST_BUCKETS).fill(0) });
-      const R = readNumber.ar_agg_value;
-      a.calls += R.calls(values, v);
-      a.errors += R.errors(values, v);
-      a.bytes += R.bytes(values, v);
-      a.latencySumNs += R.latency_sum_ns(values, v);
-      // the histogram: an array of u64 (abi.generated.ts), one per bucket
-      for (let b = 0; b < HIST_BUCKETS; b++) a.latencyBuckets[b]! += Number(values.readBigUInt64LE(v + V.fields.latency_hist + b * 8));
-    }
-    // Aggregates of spans nobody asks for (never announced, never ended) do
-    // not stay forever.
-    if (nowMs - this.lastSweepMs > AGGREGATE_TTL_MS / 10) {
-      this.lastSweepMs = nowMs;
-      for (const [spanId, kept] of this.aggregates) {
-        if (nowMs - kept.touchedMs > AGGREGATE_TTL_MS) {
-          this.aggregates.delete(spanId);
-          this.unclaimedAggregates++;
-        }
-      }
-    }
+    return this.aggregates.take(spanIds, countsFor);
   }
 
   /** Consumes what the ring buffer holds right now; returns the number of samples. */
@@ -600,7 +417,7 @@ export class Probes {
       aggFull: sum(Stat.AggFull),
       declared: sum(Stat.Declared),
       decodeErrors: this.decodeErrors,
-      unclaimedAggregates: this.unclaimedAggregates,
+      unclaimedAggregates: this.aggregates.unclaimed,
     };
   }
 
@@ -641,3 +458,6 @@ export class Probes {
     }
   }
 }
+
+export { workSubmitFunction, workRunFunctions, type WorkProbesResult } from './uprobes.js';
+export type { AggregateKind, SyscallAggregate, SpanEventCounts, SpanKernelSummary } from './kernel-aggregates.js';
