@@ -2,6 +2,7 @@
 // before they start, to fail (or skip) with the reason instead of a stack.
 import { existsSync } from 'node:fs';
 import { Probes } from './probes.js';
+import { messageOf } from './errors.js';
 
 /** null when BPF is usable here, else why not and what to do. */
 export function bpfUnavailableReason(): string | null {
@@ -17,7 +18,7 @@ export function bpfUnavailableReason(): string | null {
     probes.attachProgram('process_exit');
     return null;
   } catch (err) {
-    return (err as Error).message;
+    return messageOf(err);
   } finally {
     probes?.close();
   }

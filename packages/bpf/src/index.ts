@@ -23,3 +23,4 @@ export { peerCredentials } from './peer.js';
 export type { PeerCredentials } from './native.js';
 export { bpfUnavailableReason } from './availability.js';
 export { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
+export { isBpfError, messageOf, type BpfError } from './errors.js';

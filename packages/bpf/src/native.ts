@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { messageOf } from './errors.js';
 
 export interface NativeProgramInfo {
   name: string;
@@ -81,7 +82,7 @@ export function native(): NativeAddon {
       addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
     } catch (cause) {
       throw new Error(
-        `cannot load the agentrace native addon at ${addonPath}: ${(cause as Error).message}; ` +
+        `cannot load the agentrace native addon at ${addonPath}: ${messageOf(cause)}; ` +
           'build it with `pnpm -C packages/bpf build` (needs libbpf-dev, clang, make, g++)',
         { cause },
       );

@@ -345,7 +345,7 @@ export class Probes {
         } catch (err) {
           this.decodeErrors++;
           // a copy: `data` is reused for the next batch
-          onError?.(err as Error, Buffer.from(data.subarray(off, off + size)));
+          onError?.(err instanceof Error ? err : new Error(String(err)), Buffer.from(data.subarray(off, off + size)));
         }
       }
       if (events.length > 0) handler(events);

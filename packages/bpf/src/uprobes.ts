@@ -4,6 +4,7 @@
 // without it.
 import { native, type NativeBpfObject } from './native.js';
 import type { programs } from './abi.generated.js';
+import { messageOf } from './errors.js';
 
 type ProgramName = (typeof programs)[number];
 const WORK_SUBMIT: ProgramName = 'work_submit';
@@ -46,7 +47,7 @@ export function attachWorkProbes(obj: NativeBpfObject, binaryPath: string): Work
   try {
     offsets = native().resolveFunctions(binaryPath, [workSubmitFunction, ...workRunFunctions]);
   } catch (err) {
-    result.missing.push({ func: workSubmitFunction, reason: (err as Error).message });
+    result.missing.push({ func: workSubmitFunction, reason: messageOf(err) });
     return result;
   }
   const hook = (prog: string, func: string): void => {
@@ -59,7 +60,7 @@ export function attachWorkProbes(obj: NativeBpfObject, binaryPath: string): Work
       obj.attachUprobe(prog, binaryPath, func, false, offset);
       result.attached.push(func);
     } catch (err) {
-      result.missing.push({ func, reason: (err as Error).message });
+      result.missing.push({ func, reason: messageOf(err) });
     }
   };
   hook(WORK_SUBMIT, workSubmitFunction);
@@ -80,6 +81,6 @@ export function attachDnsProbes(obj: NativeBpfObject, libcPath: string): { ok: t
     return { ok: true };
   } catch (err) {
     obj.detachUprobe(DNS_ENTER, libcPath, 'getaddrinfo');
-    return { ok: false, reason: (err as Error).message };
+    return { ok: false, reason: messageOf(err) };
   }
 }

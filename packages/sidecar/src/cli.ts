@@ -20,6 +20,7 @@ import { heldBytes, limitsHelp, resolveLimits } from './limits.js';
 import { limitedLog } from './limited-log.js';
 import type { ToolSpanLimits } from './tool-spans.js';
 import type { SocketLimits } from './socket-server.js';
+import { asError, messageOf } from './errors.js';
 
 const DEFAULT_SOCKET = '/run/agentrace/agentrace.sock';
 const DEFAULT_DAEMON_FILE = '/var/lib/agentrace/traces.jsonl';
@@ -134,7 +135,7 @@ function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]
       },
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(messageOf(err));
   }
   const [command, ...extra] = parsed.positionals;
   if (extra.length && command !== 'probes') throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}; put the command after --`);
@@ -155,7 +156,7 @@ function exportersFor(flags: Flags, defaultFile: string) {
     printDiagnostics(onError);
     return { exporters: createExporters(config, { onError }), metrics, logExporters: createLogExporters(logs, { onError }) };
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(messageOf(err));
   }
 }
 
@@ -200,7 +201,7 @@ function limitsFor(flags: Flags, exporters = 1): { spanLimits: Partial<ToolSpanL
     const limits = resolveLimits(flags.limit ?? [], process.env);
     return { spanLimits: { ...limits.spans, attributes: attributeLimitsFromEnv(process.env) }, socketLimits: limits.socket, held: heldBytes(limits, exporters).total };
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(messageOf(err));
   }
 }
 
@@ -284,12 +285,12 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
         try {
           if (child.pid !== undefined) sidecar.trackLaunched(child.pid, binariesOf(file, env));
         } catch (err) {
-          process.stderr.write(`agentrace: cannot trace ${command[0]} from its start (${(err as Error).message}); it is traced once its SDK says hello\n`);
+          process.stderr.write(`agentrace: cannot trace ${command[0]} from its start (${messageOf(err)}); it is traced once its SDK says hello\n`);
         }
         gated.release();
         [code, signal] = await exited;
       } catch (err) {
-        spawnError = err as Error;
+        spawnError = asError(err);
       } finally {
         process.off('SIGINT', forward);
         process.off('SIGTERM', forward);
@@ -345,7 +346,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`agentrace: ${err.message}\nRun agentrace --help for usage.\n`);
       return 2;
     }
-    process.stderr.write(`agentrace: ${(err as Error).message}\n`);
+    process.stderr.write(`agentrace: ${messageOf(err)}\n`);
     return 1;
   }
 }

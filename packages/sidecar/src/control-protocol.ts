@@ -2,6 +2,7 @@
 // `agentrace probes` client: one JSON request per line, one JSON response
 // line per request.
 import { probeGroups, type ProbeGroup } from '@agentrace/bpf';
+import { messageOf } from './errors.js';
 
 /** Groups a user may attach and detach. */
 export type SwitchableGroup = Exclude<ProbeGroup, 'context'>;
@@ -90,7 +91,7 @@ export function parseRequest(line: string): ParsedRequest {
   try {
     value = JSON.parse(line);
   } catch (err) {
-    throw new MalformedRequest(`not JSON: ${(err as Error).message}`);
+    throw new MalformedRequest(`not JSON: ${messageOf(err)}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MalformedRequest('a request is a JSON object');
   const { op, groups } = value as { op?: unknown; groups?: unknown };

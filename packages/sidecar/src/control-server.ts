@@ -21,6 +21,7 @@ import {
   type ParsedRequest,
   type SwitchableGroup,
 } from './control-protocol.js';
+import { messageOf } from './errors.js';
 
 export interface ControlHandler {
   /** Every probe group and whether it is attached now. */
@@ -93,7 +94,7 @@ export class ControlServer {
     try {
       uid = peerCredentials(socket).uid;
     } catch (err) {
-      return `cannot identify the peer: ${(err as Error).message}`;
+      return `cannot identify the peer: ${messageOf(err)}`;
     }
     const own = process.geteuid?.() ?? 0;
     if (uid === 0 || uid === own) return undefined;
@@ -115,7 +116,7 @@ export class ControlServer {
       res = this.handle(req);
     } catch (err) {
       // A bug here must cost one request, never the sidecar.
-      res = { ok: false, error: `internal error: ${(err as Error).message}` };
+      res = { ok: false, error: `internal error: ${messageOf(err)}` };
     }
     socket.write(JSON.stringify(res) + '\n');
     return true;
@@ -144,7 +145,7 @@ export class ControlServer {
     try {
       this.handler.setProbes(op, groups);
     } catch (err) {
-      return { ok: false, groups: this.handler.probeStatus(), error: `${op} ${groups.join(', ')} failed: ${(err as Error).message}` };
+      return { ok: false, groups: this.handler.probeStatus(), error: `${op} ${groups.join(', ')} failed: ${messageOf(err)}` };
     }
     this.handler.log(`probes ${op === 'attach' ? 'attached' : 'detached'}: ${groups.join(', ')}`);
     return { ok: true, groups: this.handler.probeStatus() };

@@ -26,6 +26,7 @@ import { limitedLog } from './limited-log.js';
 import type { ExportSpan } from './otlp/span.js';
 import type { ExporterStats, LogExporter, SpanExporter } from './otlp/exporter.js';
 import { logRecordsOf } from './kernel-logs.js';
+import { messageOf } from './errors.js';
 
 /** Protocol errors logged one by one; the rest are counted in the shutdown line. */
 const PROTOCOL_ERRORS_LOGGED = 5;
@@ -506,7 +507,7 @@ export class Sidecar {
       this.descriptorsForgotten += this.probes.forgetDescriptors(this.exited);
       for (const pid of this.exited) this.runtimeOf.delete(pid);
     } catch (err) {
-      this.log(`cannot sweep the descriptor maps: ${(err as Error).message}`);
+      this.log(`cannot sweep the descriptor maps: ${messageOf(err)}`);
     }
     this.exited.clear();
   }

@@ -19,6 +19,7 @@ import {
   type SpanEndMessage,
   type SpanStartMessage,
 } from '@agentrace/sdk/protocol';
+import { asError, messageOf } from './errors.js';
 
 export interface AgentConnection {
   /** Unique per connection for the life of the server: an agent has one per thread. */
@@ -266,7 +267,7 @@ export class SocketServer {
         },
       };
     } catch (err) {
-      this.handlers.onProtocolError(undefined, err as Error);
+      this.handlers.onProtocolError(undefined, asError(err));
       socket.destroy();
       this.sockets.delete(socket);
       return;
@@ -324,9 +325,9 @@ export class SocketServer {
       } catch (err) {
         failed = true;
         this.stats_.protocolErrors++;
-        this.handlers.onProtocolError(c, err as Error);
+        this.handlers.onProtocolError(c, asError(err));
         const code = err instanceof ProtocolError ? err.code : 'EINTERNAL';
-        send(encodeFrame({ t: 'error', code, message: (err as Error).message }));
+        send(encodeFrame({ t: 'error', code, message: messageOf(err) }));
         socket.destroy();
       }
     });

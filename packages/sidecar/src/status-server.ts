@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { SidecarHealth } from './sidecar.js';
+import { messageOf } from './errors.js';
 
 export interface StatusServerOptions {
   host: string;
@@ -66,7 +67,7 @@ export class StatusServer {
       if (url.pathname === '/healthz' || url.pathname === '/readyz') return this.health(url, res);
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found; try ${this.opts.collect ? '/metrics, ' : ''}/healthz or /readyz\n`);
     } catch (err) {
-      res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`);
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`${messageOf(err)}\n`);
     }
   }
 

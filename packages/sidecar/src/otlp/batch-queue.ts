@@ -14,6 +14,10 @@
 // every other agent's spans, and they count nothing of what they drop or what
 // failed. The exporters behind this queue are OpenTelemetry's own.
 
+import { asError } from '../errors.js';
+
+export { asError };
+
 export interface BatchQueueOptions<T = unknown> {
   /** Items waiting to be sent at most; more are dropped (counted). */
   maxQueueSize: number;
@@ -285,9 +289,6 @@ function clampCount(n: number, max: number): number {
   return Math.min(Math.floor(n), max);
 }
 
-export function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
 
 /** Resolves when p settles or after ms (never rejects). */
 export function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {

@@ -10,6 +10,7 @@
 import { mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExportHealth } from './exporter.js';
+import { messageOf } from '../errors.js';
 
 /** A line that was not written; the file holds none of it. */
 export class LineFileError extends Error {
@@ -90,8 +91,8 @@ class SharedLineFile {
       await this.closeHandle();
       const code = (error as NodeJS.ErrnoException).code;
       const first = this.failing++ === 0;
-      this.lastError = (error as Error).message;
-      throw new LineFileError(`cannot append to ${this.path}: ${(error as Error).message}`, code, first, { cause: error });
+      this.lastError = messageOf(error);
+      throw new LineFileError(`cannot append to ${this.path}: ${messageOf(error)}`, code, first, { cause: error });
     }
     const failed = this.failing;
     this.failing = 0;

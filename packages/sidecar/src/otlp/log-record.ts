@@ -7,6 +7,7 @@ import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { JsonLogsSerializer, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { INSTRUMENTATION_SCOPE, nsToHrTime, resourceFor } from './readable-span.js';
 import type { OtlpEncoding } from './trace-serializer.js';
+import { messageOf } from '../errors.js';
 
 export { SeverityNumber };
 
@@ -89,7 +90,7 @@ export function encodeLogs(records: readonly ExportLogRecord[], encoding: OtlpEn
         serializer.serializeRequest([r]);
         return true;
       } catch (err) {
-        invalid.push({ reason: `the OTLP ${encoding} serializer failed on a ${r.eventName} record: ${(err as Error).message}` });
+        invalid.push({ reason: `the OTLP ${encoding} serializer failed on a ${r.eventName} record: ${messageOf(err)}` });
         return false;
       }
     });

@@ -6,6 +6,7 @@ import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otl
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { invalidReason, toReadableSpan } from './readable-span.js';
 import type { ExportSpan } from './span.js';
+import { messageOf } from '../errors.js';
 
 export type OtlpEncoding = 'protobuf' | 'json';
 
@@ -38,7 +39,7 @@ export function readableSpans(spans: readonly ExportSpan[]): { readable: Readabl
       readable.push(toReadableSpan(span));
       sources.push(span);
     } catch (err) {
-      invalid.push({ span, reason: `cannot convert it: ${(err as Error).message}` });
+      invalid.push({ span, reason: `cannot convert it: ${messageOf(err)}` });
     }
   }
   return { readable, sources, invalid };
@@ -60,7 +61,7 @@ export function encodeTraces(spans: readonly ExportSpan[], encoding: OtlpEncodin
         good.push(r);
       } catch (err) {
         const span = sources[i]!;
-        invalid.push({ span, reason: `the OTLP ${encoding} serializer failed on span ${span.spanId} (${span.name.slice(0, 80)}): ${(err as Error).message}` });
+        invalid.push({ span, reason: `the OTLP ${encoding} serializer failed on span ${span.spanId} (${span.name.slice(0, 80)}): ${messageOf(err)}` });
       }
     });
     if (good.length === 0) return { body: undefined, count: 0, invalid };
