@@ -18,23 +18,12 @@ import {
 import type { ExportSpan } from './span.js';
 import { TRACES, type SignalCodec } from './signal.js';
 import { FailureState } from './failure-state.js';
-import { OtlpTransport } from './otel-transport.js';
-import type { OtlpCompression, OtlpProtocol } from './protocol.js';
+import { OtlpTransport, type TransportOptions } from './otel-transport.js';
+import type { OtlpProtocol } from './protocol.js';
 
-/** The OTel specification's default for OTEL_EXPORTER_OTLP_TIMEOUT. */
-export const DEFAULT_EXPORT_TIMEOUT_MS = 10_000;
+export { DEFAULT_EXPORT_TIMEOUT_MS } from './otel-transport.js';
 
-export interface NetworkExporterOptions<T = ExportSpan> extends BatchingOptions {
-  /** http(s): the signal's full URL, e.g. http://127.0.0.1:4318/v1/traces; grpc: http://127.0.0.1:4317. */
-  url: string;
-  /** Default http/protobuf. */
-  protocol?: OtlpProtocol;
-  /** Extra request headers (grpc: metadata), e.g. authorization. */
-  headers?: Record<string, string>;
-  /** Bound on one export, retries included, in ms. Default 10000. */
-  timeoutMs?: number;
-  /** Default none. */
-  compression?: OtlpCompression;
+export interface NetworkExporterOptions<T = ExportSpan> extends BatchingOptions, TransportOptions {
   /** The signal: TRACES (default) or LOGS. */
   codec?: SignalCodec<T>;
 }
@@ -51,22 +40,12 @@ export class OtlpNetworkExporter<T = ExportSpan> implements ItemExporter<T> {
 
   /** Throws when the URL is not http(s). */
   constructor(options: NetworkExporterOptions<T>) {
-    const url = new URL(options.url);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new Error(`OTLP endpoint ${options.url} must be an http:// or https:// URL`);
-    }
-    this.url = url.href;
-    this.protocol = options.protocol ?? 'http/protobuf';
-    this.description = `OTLP ${this.protocol} ${this.url}`;
-    this.report = safeReporter(options.onError);
     this.codec = options.codec ?? (TRACES as unknown as SignalCodec<T>);
-    this.transport = new OtlpTransport(this.codec.signal, {
-      url: this.url,
-      protocol: this.protocol,
-      headers: options.headers ?? {},
-      timeoutMs: options.timeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS,
-      compression: options.compression ?? 'none',
-    });
+    this.transport = new OtlpTransport(this.codec.signal, options);
+    this.url = this.transport.url;
+    this.protocol = this.transport.protocol;
+    this.description = this.transport.description;
+    this.report = safeReporter(options.onError);
     this.state = new FailureState(`${this.codec.items} to ${this.url}`, this.report);
     this.queue = new BatchQueue<T>(
       {

@@ -10,15 +10,20 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { OtlpProtocol, OtlpCompression, OtlpSignal } from './protocol.js';
 import { SCOPE_VERSION } from './version.js';
 
+/** The OTel specification's default for OTEL_EXPORTER_OTLP_TIMEOUT. */
+export const DEFAULT_EXPORT_TIMEOUT_MS = 10_000;
+
 export interface TransportOptions {
   /** http(s): the signal's full URL; grpc: the collector's base URL (http://host:4317). */
   url: string;
-  protocol: OtlpProtocol;
-  /** Request headers (grpc: metadata). */
-  headers: Record<string, string>;
-  /** Bound on one export, all its retries included, in ms. */
-  timeoutMs: number;
-  compression: OtlpCompression;
+  /** Default http/protobuf. */
+  protocol?: OtlpProtocol;
+  /** Request headers (grpc: metadata), e.g. authorization. */
+  headers?: Record<string, string>;
+  /** Bound on one export, all its retries included, in ms. Default 10000. */
+  timeoutMs?: number;
+  /** Default none. */
+  compression?: OtlpCompression;
 }
 
 /** What became of one export. */
@@ -51,13 +56,35 @@ const LOADERS: Readonly<Record<OtlpSignal, Readonly<Record<OtlpProtocol, () => P
 };
 
 export class OtlpTransport<T> {
+  /** The endpoint, normalized. */
+  readonly url: string;
+  readonly protocol: OtlpProtocol;
+  /** e.g. "OTLP http/protobuf http://collector:4318/v1/traces" */
+  readonly description: string;
+  private readonly options: Required<TransportOptions>;
   private exporter: Promise<OfficialExporter<T>> | undefined;
   private closed = false;
 
+  /** Throws when the URL is not http(s). */
   constructor(
     readonly signal: OtlpSignal,
-    readonly options: TransportOptions,
-  ) {}
+    options: TransportOptions,
+  ) {
+    const url = new URL(options.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error(`OTLP endpoint ${options.url} must be an http:// or https:// URL`);
+    }
+    this.url = url.href;
+    this.protocol = options.protocol ?? 'http/protobuf';
+    this.description = `OTLP ${this.protocol} ${this.url}`;
+    this.options = {
+      url: this.url,
+      protocol: this.protocol,
+      headers: options.headers ?? {},
+      timeoutMs: options.timeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS,
+      compression: options.compression ?? 'none',
+    };
+  }
 
   /** Exports one batch (the SDK's model of it); never rejects. */
   async send(items: T): Promise<SendOutcome> {
