@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
+import { freePort } from './support/free-port.js';
 import { decodeProtobufRequest, summarize } from './otlp-schema.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -62,14 +62,6 @@ class Collector {
     this.server.closeAllConnections();
     this.server.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 function rssKb(pid: number): number {

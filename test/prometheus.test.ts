@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
+import { freePort } from './support/free-port.js';
 import { startCollector } from './otlp-schema.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -33,14 +34,6 @@ function requirePrometheus(t: { skip: (why: string) => void }): boolean {
   if (process.env.CI === 'true') assert.fail(why);
   t.skip(why);
   return false;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** `agentrace sidecar` with these flags; resolves with the status URL from its start line. */
