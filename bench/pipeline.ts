@@ -12,7 +12,7 @@
 //   pnpm bench --only pipeline        (root)
 import { randomBytes } from 'node:crypto';
 import { Probes, bpfUnavailableReason, type KernelEvent } from '@agentrace/bpf';
-import type { SpanStartMessage } from '@agentrace/sdk/protocol';
+import type { SpanStartMessage } from '@agentrace/protocol';
 import { Attribution } from '../packages/sidecar/src/attribution.js';
 import { ToolSpanRegistry } from '../packages/sidecar/src/tool-spans.js';
 import { ThreadIds } from '../packages/sidecar/src/thread-ids.js';

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { encodeFrame, FrameDecoder, type SidecarMessage, type SpanStartMessage } from '@agentrace/sdk/protocol';
+import { encodeFrame, FrameDecoder, type SidecarMessage, type SpanStartMessage } from '@agentrace/protocol';
 import type { BenchOptions, BenchResult } from './support/result.js';
 import { realSidecar } from './support/real-sidecar.js';
 import { grouped, sleep } from './support/stats.js';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { SLOT_BYTES, SLOT_LAYOUT, SLOT_SPAN_NOBODY } from '@agentrace/sdk/internal';
+import { SLOT_BYTES, SLOT_LAYOUT, SLOT_MAGIC as PROTOCOL_SLOT_MAGIC, SLOT_SPAN_NOBODY } from '@agentrace/protocol';
 import { read, readNumber, structs } from '../packages/bpf/src/abi.generated.js';
 import { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, defaultObjectPath, layouts } from '@agentrace/bpf';
 
@@ -137,7 +137,8 @@ test('the check fails, naming what differs, when a field of agentrace.h changes 
   }
 });
 
-test("the SDK's copy of the slot layout is the ABI's struct ar_thread_slot", () => {
+test("the slot module the SDK reads (@agentrace/protocol) is the ABI's struct ar_thread_slot and the header's defines", () => {
+  assert.equal(PROTOCOL_SLOT_MAGIC, SLOT_MAGIC);
   const slot = structs.ar_thread_slot;
   assert.equal(SLOT_BYTES, slot.size);
   for (const [field, offset] of Object.entries(SLOT_LAYOUT)) {

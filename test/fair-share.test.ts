@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { encodeFrame } from '@agentrace/sdk/protocol';
+import { encodeFrame } from '@agentrace/protocol';
 import { requireBpf } from './support/bpf.js';
 import { readOtlpFile } from './support/otlp.js';
 

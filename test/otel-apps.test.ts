@@ -18,18 +18,22 @@ import type { FlatSpan } from './support/otlp.js';
 const rig = Rig.create('otel-apps');
 after(() => rig.close());
 const apps = fileURLToPath(new URL('./apps/', import.meta.url));
-const sdkDir = fileURLToPath(new URL('../packages/sdk/', import.meta.url));
+const packagesDir = fileURLToPath(new URL('../packages/', import.meta.url));
 
-/** The app's install, with the SDK build of this checkout in place of the one npm copied at setup. */
+/** The app's install, with this checkout's builds of the SDK and the protocol it depends on in place of what npm copied at setup. */
 function app(name: string): string {
   const dir = path.join(apps, name);
-  const installed = path.join(dir, 'node_modules', '@agentrace', 'sdk');
-  assert.ok(fs.existsSync(installed), `${dir} is not installed: scripts/setup.sh installs it with npm`);
-  fs.rmSync(path.join(installed, 'dist'), { recursive: true, force: true });
-  fs.cpSync(path.join(sdkDir, 'dist'), path.join(installed, 'dist'), { recursive: true });
-  fs.copyFileSync(path.join(sdkDir, 'package.json'), path.join(installed, 'package.json'));
+  for (const pkg of ['sdk', 'protocol']) {
+    const installed = path.join(dir, 'node_modules', '@agentrace', pkg);
+    assert.ok(fs.existsSync(installed), `${installed} is missing: scripts/setup.sh installs the app with npm`);
+    fs.rmSync(path.join(installed, 'dist'), { recursive: true, force: true });
+    fs.cpSync(path.join(packagesDir, pkg, 'dist'), path.join(installed, 'dist'), { recursive: true });
+    fs.copyFileSync(path.join(packagesDir, pkg, 'package.json'), path.join(installed, 'package.json'));
+  }
   // One copy of the API, the app's: the SDK must not bring its own.
-  assert.ok(!fs.existsSync(path.join(installed, 'node_modules', '@opentelemetry', 'api')), 'the SDK shares the app\'s @opentelemetry/api');
+  const sdk = path.join(dir, 'node_modules', '@agentrace', 'sdk');
+  assert.ok(!fs.existsSync(path.join(sdk, 'node_modules', '@opentelemetry', 'api')), 'the SDK shares the app\'s @opentelemetry/api');
+  assert.ok(!fs.existsSync(path.join(sdk, 'node_modules', '@agentrace', 'protocol')), 'the SDK uses the protocol package npm installed beside it');
   return dir;
 }
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { encodeFrame, FrameDecoder, MAX_FRAME_BYTES, ProtocolError, type Message } from '@agentrace/sdk/protocol';
+import { encodeFrame, FrameDecoder, MAX_FRAME_BYTES, ProtocolError, type Message } from '@agentrace/protocol';
 
 function frames(n: number): { bytes: Buffer; messages: Message[] } {
   const messages: Message[] = [];
@@ -53,10 +53,10 @@ test('bad frames are refused with their code, also when the header straddles chu
   tooBig.writeUInt32BE(MAX_FRAME_BYTES + 1, 0);
   const d = new FrameDecoder();
   assert.deepEqual(d.push(tooBig.subarray(0, 2)), []);
-  assert.throws(() => d.push(tooBig.subarray(2)), (e: unknown) => e instanceof ProtocolError && e.code === 'EMSGSIZE');
+  assert.throws(() => d.push(tooBig.subarray(2)), (e: unknown) => e instanceof ProtocolError && e.code === 'AR_ERR_PROTOCOL' && e.name === 'ProtocolError' && e.wireCode === 'EMSGSIZE');
   const frame = encodeFrame({ t: 'hello', sdk: 'x', runtime: 'y', resource: {} });
   frame.writeUInt8(9, 4);
-  assert.throws(() => new FrameDecoder().push(frame), (e: unknown) => e instanceof ProtocolError && e.code === 'EPROTO');
+  assert.throws(() => new FrameDecoder().push(frame), (e: unknown) => e instanceof ProtocolError && e.wireCode === 'EPROTO');
   const garbage = Buffer.concat([Buffer.from([0, 0, 0, 3, 1]), Buffer.from([0xc1, 0xc1])]);
-  assert.throws(() => new FrameDecoder().push(garbage), (e: unknown) => e instanceof ProtocolError && e.code === 'EBADMSG');
+  assert.throws(() => new FrameDecoder().push(garbage), (e: unknown) => e instanceof ProtocolError && e.wireCode === 'EBADMSG');
 });

@@ -17,10 +17,11 @@ test('the Node running this is one the SDK states it supports', () => {
   assert.ok(ok, `node ${process.version} is outside ${engines}`);
 });
 
-test('a CommonJS agent requires every entry of the SDK and traces a tool', () => {
+test('a CommonJS agent requires every entry of the SDK (and the protocol package it depends on) and traces a tool', () => {
   const script = `
     const { traceTool, shutdown, WARNING_TYPE } = require('@agentrace/sdk');
-    for (const entry of ['protocol', 'langchain', 'ai', 'openai-agents', 'mastra']) require('@agentrace/sdk/' + entry);
+    for (const entry of ['langchain', 'ai', 'openai-agents', 'mastra']) require('@agentrace/sdk/' + entry);
+    require('@agentrace/protocol');
     const add = traceTool('add', (a, b) => a + b);
     if (add(2, 3) !== 5) throw new Error('the tool did not run');
     shutdown().then(() => process.stdout.write(WARNING_TYPE));`;

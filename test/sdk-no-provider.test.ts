@@ -16,7 +16,7 @@ import {
 } from '@opentelemetry/api';
 import { configure, flush, shutdown, traceTool } from '@agentrace/sdk';
 import { slotBytes, whenReady } from '@agentrace/sdk/internal';
-import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
+import type { SpanEndMessage, SpanStartMessage } from '@agentrace/protocol';
 import { FakeSidecar, hex, osThreadId } from './support/sdk-fake-sidecar.js';
 
 let sidecar: FakeSidecar;

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { trace } from '@opentelemetry/api';
 import { configure, flush, shutdown, traceTool, WARNING_TYPE } from '@agentrace/sdk';
-import { setSlotSink, SLOT_MAGIC, slotBytes, state, whenReady } from '@agentrace/sdk/internal';
+import { setSlotSink, slotBytes, state, whenReady } from '@agentrace/sdk/internal';
+import { SLOT_MAGIC } from '@agentrace/protocol';
 import { FakeSidecar, hex, osThreadId } from './support/sdk-fake-sidecar.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-sdk-'));

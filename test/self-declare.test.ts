@@ -233,7 +233,7 @@ test('a hello read after its process exited brings its spans, but tracks nothing
   // only afterwards.
   const script = `import net from 'node:net';
     import { randomBytes } from 'node:crypto';
-    import { encodeFrame } from '@agentrace/sdk/protocol';
+    import { encodeFrame } from '@agentrace/protocol';
     const now = () => [Math.floor(Date.now() / 1000), 0];
     const span = randomBytes(8);
     const s = net.connect(process.argv[1], () => {

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Sidecar, createExporters, resolveOtlpConfig } from '@agentrace/sidecar';
-import { FrameDecoder, type ErrorMessage, type Message } from '@agentrace/sdk/protocol';
+import { FrameDecoder, type ErrorMessage, type Message } from '@agentrace/protocol';
 import { requireBpf } from './support/bpf.js';
 import { requireBothNodes, runtimes } from './support/runtimes.js';
 import { Actor } from './support/actor.js';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { encodeFrame, FrameDecoder, type Message } from '@agentrace/sdk/protocol';
+import { encodeFrame, FrameDecoder, type Message } from '@agentrace/protocol';
 import { SocketServer, type ConnectionHandlers, type SocketLimits } from '../packages/sidecar/src/socket-server.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-socket-'));
@@ -177,7 +177,7 @@ test('a process over its frame rate is read no faster than its rate, and another
   // 20,000 start frames at once, from another process.
   const flood = `
     import net from 'node:net';
-    import { encodeFrame } from '@agentrace/sdk/protocol';
+    import { encodeFrame } from '@agentrace/protocol';
     const frames = [encodeFrame({ t: 'hello', sdk: 'flood', runtime: 'node', resource: {} })];
     for (let i = 0; i < 20000; i++) frames.push(encodeFrame({ t: 'start', tid: process.pid, trace: Buffer.alloc(16, 1), span: Buffer.alloc(8, 2), name: 'x', kind: 0, start: [1, 0], attrs: {}, flags: 1 }));
     const s = net.connect(process.argv[1], () => s.write(Buffer.concat(frames)));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { SpanStartMessage } from '@agentrace/sdk/protocol';
+import type { SpanStartMessage } from '@agentrace/protocol';
 import { ToolSpanRegistry, Refusal, type Announcer } from '../packages/sidecar/src/tool-spans.js';
 import { pinProcess, stillRunning, type ProcessIdentity } from '../packages/sidecar/src/process-identity.js';
 import { ThreadIds } from '../packages/sidecar/src/thread-ids.js';
@@ -50,7 +50,7 @@ test('a pid now run by a newcomer is not taken for the process that announced: i
   const span = registry.start(announcer(gone), {}, start(bystander.pid!));
   assert.equal(span.threadAlive, false);
   // The same start from the live newcomer would name another process's thread: refused.
-  assert.throws(() => registry.start(announcer(real), {}, start(bystander.pid!)), (e: unknown) => e instanceof Refusal && e.code === 'EPERM');
+  assert.throws(() => registry.start(announcer(real), {}, start(bystander.pid!)), (e: unknown) => e instanceof Refusal && e.wireCode === 'EPERM');
 });
 
 test("a live process may not name another process's thread, nor a tid that is no tid", async (t) => {
@@ -58,8 +58,8 @@ test("a live process may not name another process's thread, nor a tid that is no
   t.after(() => other.kill('SIGKILL'));
   const registry = new ToolSpanRegistry();
   const self = announcer(pinProcess(process.pid));
-  assert.throws(() => registry.start(self, {}, start(other.pid!)), (e: unknown) => e instanceof Refusal && e.code === 'EPERM');
-  assert.throws(() => registry.start(self, {}, start(0)), (e: unknown) => e instanceof Refusal && e.code === 'EPERM');
+  assert.throws(() => registry.start(self, {}, start(other.pid!)), (e: unknown) => e instanceof Refusal && e.wireCode === 'EPERM');
+  assert.throws(() => registry.start(self, {}, start(0)), (e: unknown) => e instanceof Refusal && e.wireCode === 'EPERM');
   const own = registry.start(self, {}, start(process.pid));
   assert.equal(own.threadAlive, true);
   assert.equal(registry.refused, 2);
@@ -86,10 +86,10 @@ test('fair share: one user, or one process, cannot take the room others need; re
   const flood = as(65534);
   for (let i = 0; i < 3; i++) registry.start(flood, {}, start(process.pid));
   // The process's share is used up...
-  assert.throws(() => registry.start(flood, {}, start(process.pid)), (e: unknown) => e instanceof Refusal && e.code === 'ENOSPC');
+  assert.throws(() => registry.start(flood, {}, start(process.pid)), (e: unknown) => e instanceof Refusal && e.wireCode === 'ENOSPC');
   // ...and its user's, with another process of the same user (a pid that is not ours: its thread check passes as a gone process).
   registry.start({ id: ++ids, pid: 4_000_000, uid: 65534, alive: () => false, threads: new ThreadIds(4_000_000) }, {}, start(4_000_001));
-  assert.throws(() => registry.start({ id: ++ids, pid: 4_000_002, uid: 65534, alive: () => false, threads: new ThreadIds(4_000_002) }, {}, start(4_000_003)), (e: unknown) => e instanceof Refusal && e.code === 'ENOSPC');
+  assert.throws(() => registry.start({ id: ++ids, pid: 4_000_002, uid: 65534, alive: () => false, threads: new ThreadIds(4_000_002) }, {}, start(4_000_003)), (e: unknown) => e instanceof Refusal && e.wireCode === 'ENOSPC');
   // Another user's process still has room.
   const ok = registry.start({ id: ++ids, pid: 4_000_010, uid: 0, alive: () => false, threads: new ThreadIds(4_000_010) }, {}, start(4_000_011));
   assert.equal(registry.inFlightCount, 5);
@@ -103,7 +103,7 @@ test('what an agent sends is checked before it is kept: times, kind, status; nam
   const registry = new ToolSpanRegistry({ attributes: { valueLength: 10, count: 3 }, nameLength: 20 });
   const self: Announcer = { id: ++ids, pid: process.pid, uid: 0, alive: () => true, threads: new ThreadIds(process.pid) };
   const bad = (patch: Partial<SpanStartMessage>): void =>
-    assert.throws(() => registry.start(self, {}, { ...start(process.pid), ...patch }), (e: unknown) => e instanceof Refusal && e.code === 'EINVAL', JSON.stringify(patch));
+    assert.throws(() => registry.start(self, {}, { ...start(process.pid), ...patch }), (e: unknown) => e instanceof Refusal && e.wireCode === 'EINVAL', JSON.stringify(patch));
   bad({ start: [1e20, 0] });
   bad({ start: [1, 2e9] });
   bad({ start: ['1', 0] as unknown as [number, number] });
@@ -120,7 +120,7 @@ test('what an agent sends is checked before it is kept: times, kind, status; nam
   assert.equal(span.attrs['agentrace.attributes.dropped'], 2, 'one over the count, one not OTLP');
   assert.equal(registry.attributesTruncated, 3, 'and the name');
   // An end with a status code that is none is refused; the span stays open.
-  assert.throws(() => registry.end(process.pid, { t: 'end', span: Buffer.from(span.spanId, 'hex'), end: [2, 0], status: { code: 'ok' as unknown as number } }), (e: unknown) => e instanceof Refusal && e.code === 'EINVAL');
+  assert.throws(() => registry.end(process.pid, { t: 'end', span: Buffer.from(span.spanId, 'hex'), end: [2, 0], status: { code: 'ok' as unknown as number } }), (e: unknown) => e instanceof Refusal && e.wireCode === 'EINVAL');
   assert.equal(span.endNs, undefined);
   registry.end(process.pid, { t: 'end', span: Buffer.from(span.spanId, 'hex'), end: [2, 0], status: { code: 2, message: 'm'.repeat(50) } });
   assert.deepEqual(span.status, { code: 2, message: 'm'.repeat(10) });

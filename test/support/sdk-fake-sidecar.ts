@@ -1,13 +1,13 @@
 // A fake agentrace sidecar for the SDK's tests and benchmark: a real Unix
 // socket server in a temp dir speaking the protocol of
-// @agentrace/sdk/protocol. It records every message with the connection it
+// @agentrace/protocol. It records every message with the connection it
 // came on, answers hello with welcome (now, later, or never), and can send
 // raw bytes, drop its connections, stop and listen again.
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeFrame, FrameDecoder, type ClientMessage, type SidecarMessage } from '@agentrace/sdk/protocol';
+import { encodeFrame, FrameDecoder, type ClientMessage, type SidecarMessage } from '@agentrace/protocol';
 
 export type WelcomePolicy = 'auto' | 'manual' | 'never';
 

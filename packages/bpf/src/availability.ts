@@ -2,7 +2,7 @@
 // before they start, to fail (or skip) with the reason instead of a stack.
 import { existsSync } from 'node:fs';
 import { Probes } from './probes.js';
-import { messageOf } from './errors.js';
+import { messageOf } from '@agentrace/protocol';
 
 /** null when BPF is usable here, else why not and what to do. */
 export function bpfUnavailableReason(): string | null {

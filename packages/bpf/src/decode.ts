@@ -1,6 +1,7 @@
 // Turns ring-buffer samples into typed events. Every integer is read by the
 // reader abi.generated.ts made from the object's BTF (its width and sign are
 // the header's); strings and the span by the offsets in layout.ts.
+import { DecodeError } from './errors.js';
 import { AttrSource, EventKind, layouts, SPAN_ID_LEN, TRACE_ID_LEN, COMM_LEN } from './layout.js';
 import { read, readNumber } from './abi.generated.js';
 
@@ -127,10 +128,6 @@ export function dnsQuestion(msg: Buffer): { name: string; type: number } | null 
   }
   if (off + 3 > msg.length) return null;
   return { name: labels.join('.'), type: msg.readUInt16BE(off + 1) };
-}
-
-export class DecodeError extends Error {
-  override readonly name = 'DecodeError';
 }
 
 const H = layouts.ar_event_header.fields;

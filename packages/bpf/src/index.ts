@@ -1,6 +1,6 @@
 export { Probes, probeGroups, workRunFunctions, workSubmitFunction, DEFAULT_MAX_EVENTS_PER_SPAN } from './probes.js';
 export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler, WorkProbesResult, AggregateKind, SyscallAggregate, SpanEventCounts, SpanKernelSummary } from './probes.js';
-export { decodeEvent, decodeSockaddr, dnsQuestion, DecodeError, EventDecoder } from './decode.js';
+export { decodeEvent, decodeSockaddr, dnsQuestion, EventDecoder } from './decode.js';
 export type {
   KernelEvent,
   EventHeader,
@@ -23,4 +23,4 @@ export { peerCredentials } from './peer.js';
 export type { PeerCredentials } from './native.js';
 export { bpfUnavailableReason } from './availability.js';
 export { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
-export { isBpfError, messageOf, type BpfError } from './errors.js';
+export { AddonLoadError, BpfError, DecodeError, isBpfError } from './errors.js';

@@ -3,7 +3,8 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { messageOf } from './errors.js';
+import { messageOf } from '@agentrace/protocol';
+import { AddonLoadError, BpfError } from './errors.js';
 
 export interface NativeProgramInfo {
   name: string;
@@ -58,6 +59,8 @@ export interface NativeAddon {
   peerCredentials(fd: number): PeerCredentials;
   /** File offsets of function symbols of an ELF binary; names not found are left out. */
   resolveFunctions(binaryPath: string, names: string[]): Record<string, number>;
+  /** The class the addon throws its failures as. */
+  setErrorClass(ctor: new (message: string, errnoName: string, errno: number, libbpfLog: string) => Error): void;
 }
 
 export interface PeerCredentials {
@@ -81,12 +84,13 @@ export function native(): NativeAddon {
     try {
       addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
     } catch (cause) {
-      throw new Error(
+      throw new AddonLoadError(
         `cannot load the agentrace native addon at ${addonPath}: ${messageOf(cause)}; ` +
           'build it with `pnpm -C packages/bpf build` (needs libbpf-dev, clang, make, g++)',
         { cause },
       );
     }
+    addon.setErrorClass(BpfError);
   }
   return addon;
 }

@@ -4,7 +4,7 @@
 // without it.
 import { native, type NativeBpfObject } from './native.js';
 import type { programs } from './abi.generated.js';
-import { messageOf } from './errors.js';
+import { messageOf } from '@agentrace/protocol';
 
 type ProgramName = (typeof programs)[number];
 const WORK_SUBMIT: ProgramName = 'work_submit';

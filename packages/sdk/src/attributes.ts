@@ -1,6 +1,6 @@
 // OpenTelemetry attribute values -> the protocol's AttrValue, bounded so a
 // frame always fits MAX_FRAME_BYTES.
-import type { AttrValue, Attrs } from './protocol.js';
+import type { AttrValue, Attrs } from '@agentrace/protocol';
 import { MAX_CAPTURE_CHARS } from './serialize.js';
 
 /** At most this many attributes are kept per span beyond the SDK's own (OTel's default limit). */

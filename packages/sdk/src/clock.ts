@@ -2,7 +2,7 @@
 // HrTime is computed (performance.timeOrigin + performance.now()), so the
 // times on the socket equal the times an app's TracerProvider records when
 // given the same value.
-import type { WireTime } from './protocol.js';
+import type { WireTime } from '@agentrace/protocol';
 
 function millisToHr(ms: number): WireTime {
   const s = Math.trunc(ms / 1000);

@@ -1,7 +1,7 @@
 // Where the sidecar listens and how this agent names itself. Defaults come
 // from the environment; configure() overrides them.
 import { createRequire } from 'node:module';
-import type { Attrs } from './protocol.js';
+import type { Attrs } from '@agentrace/protocol';
 
 export const DEFAULT_SOCKET_PATH = '/run/agentrace/agentrace.sock';
 

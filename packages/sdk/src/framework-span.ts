@@ -24,7 +24,7 @@ import { putAttr } from './attributes.js';
 import { now } from './clock.js';
 import { randomIds } from './ids.js';
 import { appTracer, ensureContextManager } from './otel.js';
-import type { Attrs, SpanStartMessage, WireTime } from './protocol.js';
+import type { Attrs, SpanStartMessage, WireTime } from '@agentrace/protocol';
 import { sidecar, threadId } from './runtime.js';
 import { NOT_SENT } from './sidecar-client.js';
 import { ToolSpan } from './tool-span.js';

@@ -2,10 +2,9 @@
 // and the sidecar's integration tests. An agent never needs it.
 import { QUEUE_CAPACITY, type SidecarClientStats } from './sidecar-client.js';
 import { currentSocketPath, sidecar, slot, slotRegistered, threadId } from './runtime.js';
-import { SLOT_BYTES, SLOT_LAYOUT, SLOT_MAGIC, SLOT_SPAN_NOBODY } from './thread-slot.js';
 import { warningCount } from './warn.js';
 
-export { QUEUE_CAPACITY, SLOT_BYTES, SLOT_LAYOUT, SLOT_MAGIC, SLOT_SPAN_NOBODY };
+export { QUEUE_CAPACITY };
 export { trackedCalls, trackingEnabled } from './context-tracker.js';
 export { MAX_CAPTURE_CHARS, toBoundedJson } from './serialize.js';
 

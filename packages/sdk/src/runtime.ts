@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { resolveConfig, resourceAttributes, SDK_NAME, SDK_VERSION, type AgentraceConfig, type ResolvedConfig } from './config.js';
-import type { HelloMessage } from './protocol.js';
+import type { HelloMessage } from '@agentrace/protocol';
 import { SidecarClient } from './sidecar-client.js';
 import { NOBODY, ThreadSlot } from './thread-slot.js';
 import { warn } from './warn.js';

@@ -22,13 +22,14 @@ import net from 'node:net';
 import {
   encodeFrame,
   FrameDecoder,
+  ProtocolError,
   type ClientMessage,
   type HelloMessage,
   type SidecarMessage,
   type SpanEndMessage,
   type SpanStartMessage,
   type WelcomeMessage,
-} from './protocol.js';
+} from '@agentrace/protocol';
 import { warn } from './warn.js';
 
 export const QUEUE_CAPACITY = 1000;
@@ -515,7 +516,9 @@ function encode(msg: ClientMessage): Buffer | undefined {
   }
 }
 
+/** What went wrong, as the warning names it: the errno name (of the system, or of the protocol break). */
 function errorCode(err: unknown): string {
+  if (err instanceof ProtocolError) return err.wireCode;
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'EUNKNOWN';
 }

@@ -3,9 +3,9 @@
 // bpf_probe_read_user, and JS publishes a span switch with memory writes only
 // (no syscall per switch).
 //
-// Layout (OTEP 4947 thread context record, little-endian):
-//   0..15 trace_id | 16..23 span_id | 24 valid (u8, 1 = a span is set)
-//   25 trace_flags (u8) | 26..27 attrs_size (u16, always 0) | 28..31 reserved 0
+// Layout: struct ar_thread_slot of agentrace.h, generated into
+// @agentrace/protocol (trace_id, span_id, valid = 1 when a span is set,
+// trace_flags, attrs_size always 0).
 //
 // Registration: once per thread per sidecar connection, after that
 // connection's `welcome`, the slot is filled with SLOT_MAGIC and written as
@@ -15,19 +15,9 @@
 // Buffer.allocUnsafeSlow and is referenced for the life of the thread, so its
 // address never changes.
 import fs from 'node:fs';
+import { SLOT_BYTES, SLOT_LAYOUT, SLOT_MAGIC, SLOT_SPAN_NOBODY } from '@agentrace/protocol';
 import { RAW_ID_BYTES } from './ids.js';
 
-export const SLOT_BYTES = 32;
-/** Exactly 16 ASCII bytes; the kernel side matches on it. */
-export const SLOT_MAGIC = 'agentrace:slot:1';
-/**
- * The span id a slot holds while the agent writes something that is
- * nobody's (AR_SPAN_NOBODY in agentrace.h): a request made outside any
- * known call, written from another call's callback.
- */
-export const SLOT_SPAN_NOBODY = 'ffffffffffffffff';
-/** Where the slot's fields are (struct ar_thread_slot; test/abi.test.ts holds them to the object's BTF). */
-export const SLOT_LAYOUT = { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26 } as const;
 const VALID = SLOT_LAYOUT.valid;
 const FLAGS = SLOT_LAYOUT.trace_flags;
 

@@ -18,7 +18,7 @@ import {
 } from '@opentelemetry/api';
 import { putAttr } from './attributes.js';
 import { spanIdHex, traceIdHex } from './ids.js';
-import type { Attrs } from './protocol.js';
+import type { Attrs } from '@agentrace/protocol';
 
 export class ToolSpan implements Span {
   /** Attributes set after start (by the tool or by traceTool), for the `end` frame. */

@@ -18,7 +18,7 @@ import {
 import { now } from './clock.js';
 import { idsFromHex, randomIds, spanIdFromHex } from './ids.js';
 import { appTracer, ensureContextManager } from './otel.js';
-import type { Attrs, SpanStartMessage, WireTime } from './protocol.js';
+import type { Attrs, SpanStartMessage, WireTime } from '@agentrace/protocol';
 import { sidecar, slot, slotRegistered, threadId } from './runtime.js';
 import { NOT_SENT } from './sidecar-client.js';
 import { toBoundedJson } from './serialize.js';

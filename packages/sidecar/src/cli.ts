@@ -20,7 +20,7 @@ import { heldBytes, limitsHelp, resolveLimits } from './limits.js';
 import { limitedLog } from './limited-log.js';
 import type { ToolSpanLimits } from './tool-spans.js';
 import type { SocketLimits } from './socket-server.js';
-import { asError, messageOf } from './errors.js';
+import { asError, messageOf } from '@agentrace/protocol';
 
 const DEFAULT_SOCKET = '/run/agentrace/agentrace.sock';
 const DEFAULT_DAEMON_FILE = '/var/lib/agentrace/traces.jsonl';

@@ -2,7 +2,7 @@
 // `agentrace probes` client: one JSON request per line, one JSON response
 // line per request.
 import { probeGroups, type ProbeGroup } from '@agentrace/bpf';
-import { messageOf } from './errors.js';
+import { AgentraceError, messageOf } from '@agentrace/protocol';
 
 /** Groups a user may attach and detach. */
 export type SwitchableGroup = Exclude<ProbeGroup, 'context'>;
@@ -42,7 +42,10 @@ export interface ControlResponse {
 /** Longest request line accepted; anything longer is not a request. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
-export class GroupError extends Error {}
+/** A probe group name that is not one (or one that cannot be switched). */
+export class GroupError extends AgentraceError {
+  readonly code = 'AR_ERR_PROBE_GROUP';
+}
 
 /**
  * Turns user-given names (`file`, `net`, ..., `all`) into switchable groups,
@@ -79,7 +82,10 @@ export function parseProbesOption(value: string): SwitchableGroup[] {
   );
 }
 
-export class MalformedRequest extends Error {}
+/** A control request line that is not a request. */
+export class MalformedRequest extends AgentraceError {
+  readonly code = 'AR_ERR_CONTROL_REQUEST';
+}
 
 /**
  * Parses one request line. A line that is not a JSON object with a string

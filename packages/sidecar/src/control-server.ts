@@ -21,7 +21,7 @@ import {
   type ParsedRequest,
   type SwitchableGroup,
 } from './control-protocol.js';
-import { messageOf } from './errors.js';
+import { messageOf } from '@agentrace/protocol';
 
 export interface ControlHandler {
   /** Every probe group and whether it is attached now. */

@@ -2,6 +2,7 @@
 // `--limit NAME=VALUE` (repeatable) or AGENTRACE_LIMITS="NAME=VALUE,...".
 // One table, so that the CLI's help, the parser and the memory bound the
 // README states all follow the same defaults.
+import { AgentraceError } from '@agentrace/protocol';
 import { DEFAULT_SOCKET_LIMITS, type SocketLimits } from './socket-server.js';
 import { DEFAULT_SPAN_LIMITS, type ToolSpanLimits } from './tool-spans.js';
 import { DEFAULT_MAX_QUEUE_SIZE } from './otlp/exporter.js';
@@ -59,8 +60,9 @@ const SHARES: ReadonlyArray<readonly [string, string]> = [
   ['attribute-chars-in-flight-per-user', 'attribute-chars-in-flight'],
 ];
 
-export class LimitError extends Error {
-  override readonly name = 'LimitError';
+/** A --limit (or AGENTRACE_LIMITS) that cannot be taken as given. */
+export class LimitError extends AgentraceError {
+  readonly code = 'AR_ERR_LIMIT';
 }
 
 const UNITS: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };

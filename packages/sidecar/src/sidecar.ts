@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, probeGroups, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
-import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
+import { messageOf, type SpanEndMessage, type SpanStartMessage } from '@agentrace/protocol';
 import { SocketServer, emptySocketStats, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
 import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
@@ -26,7 +26,6 @@ import { limitedLog } from './limited-log.js';
 import type { ExportSpan } from './otlp/span.js';
 import type { ExporterStats, LogExporter, SpanExporter } from './otlp/exporter.js';
 import { logRecordsOf } from './kernel-logs.js';
-import { messageOf } from './errors.js';
 
 /** Protocol errors logged one by one; the rest are counted in the shutdown line. */
 const PROTOCOL_ERRORS_LOGGED = 5;
@@ -460,7 +459,7 @@ export class Sidecar {
           span = this.registry.start(conn, conn.resource, msg);
         } catch (err) {
           if (!(err instanceof Refusal)) throw err;
-          conn.refuse(err.code, err.message);
+          conn.refuse(err.wireCode, err.message);
           return;
         }
         // Only spans their thread runs (tool calls) go to the thread map; a
@@ -476,7 +475,7 @@ export class Sidecar {
           span = this.registry.end(conn.pid, msg);
         } catch (err) {
           if (!(err instanceof Refusal)) throw err;
-          conn.refuse(err.code, err.message);
+          conn.refuse(err.wireCode, err.message);
           return;
         }
         if (span) this.toolEnded([span]);

@@ -18,8 +18,10 @@ import {
   type HelloMessage,
   type SpanEndMessage,
   type SpanStartMessage,
-} from '@agentrace/sdk/protocol';
-import { asError, messageOf } from './errors.js';
+  asError,
+  messageOf,
+  type WireCode,
+} from '@agentrace/protocol';
 
 export interface AgentConnection {
   /** Unique per connection for the life of the server: an agent has one per thread. */
@@ -36,7 +38,7 @@ export interface AgentConnection {
   /** Resource attributes from the agent's hello, with process.pid set by us. */
   resource: Attributes;
   /** Sends a refusal to the agent without closing the connection (a quota refusal once). */
-  refuse(code: string, message: string): void;
+  refuse(code: WireCode, message: string): void;
 }
 
 export interface ConnectionHandlers {
@@ -326,7 +328,7 @@ export class SocketServer {
         failed = true;
         this.stats_.protocolErrors++;
         this.handlers.onProtocolError(c, asError(err));
-        const code = err instanceof ProtocolError ? err.code : 'EINTERNAL';
+        const code: WireCode = err instanceof ProtocolError ? err.wireCode : 'EINTERNAL';
         send(encodeFrame({ t: 'error', code, message: messageOf(err) }));
         socket.destroy();
       }

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { SidecarHealth } from './sidecar.js';
-import { messageOf } from './errors.js';
+import { messageOf } from '@agentrace/protocol';
 
 export interface StatusServerOptions {
   host: string;

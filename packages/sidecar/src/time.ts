@@ -1,4 +1,4 @@
-import type { WireTime } from '@agentrace/sdk/protocol';
+import type { WireTime } from '@agentrace/protocol';
 
 export function wireTimeToNs(t: WireTime): bigint {
   return BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]);

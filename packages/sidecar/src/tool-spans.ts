@@ -2,7 +2,7 @@
 // when they started and ended. Kernel events are matched against this.
 import type { Attributes } from '@opentelemetry/api';
 import type { ThreadIds } from './thread-ids.js';
-import type { SpanEndMessage, SpanStartMessage } from '@agentrace/sdk/protocol';
+import { AgentraceError, type SpanEndMessage, type SpanStartMessage, type WireCode } from '@agentrace/protocol';
 import { hex } from './ids.js';
 import { DEFAULT_ATTRIBUTE_LIMITS, sanitize, type AttributeLimits, type Sanitized } from './attributes.js';
 import { wireTimeToNs } from './time.js';
@@ -51,10 +51,11 @@ export interface ToolSpan {
   closedAtMs?: number;
 }
 
-export class Refusal extends Error {
-  override readonly name = 'Refusal';
+/** A span the registry will not take; the client is told `wireCode`. */
+export class Refusal extends AgentraceError {
+  readonly code = 'AR_ERR_SPAN_REFUSED';
   constructor(
-    readonly code: string,
+    readonly wireCode: WireCode,
     message: string,
   ) {
     super(message);
@@ -422,7 +423,7 @@ export class ToolSpanRegistry {
     return this.attrCharsInFlight;
   }
 
-  private refuse(reason: RefusalReason, code: string, message: string): Refusal {
+  private refuse(reason: RefusalReason, code: WireCode, message: string): Refusal {
     this.refused++;
     this.refusedBy[reason]++;
     return new Refusal(code, message);

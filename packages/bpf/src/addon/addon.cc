@@ -11,6 +11,7 @@ namespace {
 
 Napi::Object InitAgentraceBpf(Napi::Env env, Napi::Object exports) {
   agentrace::InitLibbpfLogging();
+  agentrace::InitErrorClass(env, exports);
   agentrace::BpfObject::Init(env, exports);
   agentrace::InitSysInfo(env, exports);
   agentrace::InitPeerCred(env, exports);

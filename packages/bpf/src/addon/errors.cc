@@ -282,12 +282,39 @@ Napi::Error MakeBpfError(Napi::Env env, const std::string& what, int err,
   std::string message =
       what + " failed: " + name + " (" + ErrnoDescription(err) + ")";
   if (!hint.empty()) message += ": " + hint;
+  Napi::String log = Napi::String::New(env, RecentLibbpfLog());
+  auto* ctor = env.GetInstanceData<Napi::FunctionReference>();
+  if (ctor != nullptr && !ctor->IsEmpty()) {
+    return Napi::Error(
+        env, ctor->New({Napi::String::New(env, message),
+                        Napi::String::New(env, name),
+                        Napi::Number::New(env, err), log}));
+  }
   Napi::Error error = Napi::Error::New(env, message);
   Napi::Object obj = error.Value();
-  obj.Set("code", Napi::String::New(env, name));
+  obj.Set("errnoName", Napi::String::New(env, name));
   obj.Set("errno", Napi::Number::New(env, err));
-  obj.Set("libbpfLog", Napi::String::New(env, RecentLibbpfLog()));
+  obj.Set("libbpfLog", log);
   return error;
+}
+
+namespace {
+
+void SetErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) {
+    throw Napi::TypeError::New(env, "setErrorClass(ctor): ctor must be a class");
+  }
+  // The environment owns (and deletes) it at teardown.
+  env.SetInstanceData<Napi::FunctionReference>(
+      new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>())));
+}
+
+}  // namespace
+
+void InitErrorClass(Napi::Env env, Napi::Object exports) {
+  exports.Set("setErrorClass",
+              Napi::Function::New(env, SetErrorClass, "setErrorClass"));
 }
 
 Napi::Error MakeUsageError(Napi::Env env, const std::string& what, int err,

@@ -14,6 +14,12 @@ namespace agentrace {
 // AGENTRACE_LIBBPF_DEBUG=1) and enables libbpf strict mode. Idempotent.
 void InitLibbpfLogging();
 
+// Exports setErrorClass(ctor): the class MakeBpfError instantiates, as
+// new ctor(message, errnoName, errno, libbpfLog), so what the addon throws is
+// the package's typed BpfError. Kept per environment (worker threads load
+// the addon again).
+void InitErrorClass(Napi::Env env, Napi::Object exports);
+
 // Starts a fresh capture: clears this thread's ring of libbpf log lines so an
 // error raised by the current operation only carries lines it caused.
 // Use one at the top of every operation that calls into libbpf.
@@ -45,8 +51,9 @@ struct ErrorContext {
 // captured libbpf log where that tells causes apart (missing BTF, verifier).
 std::string HintFor(int err, const ErrorContext& ctx);
 
-// Builds `<what> failed: <NAME> (<description>): <hint>` as a JS Error with
-// err.code = NAME, err.errno = err (positive), err.libbpfLog = captured log.
+// Builds `<what> failed: <NAME> (<description>): <hint>` as the class given
+// to setErrorClass (a plain Error before it is set), with errnoName = NAME,
+// errno = err (positive), libbpfLog = the captured log.
 Napi::Error MakeBpfError(Napi::Env env, const std::string& what, int err,
                          const std::string& hint);
 

@@ -16,7 +16,7 @@ import type { BaseMessage } from '@langchain/core/messages';
 import type { LLMResult } from '@langchain/core/outputs';
 import type { ChainValues } from '@langchain/core/utils/types';
 import { endFrameworkSpan, startFrameworkSpan } from '../framework-span.js';
-import type { Attrs } from '../protocol.js';
+import type { Attrs } from '@agentrace/protocol';
 import { capture, copyOptions, toolOutputContent, type LangChainTracingOptions } from './options.js';
 import { addRun, contextOfRun, getRun, removeRun, TOOL_MARKER_KEY, type ToolMarker } from './runs.js';
 import { usageAttributes } from './usage.js';

@@ -2,7 +2,7 @@
 // token usage (the messages' usage_metadata, else the provider's
 // llmOutput.tokenUsage), the response model, id and finish reasons.
 import type { LLMResult } from '@langchain/core/outputs';
-import type { Attrs } from '../protocol.js';
+import type { Attrs } from '@agentrace/protocol';
 
 interface GenerationLike {
   generationInfo?: Record<string, unknown>;

@@ -14,7 +14,7 @@
 // every other agent's spans, and they count nothing of what they drop or what
 // failed. The exporters behind this queue are OpenTelemetry's own.
 
-import { asError } from '../errors.js';
+import { asError } from '@agentrace/protocol';
 
 export { asError };
 

@@ -10,15 +10,15 @@
 import { mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExportHealth } from './exporter.js';
-import { messageOf } from '../errors.js';
+import { AgentraceError, messageOf } from '@agentrace/protocol';
 
 /** A line that was not written; the file holds none of it. */
-export class LineFileError extends Error {
-  override readonly name = 'LineFileError';
+export class LineFileError extends AgentraceError {
+  readonly code = 'AR_ERR_FILE_WRITE';
   constructor(
     message: string,
     /** The errno name (ENOSPC, EACCES, ...), if the system gave one. */
-    readonly code: string | undefined,
+    readonly errnoName: string | undefined,
     /** The first failure since the file was last written: worth saying (the next ones are the same story). */
     readonly first: boolean,
     options?: ErrorOptions,

@@ -7,7 +7,7 @@ import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { JsonLogsSerializer, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { INSTRUMENTATION_SCOPE, nsToHrTime, resourceFor } from './readable-span.js';
 import type { OtlpEncoding } from './trace-serializer.js';
-import { messageOf } from '../errors.js';
+import { messageOf } from '@agentrace/protocol';
 
 export { SeverityNumber };
 

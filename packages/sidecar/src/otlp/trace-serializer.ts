@@ -6,7 +6,7 @@ import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otl
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { invalidReason, toReadableSpan } from './readable-span.js';
 import type { ExportSpan } from './span.js';
-import { messageOf } from '../errors.js';
+import { messageOf } from '@agentrace/protocol';
 
 export type OtlpEncoding = 'protobuf' | 'json';
 

@@ -1,10 +1,10 @@
 // The agent <-> sidecar socket protocol: the only place its frames and
-// messages are defined. Both ends import it (the sidecar as
-// '@agentrace/sdk/protocol').
+// messages are defined. Both ends import it from @agentrace/protocol.
 //
 // A frame is: u32 big-endian length of the rest | u8 protocol version |
 // msgpack body (one message object). Anything else closes the connection.
 import { Packr } from 'msgpackr';
+import { AgentraceError, messageOf } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest frame body either side accepts; a bigger length prefix is an error. */
@@ -85,7 +85,7 @@ export interface WelcomeMessage {
 /** Sidecar -> client: a request was refused (or, before a close, why). */
 export interface ErrorMessage {
   t: 'error';
-  code: string;
+  code: WireCode;
   message: string;
 }
 
@@ -93,10 +93,26 @@ export type ClientMessage = HelloMessage | SpanStartMessage | SpanEndMessage;
 export type SidecarMessage = WelcomeMessage | ErrorMessage;
 export type Message = ClientMessage | SidecarMessage;
 
-export class ProtocolError extends Error {
-  override readonly name = 'ProtocolError';
+/**
+ * Why the sidecar refused something or closed a connection, as an errno name
+ * in the `error` frame:
+ * - EMSGSIZE: a frame over MAX_FRAME_BYTES; EPROTO: another protocol version
+ *   or a message out of order; EBADMSG: not msgpack, or an unknown message;
+ * - EINVAL: a span with malformed fields; EPERM: a span the client may not
+ *   touch (another process's, another trace's parent);
+ * - ENOSPC: over a fair share (connections or spans in flight); ENOBUFS: the
+ *   sidecar's budget for unfinished frames is spent;
+ * - ESRCH: the sidecar cannot see the client's process (another PID
+ *   namespace); EINTERNAL: the sidecar's own failure.
+ */
+export type WireCode = 'EMSGSIZE' | 'EPROTO' | 'EBADMSG' | 'EINVAL' | 'EPERM' | 'ENOSPC' | 'ENOBUFS' | 'ESRCH' | 'EINTERNAL';
+
+/** A frame or a message that breaks the protocol; the connection it came on is closed. */
+export class ProtocolError extends AgentraceError {
+  readonly code = 'AR_ERR_PROTOCOL';
   constructor(
-    readonly code: string,
+    /** What the peer is told in the `error` frame. */
+    readonly wireCode: WireCode,
     message: string,
   ) {
     super(message);
@@ -211,7 +227,7 @@ function decodeBody(frame: Buffer): Message {
   try {
     msg = packr.unpack(frame.subarray(HEADER_BYTES));
   } catch (err) {
-    throw new ProtocolError('EBADMSG', `frame body is not msgpack: ${(err as Error).message}`);
+    throw new ProtocolError('EBADMSG', `frame body is not msgpack: ${messageOf(err)}`);
   }
   if (typeof msg !== 'object' || msg === null || !KNOWN.has((msg as { t?: unknown }).t as string)) {
     throw new ProtocolError('EBADMSG', `unknown message ${JSON.stringify(msg)?.slice(0, 80)}`);
