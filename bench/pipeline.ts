@@ -61,8 +61,8 @@ async function measure(bin: string, n: number, live: boolean): Promise<Run> {
     let exported = 0;
     const attribution = new Attribution({
       registry,
-      toEpochNs: (ns) => probes.toEpochNs(ns),
-      emit: (spans) => (exported += spans.length),
+      clock: probes,
+      sink: { emit: (spans) => void (exported += spans.length) },
     });
     let decoded = 0;
     const consume = (events: KernelEvent[]): void => {

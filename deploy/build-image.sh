@@ -78,11 +78,11 @@ if ((debian_base)); then
     "$work/base.tar" "$base" >/dev/null
 fi
 
-# The app: the three packages as npm installs them (no dev or optional peer
+# The app: the sidecar and the packages it uses, as npm installs them (no dev or optional peer
 # dependencies, no install scripts: the addon is already built).
 say "staging the sidecar and its production dependencies"
 mkdir -p "$work/packs" "$work/app"
-for p in bpf sdk sidecar; do
+for p in protocol bpf sidecar; do
   (cd "packages/$p" && pnpm pack --pack-destination "$work/packs" >/dev/null)
 done
 echo '{"name":"agentrace-image","private":true}' > "$work/app/package.json"

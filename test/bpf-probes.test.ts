@@ -26,7 +26,7 @@ import {
 } from '@agentrace/bpf';
 import { Actor } from './support/actor.js';
 import { startDnsServer } from './support/dns-server.js';
-import { EventLog, requireBpf } from './support/bpf.js';
+import { EventLog, requireBpf, takeSummaries } from './support/bpf.js';
 
 const isOpen = (p: string) => (e: KernelEvent): e is FileOpenEvent => e.kind === 'file.open' && e.path === p;
 const isExit = (pid: number) => (e: KernelEvent): e is ProcExitEvent => e.kind === 'proc.exit' && e.pid === pid;
@@ -414,7 +414,7 @@ test('I/O on a descriptor belongs to the call that uses it: taken over by a late
   const again = await actor.do({ op: 'openKeep', path: file, flags: 'r' });
   await actor.do({ op: 'readFd', fd: again.fd!, bytes: 10 });
 
-  const summaries = probes.takeSpanSummaries([opener.spanId, user.spanId]);
+  const summaries = takeSummaries(probes, [opener.spanId, user.spanId]);
   const mine = summaries.get(opener.spanId)?.aggregates;
   const theirs = summaries.get(user.spanId)?.aggregates;
   assert.ok(mine && theirs, 'both calls have aggregates');
@@ -437,7 +437,7 @@ test('I/O on a descriptor belongs to the call that uses it: taken over by a late
   }
   assert.deepEqual({ ...summaries.get(opener.spanId)?.events, emitted: 0 }, { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 }, 'nothing lost, capped or ambiguous');
   assert.ok((summaries.get(opener.spanId)?.events.emitted ?? 0) >= 1, 'the open was emitted');
-  assert.equal(probes.takeSpanSummaries([opener.spanId]).size, 0, 'taking the summaries resets them');
+  assert.equal(takeSummaries(probes, [opener.spanId]).size, 0, 'taking the summaries resets them');
   await actor.exit(0);
 });
 
@@ -461,7 +461,7 @@ test('a descriptor that carries a second call\'s request while the first is unan
   await actor.do({ op: 'writeFd', fd, bytes: 5 }); // the flag stays with the descriptor
   probes.clearThreadSpan(actor.pid, actor.pid);
   await actor.do({ op: 'closeFd', fd });
-  const s = probes.takeSpanSummaries([first.spanId, second.spanId, later.spanId]);
+  const s = takeSummaries(probes, [first.spanId, second.spanId, later.spanId]);
   assert.ok((s.get(first.spanId)?.events.ambiguous ?? 0) >= 1, `the first call is flagged: ${JSON.stringify(s.get(first.spanId)?.events)}`);
   assert.ok((s.get(second.spanId)?.events.ambiguous ?? 0) >= 2, `the second call's I/O after the overlap is flagged: ${JSON.stringify(s.get(second.spanId)?.events)}`);
   assert.ok((s.get(later.spanId)?.events.ambiguous ?? 0) >= 1, 'so is a later call on the same descriptor');
@@ -536,7 +536,7 @@ test('a full ring buffer is counted on the span whose events were lost, and its 
   probes.drain();
   const underSpan = received.filter((e) => e.span?.spanId === span.spanId).length;
   const arrived = received.filter(isOpen(file)).length;
-  const summary = probes.takeSpanSummaries([span.spanId]).get(span.spanId);
+  const summary = takeSummaries(probes, [span.spanId]).get(span.spanId);
   assert.ok(summary);
   assert.deepEqual(summary.events, { emitted: underSpan, capped: 0, ringbufDrops: dropped, mapFull: 0, ambiguous: 0 }, 'every event of the span arrived or was counted lost');
   // Beside the opens the actor may do something of its own under the span
@@ -600,7 +600,7 @@ test('a full aggregate map is counted, globally and on the span it failed for', 
   await actor.do({ op: 'writeFd', fd, bytes: 10 });
   await actor.do({ op: 'writeFd', fd, bytes: 10 });
   await actor.do({ op: 'closeFd', fd });
-  const summary = probes.takeSpanSummaries([span.spanId]).get(span.spanId);
+  const summary = takeSummaries(probes, [span.spanId]).get(span.spanId);
   assert.ok(summary);
   assert.deepEqual(Object.keys(summary.aggregates), ['open']);
   // (at least: Node may read /proc/self/maps of its own under the span)
@@ -635,7 +635,7 @@ test('a span over its event cap emits no more events, and counts the rest', asyn
   assert.equal(opens.filter((e) => e.span?.spanId === fresh.spanId).length, 3);
   const cappedCount = Number(probes.stats().capped - before.capped);
   assert.ok(cappedCount >= 90 && cappedCount <= 93, `90 opens over the cap (${cappedCount})`);
-  const summaries = probes.takeSpanSummaries([capped.spanId, fresh.spanId]);
+  const summaries = takeSummaries(probes, [capped.spanId, fresh.spanId]);
   assert.deepEqual(summaries.get(capped.spanId)?.events, { emitted: 10, capped: cappedCount, ringbufDrops: 0, mapFull: 0, ambiguous: 0 });
   const calls = summaries.get(capped.spanId)?.aggregates.open?.calls ?? 0;
   assert.ok(calls >= 100 && calls <= 103, `the aggregate counts all 100 opens (${calls})`);

@@ -106,12 +106,12 @@ test('createMetricExporters / createMetricsReader build what the config says', a
   assert.ok(exporters[0] instanceof OtlpFileMetricExporter);
   assert.ok(exporters[1] instanceof OtlpNetworkMetricExporter);
   await Promise.all(exporters.map((e) => e.shutdown()));
-  const reader = createMetricsReader(new ToolMetrics({ drops: () => ({}) }), config);
+  const reader = createMetricsReader(new ToolMetrics({ loss: { drops: () => ({}) } }), config);
   assert.equal(reader.intervalMs, 1234);
   assert.equal(reader.timeoutMs, 30_000);
   assert.equal(reader.description, 'OTLP file /tmp/agentrace-metrics-config-test.jsonl + OTLP http/json http://127.0.0.1:9/v1/metrics');
   await reader.shutdown(100);
-  const none = createMetricsReader(new ToolMetrics({ drops: () => ({}) }), resolve({}, { OTEL_METRICS_EXPORTER: 'none' }));
+  const none = createMetricsReader(new ToolMetrics({ loss: { drops: () => ({}) } }), resolve({}, { OTEL_METRICS_EXPORTER: 'none' }));
   assert.equal(none.description, 'no OTLP metrics exporter');
   none.start();
   await none.shutdown(100);

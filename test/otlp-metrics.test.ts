@@ -239,8 +239,10 @@ interface Counters {
 function newMetrics(counters: Counters): ToolMetrics {
   return new ToolMetrics({
     resource: { 'service.name': 'agentrace-test', 'host.name': 'loopback' },
-    drops: () => ({ ...counters.drops }),
-    events: () => ({ emitted: counters.emitted, capped: counters.capped }),
+    loss: {
+      drops: () => ({ ...counters.drops }),
+      events: () => ({ emitted: counters.emitted, capped: counters.capped }),
+    },
   });
 }
 
@@ -440,7 +442,7 @@ for (const protocol of ['http/protobuf', 'http/json'] as OtlpProtocol[]) {
 test('loss counters: every reason given is exported (0 too); a counter that starts over gets a new start time', async () => {
   const c = await collector();
   const drops: Partial<Record<DropReason, number>> = { ringbuf_full: 11, map_full: 0 };
-  const metrics = new ToolMetrics({ drops: () => drops });
+  const metrics = new ToolMetrics({ loss: { drops: () => drops } });
   const r = reader(metrics, [new OtlpNetworkMetricExporter({ url: c.metricsUrl })]);
   await r.collectAndExport();
   drops.exporter_queue_full = 4;
@@ -476,8 +478,10 @@ test('a failing counter source is reported and left out; the rest is exported', 
   const file = path.join(root, 'failing-source.jsonl');
   const errors: Error[] = [];
   const metrics = new ToolMetrics({
-    drops: () => {
-      throw new Error('kernel stats map gone');
+    loss: {
+      drops: () => {
+        throw new Error('kernel stats map gone');
+      },
     },
   });
   metrics.record('t', { write: agg(1, 0, 3, 900, { 9: 1 }) });
@@ -497,7 +501,7 @@ test('a failing counter source is reported and left out; the rest is exported', 
 
 test('hostile aggregates: unknown kinds, negative or NaN values and empty aggregates are ignored; a longer histogram folds into the last bucket', async () => {
   const file = path.join(root, 'hostile.jsonl');
-  const metrics = new ToolMetrics({ drops: () => ({}) });
+  const metrics = new ToolMetrics({ loss: { drops: () => ({}) } });
   const long = new Array<number>(LATENCY_BUCKETS + 3).fill(0);
   long[2] = 1;
   long[LATENCY_BUCKETS - 1] = 1;
@@ -520,7 +524,7 @@ test('hostile aggregates: unknown kinds, negative or NaN values and empty aggreg
 
 test('a tool name is the agent’s word: the same name from two users makes two series, told apart by the kernel’s uid and container', async () => {
   const file = path.join(root, 'who.jsonl');
-  const metrics = new ToolMetrics({ drops: () => ({}) });
+  const metrics = new ToolMetrics({ loss: { drops: () => ({}) } });
   metrics.record('victim_tool', { read: agg(1, 0, 10, 100, { 6: 1 }) }, { 'process.user.id': 0 });
   metrics.record('victim_tool', { read: agg(5, 0, 10, 100, { 6: 5 }) }, { 'process.user.id': 65534, 'container.id': 'c0ffee' });
   metrics.record('victim_tool', { read: agg(1, 0, 10, 100, { 6: 1 }) }, { 'process.user.id': 0 });
@@ -535,7 +539,7 @@ test('a tool name is the agent’s word: the same name from two users makes two 
 
 test('cardinality limit: tool names beyond it go to one overflow series per kind', async () => {
   const file = path.join(root, 'overflow.jsonl');
-  const metrics = new ToolMetrics({ drops: () => ({}), cardinalityLimit: 2 });
+  const metrics = new ToolMetrics({ loss: { drops: () => ({}) }, cardinalityLimit: 2 });
   for (const tool of ['a', 'b', 'c', 'd']) metrics.record(tool, { read: agg(1, 0, 10, 100, { 6: 1 }) });
   metrics.record('a', { read: agg(1, 0, 10, 100, { 6: 1 }) });
   metrics.record('e', { connect: agg(1, 1, 0, 100, { 6: 1 }) });
@@ -549,7 +553,7 @@ test('cardinality limit: tool names beyond it go to one overflow series per kind
     'agentrace.syscall=connect,otel.metric.overflow=true': 1,
   });
   assert.equal(byAttributes(metric(s, 'agentrace.tool.syscall.duration'))['agentrace.syscall=read,otel.metric.overflow=true']?.count, 2);
-  assert.throws(() => new ToolMetrics({ drops: () => ({}), cardinalityLimit: 0 }), /cardinalityLimit must be a positive integer/);
+  assert.throws(() => new ToolMetrics({ loss: { drops: () => ({}) }, cardinalityLimit: 0 }), /cardinalityLimit must be a positive integer/);
 });
 
 test('export failures never throw: counted as failed and reported', async () => {
@@ -713,7 +717,7 @@ test('an idle reader keeps no process alive (its timer is unref\'d)', async () =
     script,
     `import { MetricsReader, OtlpNetworkMetricExporter } from ${src('otlp/index.ts')};
 import { ToolMetrics } from ${src('tool-metrics.ts')};
-const m = new ToolMetrics({ drops: () => ({ ringbuf_full: 0 }) });
+const m = new ToolMetrics({ loss: { drops: () => ({ ringbuf_full: 0 }) } });
 const r = new MetricsReader(m, [new OtlpNetworkMetricExporter({ url: ${JSON.stringify(c.metricsUrl)} })], { intervalMs: 60000 });
 r.start();
 await r.collectAndExport();
@@ -739,7 +743,7 @@ console.log(JSON.stringify(r.stats()));
 });
 
 test('one resource per agent: each agent\'s tool series under its own resource (OTLP), labelled with its service.name in the merged view (Prometheus); idle agents forgotten, the rest past maxAgents kept under the sidecar\'s resource', async () => {
-  const metrics = new ToolMetrics({ resource: { 'service.name': 'agentrace-sidecar' }, drops: () => ({}), maxAgents: 2, agentIdleMs: 60_000 });
+  const metrics = new ToolMetrics({ resource: { 'service.name': 'agentrace-sidecar' }, loss: { drops: () => ({}) }, maxAgents: 2, agentIdleMs: 60_000 });
   const a = { 'service.name': 'agent-a', 'process.pid': 101 };
   const b = { 'process.pid': 202, 'service.name': 'agent-b', 'service.instance.id': 'b-1' };
   const t0 = Date.now();

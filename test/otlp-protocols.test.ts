@@ -106,7 +106,7 @@ function logRecords(): ExportLogRecord[] {
 }
 
 function metricsCollection(): ReturnType<ToolMetrics['collect']>['resourceMetrics'] {
-  const metrics = new ToolMetrics({ resource: { 'service.name': 'agent-under-test' }, drops: () => ({}) });
+  const metrics = new ToolMetrics({ resource: { 'service.name': 'agent-under-test' }, loss: { drops: () => ({}) } });
   const latencyBuckets = new Array<number>(LATENCY_BUCKETS).fill(0);
   latencyBuckets[10] = 3;
   metrics.record('read_file', { read: { calls: 3, errors: 0, bytes: 4096, latencySumNs: 4500, latencyBuckets } });

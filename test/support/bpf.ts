@@ -2,7 +2,7 @@
 // test with the reason; elsewhere the test is skipped with the reason.
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { bpfUnavailableReason, Probes, type KernelEvent } from '@agentrace/bpf';
+import { bpfUnavailableReason, Probes, type KernelEvent, type SpanKernelSummary } from '@agentrace/bpf';
 
 let reason: string | null | undefined;
 
@@ -63,4 +63,21 @@ export class EventLog {
   of(pid: number): KernelEvent[] {
     return this.events.filter((e) => e.pid === pid);
   }
+}
+
+/**
+ * What the kernel kept for `spanIds` (their drained aggregates and their
+ * event accounting), taken out of the kernel; spans with nothing are left
+ * out. The sidecar's KernelSummaries does the same, holding other spans'.
+ */
+export function takeSummaries(probes: Probes, spanIds: readonly string[]): Map<string, SpanKernelSummary> {
+  const drained = probes.drainSpanAggregates();
+  const out = new Map<string, SpanKernelSummary>();
+  for (const id of spanIds) {
+    const aggregates = drained.get(id);
+    const events = probes.takeSpanEventCounts(id);
+    if (!aggregates && !events) continue;
+    out.set(id, { aggregates: aggregates ?? {}, events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 } });
+  }
+  return out;
 }

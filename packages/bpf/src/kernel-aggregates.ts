@@ -1,8 +1,9 @@
 // What the kernel aggregates per span (calls, errors, bytes, a log2 latency
 // histogram per syscall kind) and counts per span (events emitted, capped,
-// lost): drained from its maps in batch syscalls, kept here merged per span
-// until the sidecar takes a span's summary, and dropped (counted) when no span
-// claims them for AGGREGATE_TTL_MS.
+// lost), read out of its maps: the aggregate map drained whole in batch
+// syscalls, a span's counts taken by lookup. Nothing is kept here: what a
+// drain returns for spans not reported yet is the sidecar's to hold
+// (packages/sidecar/src/kernel-summary.ts owns the whole lifecycle).
 import type { NativeBpfObject } from './native.js';
 import { AggKind, HIST_BUCKETS, layouts, SPAN_ID_LEN } from './layout.js';
 import type { maps } from './abi.generated.js';
@@ -53,101 +54,62 @@ const aggKindNames: Record<number, AggregateKind> = {
 
 const SPAN_AGGS: (typeof maps)[number] = 'ar_span_aggs';
 const SPAN_COUNTS: (typeof maps)[number] = 'ar_span_counts';
-/** Drained aggregates no span claimed for this long are dropped (and counted). */
-const AGGREGATE_TTL_MS = 10 * 60_000;
 
-export class KernelAggregates {
-  /** Aggregates drained from the kernel, waiting for take(). */
-  private readonly aggregates = new Map<string, { aggregates: Partial<Record<AggregateKind, SyscallAggregate>>; touchedMs: number }>();
-  private lastSweepMs = 0;
-  /** Dropped after AGGREGATE_TTL_MS with no span to claim them. */
-  unclaimed = 0;
+/** Per-kind aggregates of one span. */
+export type SpanAggregates = Partial<Record<AggregateKind, SyscallAggregate>>;
 
-  constructor(private readonly obj: NativeBpfObject) {}
+export function emptyAggregate(): SyscallAggregate {
+  return { calls: 0, errors: 0, bytes: 0, latencySumNs: 0, latencyBuckets: new Array<number>(HIST_BUCKETS).fill(0) };
+}
 
-  /** Drains the kernel's aggregates; the spans that have some waiting for take(). */
-  spans(): string[] {
-    this.drainAggregates();
-    return [...this.aggregates.keys()];
+/** Adds `from` into `into`, kind by kind. */
+export function mergeAggregates(into: SpanAggregates, from: SpanAggregates): void {
+  for (const [kind, b] of Object.entries(from) as Array<[AggregateKind, SyscallAggregate]>) {
+    const a = (into[kind] ??= emptyAggregate());
+    a.calls += b.calls;
+    a.errors += b.errors;
+    a.bytes += b.bytes;
+    a.latencySumNs += b.latencySumNs;
+    for (let i = 0; i < HIST_BUCKETS; i++) a.latencyBuckets[i]! += b.latencyBuckets[i]!;
   }
+}
 
-  /**
-   * Takes what the kernel aggregated and counted for `spanIds` (16 hex
-   * digits each) and forgets it, so each call is reported once. Spans with
-   * nothing kept are left out. The aggregate map is drained as a whole in a
-   * few batch syscalls, whatever the number of spans; what belongs to other
-   * spans waits here for them. The event accounting (one lookup each) is
-   * taken only for the spans in `countsFor` (default: all of them); the
-   * others' stays in the kernel, e.g. for spans already reported once and
-   * only watched for late I/O.
-   */
-  take(spanIds: Iterable<string>, countsFor?: ReadonlySet<string>): Map<string, SpanKernelSummary> {
-    this.drainAggregates();
-    const out = new Map<string, SpanKernelSummary>();
-    const C = readNumber.ar_span_counts;
-    for (const spanId of spanIds) {
-      const kept = this.aggregates.get(spanId);
-      let events: SpanEventCounts | undefined;
-      if (!countsFor || countsFor.has(spanId)) {
-        const raw = parseHex(spanId, SPAN_ID_LEN, 'spanId');
-        const c = this.obj.mapLookup(SPAN_COUNTS, raw);
-        if (c) {
-          this.obj.mapDelete(SPAN_COUNTS, raw);
-          events = {
-            emitted: C.emitted(c, 0),
-            capped: C.capped(c, 0),
-            ringbufDrops: C.ringbuf_drops(c, 0),
-            mapFull: C.map_full(c, 0),
-            ambiguous: C.ambiguous(c, 0),
-          };
-        }
-      }
-      if (!kept && !events) continue;
-      this.aggregates.delete(spanId);
-      out.set(spanId, {
-        aggregates: kept?.aggregates ?? {},
-        events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 },
-      });
-    }
-    return out;
+/**
+ * Moves everything in the kernel's aggregate map out, merged per span (16
+ * hex digits): a few batch syscalls, whatever the number of spans. What is
+ * returned is no longer in the kernel.
+ */
+export function drainAggregates(obj: NativeBpfObject): Map<string, SpanAggregates> {
+  const K = layouts.ar_agg_key;
+  const V = layouts.ar_agg_value;
+  const R = readNumber.ar_agg_value;
+  const out = new Map<string, SpanAggregates>();
+  const { keys, values, count } = obj.mapDrain(SPAN_AGGS);
+  for (let i = 0; i < count; i++) {
+    const k = i * K.size;
+    const v = i * V.size;
+    const kind = aggKindNames[read.ar_agg_key.kind(keys, k)];
+    if (kind === undefined) continue;
+    const spanId = keys.toString('hex', k + K.fields.span_id, k + K.fields.span_id + SPAN_ID_LEN);
+    let span = out.get(spanId);
+    if (!span) out.set(spanId, (span = {}));
+    const a = (span[kind] ??= emptyAggregate());
+    a.calls += R.calls(values, v);
+    a.errors += R.errors(values, v);
+    a.bytes += R.bytes(values, v);
+    a.latencySumNs += R.latency_sum_ns(values, v);
+    // the histogram: an array of u64 (abi.generated.ts), one per bucket
+    for (let b = 0; b < HIST_BUCKETS; b++) a.latencyBuckets[b]! += Number(values.readBigUInt64LE(v + V.fields.latency_hist + b * 8));
   }
+  return out;
+}
 
-  /** Moves everything in the kernel's aggregate map here, merged per span. */
-  private drainAggregates(nowMs = Date.now()): void {
-    const K = layouts.ar_agg_key;
-    const V = layouts.ar_agg_value;
-    const { keys, values, count } = this.obj.mapDrain(SPAN_AGGS);
-    for (let i = 0; i < count; i++) {
-      const k = i * K.size;
-      const v = i * V.size;
-      const spanId = keys.toString('hex', k + K.fields.span_id, k + K.fields.span_id + SPAN_ID_LEN);
-      const kind = aggKindNames[read.ar_agg_key.kind(keys, k)];
-      if (kind === undefined) continue;
-      let kept = this.aggregates.get(spanId);
-      if (!kept) {
-        kept = { aggregates: {}, touchedMs: nowMs };
-        this.aggregates.set(spanId, kept);
-      }
-      kept.touchedMs = nowMs;
-      const a = (kept.aggregates[kind] ??= { calls: 0, errors: 0, bytes: 0, latencySumNs: 0, latencyBuckets: new Array<number>(HIST_BUCKETS).fill(0) });
-      const R = readNumber.ar_agg_value;
-      a.calls += R.calls(values, v);
-      a.errors += R.errors(values, v);
-      a.bytes += R.bytes(values, v);
-      a.latencySumNs += R.latency_sum_ns(values, v);
-      // the histogram: an array of u64 (abi.generated.ts), one per bucket
-      for (let b = 0; b < HIST_BUCKETS; b++) a.latencyBuckets[b]! += Number(values.readBigUInt64LE(v + V.fields.latency_hist + b * 8));
-    }
-    // Aggregates of spans nobody asks for (never announced, never ended) do
-    // not stay forever.
-    if (nowMs - this.lastSweepMs > AGGREGATE_TTL_MS / 10) {
-      this.lastSweepMs = nowMs;
-      for (const [spanId, kept] of this.aggregates) {
-        if (nowMs - kept.touchedMs > AGGREGATE_TTL_MS) {
-          this.aggregates.delete(spanId);
-          this.unclaimed++;
-        }
-      }
-    }
-  }
+/** Takes (reads and deletes) the kernel's event accounting of one span; undefined when it has none. */
+export function takeEventCounts(obj: NativeBpfObject, spanId: string): SpanEventCounts | undefined {
+  const raw = parseHex(spanId, SPAN_ID_LEN, 'spanId');
+  const c = obj.mapLookup(SPAN_COUNTS, raw);
+  if (!c) return undefined;
+  obj.mapDelete(SPAN_COUNTS, raw);
+  const C = readNumber.ar_span_counts;
+  return { emitted: C.emitted(c, 0), capped: C.capped(c, 0), ringbufDrops: C.ringbuf_drops(c, 0), mapFull: C.map_full(c, 0), ambiguous: C.ambiguous(c, 0) };
 }

@@ -1,10 +1,10 @@
 // The typed face of the kernel side: load the agentrace BPF object, attach
 // probe groups, choose which processes are tracked and which span each thread
-// runs, and receive decoded events. The sidecar uses only this. What the
-// kernel aggregates per span is kernel-aggregates.ts's; the uprobes in
+// runs, and receive decoded events. The sidecar uses only this. Reading what
+// the kernel aggregates per span is kernel-aggregates.ts's; the uprobes in
 // agents' binaries, uprobes.ts's.
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
-import { KernelAggregates, type SpanKernelSummary } from './kernel-aggregates.js';
+import { drainAggregates, takeEventCounts, type SpanAggregates, type SpanEventCounts } from './kernel-aggregates.js';
 import { attachDnsProbes, attachWorkProbes, type WorkProbesResult } from './uprobes.js';
 import { parseHex } from './hex.js';
 import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
@@ -62,8 +62,6 @@ export interface ProbeStats {
   declared: bigint;
   /** Ring-buffer samples user space could not decode. */
   decodeErrors: number;
-  /** Aggregates of spans never asked for within 10 minutes, dropped. */
-  unclaimedAggregates: number;
 }
 
 /** What the kernel aggregates per span. */
@@ -118,7 +116,6 @@ export class Probes {
   private decodeErrors = 0;
   private closed = false;
   private pollTimer?: NodeJS.Timeout;
-  private readonly aggregates: KernelAggregates;
   /** Groups the user asked for; syncPrograms links their programs. */
   private readonly wanted = new Set<ProbeGroup>();
   /** CLOCK_REALTIME - CLOCK_MONOTONIC in ns, to turn event times into epoch times. */
@@ -137,7 +134,6 @@ export class Probes {
       if (g) byGroup.get(g)?.push(name);
     }
     this.programsByGroup = byGroup;
-    this.aggregates = new KernelAggregates(obj);
     const addon = native();
     this.cpus = addon.numPossibleCpus();
     this.epochOffsetNs = BigInt(Date.now()) * 1_000_000n - addon.monotonicNs();
@@ -383,14 +379,18 @@ export class Probes {
 
 
 
-  /** Drains the kernel's aggregates; the spans that have some waiting for takeSpanSummaries. */
-  spansWithAggregates(): string[] {
-    return this.aggregates.spans();
+  /**
+   * Moves the kernel's per-span aggregates out, merged per span: each call
+   * counted once. The caller holds what belongs to spans it does not report
+   * yet (the sidecar's KernelSummaries).
+   */
+  drainSpanAggregates(): Map<string, SpanAggregates> {
+    return drainAggregates(this.obj);
   }
 
-  /** See KernelAggregates.take. */
-  takeSpanSummaries(spanIds: Iterable<string>, countsFor?: ReadonlySet<string>): Map<string, SpanKernelSummary> {
-    return this.aggregates.take(spanIds, countsFor);
+  /** Takes the kernel's event accounting of a span (emitted, capped, lost); undefined when it has none. */
+  takeSpanEventCounts(spanId: string): SpanEventCounts | undefined {
+    return takeEventCounts(this.obj, spanId);
   }
 
   /** Consumes what the ring buffer holds right now; returns the number of samples. */
@@ -417,7 +417,6 @@ export class Probes {
       aggFull: sum(Stat.AggFull),
       declared: sum(Stat.Declared),
       decodeErrors: this.decodeErrors,
-      unclaimedAggregates: this.aggregates.unclaimed,
     };
   }
 
@@ -460,4 +459,4 @@ export class Probes {
 }
 
 export { workSubmitFunction, workRunFunctions, type WorkProbesResult } from './uprobes.js';
-export type { AggregateKind, SyscallAggregate, SpanEventCounts, SpanKernelSummary } from './kernel-aggregates.js';
+export type { AggregateKind, SyscallAggregate, SpanAggregates, SpanEventCounts, SpanKernelSummary } from './kernel-aggregates.js';

@@ -4,18 +4,24 @@
 // and where the resulting span hangs (under the tool span, or under the
 // child process's own span).
 import type { FileOpenEvent, KernelEvent } from '@agentrace/bpf';
-import type { UserSpaceCounts } from './kernel-summary.js';
+import type { UserCounts, UserSpaceCounts } from './kernel-summary.js';
+import type { SpanSink } from './span-output.js';
 import { ProcessTree } from './process-tree.js';
 import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
 import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
 import { newSpanId } from './ids.js';
 import type { ExportSpan } from './otlp/span.js';
 
+export interface KernelClock {
+  /** An event's monotonic timestamp, in ns since the epoch. */
+  toEpochNs(monotonicNs: bigint): bigint;
+}
+
 export interface AttributionOptions {
   registry: ToolSpanRegistry;
-  /** Turns an event's monotonic timestamp into ns since the epoch. */
-  toEpochNs: (monotonicNs: bigint) => bigint;
-  emit: (spans: ExportSpan[]) => void;
+  /** The kernel's clock (the Probes): event times into ns since the epoch. */
+  clock: KernelClock;
+  sink: SpanSink;
   /** Events whose span is not announced yet wait this long for it. */
   pendingTtlMs?: number;
   /** At most this many events wait; more are dropped and counted. */
@@ -41,7 +47,7 @@ interface Pending {
   untilMs: number;
 }
 
-export class Attribution {
+export class Attribution implements UserCounts {
   readonly tree = new ProcessTree();
   private readonly processes = new Map<number, ProcessRecord>();
   private readonly pending = new Map<string, Pending[]>();
@@ -63,7 +69,7 @@ export class Attribution {
   onEvents(events: KernelEvent[]): void {
     const out: ExportSpan[] = [];
     for (const e of events) this.handle(e, out);
-    if (out.length) this.opts.emit(out);
+    if (out.length) this.opts.sink.emit(out);
   }
 
   /** A tool span was announced: events that arrived before it can go now. */
@@ -74,7 +80,7 @@ export class Attribution {
     this.pendingCount -= waiting.length;
     const out: ExportSpan[] = [];
     for (const p of waiting) this.handle(p.event, out);
-    if (out.length) this.opts.emit(out);
+    if (out.length) this.opts.sink.emit(out);
   }
 
   /** Drops events that waited too long; with `all`, every waiting event. */
@@ -93,7 +99,7 @@ export class Attribution {
   closeRunningProcesses(endNs: bigint): void {
     const out = [...this.processes.values()].map((rec) => processSpan(rec, endNs, undefined));
     this.processes.clear();
-    if (out.length) this.opts.emit(out);
+    if (out.length) this.opts.sink.emit(out);
   }
 
   stats(): AttributionStats {
@@ -117,7 +123,7 @@ export class Attribution {
         } else {
           this.processes.delete(e.pid);
           this.tree.markExited(e.pid);
-          out.push(processSpan(rec, this.opts.toEpochNs(e.tsNs), e));
+          out.push(processSpan(rec, this.opts.clock.toEpochNs(e.tsNs), e));
         }
         this.stats_.attributed++;
         return;
@@ -145,7 +151,7 @@ export class Attribution {
     this.stats_.attributed++;
     const parent = this.parentFor(e.pid, tool);
     if (e.kind === 'file.open' && this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
-    const endNs = this.opts.toEpochNs(e.tsNs);
+    const endNs = this.opts.clock.toEpochNs(e.tsNs);
     switch (e.kind) {
       case 'file.open':
         out.push(fileOpenSpan(e, endNs, parent, newSpanId()));

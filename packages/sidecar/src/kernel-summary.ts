@@ -1,21 +1,27 @@
 // What the kernel kept for each tool span instead of sending events: per-kind
 // aggregates (calls, errors, bytes, log2 latency histogram) and the span's
 // event accounting (emitted, capped, lost). It becomes one `kernel summary`
-// child span per report, and the tool's metrics. Summaries are taken a little
-// after the tool ends, so I/O in flight lands, and again while the span is
-// remembered, for sockets that keep being used: every call is reported once,
-// and every event not emitted is counted on the span it belonged to.
+// child span per report, and the tool's metrics. The whole lifecycle of an
+// aggregate is here: drained from the kernel (@agentrace/bpf reads the maps,
+// keeps nothing), held until its span ends, reported a little after the end
+// (so I/O in flight lands), reported again while the span is watched (for
+// sockets that keep being used), dropped and counted when no span claims it.
+// Every call is reported once, and every event not emitted is counted on the
+// span it belonged to.
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import type { AggregateKind, Probes, SpanKernelSummary, SyscallAggregate } from '@agentrace/bpf';
+import { mergeAggregates, type AggregateKind, type Probes, type SpanAggregates, type SpanKernelSummary, type SyscallAggregate } from '@agentrace/bpf';
 import { LOSS_EVENT } from './kernel-logs.js';
 import { ATTRIBUTION_INCOMPLETE, PARENT_UNVERIFIED, type ToolSpan } from './tool-spans.js';
 import type { ExportSpan } from './otlp/span.js';
+import type { SpanSink } from './span-output.js';
 import { newSpanId } from './ids.js';
 
 /** How long after a tool ends its summary is first taken. */
 const SETTLE_MS = 250;
 /** How long a tool span is watched for late I/O after it ended. */
 const WATCH_MS = 30_000;
+/** Drained aggregates no span claimed for this long are dropped (and counted): spans never announced, or never ended. */
+const UNCLAIMED_TTL_MS = 10 * 60_000;
 
 export const KERNEL_SUMMARY_SPAN = 'kernel summary';
 
@@ -63,17 +69,26 @@ export function summaryAttributes(s: SpanKernelSummary, user: UserSpaceCounts): 
   return a;
 }
 
+/** What user space folded per span (Attribution keeps it). */
+export interface UserCounts {
+  /** What was folded for a span; called once per report, resets it. */
+  takeUserCounts(spanId: string): UserSpaceCounts;
+  /** Spans with something folded since their last report. */
+  spansWithUserCounts(): Iterable<string>;
+  /** The span stopped being watched: forget what was kept for it. */
+  forgetSpan(spanId: string): void;
+}
+
+/** Told every report, sampled or not (the tool metrics). */
+export interface SummaryListener {
+  recordSummary(tool: ToolSpan, summary: SpanKernelSummary): void;
+}
+
 export interface KernelSummariesOptions {
-  probes: Probes;
-  emit: (spans: ExportSpan[]) => void;
-  /** What user space folded for a span; called once per report, resets it. */
-  takeUserCounts: (spanId: string) => UserSpaceCounts;
-  /** Spans user space folded something for since their last report. */
-  spansWithUserCounts: () => Iterable<string>;
-  /** The span stopped being watched: forget what user space kept for it. */
-  forget: (spanId: string) => void;
-  /** Every report, sampled or not, for the tool metrics. */
-  onSummary?: (tool: ToolSpan, summary: SpanKernelSummary) => void;
+  kernel: Pick<Probes, 'drainSpanAggregates' | 'takeSpanEventCounts'>;
+  sink: SpanSink;
+  userCounts: UserCounts;
+  listener?: SummaryListener;
   /** Ended spans watched for late I/O at most; the oldest go first. Default 16,384. */
   maxWatched?: number;
 }
@@ -98,6 +113,11 @@ export class KernelSummaries {
   /** Reported once, watched for late I/O; in end order. */
   private readonly watched = new Map<string, Watch>();
   private readonly maxWatched: number;
+  /** Drained from the kernel, waiting for their span's report; in first-drain order. */
+  private readonly held = new Map<string, { aggregates: SpanAggregates; touchedMs: number }>();
+  private lastSweepMs = 0;
+  /** Aggregates dropped after UNCLAIMED_TTL_MS with no span to claim them. */
+  unclaimed = 0;
 
   constructor(private readonly opts: KernelSummariesOptions) {
     this.maxWatched = opts.maxWatched ?? DEFAULT_MAX_WATCHED;
@@ -117,12 +137,12 @@ export class KernelSummaries {
     for (const w of fresh) this.settling.delete(w.span.spanId);
     // Late I/O: watched spans with aggregates drained or opens folded since their last report.
     const late = new Map<string, Watch>();
-    if (this.watched.size > 0) {
-      for (const id of this.opts.probes.spansWithAggregates()) {
+    if (fresh.length > 0 || this.watched.size > 0) {
+      for (const id of this.drain(nowMs)) {
         const w = this.watched.get(id);
         if (w) late.set(id, w);
       }
-      for (const id of this.opts.spansWithUserCounts()) {
+      for (const id of this.opts.userCounts.spansWithUserCounts()) {
         const w = this.watched.get(id);
         if (w) late.set(id, w);
       }
@@ -132,30 +152,66 @@ export class KernelSummaries {
       return;
     }
     const due = [...fresh, ...late.values()];
-    const summaries = this.opts.probes.takeSpanSummaries(
-      due.map((w) => w.span.spanId),
-      new Set(fresh.map((w) => w.span.spanId)),
-    );
+    // The event accounting (a lookup per span) is taken at the first report
+    // only; a late report carries the aggregates that came after it.
+    const summaries = new Map<string, SpanKernelSummary>();
+    const freshIds = new Set(fresh.map((w) => w.span.spanId));
+    for (const w of due) {
+      const id = w.span.spanId;
+      const kept = this.held.get(id);
+      const events = freshIds.has(id) ? this.opts.kernel.takeSpanEventCounts(id) : undefined;
+      if (!kept && !events) continue;
+      this.held.delete(id);
+      summaries.set(id, { aggregates: kept?.aggregates ?? {}, events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 } });
+    }
     const out: ExportSpan[] = [];
     for (const w of due) {
       const s = summaries.get(w.span.spanId);
-      const user = this.opts.takeUserCounts(w.span.spanId);
+      const user = this.opts.userCounts.takeUserCounts(w.span.spanId);
       // A call flagged incomplete gets a summary even with nothing seen: it says so where the agent exports the call itself.
       if (s || user.repeatedOpens || w.span.incomplete) {
         const summary = s ?? { aggregates: {}, events: { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 } };
-        this.opts.onSummary?.(w.span, summary);
+        this.opts.listener?.recordSummary(w.span, summary);
         if (w.span.sampled) out.push(this.span(w.span, summary, user, w.reports > 0));
         w.reports++;
       }
     }
     for (const w of fresh) this.watched.set(w.span.spanId, w);
     if (all) {
-      for (const id of this.watched.keys()) this.opts.forget(id);
+      for (const id of this.watched.keys()) this.opts.userCounts.forgetSpan(id);
       this.watched.clear();
     } else {
       this.expire(nowMs);
     }
-    if (out.length) this.opts.emit(out);
+    if (out.length) this.opts.sink.emit(out);
+  }
+
+  /** Aggregates held for spans not reported yet. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** Moves the kernel's aggregates here, merged per span; returns the spans that got some. */
+  private drain(nowMs: number): Iterable<string> {
+    const drained = this.opts.kernel.drainSpanAggregates();
+    for (const [id, aggregates] of drained) {
+      const kept = this.held.get(id);
+      if (kept) {
+        mergeAggregates(kept.aggregates, aggregates);
+        kept.touchedMs = nowMs;
+      } else {
+        this.held.set(id, { aggregates, touchedMs: nowMs });
+      }
+    }
+    if (nowMs - this.lastSweepMs > UNCLAIMED_TTL_MS / 10) {
+      this.lastSweepMs = nowMs;
+      for (const [id, kept] of this.held) {
+        if (nowMs - kept.touchedMs <= UNCLAIMED_TTL_MS) continue;
+        this.held.delete(id);
+        this.unclaimed++;
+      }
+    }
+    return drained.keys();
   }
 
   /** Lets go of spans watched long enough, and of the oldest beyond the cap. */
@@ -163,7 +219,7 @@ export class KernelSummaries {
     for (const [id, w] of this.watched) {
       if (this.watched.size <= this.maxWatched && nowMs - w.endedAtMs < WATCH_MS) break;
       this.watched.delete(id);
-      this.opts.forget(id);
+      this.opts.userCounts.forgetSpan(id);
     }
   }
 

@@ -17,7 +17,8 @@ import { withVerifiedIdentity } from './process-identity.js';
 import { resolveCommand } from './launch.js';
 import { executableOf, fileHere, mappedLibc, type ProcessFile } from './process-files.js';
 import { KernelSummaries } from './kernel-summary.js';
-import { ToolMetrics } from './tool-metrics.js';
+import { ToolMetrics, type LossCounters } from './tool-metrics.js';
+import { SpanOutput, sumStats } from './span-output.js';
 import { StatusServer } from './status-server.js';
 import { createMetricsReader, type MetricsReader } from './otlp/metric-reader.js';
 import type { OtlpMetricsConfig } from './otlp/metric-config.js';
@@ -25,7 +26,6 @@ import { nowNs } from './time.js';
 import { limitedLog } from './limited-log.js';
 import type { ExportSpan } from './otlp/span.js';
 import type { ExporterStats, LogExporter, SpanExporter } from './otlp/exporter.js';
-import { logRecordsOf } from './kernel-logs.js';
 
 /** Protocol errors logged one by one; the rest are counted in the shutdown line. */
 const PROTOCOL_ERRORS_LOGGED = 5;
@@ -97,6 +97,8 @@ export interface SidecarStats {
   helloAfterExit: number;
   /** Per-descriptor kernel entries of exited processes removed (descriptors they never closed). */
   descriptorsForgotten: number;
+  /** Kernel aggregates no span claimed within 10 minutes (spans never announced or never ended), dropped. */
+  aggregatesUnclaimed: number;
   exporters: Record<string, ReturnType<SpanExporter['stats']>>;
   logExporters: Record<string, ReturnType<LogExporter['stats']>>;
   /** Per signal, over its exporters: items (traces, logs) or collections (metrics). */
@@ -105,7 +107,7 @@ export interface SidecarStats {
   health: { healthy: boolean; problems: string[] };
 }
 
-export class Sidecar {
+export class Sidecar implements LossCounters {
   private readonly registry: ToolSpanRegistry;
   private readonly threads: ThreadSpans;
   private readonly attribution: Attribution;
@@ -134,51 +136,34 @@ export class Sidecar {
   private readonly runtimeOf = new Map<number, { exe?: string; libc?: string; warned?: boolean }>();
   private readonly logIncomplete: (line: string) => void;
   private readonly log: (line: string) => void;
-  private readonly logExporters: LogExporter[];
+  private readonly output: SpanOutput;
 
   private constructor(
     private readonly probes: Probes,
     private readonly opts: SidecarOptions,
   ) {
     this.log = opts.log ?? ((line) => process.stderr.write(`agentrace: ${line}\n`));
-    this.logExporters = opts.logExporters ?? [];
     this.logProtocolError = limitedLog(PROTOCOL_ERRORS_LOGGED, this.log, 'further ones');
     this.logIncomplete = limitedLog(PROTOCOL_ERRORS_LOGGED, this.log, 'further processes');
     this.registry = new ToolSpanRegistry(opts.spanLimits);
     this.threads = new ThreadSpans(probes);
+    this.output = new SpanOutput(opts.exporters, opts.logExporters, opts.onSpans);
     this.metrics = new ToolMetrics({
       resource: { 'service.name': 'agentrace-sidecar', 'service.version': SIDECAR_VERSION },
-      drops: () => {
-        const s = this.stats();
-        return {
-          ringbuf_full: Number(s.probes.ringbufDrops),
-          map_full: Number(s.probes.pendingFull + s.probes.aggFull + s.probes.trackedFull),
-          decode_error: s.probes.decodeErrors,
-          unmatched: s.attribution.expired,
-          exporter_queue_full: { traces: s.export.traces.dropped, logs: s.export.logs.dropped, metrics: s.export.metrics.dropped },
-          export_failed: { traces: s.export.traces.failed, logs: s.export.logs.failed, metrics: s.export.metrics.failed },
-        };
-      },
-      events: () => {
-        const p = this.stats().probes;
-        return { emitted: Number(p.events), capped: Number(p.capped) };
-      },
-    });
-    this.summaries = new KernelSummaries({
-      probes,
-      emit: (spans) => this.emit(spans),
-      takeUserCounts: (spanId) => this.attribution.takeUserCounts(spanId),
-      spansWithUserCounts: () => this.attribution.spansWithUserCounts(),
-      forget: (spanId) => this.attribution.forgetSpan(spanId),
-      ...(opts.spanLimits?.maxEnded !== undefined ? { maxWatched: opts.spanLimits.maxEnded } : {}),
-      onSummary: (tool, summary) =>
-        this.metrics.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates, whoRan(tool), tool.resource),
+      loss: this,
     });
     this.attribution = new Attribution({
       registry: this.registry,
-      toEpochNs: (ns) => probes.toEpochNs(ns),
-      emit: (spans) => this.emit(spans),
+      clock: probes,
+      sink: this.output,
       ...(opts.unmatchedTtlMs !== undefined ? { pendingTtlMs: opts.unmatchedTtlMs } : {}),
+    });
+    this.summaries = new KernelSummaries({
+      kernel: probes,
+      sink: this.output,
+      userCounts: this.attribution,
+      listener: this.metrics,
+      ...(opts.spanLimits?.maxEnded !== undefined ? { maxWatched: opts.spanLimits.maxEnded } : {}),
     });
     this.declared = new SelfDeclared({
       probes,
@@ -186,6 +171,25 @@ export class Sidecar {
       log: this.log,
       ...(opts.selfDeclaredGraceMs !== undefined ? { graceMs: opts.selfDeclaredGraceMs } : {}),
     });
+  }
+
+  /** LossCounters, for the metrics: the kernel's and the exporters' losses so far. */
+  drops(): ReturnType<LossCounters['drops']> {
+    const s = this.stats();
+    return {
+      ringbuf_full: Number(s.probes.ringbufDrops),
+      map_full: Number(s.probes.pendingFull + s.probes.aggFull + s.probes.trackedFull),
+      decode_error: s.probes.decodeErrors,
+      unmatched: s.attribution.expired,
+      exporter_queue_full: { traces: s.export.traces.dropped, logs: s.export.logs.dropped, metrics: s.export.metrics.dropped },
+      export_failed: { traces: s.export.traces.failed, logs: s.export.logs.failed, metrics: s.export.metrics.failed },
+    };
+  }
+
+  /** LossCounters: events the kernel wrote, and those it only counted (per-span cap). */
+  events(): { emitted: number; capped: number } {
+    const p = this.closedProbeStats ?? this.probes.stats();
+    return { emitted: Number(p.events), capped: Number(p.capped) };
   }
 
   /** Loads and attaches the probes, then (and only then) creates the socket. */
@@ -289,13 +293,14 @@ export class Sidecar {
     if (this.server === undefined) problems.push('the agent socket is not listening');
     if (!this.stopped && !this.probes.isAttached('context')) problems.push('the context probes are not attached');
     const ready = problems.length === 0;
-    const exporters = [...this.opts.exporters, ...this.logExporters].map((e) => e.health());
+    const exporters = this.output.health();
     if (this.metricsReader) exporters.push(this.metricsReader.health());
     for (const h of exporters) if (!h.ok) problems.push(h.reason);
     return { ready, healthy: problems.length === 0, problems, probes: this.stopped ? {} : this.probeStatus() };
   }
 
   stats(): SidecarStats {
+    const out = this.output.stats();
     return {
       probes: this.closedProbeStats ?? this.probes.stats(),
       attribution: this.attribution.stats(),
@@ -311,11 +316,12 @@ export class Sidecar {
       selfDeclaredForgotten: this.declared.forgotten,
       helloAfterExit: this.helloAfterExit,
       descriptorsForgotten: this.descriptorsForgotten,
-      exporters: Object.fromEntries(this.opts.exporters.map((e) => [e.description, e.stats()])),
-      logExporters: Object.fromEntries(this.logExporters.map((e) => [e.description, e.stats()])),
+      aggregatesUnclaimed: this.summaries.unclaimed,
+      exporters: out.spans,
+      logExporters: out.logs,
       export: {
-        traces: sumStats(this.opts.exporters.map((e) => e.stats())),
-        logs: sumStats(this.logExporters.map((e) => e.stats())),
+        traces: sumStats(Object.values(out.spans)),
+        logs: sumStats(Object.values(out.logs)),
         // in collections, not items: a collection carries every series
         metrics: this.metricsReader?.stats() ?? { exported: 0, dropped: 0, failed: 0 },
       },
@@ -371,11 +377,7 @@ export class Sidecar {
   /** Drains the kernel's events and hands everything to the exporters. */
   async flush(timeoutMs = 5000): Promise<void> {
     this.probes.drain();
-    await Promise.all([
-      ...this.opts.exporters.map((e) => e.flush(timeoutMs)),
-      ...this.logExporters.map((e) => e.flush(timeoutMs)),
-      this.metricsReader?.flush(timeoutMs),
-    ]);
+    await Promise.all([this.output.flush(timeoutMs), this.metricsReader?.flush(timeoutMs)]);
   }
 
   /** Stops serving, drains what the kernel still holds, ends what is open, flushes, frees the probes. */
@@ -395,7 +397,7 @@ export class Sidecar {
     this.probes.drain();
     this.closedProbeStats = this.probes.stats();
     this.probes.close();
-    await Promise.all([...this.opts.exporters, ...this.logExporters].map((e) => e.shutdown(timeoutMs)));
+    await this.output.shutdown(timeoutMs);
     // Last: the final collection carries the exporters' own drops.
     await this.metricsReader?.shutdown(timeoutMs);
     const s = this.stats();
@@ -619,7 +621,7 @@ export class Sidecar {
       if (span.exportSelf && span.sampled) out.push(toExportSpan(span));
       this.registry.retire(span);
     }
-    if (out.length) this.emit(out);
+    if (out.length) this.output.emit(out);
   }
 
   /**
@@ -657,25 +659,6 @@ export class Sidecar {
       // a full LRU map evicts, it does not fail; anything else is not worth losing the span over
     }
   }
-
-  private emit(spans: ExportSpan[]): void {
-    for (const e of this.opts.exporters) e.export(spans);
-    if (this.logExporters.length > 0) {
-      const records = logRecordsOf(spans, nowNs());
-      if (records.length > 0) for (const e of this.logExporters) e.export(records);
-    }
-    this.opts.onSpans?.(spans);
-  }
-}
-
-function sumStats(all: readonly ExporterStats[]): ExporterStats {
-  const total: ExporterStats = { exported: 0, dropped: 0, failed: 0 };
-  for (const s of all) {
-    total.exported += s.exported;
-    total.dropped += s.dropped;
-    total.failed += s.failed;
-  }
-  return total;
 }
 
 function toExportSpan(s: ToolSpan): ExportSpan {
@@ -712,17 +695,4 @@ function goneWhileHooked(path: string): boolean {
 function preciseNowNs(): bigint {
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
 }
-
-/** Who ran a tool span, on its metrics: its user and container (the kernel's word), and the pod it says it is in. */
-function whoRan(tool: ToolSpan): Attributes {
-  const who: Attributes = { 'process.user.id': tool.uid };
-  for (const key of WHO_KEYS) {
-    const v = tool.resource[key];
-    if (v !== undefined) who[key] = v;
-  }
-  return who;
-}
-
-/** The resource attributes that name where an agent runs, copied onto its metrics' data points. */
-const WHO_KEYS = ['container.id', 'k8s.pod.name', 'k8s.namespace.name', 'k8s.node.name'] as const;
 

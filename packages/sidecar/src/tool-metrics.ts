@@ -17,27 +17,33 @@ import {
   type MetricData,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { HIST_BUCKETS, type AggregateKind, type SyscallAggregate } from '@agentrace/bpf';
+import { HIST_BUCKETS, type AggregateKind, type SpanAggregates, type SpanKernelSummary, type SyscallAggregate } from '@agentrace/bpf';
 import { INSTRUMENTATION_SCOPE } from './otlp/readable-span.js';
+import type { SummaryListener } from './kernel-summary.js';
+import type { ToolSpan } from './tool-spans.js';
 
 /** Kernel log2 histogram: bucket i counts latencies in [2^i, 2^(i+1)) ns (bucket 0 also holds 0 ns); the last bucket is open-ended. */
 export const LATENCY_BUCKETS: number = HIST_BUCKETS;
 /** What the kernel aggregates per span; the types are @agentrace/bpf's. */
 export type SyscallKind = AggregateKind;
 export type { SyscallAggregate };
-export type SpanAggregates = Partial<Record<SyscallKind, SyscallAggregate>>;
+export type { SpanAggregates };
 /** Why an event or span was lost; `unmatched`: a kernel event whose span was never announced (its start frame never came); `export_failed`: spans and log records an exporter tried and gave up on. */
 export type DropReason = 'ringbuf_full' | 'map_full' | 'exporter_queue_full' | 'export_failed' | 'decode_error' | 'unmatched';
+/**
+ * Cumulative loss counters, read at each collection (the sidecar's, from
+ * kernel and exporter stats).
+ */
+export interface LossCounters {
+  /** Per reason: a count, or a count per OTLP signal (traces, logs, metrics) for the exporters' losses. */
+  drops(): Partial<Record<DropReason, number | Partial<Record<LossSignal, number>>>>;
+  /** Events written to the ring buffer, and counted-not-emitted (per-span cap). */
+  events?(): { emitted: number; capped: number };
+}
+
 export interface ToolMetricsOptions {
   resource?: Attributes;            // resource of the sidecar's metrics (service.name etc.)
-  /**
-   * Cumulative loss counters, read at each collection (from kernel stats and
-   * exporter stats): a count, or a count per OTLP signal (traces, logs,
-   * metrics) for the exporters' losses.
-   */
-  drops: () => Partial<Record<DropReason, number | Partial<Record<LossSignal, number>>>>;
-  /** Cumulative events counters, read at each collection: written to the ring buffer, and counted-not-emitted (per-span cap). */
-  events?: () => { emitted: number; capped: number };
+  loss: LossCounters;
   /**
    * Distinct (tool name, kind) series at most (default 2000, the OTel SDK's
    * default cardinality limit); aggregates of further tool names go to one
@@ -119,7 +125,7 @@ interface Agent {
   lastRecordMs: number;
 }
 
-export class ToolMetrics {
+export class ToolMetrics implements SummaryListener {
   private readonly resource: Resource;
   private readonly startTime: HrTime;
   private readonly series = new Map<string, Series>();
@@ -137,6 +143,11 @@ export class ToolMetrics {
     this.limit = limit;
     this.maxAgents = opts.maxAgents ?? DEFAULT_MAX_AGENTS;
     this.agentIdleMs = opts.agentIdleMs ?? DEFAULT_AGENT_IDLE_MS;
+  }
+
+  /** A kernel summary of a tool call: its aggregates, under the tool's name and who ran it. */
+  recordSummary(tool: ToolSpan, summary: SpanKernelSummary): void {
+    this.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates, whoRan(tool), tool.resource);
   }
 
   /**
@@ -224,7 +235,7 @@ export class ToolMetrics {
 
   private counterData(endTime: HrTime, errors: Error[]): MetricData[] {
     const metrics: MetricData[] = [];
-    const drops = readSource('drops', () => this.opts.drops(), errors);
+    const drops = readSource('drops', () => this.opts.loss.drops(), errors);
     if (drops !== undefined) {
       const points: DataPoint<number>[] = [];
       for (const [reason, value] of Object.entries(drops)) {
@@ -243,7 +254,8 @@ export class ToolMetrics {
         metrics.push(counter(METRIC_EVENTS_DROPPED, 'Kernel events lost before export, by reason', '{event}', points));
       }
     }
-    const events = this.opts.events === undefined ? undefined : readSource('events', this.opts.events, errors);
+    const readEvents = this.opts.loss.events?.bind(this.opts.loss);
+    const events = readEvents === undefined ? undefined : readSource('events', readEvents, errors);
     if (events !== undefined) {
       const emitted = this.observed.observe('emitted', count(events.emitted), endTime, this.startTime);
       const capped = this.observed.observe('capped', count(events.capped), endTime, this.startTime);
@@ -413,3 +425,16 @@ function readSource<T>(what: string, read: () => T, errors: Error[]): T | undefi
 function count(n: unknown): number {
   return typeof n === 'number' && Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
+
+/** Who ran a tool call, on its metrics: its user and container (the kernel's word), and the pod it says it is in. */
+function whoRan(tool: ToolSpan): Attributes {
+  const who: Attributes = { 'process.user.id': tool.uid };
+  for (const key of WHO_KEYS) {
+    const v = tool.resource[key];
+    if (v !== undefined) who[key] = v;
+  }
+  return who;
+}
+
+/** The resource attributes that name where an agent runs, copied onto its metrics' data points. */
+const WHO_KEYS = ['container.id', 'k8s.pod.name', 'k8s.namespace.name', 'k8s.node.name'] as const;
