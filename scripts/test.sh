@@ -12,5 +12,5 @@ NODE20=$(scripts/node20.sh)
 export AGENTRACE_NODE24="$NODE24" AGENTRACE_NODE20="$NODE20"
 pnpm -s typecheck
 pnpm -s test
-"$NODE20" --import tsx --test --test-force-exit --test-timeout=600000 --test-reporter=spec --test-concurrency=1 test/sdk-*.test.ts \
+"$NODE20" --import tsx --test --test-force-exit --test-timeout=600000 --test-reporter=spec --test-concurrency=1 packages/protocol/test/*.test.ts packages/sdk/test/*.test.ts test/sdk-*.test.ts \
   test/langchain-spans.test.ts test/langchain-unreached.test.ts test/ai-provider.test.ts test/openai-agents-provider.test.ts

@@ -2,7 +2,7 @@
 // shares follow a smaller total unless given, and the memory they bound.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_LIMITS, heldBytes, LimitError, resolveLimits } from '../packages/sidecar/src/limits.js';
+import { DEFAULT_LIMITS, heldBytes, LimitError, resolveLimits } from '../src/limits.js';
 
 test('defaults, then AGENTRACE_LIMITS, then --limit in order; Ki/Mi/Gi suffixes', () => {
   assert.deepEqual(resolveLimits([], {}), DEFAULT_LIMITS);

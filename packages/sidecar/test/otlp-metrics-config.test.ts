@@ -11,8 +11,8 @@ import {
   resolveOtlpConfig,
   resolveOtlpMetricsConfig,
   type OtlpFlags,
-} from '../packages/sidecar/src/otlp/index.js';
-import { ToolMetrics } from '../packages/sidecar/src/tool-metrics.js';
+} from '../src/otlp/index.js';
+import { ToolMetrics } from '../src/tool-metrics.js';
 
 const cwd = '/srv/agent';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { ThreadIds, nsPids } from '../packages/sidecar/src/thread-ids.js';
+import { ThreadIds, nsPids } from '../src/thread-ids.js';
 
 // In the namespace: node (pid 1) with a worker thread, and a child `sleep`.
 const script = `

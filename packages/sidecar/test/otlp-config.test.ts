@@ -10,7 +10,7 @@ import {
   resolveOtlpConfig,
   resolveNetworkConfig,
   type OtlpFlags,
-} from '../packages/sidecar/src/otlp/index.js';
+} from '../src/otlp/index.js';
 
 const cwd = '/srv/agent';
 

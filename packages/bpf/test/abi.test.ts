@@ -13,11 +13,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { SLOT_BYTES, SLOT_LAYOUT, SLOT_MAGIC as PROTOCOL_SLOT_MAGIC, SLOT_SPAN_NOBODY } from '@agentrace/protocol';
-import { read, readNumber, structs } from '../packages/bpf/src/abi.generated.js';
+import { read, readNumber, structs } from '../src/abi.generated.js';
 import { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, SLOT_MAGIC, SLOT_SIZE, defaultObjectPath, layouts } from '@agentrace/bpf';
 
 const header = fs.readFileSync(
-  fileURLToPath(new URL('../packages/bpf/src/bpf/agentrace.h', import.meta.url)),
+  fileURLToPath(new URL('../src/bpf/agentrace.h', import.meta.url)),
   'utf8',
 );
 
@@ -101,7 +101,7 @@ test('the slot magic and size agree between the header, its word constants and T
   assert.equal(BigInt(nobody!), Buffer.from(SLOT_SPAN_NOBODY, 'hex').readBigUInt64LE(0), 'AR_SPAN_NOBODY');
 });
 
-const bpfDir = fileURLToPath(new URL('../packages/bpf/', import.meta.url));
+const bpfDir = fileURLToPath(new URL('../', import.meta.url));
 const genAbi = path.join(bpfDir, 'scripts', 'gen-abi.mjs');
 const generated = path.join(bpfDir, 'src', 'abi.generated.ts');
 

@@ -9,9 +9,9 @@ import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { SpanStartMessage } from '@agentrace/protocol';
-import { ToolSpanRegistry, Refusal, type Announcer } from '../packages/sidecar/src/tool-spans.js';
-import { pinProcess, stillRunning, type ProcessIdentity } from '../packages/sidecar/src/process-identity.js';
-import { ThreadIds } from '../packages/sidecar/src/thread-ids.js';
+import { ToolSpanRegistry, Refusal, type Announcer } from '../src/tool-spans.js';
+import { pinProcess, stillRunning, type ProcessIdentity } from '../src/process-identity.js';
+import { ThreadIds } from '../src/thread-ids.js';
 
 function start(tid: number): SpanStartMessage {
   return { t: 'start', tid, trace: randomBytes(16), span: randomBytes(8), name: 'execute_tool t', kind: 0, start: [1, 0], attrs: {}, flags: 1, export: true };

@@ -3,7 +3,7 @@
 // is none.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { containerIdIn, pinProcess, stillRunning } from '../packages/sidecar/src/process-identity.js';
+import { containerIdIn, pinProcess, stillRunning } from '../src/process-identity.js';
 
 const id = 'a3f1c2'.padEnd(64, '0');
 
