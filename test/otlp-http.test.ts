@@ -3,6 +3,7 @@
 // the code under test. Then retries, failures, overflow, hangs and idling.
 // The exporter is OpenTelemetry's own (otel-transport.ts) behind the sidecar's queue.
 import { test, after } from 'node:test';
+import { runUntilExit } from './support/exit-by-itself.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -292,25 +293,14 @@ e.export(manySpans(1, 9));
 console.log(JSON.stringify(e.stats()));
 `,
   );
-  const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  let printedAt = 0;
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    printedAt ||= Date.now();
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(killer);
+  const { code, out, lingeredMs } = await runUntilExit(script);
   fs.rmSync(dir, { recursive: true, force: true });
   assert.equal(code, 0, 'the child should exit by itself');
   assert.deepEqual(JSON.parse(out.trim()), { exported: 2, dropped: 0, failed: 0, });
   assert.equal(c.received.length, 1);
   // the server keeps an idle connection 5 s: exiting well before proves neither
   // the idle socket nor the pending batch timer holds the event loop
-  const lingered = Date.now() - printedAt;
-  assert.ok(lingered < 2000, `the child lingered ${lingered} ms after its last work`);
+  assert.ok(lingeredMs < 2000, `the child lingered ${lingeredMs} ms after its last work`);
 });
 
 test('a collector down, then answering 500, then 401, then hanging, then back: said once per change, with what it said; counted', async (t) => {

@@ -5,13 +5,12 @@
 // (protobufjs, the .proto files vendored by @elastic/mockotlpserver), not with
 // the code under test, and compared with values worked out by hand.
 import { test, after } from 'node:test';
+import { runUntilExit } from './support/exit-by-itself.js';
 import assert from 'node:assert/strict';
 import { diag, DiagLogLevel } from '@opentelemetry/api';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Protobuf from '../packages/sidecar/node_modules/protobufjs/index.js';
 import {
@@ -724,22 +723,11 @@ await r.collectAndExport();
 console.log(JSON.stringify(r.stats()));
 `,
   );
-  const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  let printedAt = 0;
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    printedAt ||= Date.now();
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(killer);
+  const { code, out, lingeredMs } = await runUntilExit(script);
   fs.rmSync(dir, { recursive: true, force: true });
   assert.equal(code, 0, 'the child should exit by itself');
   assert.deepEqual(JSON.parse(out.trim()), { exported: 1, dropped: 0, failed: 0 });
-  const lingered = Date.now() - printedAt;
-  assert.ok(lingered < 2000, `the child lingered ${lingered} ms after its last work`);
+  assert.ok(lingeredMs < 2000, `the child lingered ${lingeredMs} ms after its last work`);
 });
 
 test('one resource per agent: each agent\'s tool series under its own resource (OTLP), labelled with its service.name in the merged view (Prometheus); idle agents forgotten, the rest past maxAgents kept under the sidecar\'s resource', async () => {
