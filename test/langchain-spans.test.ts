@@ -297,7 +297,9 @@ test("the SDK's main entry never loads @langchain/core (an optional peer)", () =
     }
   };
   visit(entry);
+  // and what the protocol package it depends on brings
+  visit(fileURLToPath(new URL('../packages/protocol/dist/index.js', import.meta.url)));
   assert.ok(seen.size > 5, `walked the entry's modules (${seen.size})`);
   const outside = [...bare].filter((s) => !s.startsWith('node:'));
-  assert.deepEqual(outside.sort(), ['@opentelemetry/api', 'msgpackr']);
+  assert.deepEqual(outside.sort(), ['@agentrace/protocol', '@opentelemetry/api', 'msgpackr']);
 });
