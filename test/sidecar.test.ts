@@ -157,6 +157,12 @@ for (const [runtime, node] of runtimes) for (const parallel of [false, true]) {
     assertUnder(catOpen, shellTool, spans, "the shell's child's open");
     const cat = spans.find((s) => s.spanId === catOpen!.parentSpanId);
     assert.match(String(cat?.attributes['process.executable.path']), /\/cat$/, 'the open hangs under the cat process span');
+    // cat's loader and locale opens are counted on its span, the libraries it
+    // loaded listed; none is a span of its own.
+    assert.ok(Number(cat!.attributes['agentrace.process.runtime_opens']) >= 2, `cat's runtime opens are counted: ${JSON.stringify(cat!.attributes)}`);
+    assert.ok((cat!.attributes['agentrace.process.libraries'] as string[]).some((l) => /\/libc\.so\.6$/.test(l)), 'libc is among the libraries cat loaded');
+    const underCat = spans.filter((s) => s.parentSpanId === cat!.spanId && s.name === 'open').map((s) => String(s.attributes['file.path']));
+    assert.deepEqual(underCat, [shellFile], 'the only open span under cat is the file it was asked to read');
 
     for (const s of spans.filter((x) => !x.name.startsWith('execute_tool'))) {
       const parent = spans.find((p) => p.spanId === s.parentSpanId);

@@ -37,7 +37,11 @@ export interface ProbesOptions {
    * Default: a sixteenth of the ring buffer.
    */
   wakeupBytes?: number;
-  /** How often onEvents() drains what did not wake it. Default 25 ms. */
+  /**
+   * How often onEvents() drains what did not wake it while events come.
+   * Default 25 ms; while none come, the interval doubles up to
+   * IDLE_POLL_INTERVAL_MS (an idle sidecar wakes 5 times a second, not 40).
+   */
   pollIntervalMs?: number;
   /** (span, kind) aggregates the kernel keeps at once; more are counted as map-full. Default 32768. */
   maxSpanAggregates?: number;
@@ -92,6 +96,8 @@ const SLOT_REGISTER: ProgramName = 'context_slot_register';
 export const DEFAULT_MAX_EVENTS_PER_SPAN = 1000;
 const DEFAULT_RING_BUFFER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_POLL_INTERVAL_MS = 25;
+/** The longest a quiet ring buffer waits to be drained (see onEvents). */
+const IDLE_POLL_INTERVAL_MS = 200;
 
 const ONE = Buffer.from([1]);
 
@@ -346,10 +352,18 @@ export class Probes {
       }
       if (events.length > 0) handler(events);
     });
-    // Below the wakeup threshold the kernel does not wake us: drain on a timer.
-    this.pollTimer = setInterval(() => {
-      if (!this.closed) this.obj.pollRingBuffer();
-    }, this.pollIntervalMs).unref();
+    // Below the wakeup threshold the kernel does not wake us: drain on a
+    // timer, every pollIntervalMs while there is something to drain, less
+    // and less often while there is not (each wakeup of an idle sidecar
+    // costs the host CPU for nothing).
+    let delay = this.pollIntervalMs;
+    const poll = (): void => {
+      if (this.closed) return;
+      const drained = this.obj.pollRingBuffer();
+      delay = drained > 0 ? this.pollIntervalMs : Math.min(delay * 2, Math.max(this.pollIntervalMs, IDLE_POLL_INTERVAL_MS));
+      this.pollTimer = setTimeout(poll, delay).unref();
+    };
+    this.pollTimer = setTimeout(poll, delay).unref();
   }
 
   /**
@@ -429,7 +443,7 @@ export class Probes {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.pollTimer);
+    clearTimeout(this.pollTimer);
     this.obj.close();
   }
 

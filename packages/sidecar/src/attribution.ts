@@ -8,7 +8,7 @@ import type { UserCounts, UserSpaceCounts } from './kernel-summary.js';
 import type { SpanSink } from './span-output.js';
 import { ProcessTree } from './process-tree.js';
 import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
-import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntimeOpen, isRuntimeOpen, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
 import { newSpanId } from './ids.js';
 import type { ExportSpan } from './otlp/span.js';
 
@@ -150,7 +150,15 @@ export class Attribution implements UserCounts {
     }
     this.stats_.attributed++;
     const parent = this.parentFor(e.pid, tool);
-    if (e.kind === 'file.open' && this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
+    if (e.kind === 'file.open') {
+      // A child's loader and locale opens: counted on its process span.
+      const rec = this.processes.get(e.pid);
+      if (rec && rec.spanId === parent.parentSpanId && isRuntimeOpen(e.path)) {
+        foldRuntimeOpen(rec, e);
+        return;
+      }
+      if (this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
+    }
     const endNs = this.opts.clock.toEpochNs(e.tsNs);
     switch (e.kind) {
       case 'file.open':

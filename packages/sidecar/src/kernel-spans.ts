@@ -175,6 +175,53 @@ export interface ProcessRecord {
   executable?: string;
   args?: string[];
   attribution: string;
+  /** Its runtime's own opens (isRuntimeOpen), counted on its span instead of a span each. */
+  runtime?: RuntimeOpens;
+}
+
+/** What a child's dynamic loader and libc opened: counts, and which shared objects it loaded. */
+export interface RuntimeOpens {
+  opens: number;
+  failed: number;
+  /** Distinct shared objects opened, in order, at most MAX_LIBRARIES. */
+  libraries: string[];
+  librariesOmitted: number;
+}
+
+/** Shared objects listed on one process span at most; the rest are counted. */
+const MAX_LIBRARIES = 64;
+
+const SHARED_OBJECT = /\.so(?:\.\d+)*$/;
+
+/**
+ * An open a process's runtime makes on its own, not what its program asks
+ * for: the dynamic loader's (its cache, preload list and the shared objects
+ * it maps) and libc's locale and charset-conversion data. A short `ls` makes
+ * dozens; as spans they would drown what the tool itself did, so a child's
+ * are counted on its process span, the libraries it loaded listed by path.
+ */
+export function isRuntimeOpen(file: string): boolean {
+  return (
+    SHARED_OBJECT.test(file) ||
+    file === '/etc/ld.so.cache' ||
+    file === '/etc/ld.so.preload' ||
+    file.startsWith('/usr/lib/locale/') ||
+    file.startsWith('/usr/share/locale/') ||
+    file.includes('/gconv/')
+  );
+}
+
+/** Counts a runtime open on its process's record. */
+export function foldRuntimeOpen(rec: ProcessRecord, e: FileOpenEvent): void {
+  const r = (rec.runtime ??= { opens: 0, failed: 0, libraries: [], librariesOmitted: 0 });
+  r.opens++;
+  if (e.ret < 0) {
+    r.failed++;
+    return;
+  }
+  if (!SHARED_OBJECT.test(e.path) || r.libraries.includes(e.path)) return;
+  if (r.libraries.length < MAX_LIBRARIES) r.libraries.push(e.path);
+  else r.librariesOmitted++;
 }
 
 export function processSpan(
@@ -189,6 +236,13 @@ export function processSpan(
   };
   if (rec.executable) attrs['process.executable.path'] = rec.executable;
   if (rec.args) attrs['process.command_args'] = rec.args;
+  const r = rec.runtime;
+  if (r) {
+    attrs['agentrace.process.runtime_opens'] = r.opens;
+    if (r.failed) attrs['agentrace.process.runtime_opens.failed'] = r.failed;
+    if (r.libraries.length) attrs['agentrace.process.libraries'] = r.libraries;
+    if (r.librariesOmitted) attrs['agentrace.process.libraries.omitted'] = r.librariesOmitted;
+  }
   const name = `process ${rec.executable ? path.basename(rec.executable) : rec.comm}`;
   const span = base(KERNEL_EVENTS.process, rec.parent, rec.spanId, name, SpanKind.INTERNAL, rec.startNs, endNs, attrs);
   if (exit) {

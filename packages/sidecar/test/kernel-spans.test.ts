@@ -1,0 +1,53 @@
+// What counts as a process's runtime opening files on its own (folded into
+// its process span), and how the fold counts them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AttrSource, type FileOpenEvent } from '@agentrace/bpf';
+import { foldRuntimeOpen, isRuntimeOpen, processSpan, type ProcessRecord } from '../src/kernel-spans.js';
+
+test("the loader's and libc's opens are the runtime's; what a program asks for is not", () => {
+  for (const f of [
+    '/etc/ld.so.cache',
+    '/etc/ld.so.preload',
+    '/lib/x86_64-linux-gnu/libc.so.6',
+    '/usr/lib/x86_64-linux-gnu/libselinux.so.1',
+    '/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libpcre2-8.so.0.11.2',
+    '/tmp/plugin.so',
+    '/usr/lib/locale/locale-archive',
+    '/usr/share/locale/locale.alias',
+    '/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache',
+  ]) {
+    assert.ok(isRuntimeOpen(f), f);
+  }
+  for (const f of ['/etc/passwd', '/tmp/notes.md', '/home/u/.ssh/id_rsa', '/etc/ld.so.conf', '/tmp/x.so.txt', '/srv/some.sock', '/usr/lib/locale']) {
+    assert.ok(!isRuntimeOpen(f), f);
+  }
+});
+
+function open(path: string, ret: number): FileOpenEvent {
+  return { kind: 'file.open', pid: 7, tid: 7, comm: 'ls', tsNs: 1n, span: null, attrSource: AttrSource.Process, path, flags: 0, mode: 0, dfd: -100, ret, latencyNs: 10n };
+}
+
+test('the fold counts every runtime open and failure, lists each loaded library once, and caps the list', () => {
+  const rec: ProcessRecord = {
+    spanId: 'cccccccccccccccc',
+    pid: 7,
+    parentPid: 1,
+    startNs: 1n,
+    parent: { traceId: '0af7651916cd43dd8448eb211c80319c', parentSpanId: 'aaaaaaaaaaaaaaaa', resource: {}, toolSpanId: 'aaaaaaaaaaaaaaaa' },
+    comm: 'ls',
+    attribution: 'process',
+  };
+  foldRuntimeOpen(rec, open('/etc/ld.so.cache', 3));
+  foldRuntimeOpen(rec, open('/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libc.so.6', -2));
+  foldRuntimeOpen(rec, open('/lib/x86_64-linux-gnu/libc.so.6', 3));
+  foldRuntimeOpen(rec, open('/lib/x86_64-linux-gnu/libc.so.6', 3));
+  for (let i = 0; i < 70; i++) foldRuntimeOpen(rec, open(`/usr/lib/lib${i}.so`, 3));
+  const span = processSpan(rec, 2n, { exitCode: 0, signal: 0 });
+  assert.equal(span.attributes['agentrace.process.runtime_opens'], 74);
+  assert.equal(span.attributes['agentrace.process.runtime_opens.failed'], 1);
+  const libs = span.attributes['agentrace.process.libraries'] as string[];
+  assert.equal(libs.length, 64);
+  assert.equal(libs[0], '/lib/x86_64-linux-gnu/libc.so.6', 'a failed search is not a loaded library; a repeat is listed once');
+  assert.equal(span.attributes['agentrace.process.libraries.omitted'], 7);
+});
