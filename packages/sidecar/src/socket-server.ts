@@ -1,6 +1,9 @@
 // The Unix-socket server agents talk to. Each connection is identified by the
 // kernel (SO_PEERCRED), never by what the client says; a malformed frame
 // closes that connection and nothing else.
+// msgpackr's node entry, for its side effect: the frames' decoder (the one
+// @agentrace/protocol imports) then reads long strings natively.
+import 'msgpackr';
 import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
