@@ -49,6 +49,8 @@ export interface NativeBpfObject {
   pollRingBuffer(): number;
   stopRingBuffer(): void;
   close(): void;
+  /** The fds of every attached link. */
+  linkFds(): number[];
 }
 
 export interface NativeAddon {

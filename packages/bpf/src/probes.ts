@@ -3,6 +3,7 @@
 // runs, and receive decoded events. The sidecar uses only this. Reading what
 // the kernel aggregates per span is kernel-aggregates.ts's; the uprobes in
 // agents' binaries, uprobes.ts's.
+import { spawn } from 'node:child_process';
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { drainAggregates, takeEventCounts, type SpanAggregates, type SpanEventCounts } from './kernel-aggregates.js';
 import { attachDnsProbes, attachWorkProbes, type WorkProbesResult } from './uprobes.js';
@@ -12,6 +13,32 @@ import { layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js'
 import { read, type maps, type programs } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
 import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
+
+/**
+ * A helper process that inherits `fds` and exits once released (its stdin
+ * ends, or this process exits): the last close of each happens there.
+ * Undefined when it cannot be started (the caller then closes them itself).
+ */
+function holdLinks(fds: number[]): { release: () => void } | undefined {
+  if (fds.length === 0) return undefined;
+  try {
+    const child = spawn(process.execPath, ['-e', "process.stdin.resume().on('end', () => process.exit(0))"], {
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore', ...fds],
+      env: {},
+    });
+    child.on('error', () => {});
+    child.unref();
+    return {
+      release: () => {
+        child.stdin?.end();
+        (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+      },
+    };
+  } catch {
+    return undefined;
+  }
+}
 
 /** Probe families, attached and detached as a whole. */
 export const probeGroups = ['file', 'net', 'process', 'context', 'io'] as const;
@@ -440,11 +467,22 @@ export class Probes {
   }
 
   /** Stops event delivery, detaches every program and frees the object. Idempotent. */
-  close(): void {
+  /**
+   * Detaches everything and frees the object. Detaching a link waits for the
+   * kernel (an RCU grace period per tracepoint or uprobe: 1 to 2 s for all of
+   * them here, even in parallel). With `inBackground`, a short-lived helper
+   * process holds the links while this one closes them, so that the kernel's
+   * teardown happens when the helper exits, after this process is gone: for
+   * `agentrace run`, whose user waits for it. The probes stop firing at once
+   * either way (what they would see is no longer read).
+   */
+  close(options: { inBackground?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.pollTimer);
+    const holder = options.inBackground ? holdLinks(this.obj.linkFds()) : undefined;
     this.obj.close();
+    holder?.release();
   }
 
   private checkGroup(group: string): ProbeGroup {

@@ -256,6 +256,7 @@ async function runCommand(flags: Flags, command: string[]): Promise<number> {
     socketLimits,
     onSpans: (batch) => spans.push(...batch),
     onToolStart: (spanId, name) => toolNames.set(spanId, name),
+    detachInBackground: true,
   });
 
   let code: number | null = null;

@@ -63,6 +63,12 @@ export interface SidecarOptions {
   spanLimits?: Partial<ToolSpanLimits>;
   /** Limits of the agent socket: connections (total, per user), unfinished frames (time, bytes). */
   socketLimits?: Partial<SocketLimits>;
+  /**
+   * stop() leaves the kernel's detaching of the probes (1 to 2 s of RCU
+   * waits) to a helper process that outlives this one: for `run`, whose
+   * user should not wait for it.
+   */
+  detachInBackground?: boolean;
 }
 
 export interface SidecarHealth {
@@ -396,7 +402,7 @@ export class Sidecar implements LossCounters {
     this.summaries.collect(Date.now(), true);
     this.probes.drain();
     this.closedProbeStats = this.probes.stats();
-    this.probes.close();
+    this.probes.close({ inBackground: this.opts.detachInBackground === true });
     await this.output.shutdown(timeoutMs);
     // Last: the final collection carries the exporters' own drops.
     await this.metricsReader?.shutdown(timeoutMs);

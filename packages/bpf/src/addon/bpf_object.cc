@@ -42,6 +42,7 @@ void BpfObject::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BpfObject::PollRingBuffer>("pollRingBuffer"),
           InstanceMethod<&BpfObject::StopRingBuffer>("stopRingBuffer"),
           InstanceMethod<&BpfObject::Close>("close"),
+          InstanceMethod<&BpfObject::LinkFds>("linkFds"),
       });
   exports.Set("BpfObject", ctor);
 }
@@ -242,6 +243,19 @@ void BpfObject::DetachUprobe(const Napi::CallbackInfo& info) {
 }
 
 void BpfObject::Close(const Napi::CallbackInfo& /*info*/) { CloseInternal(); }
+
+Napi::Value BpfObject::LinkFds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (const auto* links : {&links_, &uprobe_links_}) {
+    for (const auto& entry : *links) {
+      int fd = bpf_link__fd(entry.second);
+      if (fd >= 0) out.Set(i++, Napi::Number::New(env, fd));
+    }
+  }
+  return out;
+}
 
 // Each link's teardown waits for an RCU grace period in the kernel (about
 // 50 ms each here); from several threads at once the waits overlap, so

@@ -36,6 +36,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   void AttachUprobe(const Napi::CallbackInfo& info);
   void DetachUprobe(const Napi::CallbackInfo& info);
   void Close(const Napi::CallbackInfo& info);
+  // The fds of every attached link (tracepoints and uprobes), for a process
+  // that holds them while this one closes (see Probes.close).
+  Napi::Value LinkFds(const Napi::CallbackInfo& info);
 
   // Maps (bpf_object_maps.cc).
   Napi::Value Maps(const Napi::CallbackInfo& info);
