@@ -123,7 +123,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           const otlpFile = path.join(dir, `round-${round}.otlp.jsonl`);
           const sidecar = await realSidecar({ otlpFile });
           try {
-            // What it burns doing nothing, over as long as a loop: its housekeeping.
+            // What it burns doing nothing (its housekeeping), once its start is over.
+            await sleep(1000);
             const idle0 = cpuMs(sidecar.pid);
             await sleep(2000);
             idleCpu.push((cpuMs(sidecar.pid) - idle0) / 2000);

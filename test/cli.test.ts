@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { programs } from '@agentrace/bpf';
 import { requireBpf } from './support/bpf.js';
 import { readOtlpFile, readOtlpLogs } from './support/otlp.js';
 
@@ -109,6 +110,30 @@ test('run: exits with the command’s code; 127 when it cannot start', (t) => {
   const missing = agentrace(['run', '--quiet', '--otlp-file', file, '--', path.join(dir, 'no-such-command')]);
   assert.equal(missing.status, 127);
   assert.match(missing.stderr, /cannot run .*no-such-command.*ENOENT/);
+});
+
+/** BPF links of agentrace's programs attached on the host now (the kernel keeps 15 characters of a program's name). */
+function agentraceLinks(): number {
+  const names = new Set(programs.map((p) => p.slice(0, 15)));
+  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Array<{ id: number; name?: string }>;
+  const ours = new Set(progs.filter((p) => p.name !== undefined && names.has(p.name)).map((p) => p.id));
+  const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Array<{ prog_id: number }>;
+  return links.filter((l) => ours.has(l.prog_id)).length;
+}
+
+test('run: the probes are detached after the command, by a helper the user does not wait for; nothing stays attached', async (t) => {
+  if (!requireBpf(t)) return;
+  const before = agentraceLinks();
+  const r = agentrace(['run', '--quiet', '--otlp-file', path.join(dir, 'teardown.jsonl'), '--', '/bin/sh', '-c', 'exit 3']);
+  assert.equal(r.status, 3, r.stderr);
+  // The helper exits once run has closed its copies; the kernel detaches then.
+  const deadline = Date.now() + 20_000;
+  let now = agentraceLinks();
+  while (now !== before && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 100));
+    now = agentraceLinks();
+  }
+  assert.equal(now, before, `agentrace's links on the host: ${before} before run, ${now} after`);
 });
 
 test('sidecar: serves until SIGTERM, then flushes, removes its socket and exits 0', async (t) => {

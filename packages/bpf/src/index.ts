@@ -25,3 +25,5 @@ export type { PeerCredentials } from './native.js';
 export { bpfUnavailableReason } from './availability.js';
 export { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 export { AddonLoadError, BpfError, DecodeError, isBpfError } from './errors.js';
+/** The BPF object's program names (the kernel shows their first 15 characters). */
+export { programs } from './abi.generated.js';
