@@ -2,7 +2,7 @@
 // test with the reason; elsewhere the test is skipped with the reason.
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { bpfUnavailableReason, Probes, type KernelEvent, type SpanKernelSummary } from '@agentrace/bpf';
+import { bpfUnavailableReason, noEvents, Probes, type KernelEvent, type SpanKernelSummary } from '@agentrace/bpf';
 
 let reason: string | null | undefined;
 
@@ -77,7 +77,7 @@ export function takeSummaries(probes: Probes, spanIds: readonly string[]): Map<s
     const aggregates = drained.get(id);
     const events = probes.takeSpanEventCounts(id);
     if (!aggregates && !events) continue;
-    out.set(id, { aggregates: aggregates ?? {}, events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 } });
+    out.set(id, { aggregates: aggregates ?? {}, events: events ?? noEvents() });
   }
   return out;
 }

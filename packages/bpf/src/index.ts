@@ -1,6 +1,6 @@
 export { Probes, probeGroups, workRunFunctions, workSubmitFunction, DEFAULT_MAX_EVENTS_PER_SPAN } from './probes.js';
 export type { ProbeGroup, ProbesOptions, ProbeStats, EventsHandler, DecodeErrorHandler, WorkProbesResult, AggregateKind, SyscallAggregate, SpanAggregates, SpanEventCounts, SpanKernelSummary } from './probes.js';
-export { emptyAggregate, mergeAggregates } from './kernel-aggregates.js';
+export { emptyAggregate, mergeAggregates, noEvents } from './kernel-aggregates.js';
 export { decodeEvent, decodeSockaddr, dnsQuestion, EventDecoder } from './decode.js';
 export type {
   KernelEvent,

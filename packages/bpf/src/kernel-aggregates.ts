@@ -58,6 +58,11 @@ const SPAN_COUNTS: (typeof maps)[number] = 'ar_span_counts';
 /** Per-kind aggregates of one span. */
 export type SpanAggregates = Partial<Record<AggregateKind, SyscallAggregate>>;
 
+/** The event accounting of a span the kernel counted nothing for. */
+export function noEvents(): SpanEventCounts {
+  return { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 };
+}
+
 export function emptyAggregate(): SyscallAggregate {
   return { calls: 0, errors: 0, bytes: 0, latencySumNs: 0, latencyBuckets: new Array<number>(HIST_BUCKETS).fill(0) };
 }

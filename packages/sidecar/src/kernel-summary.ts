@@ -9,7 +9,7 @@
 // Every call is reported once, and every event not emitted is counted on the
 // span it belonged to.
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import { mergeAggregates, type AggregateKind, type Probes, type SpanAggregates, type SpanKernelSummary, type SyscallAggregate } from '@agentrace/bpf';
+import { mergeAggregates, noEvents, type AggregateKind, type Probes, type SpanAggregates, type SpanKernelSummary, type SyscallAggregate } from '@agentrace/bpf';
 import { LOSS_EVENT } from './kernel-logs.js';
 import { ATTRIBUTION_INCOMPLETE, PARENT_UNVERIFIED, type ToolSpan } from './tool-spans.js';
 import type { ExportSpan } from './otlp/span.js';
@@ -162,7 +162,7 @@ export class KernelSummaries {
       const events = freshIds.has(id) ? this.opts.kernel.takeSpanEventCounts(id) : undefined;
       if (!kept && !events) continue;
       this.held.delete(id);
-      summaries.set(id, { aggregates: kept?.aggregates ?? {}, events: events ?? { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 } });
+      summaries.set(id, { aggregates: kept?.aggregates ?? {}, events: events ?? noEvents() });
     }
     const out: ExportSpan[] = [];
     for (const w of due) {
@@ -170,7 +170,7 @@ export class KernelSummaries {
       const user = this.opts.userCounts.takeUserCounts(w.span.spanId);
       // A call flagged incomplete gets a summary even with nothing seen: it says so where the agent exports the call itself.
       if (s || user.repeatedOpens || w.span.incomplete) {
-        const summary = s ?? { aggregates: {}, events: { emitted: 0, capped: 0, ringbufDrops: 0, mapFull: 0, ambiguous: 0 } };
+        const summary = s ?? { aggregates: {}, events: noEvents() };
         this.opts.listener?.recordSummary(w.span, summary);
         if (w.span.sampled) out.push(this.span(w.span, summary, user, w.reports > 0));
         w.reports++;
