@@ -22,6 +22,7 @@ import { table } from './support/markdown.js';
 import { benchDir } from './support/build.js';
 import { readOtlpFile } from '../test/support/otlp.js';
 import { summarizeCpuProfile, type CpuProfileSummary } from './support/cpu-profile.js';
+import { cpuMs } from './support/proc.js';
 
 type Mode = 'plain' | 'nosidecar' | 'sidecar';
 const MODES: Mode[] = ['plain', 'nosidecar', 'sidecar'];
@@ -39,14 +40,6 @@ const GOAL_CPU = 0.05;
 const agentPath = path.join(benchDir, 'support', 'loop-agent.mjs');
 const modelPath = path.join(benchDir, 'support', 'mock-model.mjs');
 const agentNode = process.env.AGENTRACE_BENCH_AGENT_NODE || process.execPath;
-const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** CPU time (user + system) process `pid` used so far, ms (10 ms ticks). */
-function cpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
-}
 
 interface LoopRun {
   ms: number;

@@ -31,6 +31,7 @@ import { benchDir } from './support/build.js';
 import { readOtlpFile } from '../test/support/otlp.js';
 import { loadedProgramIds, profileLoop, programsLoadedSince, withBpfStats, type ProgramProfile } from './support/bpf-profile.js';
 import { summarizeCpuProfile, type CpuProfileSummary } from './support/cpu-profile.js';
+import { cpuMs } from './support/proc.js';
 
 type Mode = 'plain' | 'nosidecar' | 'untracked' | 'sidecar' | 'collector';
 const MODES: Mode[] = ['plain', 'nosidecar', 'untracked', 'sidecar', 'collector'];
@@ -98,15 +99,6 @@ function agentVersion(): string {
   return agentNode === process.execPath ? process.versions.node : execFileSync(agentNode, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
 }
 
-const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** CPU time (user + system) process `pid` used so far, ms. */
-function cpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of proc(5) (utime, stime) are 12 and 13 after the name.
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
-}
 
 /** The workload's server (a 2 kB answer), or with `sink` a collector that takes any body and answers 200, empty. */
 async function localServer(sink = false): Promise<{ url: string; close: () => Promise<void> }> {

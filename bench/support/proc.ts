@@ -11,9 +11,15 @@ export function statusKb(pid: number, field: string): number {
 
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
 
-/** utime + stime of `pid`, in seconds. */
+/** utime + stime of `pid`, in seconds (to the clock tick, 10 ms). */
 export function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields 14 and 15 of proc(5) (utime, stime) are 12 and 13 after the name.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** The same in ms. */
+export function cpuMs(pid: number): number {
+  return cpuSeconds(pid) * 1000;
 }
