@@ -8,7 +8,7 @@ import type { UserCounts, UserSpaceCounts } from './kernel-summary.js';
 import type { SpanSink } from './span-output.js';
 import { ProcessTree } from './process-tree.js';
 import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
-import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntimeOpen, isRuntimeOpen, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntimeConnect, foldRuntimeOpen, isRuntimeConnect, isRuntimeOpen, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
 import { newSpanId } from './ids.js';
 import type { ExportSpan } from './otlp/span.js';
 
@@ -158,6 +158,13 @@ export class Attribution implements UserCounts {
         return;
       }
       if (this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
+    } else if (e.kind === 'net.connect' && isRuntimeConnect(e)) {
+      // ... and its libc's tries of nscd before each name lookup.
+      const rec = this.processes.get(e.pid);
+      if (rec && rec.spanId === parent.parentSpanId) {
+        foldRuntimeConnect(rec);
+        return;
+      }
     }
     const endNs = this.opts.clock.toEpochNs(e.tsNs);
     switch (e.kind) {

@@ -179,10 +179,12 @@ export interface ProcessRecord {
   runtime?: RuntimeOpens;
 }
 
-/** What a child's dynamic loader and libc opened: counts, and which shared objects it loaded. */
+/** What a child's dynamic loader and libc opened and asked: counts, and which shared objects it loaded. */
 export interface RuntimeOpens {
   opens: number;
   failed: number;
+  /** Connects of libc to the name service cache daemon (nscd), which a lookup tries first. */
+  nscdConnects?: number;
   /** Distinct shared objects opened, in order, at most MAX_LIBRARIES. */
   libraries: string[];
   librariesOmitted: number;
@@ -209,6 +211,20 @@ export function isRuntimeOpen(file: string): boolean {
     file.startsWith('/usr/share/locale/') ||
     file.includes('/gconv/')
   );
+}
+
+/** nscd's socket: libc connects to it (and usually finds nobody) before each user, group or host lookup. */
+const NSCD_SOCKETS = new Set(['/var/run/nscd/socket', '/run/nscd/socket']);
+
+/** A connect a process's libc makes on its own: to nscd. */
+export function isRuntimeConnect(e: NetConnectEvent): boolean {
+  return e.peer.family === 'unix' && !e.peer.abstract && NSCD_SOCKETS.has(e.peer.path);
+}
+
+/** Counts a runtime connect on its process's record. */
+export function foldRuntimeConnect(rec: ProcessRecord): void {
+  const r = (rec.runtime ??= { opens: 0, failed: 0, libraries: [], librariesOmitted: 0 });
+  r.nscdConnects = (r.nscdConnects ?? 0) + 1;
 }
 
 /** Counts a runtime open on its process's record. */
@@ -242,6 +258,7 @@ export function processSpan(
     if (r.failed) attrs['agentrace.process.runtime_opens.failed'] = r.failed;
     if (r.libraries.length) attrs['agentrace.process.libraries'] = r.libraries;
     if (r.librariesOmitted) attrs['agentrace.process.libraries.omitted'] = r.librariesOmitted;
+    if (r.nscdConnects) attrs['agentrace.process.nscd_connects'] = r.nscdConnects;
   }
   const name = `process ${rec.executable ? path.basename(rec.executable) : rec.comm}`;
   const span = base(KERNEL_EVENTS.process, rec.parent, rec.spanId, name, SpanKind.INTERNAL, rec.startNs, endNs, attrs);

@@ -2,8 +2,8 @@
 // its process span), and how the fold counts them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AttrSource, type FileOpenEvent } from '@agentrace/bpf';
-import { foldRuntimeOpen, isRuntimeOpen, processSpan, type ProcessRecord } from '../src/kernel-spans.js';
+import { AttrSource, type FileOpenEvent, type NetConnectEvent } from '@agentrace/bpf';
+import { foldRuntimeConnect, foldRuntimeOpen, isRuntimeConnect, isRuntimeOpen, processSpan, type ProcessRecord } from '../src/kernel-spans.js';
 
 test("the loader's and libc's opens are the runtime's; what a program asks for is not", () => {
   for (const f of [
@@ -50,4 +50,27 @@ test('the fold counts every runtime open and failure, lists each loaded library 
   assert.equal(libs.length, 64);
   assert.equal(libs[0], '/lib/x86_64-linux-gnu/libc.so.6', 'a failed search is not a loaded library; a repeat is listed once');
   assert.equal(span.attributes['agentrace.process.libraries.omitted'], 7);
+});
+
+test("libc's connects to nscd are the runtime's, counted on the process span; other connects are not", () => {
+  const connect = (peer: NetConnectEvent['peer']): NetConnectEvent => ({ kind: 'net.connect', pid: 7, tid: 7, comm: 'ls', tsNs: 1n, span: null, attrSource: AttrSource.Process, ret: -2, fd: 3, latencyNs: 10n, transport: 'unix', peer });
+  assert.ok(isRuntimeConnect(connect({ family: 'unix', path: '/var/run/nscd/socket', abstract: false })));
+  assert.ok(isRuntimeConnect(connect({ family: 'unix', path: '/run/nscd/socket', abstract: false })));
+  assert.ok(!isRuntimeConnect(connect({ family: 'unix', path: '/run/docker.sock', abstract: false })));
+  assert.ok(!isRuntimeConnect(connect({ family: 'unix', path: '/var/run/nscd/socket', abstract: true })));
+  assert.ok(!isRuntimeConnect(connect({ family: 'inet', address: '127.0.0.1', port: 53 })));
+  const rec: ProcessRecord = {
+    spanId: 'cccccccccccccccc',
+    pid: 7,
+    parentPid: 1,
+    startNs: 1n,
+    parent: { traceId: '0af7651916cd43dd8448eb211c80319c', parentSpanId: 'aaaaaaaaaaaaaaaa', resource: {}, toolSpanId: 'aaaaaaaaaaaaaaaa' },
+    comm: 'ls',
+    attribution: 'process',
+  };
+  foldRuntimeConnect(rec);
+  foldRuntimeConnect(rec);
+  const span = processSpan(rec, 2n, { exitCode: 0, signal: 0 });
+  assert.equal(span.attributes['agentrace.process.nscd_connects'], 2);
+  assert.equal(span.attributes['agentrace.process.runtime_opens'], 0);
 });
