@@ -328,6 +328,12 @@ test('work submitted to the libuv threadpool carries its span to the thread that
   const hooked = probes.attachWorkProbes(exe);
   assert.deepEqual(hooked.missing, [], `libuv functions not hooked in ${exe}`);
   assert.ok(hooked.attached.includes('uv__work_submit') && hooked.attached.includes('uv__fs_work'));
+  assert.equal(hooked.noThreadpool, false);
+  // A binary without libuv (a shell) says so, so the sidecar does not read it again for each process that runs it.
+  const sh = probes.attachWorkProbes(fs.realpathSync('/bin/sh'));
+  assert.equal(sh.noThreadpool, true);
+  assert.deepEqual(sh.attached, []);
+  assert.match(sh.missing[0]?.reason ?? '', /no function symbol uv__work_submit/);
   probes.track(actor.pid);
   const [a, b] = [newSpan(), newSpan()];
   const [fa, fb] = ['work-a', 'work-b'].map((n) => path.join(dir, `${n}-${randomBytes(4).toString('hex')}`)) as [string, string];

@@ -31,6 +31,8 @@ export interface WorkProbesResult {
   attached: string[];
   /** Functions that could not be hooked, and why. */
   missing: Array<{ func: string; reason: string }>;
+  /** The binary was read and has no libuv threadpool to hook (not a node, or stripped): trying it again changes nothing. */
+  noThreadpool: boolean;
 }
 
 /**
@@ -41,7 +43,7 @@ export interface WorkProbesResult {
  * thrown: the rest of the ladder still works without it.
  */
 export function attachWorkProbes(obj: NativeBpfObject, binaryPath: string): WorkProbesResult {
-  const result: WorkProbesResult = { binaryPath, attached: [], missing: [] };
+  const result: WorkProbesResult = { binaryPath, attached: [], missing: [], noThreadpool: false };
   // One pass over the symbol table for all of them (libbpf would read it per probe).
   let offsets: Record<string, number>;
   try {
@@ -50,6 +52,7 @@ export function attachWorkProbes(obj: NativeBpfObject, binaryPath: string): Work
     result.missing.push({ func: workSubmitFunction, reason: messageOf(err) });
     return result;
   }
+  result.noThreadpool = offsets[workSubmitFunction] === undefined;
   const hook = (prog: string, func: string): void => {
     const offset = offsets[func];
     if (offset === undefined) {

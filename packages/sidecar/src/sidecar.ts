@@ -589,11 +589,13 @@ export class Sidecar implements LossCounters {
   private hookBinary(binary: ProcessFile, quiet: boolean): void {
     if (this.hooked.has(binary.key)) return;
     this.hooked.add(binary.key);
-    const missing = this.probes.attachWorkProbes(binary.path).missing;
-    if (missing.length > 0 && goneWhileHooked(binary.path)) {
-      // Reached through a process that exited meanwhile (a short-lived `node -e`, a
+    const { missing, noThreadpool } = this.probes.attachWorkProbes(binary.path);
+    if (missing.length > 0 && !noThreadpool && goneWhileHooked(binary.path)) {
+      // Unreadable through a process that exited meanwhile (a short-lived `node -e`, a
       // probe's exec): nothing wrong with the binary. The next process running it
       // hooks it again (a probe attached twice runs twice, to the same effect).
+      // A binary that was read and has no threadpool (`ls`, a shell) is not
+      // read again for each process that runs it.
       this.hooked.delete(binary.key);
       return;
     }
