@@ -8,7 +8,7 @@ import type { UserCounts, UserSpaceCounts } from './kernel-summary.js';
 import type { SpanSink } from './span-output.js';
 import { ProcessTree } from './process-tree.js';
 import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
-import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntimeConnect, foldRuntimeOpen, isRuntimeConnect, isRuntimeOpen, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntime, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
 import { newSpanId } from './ids.js';
 import type { ExportSpan } from './otlp/span.js';
 
@@ -149,23 +149,13 @@ export class Attribution implements UserCounts {
       return;
     }
     this.stats_.attributed++;
-    const parent = this.parentFor(e.pid, tool);
-    if (e.kind === 'file.open') {
-      // A child's loader and locale opens: counted on its process span.
-      const rec = this.processes.get(e.pid);
-      if (rec && rec.spanId === parent.parentSpanId && isRuntimeOpen(e.path)) {
-        foldRuntimeOpen(rec, e);
-        return;
-      }
-      if (this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
-    } else if (e.kind === 'net.connect' && isRuntimeConnect(e)) {
-      // ... and its libc's tries of nscd before each name lookup.
-      const rec = this.processes.get(e.pid);
-      if (rec && rec.spanId === parent.parentSpanId) {
-        foldRuntimeConnect(rec);
-        return;
-      }
-    }
+    // A child process of this call's: its events hang under its span, and
+    // what its runtime does on its own (loader, locale, nscd) is counted there.
+    const rec = this.processes.get(e.pid);
+    const child = rec && rec.parent.traceId === tool.traceId ? rec : undefined;
+    if (child && foldRuntime(child, e)) return;
+    const parent = this.parentFor(child, tool);
+    if (e.kind === 'file.open' && this.repeatedOpen(tool.spanId, parent.parentSpanId, e)) return;
     const endNs = this.opts.clock.toEpochNs(e.tsNs);
     switch (e.kind) {
       case 'file.open':
@@ -250,11 +240,10 @@ export class Attribution implements UserCounts {
   }
 
   /** Kernel spans of a child process hang under that process's span. */
-  private parentFor(pid: number, tool: ToolSpan): KernelSpanParent {
-    const rec = this.processes.get(pid);
+  private parentFor(child: ProcessRecord | undefined, tool: ToolSpan): KernelSpanParent {
     const parent: KernelSpanParent = {
       traceId: tool.traceId,
-      parentSpanId: rec && rec.parent.traceId === tool.traceId ? rec.spanId : tool.spanId,
+      parentSpanId: child?.spanId ?? tool.spanId,
       resource: tool.resource,
       toolSpanId: tool.spanId,
     };

@@ -3,7 +3,7 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type NetConnectEvent } from '@agentrace/bpf';
+import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type KernelEvent, type NetConnectEvent } from '@agentrace/bpf';
 import type { ExportSpan } from './otlp/span.js';
 import { PARENT_UNVERIFIED } from './tool-spans.js';
 
@@ -184,7 +184,7 @@ export interface RuntimeOpens {
   opens: number;
   failed: number;
   /** Connects of libc to the name service cache daemon (nscd), which a lookup tries first. */
-  nscdConnects?: number;
+  nscdConnects: number;
   /** Distinct shared objects opened, in order, at most MAX_LIBRARIES. */
   libraries: string[];
   librariesOmitted: number;
@@ -221,23 +221,30 @@ export function isRuntimeConnect(e: NetConnectEvent): boolean {
   return e.peer.family === 'unix' && !e.peer.abstract && NSCD_SOCKETS.has(e.peer.path);
 }
 
-/** Counts a runtime connect on its process's record. */
-export function foldRuntimeConnect(rec: ProcessRecord): void {
-  const r = (rec.runtime ??= { opens: 0, failed: 0, libraries: [], librariesOmitted: 0 });
-  r.nscdConnects = (r.nscdConnects ?? 0) + 1;
+/**
+ * Counts `e` on its process's record if its runtime made it on its own
+ * (isRuntimeOpen, isRuntimeConnect); false, and nothing counted, if not.
+ */
+export function foldRuntime(rec: ProcessRecord, e: KernelEvent): boolean {
+  if (e.kind === 'file.open' && isRuntimeOpen(e.path)) {
+    const r = runtimeOf(rec);
+    r.opens++;
+    if (e.ret < 0) r.failed++;
+    else if (SHARED_OBJECT.test(e.path) && !r.libraries.includes(e.path)) {
+      if (r.libraries.length < MAX_LIBRARIES) r.libraries.push(e.path);
+      else r.librariesOmitted++;
+    }
+    return true;
+  }
+  if (e.kind === 'net.connect' && isRuntimeConnect(e)) {
+    runtimeOf(rec).nscdConnects++;
+    return true;
+  }
+  return false;
 }
 
-/** Counts a runtime open on its process's record. */
-export function foldRuntimeOpen(rec: ProcessRecord, e: FileOpenEvent): void {
-  const r = (rec.runtime ??= { opens: 0, failed: 0, libraries: [], librariesOmitted: 0 });
-  r.opens++;
-  if (e.ret < 0) {
-    r.failed++;
-    return;
-  }
-  if (!SHARED_OBJECT.test(e.path) || r.libraries.includes(e.path)) return;
-  if (r.libraries.length < MAX_LIBRARIES) r.libraries.push(e.path);
-  else r.librariesOmitted++;
+function runtimeOf(rec: ProcessRecord): RuntimeOpens {
+  return (rec.runtime ??= { opens: 0, failed: 0, nscdConnects: 0, libraries: [], librariesOmitted: 0 });
 }
 
 export function processSpan(
