@@ -13,16 +13,17 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { BenchOptions, BenchResult, Goal } from './support/result.js';
 import { realSidecar, type RealSidecar } from './support/real-sidecar.js';
-import { median, record, rotate, signed, sleep } from './support/stats.js';
+import { median, pairedRatio, record, rotate, signed, sleep } from './support/stats.js';
 import { table } from './support/markdown.js';
 import { benchDir } from './support/build.js';
 import { readOtlpFile } from '../test/support/otlp.js';
 import { summarizeCpuProfile, type CpuProfileSummary } from './support/cpu-profile.js';
 import { cpuMs } from './support/proc.js';
+import { agentNode, agentNodeVersion } from './support/agent-node.js';
 
 type Mode = 'plain' | 'nosidecar' | 'sidecar';
 const MODES: Mode[] = ['plain', 'nosidecar', 'sidecar'];
@@ -39,7 +40,6 @@ const GOAL_WALL = 0.005;
 const GOAL_CPU = 0.05;
 const agentPath = path.join(benchDir, 'support', 'loop-agent.mjs');
 const modelPath = path.join(benchDir, 'support', 'mock-model.mjs');
-const agentNode = process.env.AGENTRACE_BENCH_AGENT_NODE || process.execPath;
 
 interface LoopRun {
   ms: number;
@@ -160,7 +160,6 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const m = (mode: Mode): number => median(wall.get(mode)!);
   const c = (mode: Mode): number => median(agentCpu.get(mode)!);
   // Paired by round: a noisy minute hits every mode of its round.
-  const pairedRatio = (a: number[], b: number[]): number => median(a.map((v, i) => v / b[i]!));
   const wallRatio = pairedRatio(wall.get('sidecar')!, wall.get('plain')!);
   const sidecarMs = median(sidecarCpu);
   const totalTraced = agentCpu.get('sidecar')!.map((v, i) => v + sidecarCpu[i]!);
@@ -179,7 +178,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   ]);
   const names = exported ? [...exported.byName].sort((a, b) => b[1] - a[1]).map(([n, k]) => `${n} ${k}`).join(', ') : '';
   const markdown = [
-    `${turns} turns of ${TOOLS_PER_TURN} parallel tool calls (${toolCalls} calls), the mock model answering in ${LATENCY_MS} ms; the agent on Node ${agentNode === process.execPath ? process.versions.node : execFileSync(agentNode, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim()}, from its start (imports included) to its exit; medians of ${rounds} interleaved rounds.`,
+    `${turns} turns of ${TOOLS_PER_TURN} parallel tool calls (${toolCalls} calls), the mock model answering in ${LATENCY_MS} ms; the agent on Node ${agentNodeVersion()}, from its start (imports included) to its exit; medians of ${rounds} interleaved rounds.`,
     '',
     table(['agent', 'wall, ms', 'wall vs plain', 'agent CPU, ms', 'agent CPU vs plain', 'sidecar CPU, ms', 'agent + sidecar CPU, ms'], rows),
     '',

@@ -21,7 +21,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { execFileSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import type { BenchOptions, BenchResult } from './support/result.js';
 import { realSidecar } from './support/real-sidecar.js';
@@ -32,6 +31,7 @@ import { readOtlpFile } from '../test/support/otlp.js';
 import { loadedProgramIds, profileLoop, programsLoadedSince, withBpfStats, type ProgramProfile } from './support/bpf-profile.js';
 import { summarizeCpuProfile, type CpuProfileSummary } from './support/cpu-profile.js';
 import { cpuMs } from './support/proc.js';
+import { agentNode, agentNodeVersion } from './support/agent-node.js';
 
 type Mode = 'plain' | 'nosidecar' | 'untracked' | 'sidecar' | 'collector';
 const MODES: Mode[] = ['plain', 'nosidecar', 'untracked', 'sidecar', 'collector'];
@@ -45,8 +45,6 @@ const LABEL: Record<Mode, string> = {
 const TOOLS_PER_TASK = 4;
 const GOAL = 0.02;
 const agentPath = path.join(benchDir, 'support', 'workload-agent.mjs');
-/** The agent's Node: this one (the sidecar's, 24), or AGENTRACE_BENCH_AGENT_NODE (e.g. Node 20, as users run it). */
-const agentNode = process.env.AGENTRACE_BENCH_AGENT_NODE || process.execPath;
 
 interface AgentPlan {
   mode: 'plain' | 'sdk';
@@ -93,10 +91,6 @@ async function runAgent(plan: AgentPlan, socketPath: string, onReady?: () => voi
   clearTimeout(timer);
   if (code !== 0 || result === undefined) throw new Error(`the workload agent (${plan.mode}) failed (exit ${code ?? signal}): ${err.trim()}`);
   return { ms: result, welcomeMs };
-}
-
-function agentVersion(): string {
-  return agentNode === process.execPath ? process.versions.node : execFileSync(agentNode, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
 }
 
 
@@ -232,7 +226,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const cpuPerTask = median(sidecarCpu) / (tasks + warmup);
   const collectorCpuPerTask = median(collectorCpu) / (tasks + warmup);
   const markdown = [
-    `${tasks} tasks per agent process (after ${warmup} not timed), ${TOOLS_PER_TASK} tool calls each, the agent on Node ${agentVersion()}; wall time in ms, median of ${rounds} interleaved rounds.`,
+    `${tasks} tasks per agent process (after ${warmup} not timed), ${TOOLS_PER_TASK} tool calls each, the agent on Node ${agentNodeVersion()}; wall time in ms, median of ${rounds} interleaved rounds.`,
     '',
     table(['agent', 'wall time, ms', 'per task', 'vs traceTool without sidecar'], rows),
     '',

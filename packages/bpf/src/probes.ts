@@ -4,6 +4,7 @@
 // the kernel aggregates per span is kernel-aggregates.ts's; the uprobes in
 // agents' binaries, uprobes.ts's.
 import { spawn } from 'node:child_process';
+import { Socket } from 'node:net';
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { drainAggregates, takeEventCounts, type SpanAggregates, type SpanEventCounts } from './kernel-aggregates.js';
 import { attachDnsProbes, attachWorkProbes, type WorkProbesResult } from './uprobes.js';
@@ -32,7 +33,8 @@ function holdLinks(fds: number[]): { release: () => void } | undefined {
     return {
       release: () => {
         child.stdin?.end();
-        (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+        // The pipe closing is the helper's cue; it must not keep this process up.
+        if (child.stdin instanceof Socket) child.stdin.unref();
       },
     };
   } catch {
