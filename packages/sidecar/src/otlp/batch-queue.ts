@@ -16,7 +16,6 @@
 
 import { asError } from '@agentrace/protocol';
 
-export { asError };
 
 export interface BatchQueueOptions<T = unknown> {
   /** Items waiting to be sent at most; more are dropped (counted). */

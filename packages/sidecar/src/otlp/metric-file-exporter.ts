@@ -2,7 +2,7 @@
 // OTLP/JSON per line, in the same file as the traces (the OTLP file exporter
 // format allows both signals in one file), through the file's shared appender.
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { asError } from './batch-queue.js';
+import { asError } from '@agentrace/protocol';
 import { safeReporter, type ExportHealth } from './exporter.js';
 import { acquireLineFile, LineFileError, type LineFileRef } from './line-file.js';
 import type { MetricExporter, MetricExportResult } from './metric-exporter.js';

@@ -13,7 +13,8 @@
 // handed to OpenTelemetry's OTLP metric exporter.
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MetricsCollection } from '../tool-metrics.js';
-import { asError, raceTimeout } from './batch-queue.js';
+import { asError } from '@agentrace/protocol';
+import { raceTimeout } from './batch-queue.js';
 import { DEFAULT_FLUSH_TIMEOUT_MS, combinedHealth, safeReporter, type ExportHealth, type ExporterStats } from './exporter.js';
 import { DEFAULT_METRIC_EXPORT_INTERVAL_MS, DEFAULT_METRIC_EXPORT_TIMEOUT_MS, type OtlpMetricsConfig } from './metric-config.js';
 import type { MetricExporter } from './metric-exporter.js';
