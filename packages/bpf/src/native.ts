@@ -21,6 +21,8 @@ export interface NativeMapInfo {
 
 export interface NativeBpfObject {
   load(): void;
+  /** load() on the libuv threadpool; nothing else may be called until it settles (close() is deferred to then). */
+  loadAsync(): Promise<void>;
   programs(): NativeProgramInfo[];
   maps(): NativeMapInfo[];
   setMaxEntries(mapName: string, maxEntries: number): void;

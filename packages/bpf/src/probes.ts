@@ -4,6 +4,7 @@
 // the kernel aggregates per span is kernel-aggregates.ts's; the uprobes in
 // agents' binaries, uprobes.ts's.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { native, defaultObjectPath, type NativeBpfObject } from './native.js';
 import { drainAggregates, takeEventCounts, type SpanAggregates, type SpanEventCounts } from './kernel-aggregates.js';
@@ -15,6 +16,8 @@ import { read, type maps, type programs } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
 import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 
+const CAT = '/bin/cat';
+
 /**
  * A helper process that inherits `fds` and exits once released (its stdin
  * ends, or this process exits): the last close of each happens there.
@@ -23,7 +26,10 @@ import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 function holdLinks(fds: number[]): { release: () => void } | undefined {
   if (fds.length === 0) return undefined;
   try {
-    const child = spawn(process.execPath, ['-e', "process.stdin.resume().on('end', () => process.exit(0))"], {
+    // cat starts in a millisecond where a second node takes a hundred of CPU
+    // that `run`'s user would wait for; node where there is no cat.
+    const [file, args] = existsSync(CAT) ? [CAT, []] : [process.execPath, ['-e', "process.stdin.resume().on('end', () => process.exit(0))"]];
+    const child = spawn(file, args, {
       detached: true,
       stdio: ['pipe', 'ignore', 'ignore', ...fds],
       env: {},
@@ -180,6 +186,32 @@ export class Probes {
    * them (a sidecar in a container sees its own), in maps and events alike.
    */
   static load(options: ProbesOptions = {}): Probes {
+    const { objectPath, obj } = Probes.open(options);
+    try {
+      obj.load();
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+    return Probes.configured(objectPath, obj, options);
+  }
+
+  /**
+   * load(), with the verifier's few hundred milliseconds on the libuv
+   * threadpool: the caller's thread does the rest of its start-up meanwhile.
+   */
+  static async loadAsync(options: ProbesOptions = {}): Promise<Probes> {
+    const { objectPath, obj } = Probes.open(options);
+    try {
+      await obj.loadAsync();
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+    return Probes.configured(objectPath, obj, options);
+  }
+
+  private static open(options: ProbesOptions): { objectPath: string; obj: NativeBpfObject } {
     ensureTracefs();
     const objectPath = options.objectPath ?? defaultObjectPath;
     const obj = new (native().BpfObject)(objectPath);
@@ -188,11 +220,14 @@ export class Probes {
       if (options.maxSpanAggregates !== undefined) obj.setMaxEntries(SPAN_AGGS, options.maxSpanAggregates);
       const pidns = ownPidNamespace();
       if (pidns !== INITIAL_PID_NAMESPACE) obj.setConstant(PIDNS_INUM, u32(pidns));
-      obj.load();
     } catch (err) {
       obj.close();
       throw err;
     }
+    return { objectPath, obj };
+  }
+
+  private static configured(objectPath: string, obj: NativeBpfObject, options: ProbesOptions): Probes {
     const probes = new Probes(objectPath, obj, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
     try {
       const ring = options.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES; // maps.bpf.h's size

@@ -47,6 +47,12 @@ export interface SidecarOptions {
   /** Diagnostics (one line each). Default: stderr. */
   log?: (line: string) => void;
   ringBufferBytes?: number;
+  /**
+   * Probes already being loaded (Probes.loadAsync() with its defaults: no
+   * ringBufferBytes), e.g. started before the rest of the command's modules
+   * were imported. Default: loaded here.
+   */
+  probes?: Promise<Probes>;
   /** Events (open, connect, DNS) one tool span may emit before the rest are only counted; 0: no cap. */
   maxEventsPerSpan?: number;
   /** Export the tools' kernel metrics (and loss counters) here; none if undefined. */
@@ -200,11 +206,13 @@ export class Sidecar implements LossCounters {
 
   /** Loads and attaches the probes, then (and only then) creates the socket. */
   static async start(opts: SidecarOptions): Promise<Sidecar> {
-    const probes = Probes.load({
-      ...(opts.ringBufferBytes ? { ringBufferBytes: opts.ringBufferBytes } : {}),
-      ...(opts.maxEventsPerSpan !== undefined ? { maxEventsPerSpan: opts.maxEventsPerSpan } : {}),
-    });
+    const probes = await (opts.probes ??
+      Probes.loadAsync({
+        ...(opts.ringBufferBytes ? { ringBufferBytes: opts.ringBufferBytes } : {}),
+        ...(opts.maxEventsPerSpan !== undefined ? { maxEventsPerSpan: opts.maxEventsPerSpan } : {}),
+      }));
     try {
+      if (opts.probes && opts.maxEventsPerSpan !== undefined) probes.setMaxEventsPerSpan(opts.maxEventsPerSpan);
       probes.attach('context');
       for (const g of opts.probeGroups ?? switchableGroups) probes.attach(g);
       const sidecar = new Sidecar(probes, opts);

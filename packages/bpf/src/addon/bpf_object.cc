@@ -23,6 +23,7 @@ void BpfObject::Init(Napi::Env env, Napi::Object exports) {
       env, "BpfObject",
       {
           InstanceMethod<&BpfObject::Load>("load"),
+          InstanceMethod<&BpfObject::LoadAsync>("loadAsync"),
           InstanceMethod<&BpfObject::Programs>("programs"),
           InstanceMethod<&BpfObject::Maps>("maps"),
           InstanceMethod<&BpfObject::SetMaxEntries>("setMaxEntries"),
@@ -67,9 +68,13 @@ BpfObject::BpfObject(const Napi::CallbackInfo& info)
 BpfObject::~BpfObject() { CloseInternal(); }
 
 void BpfObject::RequireOpen(Napi::Env env, const std::string& what) const {
-  if (obj_ == nullptr) {
+  if (obj_ == nullptr || close_after_load_) {
     throw MakeUsageError(env, what, EBADF,
                          "this BpfObject was closed; create a new one");
+  }
+  if (loading_) {
+    throw MakeUsageError(env, what, EBUSY,
+                         "loadAsync() has not settled yet; await it first");
   }
 }
 
@@ -135,6 +140,77 @@ void BpfObject::Load(const Napi::CallbackInfo& info) {
     throw MakeLibbpfError(env, what, PositiveErr(rc), ctx);
   }
   loaded_ = true;
+}
+
+// The verifier takes a few hundred milliseconds over all programs: on the
+// libuv threadpool, the caller's thread meanwhile does the rest of its
+// start-up (imports, sockets) instead of waiting.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, BpfObject* self)
+      : Napi::AsyncWorker(env, "agentrace:bpf-load"),
+        self_(self),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        obj_(self->obj_),
+        what_(std::string("load(") + bpf_object__name(self->obj_) + ")") {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    LibbpfLogScope log;
+    rc_ = bpf_object__load(obj_);
+    if (rc_ != 0) log_ = RecentLibbpfLog();
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    self_->loading_ = false;
+    if (rc_ == 0) {
+      self_->loaded_ = true;
+    } else {
+      self_->load_failed_ = true;
+    }
+    if (self_->close_after_load_) self_->CloseInternal();
+    if (rc_ == 0) {
+      deferred_.Resolve(env.Undefined());
+    } else {
+      AdoptLibbpfLog(log_);
+      ErrorContext ctx;
+      ctx.phase = Phase::kLoad;
+      ctx.path = self_->path_;
+      deferred_.Reject(MakeLibbpfError(env, what_, PositiveErr(rc_), ctx).Value());
+    }
+    self_->Unref();
+  }
+
+ private:
+  BpfObject* self_;
+  Napi::Promise::Deferred deferred_;
+  struct bpf_object* obj_;
+  std::string what_;
+  int rc_ = 0;
+  std::string log_;
+};
+
+Napi::Value BpfObject::LoadAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireOpen(env, "loadAsync()");
+  if (loaded_) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    return done.Promise();
+  }
+  if (load_failed_) {
+    throw MakeUsageError(env, std::string("loadAsync(") + bpf_object__name(obj_) + ")", EINVAL,
+                         "an earlier load() failed and libbpf cannot retry; "
+                         "create a new BpfObject");
+  }
+  auto* worker = new LoadWorker(env, this);
+  Napi::Promise promise = worker->Promise();
+  loading_ = true;
+  Ref();  // this object outlives the work even if JS drops it
+  worker->Queue();
+  return promise;
 }
 
 Napi::Value BpfObject::Programs(const Napi::CallbackInfo& info) {
@@ -242,7 +318,13 @@ void BpfObject::DetachUprobe(const Napi::CallbackInfo& info) {
   uprobe_links_.erase(it);
 }
 
-void BpfObject::Close(const Napi::CallbackInfo& /*info*/) { CloseInternal(); }
+void BpfObject::Close(const Napi::CallbackInfo& /*info*/) {
+  if (loading_) {
+    close_after_load_ = true;  // obj_ is the verifier's until it settles
+    return;
+  }
+  CloseInternal();
+}
 
 Napi::Value BpfObject::LinkFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -29,6 +29,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
  private:
   // Lifecycle and programs (bpf_object.cc).
   void Load(const Napi::CallbackInfo& info);
+  Napi::Value LoadAsync(const Napi::CallbackInfo& info);
   Napi::Value Programs(const Napi::CallbackInfo& info);
   void Attach(const Napi::CallbackInfo& info);
   void Detach(const Napi::CallbackInfo& info);
@@ -76,6 +77,11 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   struct bpf_object* obj_ = nullptr;
   bool loaded_ = false;
   bool load_failed_ = false;
+  // A loadAsync() is verifying the programs on another thread: nothing else
+  // may touch obj_ until it settles; a close() meanwhile happens then.
+  bool loading_ = false;
+  bool close_after_load_ = false;
+  friend class LoadWorker;
   std::map<std::string, struct bpf_link*> links_;  // by program name
   // uprobes: one program may sit on several functions of several binaries;
   // keyed by "prog\0binary\0function".

@@ -143,6 +143,21 @@ std::string RecentLibbpfLog() {
   return out;
 }
 
+void AdoptLibbpfLog(const std::string& log) {
+  t_log.lines.clear();
+  t_log.partial.clear();
+  size_t start = 0;
+  while (start <= log.size() && !log.empty()) {
+    size_t nl = log.find('\n', start);
+    if (nl == std::string::npos) {
+      t_log.lines.push_back(log.substr(start));
+      break;
+    }
+    t_log.lines.push_back(log.substr(start, nl - start));
+    start = nl + 1;
+  }
+}
+
 std::string ErrnoName(int err) {
   static const char* const kLibbpfNames[] = {
       "LIBBPF_ERRNO__LIBELF",   "LIBBPF_ERRNO__FORMAT",
@@ -202,6 +217,10 @@ std::string HintFor(int err, const ErrorContext& ctx) {
     case Phase::kLoad:
       if (Contains(log, "BEGIN PROG LOAD LOG")) return kVerifierHint;
       if (err == EPERM || err == EACCES) return kPrivilegeHint;
+      if (Contains(log, "failed to create")) {
+        return "the kernel refused to create a map (its size or type); see "
+               "err.libbpfLog";
+      }
       if (err == EINVAL || err == LIBBPF_ERRNO__VERIFY) return kVerifierHint;
       if (err == E2BIG || err == LIBBPF_ERRNO__PROG2BIG) {
         return "a program is too large or complex for the verifier; see "

@@ -33,6 +33,10 @@ class LibbpfLogScope {
 // The last lines (at most ~20) libbpf printed on this thread, '\n'-joined.
 std::string RecentLibbpfLog();
 
+// Makes `log` (RecentLibbpfLog() of another thread) this thread's capture, so
+// an error raised here for work done there carries its lines and hint.
+void AdoptLibbpfLog(const std::string& log);
+
 // "EPERM", "ENOENT", "LIBBPF_ERRNO__FORMAT", ... ("E<n>" if unknown).
 std::string ErrnoName(int err);
 // Human text ("Operation not permitted"), libbpf-specific codes included.
