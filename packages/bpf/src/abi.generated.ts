@@ -40,10 +40,11 @@ export const structs = {
     },
   },
   ar_config: {
-    size: 8,
+    size: 12,
     fields: {
       max_events_per_span: { offset: 0, size: 4, type: 'u32' },
       wakeup_bytes: { offset: 4, size: 4, type: 'u32' },
+      consumer_idle: { offset: 8, size: 4, type: 'u32' },
     },
   },
   ar_dns_lookup_event: {
@@ -213,6 +214,7 @@ export const read = {
   ar_config: {
     max_events_per_span: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
     wakeup_bytes: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    consumer_idle: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
   },
   ar_dns_lookup_event: {
     ret: (b: Buffer, base: number): number => b.readInt32LE(base + 64),

@@ -74,8 +74,8 @@ export interface ProbesOptions {
   wakeupBytes?: number;
   /**
    * How often onEvents() drains what did not wake it while events come.
-   * Default 25 ms; while none come, the interval doubles up to
-   * IDLE_POLL_INTERVAL_MS (an idle sidecar wakes 5 times a second, not 40).
+   * Default 25 ms; while none come, no timer runs (the kernel wakes the
+   * consumer at the next event).
    */
   pollIntervalMs?: number;
   /** (span, kind) aggregates the kernel keeps at once; more are counted as map-full. Default 32768. */
@@ -131,8 +131,6 @@ const SLOT_REGISTER: ProgramName = 'context_slot_register';
 export const DEFAULT_MAX_EVENTS_PER_SPAN = 1000;
 const DEFAULT_RING_BUFFER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_POLL_INTERVAL_MS = 25;
-/** The longest a quiet ring buffer waits to be drained (see onEvents). */
-const IDLE_POLL_INTERVAL_MS = 200;
 
 const ONE = Buffer.from([1]);
 
@@ -401,7 +399,32 @@ export class Probes {
    */
   onEvents(handler: EventsHandler, onError?: DecodeErrorHandler): void {
     const decoder = new EventDecoder();
+    // Below the wakeup threshold the kernel does not wake us: drain on a
+    // timer every pollIntervalMs while events come. Once a drain finds none,
+    // no timer at all: the kernel wakes us at the next event (ar_config's
+    // consumer_idle), so an idle sidecar costs the host no wakeups.
+    let idle = false;
+    const poll = (): void => {
+      this.pollTimer = undefined;
+      if (this.closed) return;
+      if (this.obj.pollRingBuffer() > 0) {
+        this.pollTimer = setTimeout(poll, this.pollIntervalMs).unref();
+        return;
+      }
+      idle = true;
+      this.writeConfig({ consumerIdle: true });
+      // An event submitted before the kernel saw the flag woke nobody: take
+      // it now (the batch handler below ends the idleness).
+      this.obj.pollRingBuffer();
+    };
+    const wake = (): void => {
+      if (!idle || this.closed) return;
+      idle = false;
+      this.writeConfig({ consumerIdle: false });
+      this.pollTimer ??= setTimeout(poll, this.pollIntervalMs).unref();
+    };
     this.obj.startRingBuffer(EVENTS, (data, bounds, count) => {
+      wake();
       const events: KernelEvent[] = [];
       for (let i = 0; i < 2 * count; i += 2) {
         const off = bounds[i]!;
@@ -416,18 +439,7 @@ export class Probes {
       }
       if (events.length > 0) handler(events);
     });
-    // Below the wakeup threshold the kernel does not wake us: drain on a
-    // timer, every pollIntervalMs while there is something to drain, less
-    // and less often while there is not (each wakeup of an idle sidecar
-    // costs the host CPU for nothing).
-    let delay = this.pollIntervalMs;
-    const poll = (): void => {
-      if (this.closed) return;
-      const drained = this.obj.pollRingBuffer();
-      delay = drained > 0 ? this.pollIntervalMs : Math.min(delay * 2, Math.max(this.pollIntervalMs, IDLE_POLL_INTERVAL_MS));
-      this.pollTimer = setTimeout(poll, delay).unref();
-    };
-    this.pollTimer = setTimeout(poll, delay).unref();
+    this.pollTimer = setTimeout(poll, this.pollIntervalMs).unref();
   }
 
   /**
@@ -441,11 +453,12 @@ export class Probes {
     this.writeConfig({ maxEventsPerSpan: max });
   }
 
-  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number }): void {
+  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number; consumerIdle?: boolean }): void {
     const F = layouts.ar_config.fields;
     const v = this.obj.mapLookup(CONFIG, u32(0)) ?? Buffer.alloc(layouts.ar_config.size);
     if (change.maxEventsPerSpan !== undefined) v.writeUInt32LE(change.maxEventsPerSpan, F.max_events_per_span);
     if (change.wakeupBytes !== undefined) v.writeUInt32LE(Math.min(change.wakeupBytes, 0xffffffff), F.wakeup_bytes);
+    if (change.consumerIdle !== undefined) v.writeUInt32LE(change.consumerIdle ? 1 : 0, F.consumer_idle);
     this.obj.mapUpdate(CONFIG, u32(0), v);
   }
 

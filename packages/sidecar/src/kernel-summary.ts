@@ -186,6 +186,11 @@ export class KernelSummaries {
     if (out.length) this.opts.sink.emit(out);
   }
 
+  /** Ended spans whose first report is still to come. */
+  get settlingCount(): number {
+    return this.settling.size;
+  }
+
   /** Aggregates held for spans not reported yet. */
   get heldCount(): number {
     return this.held.size;

@@ -32,6 +32,10 @@ const PROTOCOL_ERRORS_LOGGED = 5;
 
 /** How often the per-descriptor maps are swept of processes that exited. */
 const DESCRIPTOR_SWEEP_MS = 2000;
+/** Housekeeping while a call's kernel summary is due (kernel-summary.ts settles one that long). */
+const HOUSEKEEPING_DUE_MS = 250;
+/** Housekeeping otherwise: expiries, sweeps, late I/O of ended calls. */
+const HOUSEKEEPING_IDLE_MS = 1000;
 
 export const SIDECAR_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -138,6 +142,7 @@ export class Sidecar implements LossCounters {
   private control?: ControlServer;
   private status?: StatusServer;
   private housekeeping?: NodeJS.Timeout;
+  private housekeepingAtMs = 0;
   private stopped = false;
   /** The kernel counters as they were when the probes were freed. */
   private closedProbeStats?: ProbeStats;
@@ -254,13 +259,7 @@ export class Sidecar implements LossCounters {
           throw err;
         }
       }
-      sidecar.housekeeping = setInterval(() => {
-        sidecar.attribution.expire();
-        sidecar.declared.expire();
-        sidecar.sweepDescriptors();
-        sidecar.summaries.collect();
-        sidecar.registry.prune();
-      }, 250).unref();
+      sidecar.housekeep(HOUSEKEEPING_IDLE_MS);
       return sidecar;
     } catch (err) {
       probes.close();
@@ -398,7 +397,7 @@ export class Sidecar implements LossCounters {
   async stop(timeoutMs = 5000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.housekeeping);
+    clearTimeout(this.housekeeping);
     await this.status?.close();
     await this.control?.close();
     await this.server?.close();
@@ -626,7 +625,29 @@ export class Sidecar implements LossCounters {
     if (!r.ok) this.log(`${libc.name}: cannot hook getaddrinfo (${r.reason}); name lookups are not seen`);
   }
 
+  /**
+   * Expiries, sweeps and the kernel summaries of ended calls. Every
+   * HOUSEKEEPING_DUE_MS while a summary is due (a call ended: its summary
+   * settles that long), every HOUSEKEEPING_IDLE_MS otherwise: each wakeup of
+   * a quiet sidecar costs the host CPU for nothing.
+   */
+  private housekeep(delayMs: number): void {
+    clearTimeout(this.housekeeping);
+    this.housekeepingAtMs = Date.now() + delayMs;
+    this.housekeeping = setTimeout(() => {
+      this.housekeeping = undefined;
+      if (this.stopped) return;
+      this.attribution.expire();
+      this.declared.expire();
+      this.sweepDescriptors();
+      this.summaries.collect();
+      this.registry.prune();
+      this.housekeep(this.summaries.settlingCount > 0 ? HOUSEKEEPING_DUE_MS : HOUSEKEEPING_IDLE_MS);
+    }, delayMs).unref();
+  }
+
   private toolEnded(spans: ToolSpan[]): void {
+    if (spans.length > 0 && !this.stopped && this.housekeepingAtMs - Date.now() > HOUSEKEEPING_DUE_MS) this.housekeep(HOUSEKEEPING_DUE_MS);
     const out: ExportSpan[] = [];
     for (const span of spans) {
       this.checkHooks(span);

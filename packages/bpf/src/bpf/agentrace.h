@@ -137,6 +137,9 @@ struct ar_config {
 	 * (0: on every event); user space also drains on a timer. A wakeup per
 	 * event costs both sides more than the event itself. */
 	__u32 wakeup_bytes;
+	/* User space drains on no timer: wake it at the first event (the ring
+	 * buffer's adaptive wakeup: when it was empty) instead of at wakeup_bytes. */
+	__u32 consumer_idle;
 };
 
 /* ar_proc_info.flags */

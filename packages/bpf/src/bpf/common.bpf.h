@@ -113,13 +113,15 @@ static __always_inline void *ar_reserve(__u64 size)
 	return ar_reserve_counted(size, 0);
 }
 
-/* Wakeup flags for a submit: none until enough data waits (ar_config). */
+/* Wakeup flags for a submit: none until enough data waits (ar_config), or,
+ * while the consumer sleeps on no timer, the kernel's adaptive wakeup (the
+ * first event after the buffer was drained wakes it). */
 static __always_inline __u64 ar_wakeup_flags(void)
 {
 	__u32 zero = 0;
 	struct ar_config *cfg = bpf_map_lookup_elem(&ar_config, &zero);
 	__u32 threshold = cfg ? cfg->wakeup_bytes : 0;
-	if (threshold == 0)
+	if (threshold == 0 || (cfg && cfg->consumer_idle))
 		return 0; /* adaptive: the kernel's own choice */
 	return bpf_ringbuf_query(&ar_events, BPF_RB_AVAIL_DATA) >= threshold ? BPF_RB_FORCE_WAKEUP
 									       : BPF_RB_NO_WAKEUP;
