@@ -155,6 +155,7 @@ export class Probes {
   private decodeErrors = 0;
   private closed = false;
   private pollTimer?: NodeJS.Timeout;
+  private config?: Buffer;
   /** Groups the user asked for; syncPrograms links their programs. */
   private readonly wanted = new Set<ProbeGroup>();
   /** CLOCK_REALTIME - CLOCK_MONOTONIC in ns, to turn event times into epoch times. */
@@ -455,7 +456,9 @@ export class Probes {
 
   private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number; consumerIdle?: boolean }): void {
     const F = layouts.ar_config.fields;
-    const v = this.obj.mapLookup(CONFIG, u32(0)) ?? Buffer.alloc(layouts.ar_config.size);
+    // Only this object writes ar_config: no lookup per change (the ring
+    // buffer's idle flag changes at every burst of events).
+    const v = (this.config ??= this.obj.mapLookup(CONFIG, u32(0)) ?? Buffer.alloc(layouts.ar_config.size));
     if (change.maxEventsPerSpan !== undefined) v.writeUInt32LE(change.maxEventsPerSpan, F.max_events_per_span);
     if (change.wakeupBytes !== undefined) v.writeUInt32LE(Math.min(change.wakeupBytes, 0xffffffff), F.wakeup_bytes);
     if (change.consumerIdle !== undefined) v.writeUInt32LE(change.consumerIdle ? 1 : 0, F.consumer_idle);
