@@ -20,7 +20,7 @@ test('the Node running this is one the SDK states it supports', () => {
 test('a CommonJS agent requires every entry of the SDK (and the protocol package it depends on) and traces a tool', () => {
   const script = `
     const { traceTool, shutdown, WARNING_TYPE } = require('@agentrace/sdk');
-    for (const entry of ['langchain', 'ai', 'openai-agents', 'mastra']) require('@agentrace/sdk/' + entry);
+    for (const entry of ['langchain', 'ai', 'openai-agents', 'mastra', 'mcp']) require('@agentrace/sdk/' + entry);
     require('@agentrace/protocol');
     const add = traceTool('add', (a, b) => a + b);
     if (add(2, 3) !== 5) throw new Error('the tool did not run');

@@ -73,12 +73,14 @@ interface ToolDef {
 }
 
 /** One call in flight. It is what the slot holds while fn (or one of its continuations) runs. */
-interface ToolCall extends SlotSpan {
+export interface ToolCall extends SlotSpan {
   readonly raw: Buffer;
   readonly flags: number;
   readonly span: Span;
   /** Connection generation the start frame went to (or NOT_SENT). */
   readonly gen: number;
+  /** gen_ai.tool.name (or what the call is about, for calls other than tools). */
+  readonly toolName: string;
   ctx: Context;
   /** Set by the first endCall: a thenable that settles twice ends the span once. */
   ended: boolean;
@@ -215,10 +217,6 @@ function parentOf(parentCtx: Context): Parent | undefined {
 }
 
 function startCall(tool: ToolDef, args: unknown[]): ToolCall {
-  ensureContextManager();
-  const client = sidecar();
-  const parentCtx = context.active();
-  const parent = parentOf(parentCtx);
   let attrs = tool.attrs;
   const opts = tool.options;
   if (opts.callId !== undefined || opts.captureArguments) {
@@ -232,6 +230,14 @@ function startCall(tool: ToolDef, args: unknown[]): ToolCall {
       if (json !== undefined) attrs[ATTR_ARGUMENTS] = json;
     }
   }
+  return openCall(tool.spanName, SpanKind.INTERNAL, attrs, String(tool.attrs[ATTR_TOOL_NAME]), context.active());
+}
+
+/** Starts a call's span (the app's tracer or our own), announces it to the sidecar, and makes its context. */
+function openCall(spanName: string, kind: SpanKind, attrs: Attrs, toolName: string, parentCtx: Context): ToolCall {
+  ensureContextManager();
+  const client = sidecar();
+  const parent = parentOf(parentCtx);
   const start = now();
 
   let span: Span | undefined;
@@ -240,7 +246,7 @@ function startCall(tool: ToolDef, args: unknown[]): ToolCall {
   let own = false;
   const tracer = appTracer();
   if (tracer) {
-    const s = tracer.startSpan(tool.spanName, { kind: SpanKind.INTERNAL, attributes: attrs, startTime: start }, parentCtx);
+    const s = tracer.startSpan(spanName, { kind, attributes: attrs, startTime: start }, parentCtx);
     const sc = s.spanContext();
     // A no-op tracer gives back the parent's (or an invalid) context: then we make our own.
     if (isSpanContextValid(sc) && (parent === undefined || sc.spanId !== parent.spanIdHex())) {
@@ -252,7 +258,7 @@ function startCall(tool: ToolDef, args: unknown[]): ToolCall {
   if (!span || !raw) {
     raw = randomIds(parent?.trace);
     flags = parent ? parent.flags : TraceFlags.SAMPLED;
-    span = new ToolSpan(raw, flags, parent?.traceState, tool.spanName, parent?.traceIdHex);
+    span = new ToolSpan(raw, flags, parent?.traceState, spanName, parent?.traceIdHex);
     own = true;
   }
 
@@ -263,8 +269,8 @@ function startCall(tool: ToolDef, args: unknown[]): ToolCall {
       tid: threadId(),
       trace: raw.subarray(0, 16),
       span: raw.subarray(16, 24),
-      name: tool.spanName,
-      kind: SpanKind.INTERNAL,
+      name: spanName,
+      kind,
       start,
       attrs,
       flags,
@@ -276,13 +282,53 @@ function startCall(tool: ToolDef, args: unknown[]): ToolCall {
   } else {
     client.countDropped();
   }
-  const call: ToolCall = { raw, flags, span, gen, ctx: parentCtx, ended: false };
+  const call: ToolCall = { raw, flags, span, gen, toolName, ctx: parentCtx, ended: false };
   call.ctx = trace.setSpan(parentCtx, span).setValue(TOOL_CALL_KEY, call);
   trackingStarted();
   return call;
 }
 
-function endCall(tool: ToolDef, call: ToolCall, failed: boolean, value: unknown): void {
+/**
+ * A call whose start and end are seen apart (an MCP request and its
+ * response), traced as traceTool traces a function: its span is in the
+ * thread slot while code runs in its context (runInCall, and every
+ * continuation of that), and announced to the sidecar. Undefined when no
+ * span could be started. Never throws.
+ */
+export function beginCall(spanName: string, kind: SpanKind, attrs: Attrs, toolName: string, parentCtx: Context = context.active()): ToolCall | undefined {
+  try {
+    return openCall(spanName, kind, attrs, toolName, parentCtx);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs fn in the call's context, its span in this thread's slot for fn's synchronous part. */
+export function runInCall<T>(call: ToolCall, fn: () => T): T {
+  const prev = slot.set(call);
+  try {
+    return context.with(call.ctx, fn);
+  } finally {
+    slot.restore(prev);
+  }
+}
+
+/**
+ * Ends a call begun with beginCall: with `error`, as a failed traceTool
+ * call (the exception, error.type, ERROR status); `attrs` are added either
+ * way (error.type among them overrides). Once; never throws.
+ */
+export function finishCall(call: ToolCall, outcome: { error?: unknown; failed?: boolean; attrs?: Attrs; message?: string } = {}): void {
+  const failed = outcome.failed === true || outcome.error !== undefined;
+  endCall(undefined, call, failed, outcome.error, outcome.attrs, outcome.message);
+}
+
+/** The traced call whose context `ctx` is (traceTool's, an integration's or beginCall's), if any. */
+export function activeCall(ctx: Context = context.active()): ToolCall | undefined {
+  return ctx.getValue(TOOL_CALL_KEY) as ToolCall | undefined;
+}
+
+function endCall(tool: ToolDef | undefined, call: ToolCall, failed: boolean, value: unknown, extra?: Attrs, statusMessage?: string): void {
   if (call.ended) return;
   call.ended = true;
   trackingEnded();
@@ -292,19 +338,21 @@ function endCall(tool: ToolDef, call: ToolCall, failed: boolean, value: unknown)
     const added: Attrs = {};
     let status: SpanStatus = { code: SpanStatusCode.UNSET };
     if (failed) {
-      const type = errorType(value);
-      const message = errorMessage(value);
-      added[ATTR_ERROR_TYPE] = type;
+      const message = statusMessage ?? (value === undefined ? undefined : errorMessage(value));
+      added[ATTR_ERROR_TYPE] = value === undefined ? '_OTHER' : errorType(value);
       status = message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message };
-      try {
-        span.recordException(toException(value));
-      } catch {
-        // an app span processor's problem is not the agent's
+      if (value !== undefined) {
+        try {
+          span.recordException(toException(value));
+        } catch {
+          // an app span processor's problem is not the agent's
+        }
       }
-    } else if (tool.options.captureResult) {
+    } else if (tool?.options.captureResult) {
       const json = capture(tool.options, value, 'result');
       if (json !== undefined) added[ATTR_RESULT] = json;
     }
+    if (extra) Object.assign(added, extra);
     span.setAttributes(added);
     if (failed) span.setStatus(status);
     span.end(end);

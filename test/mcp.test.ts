@@ -1,0 +1,127 @@
+// @agentrace/sdk/mcp end to end on the real kernel, with the real
+// @modelcontextprotocol/sdk: an agent (Client + StdioClientTransport, its
+// transport traced) calls an SDK-instrumented stdio server (McpServer, its
+// transport traced) 8 times at once. Each call is an `execute_tool survey`
+// CLIENT span; the server runs it as a `tools/call survey` SERVER span under
+// it, in the same trace (params._meta); the server's open, connect and child
+// process for that call land under that call and no other. What the server
+// does outside any request (start-up, a timer) is under no tool call.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { requireBpf } from './support/bpf.js';
+import { ancestry, type FlatSpan } from './support/otlp.js';
+import { Rig, assertTreeComplete, requireBothNodes, runtimes, type PlannedCall } from './support/framework-agent.js';
+
+const agent = fileURLToPath(new URL('./fixtures/mcp/agent.mjs', import.meta.url));
+const server = fileURLToPath(new URL('./fixtures/mcp/server.mjs', import.meta.url));
+const rig = Rig.create('mcp');
+after(() => rig.close());
+
+const SPAN_KIND = { INTERNAL: 1, SERVER: 2, CLIENT: 3 };
+const STATUS_ERROR = 2;
+
+test('the MCP agent runs on Node 20 and Node 24 (in CI)', (t) => requireBothNodes(t));
+
+/** Every span of `spans` named execute_tool … above `span`. */
+function toolsAbove(span: FlatSpan, spans: FlatSpan[]): FlatSpan[] {
+  return ancestry(span, spans).filter((s) => s.name.startsWith('execute_tool '));
+}
+
+function assertUnder(span: FlatSpan | undefined, tool: FlatSpan, spans: FlatSpan[], what: string): void {
+  assert.ok(span, `${what}: no such span`);
+  assert.equal(span.traceId, tool.traceId, `${what}: in its call's trace`);
+  const tools = toolsAbove(span, spans);
+  assert.deepEqual(
+    tools.map((s) => s.spanId),
+    [tool.spanId],
+    `${what}: ${span.name} is under ${tools.map((s) => `${s.name} ${String(s.attributes['gen_ai.tool.call.arguments'])}`).join(' < ') || 'no tool call'}, not only its own`,
+  );
+}
+
+for (const [runtime, node] of runtimes) {
+  test(`an SDK-instrumented stdio MCP server: 8 parallel tools/call, each one's open, connect and child process under its own execute_tool span, through the server's span from _meta (${runtime})`, async (t) => {
+    if (!requireBpf(t)) return;
+    const calls: PlannedCall[] = await rig.plan(`mcp-${runtime.replace(/\W+/g, '')}`, 8);
+    const startupFile = path.join(rig.dir, `startup-${runtime.replace(/\W+/g, '')}.txt`);
+    const tickFile = path.join(rig.dir, `tick-${runtime.replace(/\W+/g, '')}.txt`);
+    fs.writeFileSync(startupFile, 'start\n');
+    fs.writeFileSync(tickFile, 'tick\n');
+    const { code, stdout, spans } = await rig.run(
+      `instrumented-${runtime.replace(/\W+/g, '')}`,
+      agent,
+      { server, serverConfig: { instrumented: true, startupFile, tickFile }, calls },
+      node,
+    );
+    assert.equal(code, 0, 'the agent ran');
+    const out = JSON.parse(stdout) as { results: Record<string, string>; failed: boolean };
+    for (const c of calls) assert.equal(out.results[c.id], `${c.word} ${c.word}`, `${c.id}'s result came back`);
+    assert.equal(out.failed, true, 'the failing tool answered isError');
+
+    const clients = spans.filter((s) => s.name === 'execute_tool survey');
+    assert.equal(clients.length, calls.length, `one client span per call; spans: ${spans.map((s) => s.name).join(', ')}`);
+    const requestIds = new Set<unknown>();
+    for (const c of calls) {
+      const mine = clients.filter((s) => String(s.attributes['gen_ai.tool.call.arguments']).includes(c.word));
+      assert.equal(mine.length, 1, `${c.id}: one client span with its arguments`);
+      const tool = mine[0]!;
+      assert.equal(tool.kind, SPAN_KIND.CLIENT);
+      assert.equal(tool.attributes['gen_ai.operation.name'], 'execute_tool');
+      assert.equal(tool.attributes['gen_ai.tool.name'], 'survey');
+      assert.equal(tool.attributes['mcp.method.name'], 'tools/call');
+      assert.equal(tool.attributes['network.transport'], 'pipe');
+      assert.equal(typeof tool.attributes['mcp.protocol.version'], 'string', 'the session protocol version');
+      requestIds.add(tool.attributes['jsonrpc.request.id']);
+      assert.equal(tool.status.code ?? 0, 0, `${c.id} did not fail`);
+
+      const handlers = spans.filter((s) => s.name === 'tools/call survey' && s.parentSpanId === tool.spanId);
+      assert.equal(handlers.length, 1, `${c.id}: the server's span is the client span's child (its context came in _meta)`);
+      const handler = handlers[0]!;
+      assert.equal(handler.kind, SPAN_KIND.SERVER);
+      assert.equal(handler.traceId, tool.traceId);
+      assert.equal(handler.attributes['mcp.method.name'], 'tools/call');
+
+      assertUnder(spans.find((s) => s.attributes['file.path'] === c.file), tool, spans, `${c.id}'s open in the server`);
+      assertUnder(spans.find((s) => s.attributes['network.peer.port'] === c.port), tool, spans, `${c.id}'s connect in the server`);
+      const echo = spans.find((s) => {
+        const args = s.attributes['process.command_args'];
+        return Array.isArray(args) && args.includes(c.word);
+      });
+      assertUnder(echo, tool, spans, `${c.id}'s child process in the server`);
+      assert.ok(ancestry(echo!, spans).includes(handler), `${c.id}'s child process is under the server's span`);
+    }
+    assert.equal(requestIds.size, calls.length, 'each client span names its own JSON-RPC request id');
+
+    const failed = spans.filter((s) => s.name === 'execute_tool fail');
+    assert.equal(failed.length, 1, 'the failing call has its span');
+    assert.equal(failed[0]!.status.code, STATUS_ERROR);
+    assert.equal(failed[0]!.attributes['error.type'], 'tool_error', 'a tool result flagged isError is a tool_error (MCP conventions)');
+
+    // The server read these outside any request: under no tool call.
+    for (const file of [startupFile, tickFile]) {
+      for (const s of spans.filter((x) => x.attributes['file.path'] === file)) {
+        assert.deepEqual(toolsAbove(s, spans), [], `${path.basename(file)} was read outside any request, yet it is under a tool call`);
+      }
+    }
+    assertTreeComplete(spans);
+  });
+}
+
+test('examples/mcp under `agentrace run`: each tool call shows the server\'s span under it, with the file it opened', (t) => {
+  if (!requireBpf(t)) return;
+  const r = rig.runExample('examples/mcp/agent.mjs');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /2 things to do; wrote 12 characters to done\.txt/);
+  for (const [tool, file] of [['read_file', 'todo.txt'], ['write_file', 'done.txt']] as const) {
+    const call = r.spans.find((s) => s.name === `execute_tool ${tool}`);
+    assert.ok(call, `${tool}: its span; spans: ${r.spans.map((s) => s.name).join(', ')}`);
+    const handler = r.spans.find((s) => s.name === `tools/call ${tool}` && s.parentSpanId === call.spanId);
+    assert.ok(handler, `${tool}: the server's span under it`);
+    const open = r.spans.find((s) => String(s.attributes['file.path']).endsWith(`/${file}`));
+    assert.ok(open, `${tool}: the open of ${file}`);
+    assert.deepEqual(toolsAbove(open, r.spans).map((s) => s.spanId), [call.spanId], `${file}'s open is under ${tool} only`);
+    assert.match(r.stderr, new RegExp(`execute_tool ${tool}[^]*tools/call ${tool}`), `the printed tree shows ${tool}`);
+  }
+});
