@@ -9,7 +9,9 @@
 // async function (awaited one by one).
 //
 //   pnpm bench --only sdk        (root, for the real sidecar)
+import fs from 'node:fs';
 import os from 'node:os';
+import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -20,6 +22,7 @@ import type { BenchOptions, BenchResult, Goal } from './support/result.js';
 import { realSidecar } from './support/real-sidecar.js';
 import { grouped, median, pairedDelta, record, signed } from './support/stats.js';
 import { table } from './support/markdown.js';
+import { summarizeCpuProfile, type CpuProfileSummary } from './support/cpu-profile.js';
 
 const BATCH = 200; // calls between event-loop turns, so the sidecar can drain the socket
 const GOAL_NS = 2000;
@@ -81,6 +84,25 @@ async function measure(mode: Mode, async: boolean, calls: number): Promise<numbe
 
 const k = (p: Provider, m: Mode, async: boolean): string => `${p}|${m}|${async}`;
 
+/** Runs fn under this process's V8 CPU profiler; its summary. */
+async function profiled(fn: () => Promise<unknown>): Promise<CpuProfileSummary> {
+  const session = new Session();
+  session.connect();
+  const file = path.join(os.tmpdir(), `agentrace-bench-sdk-${process.pid}.cpuprofile`);
+  try {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 100 });
+    await session.post('Profiler.start');
+    await fn();
+    const { profile } = await session.post('Profiler.stop');
+    fs.writeFileSync(file, JSON.stringify(profile));
+    return summarizeCpuProfile(file, 10);
+  } finally {
+    session.disconnect();
+    fs.rmSync(file, { force: true });
+  }
+}
+
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   const rounds = opts.quick ? 3 : 7;
   const calls = opts.quick ? 5_000 : 20_000;
@@ -99,6 +121,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   let dropped = 0;
   let sent = 0;
   let slowestWelcome = 0;
+  let profile: CpuProfileSummary | undefined;
   try {
     // Round -1 warms up (JIT, connection) and is not recorded.
     for (let round = -1; round < rounds; round++) {
@@ -130,6 +153,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         await basic?.shutdown();
       }
     }
+    // Where a traceTool call's time goes: V8's profiler over more sync calls
+    // (no app provider, with the sidecar), after the timed rounds.
+    trace.disable();
+    tracer = trace.getTracer('bench');
+    configure({ socketPath: sidecar.path });
+    if (!(await whenReady(60_000))) throw new Error(`no welcome from the sidecar at ${sidecar.path} within 60 s: ${sidecar.stderr()}`);
+    profile = await profiled(() => measure('tool-sidecar', false, calls * 5));
   } finally {
     await shutdown();
     trace.disable();
@@ -168,6 +198,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     '',
     table(['app TracerProvider', 'call', 'sync fn', 'async fn'], rows),
     '',
+    ...(profile
+      ? [
+          `Where a call's time goes: V8's CPU profile of ${grouped(calls * 5)} more sync calls with the sidecar and no app provider (${profile.busyMs.toFixed(0)} ms sampled busy), self time by function: ${profile.top.map((f) => `${f.name} ${f.ms.toFixed(0)} ms`).join(', ')}; by module: ${profile.modules.map((f) => `${f.name} ${f.ms.toFixed(0)} ms`).join(', ')}.`,
+          '',
+        ]
+      : []),
     `With the sidecar: ${grouped(sent)} frames sent, ${grouped(dropped)} dropped by the SDK (counted) while more than its limit waited in the socket: at this rate (hundreds of thousands of calls a second) the sidecar cannot read frames as fast as they come, so the "real sidecar" rows partly measure calls whose frames were dropped. The slowest welcome on reconnecting took ${grouped(slowestWelcome)} ms.`,
     '',
     'Reproduce: `pnpm bench --only sdk` (root).',

@@ -71,8 +71,10 @@ export function summarizeCpuProfile(file: string, top = 8): CpuProfileSummary {
     if (!node || node.callFrame.functionName === '(idle)') return;
     const dt = profile.timeDeltas[i] ?? 0;
     const frame = frameOf(node);
-    const fn = label(frame);
     const mod = moduleOf(frame);
+    // The profiler's own session (its start and stop calls), not the profiled code.
+    if (mod === 'node:inspector') return;
+    const fn = label(frame);
     selfUs.set(fn, (selfUs.get(fn) ?? 0) + dt);
     moduleUs.set(mod, (moduleUs.get(mod) ?? 0) + dt);
   });
