@@ -74,8 +74,8 @@ export interface ProbesOptions {
   wakeupBytes?: number;
   /**
    * How often onEvents() drains what did not wake it while events come.
-   * Default 25 ms; while none come, no timer runs (the kernel wakes the
-   * consumer at the next event).
+   * Default 25 ms; while none come, the kernel wakes the consumer at the
+   * next event (and a drain every 5 s checks that it does).
    */
   pollIntervalMs?: number;
   /** (span, kind) aggregates the kernel keeps at once; more are counted as map-full. Default 32768. */
@@ -131,6 +131,8 @@ const SLOT_REGISTER: ProgramName = 'context_slot_register';
 export const DEFAULT_MAX_EVENTS_PER_SPAN = 1000;
 const DEFAULT_RING_BUFFER_BYTES = 4 * 1024 * 1024;
 const DEFAULT_POLL_INTERVAL_MS = 25;
+/** While idle, how often a drain checks that the kernel's wakeup came (it should: this is a safety net). */
+const IDLE_CHECK_MS = 5000;
 
 const ONE = Buffer.from([1]);
 
@@ -402,27 +404,32 @@ export class Probes {
     const decoder = new EventDecoder();
     // Below the wakeup threshold the kernel does not wake us: drain on a
     // timer every pollIntervalMs while events come. Once a drain finds none,
-    // no timer at all: the kernel wakes us at the next event (ar_config's
-    // consumer_idle), so an idle sidecar costs the host no wakeups.
+    // the kernel wakes us at the next event instead (ar_config's
+    // consumer_idle), and the timer only checks, rarely, that it did: an
+    // idle sidecar costs the host next to no wakeups.
     let idle = false;
     const poll = (): void => {
       this.pollTimer = undefined;
       if (this.closed) return;
       if (this.obj.pollRingBuffer() > 0) {
-        this.pollTimer = setTimeout(poll, this.pollIntervalMs).unref();
+        if (!idle) this.pollTimer ??= setTimeout(poll, this.pollIntervalMs).unref();
         return;
       }
-      idle = true;
-      this.writeConfig({ consumerIdle: true });
-      // An event submitted before the kernel saw the flag woke nobody: take
-      // it now (the batch handler below ends the idleness).
-      this.obj.pollRingBuffer();
+      if (!idle) {
+        idle = true;
+        this.writeConfig({ consumerIdle: true });
+        // An event submitted before the kernel saw the flag woke nobody:
+        // take it now (the batch handler below ends the idleness).
+        this.obj.pollRingBuffer();
+      }
+      if (idle) this.pollTimer ??= setTimeout(poll, IDLE_CHECK_MS).unref();
     };
     const wake = (): void => {
       if (!idle || this.closed) return;
       idle = false;
       this.writeConfig({ consumerIdle: false });
-      this.pollTimer ??= setTimeout(poll, this.pollIntervalMs).unref();
+      clearTimeout(this.pollTimer);
+      this.pollTimer = setTimeout(poll, this.pollIntervalMs).unref();
     };
     this.obj.startRingBuffer(EVENTS, (data, bounds, count) => {
       wake();
