@@ -13,10 +13,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
 import { ancestry, type FlatSpan } from './support/otlp.js';
-import { Rig, assertTreeComplete, requireBothNodes, runtimes, type PlannedCall } from './support/framework-agent.js';
+import { Rig, assertTreeComplete, node24, requireBothNodes, requireNode24, runtimes, type PlannedCall } from './support/framework-agent.js';
 
 const agent = fileURLToPath(new URL('./fixtures/mcp/agent.mjs', import.meta.url));
 const server = fileURLToPath(new URL('./fixtures/mcp/server.mjs', import.meta.url));
+const aiAgent = fileURLToPath(new URL('./fixtures/mcp/ai-agent.mjs', import.meta.url));
 const rig = Rig.create('mcp');
 after(() => rig.close());
 
@@ -109,14 +110,18 @@ for (const [runtime, node] of runtimes) {
   });
 }
 
-test('examples/mcp under `agentrace run`: each tool call shows the server\'s span under it, with the file it opened', (t) => {
+test('examples/mcp under `agentrace run` (LangGraph over the MCP adapters): each tool call is one span, LangChain\'s, with the server\'s span and the file it opened under it', (t) => {
   if (!requireBpf(t)) return;
   const r = rig.runExample('examples/mcp/agent.mjs');
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /2 things to do; wrote 12 characters to done\.txt/);
-  for (const [tool, file] of [['read_file', 'todo.txt'], ['write_file', 'done.txt']] as const) {
-    const call = r.spans.find((s) => s.name === `execute_tool ${tool}`);
-    assert.ok(call, `${tool}: its span; spans: ${r.spans.map((s) => s.name).join(', ')}`);
+  assert.match(r.stdout, /read_file \(call_read\): buy milk \| write the report/);
+  assert.match(r.stdout, /write_file \(call_write\): wrote 12 characters to done\.txt/);
+  for (const [tool, id, file] of [['read_file', 'call_read', 'todo.txt'], ['write_file', 'call_write', 'done.txt']] as const) {
+    const calls = r.spans.filter((s) => s.name === `execute_tool ${tool}`);
+    assert.equal(calls.length, 1, `${tool}: one span, not LangChain's and the MCP client's; spans: ${r.spans.map((s) => s.name).join(', ')}`);
+    const call = calls[0]!;
+    assert.equal(call.attributes['gen_ai.tool.call.id'], id, "the model's call id");
+    assert.equal(call.attributes['mcp.method.name'], 'tools/call');
     const handler = r.spans.find((s) => s.name === `tools/call ${tool}` && s.parentSpanId === call.spanId);
     assert.ok(handler, `${tool}: the server's span under it`);
     const open = r.spans.find((s) => String(s.attributes['file.path']).endsWith(`/${file}`));
@@ -124,4 +129,29 @@ test('examples/mcp under `agentrace run`: each tool call shows the server\'s spa
     assert.deepEqual(toolsAbove(open, r.spans).map((s) => s.spanId), [call.spanId], `${file}'s open is under ${tool} only`);
     assert.match(r.stderr, new RegExp(`execute_tool ${tool}[^]*tools/call ${tool}`), `the printed tree shows ${tool}`);
   }
+});
+
+test("through the AI SDK's MCP client (ai 7, @ai-sdk/mcp): each call is one execute_tool span, the ai integration's with the model's call id and the MCP attributes, the server's work under it", async (t) => {
+  requireNode24(t);
+  if (!node24 || !requireBpf(t)) return;
+  const calls = await rig.plan('mcp-ai', 4);
+  const { code, stdout, spans } = await rig.run('ai-mcp', aiAgent, { server, serverConfig: { instrumented: true }, calls }, node24);
+  assert.equal(code, 0, 'the agent ran');
+  const out = JSON.parse(stdout) as { text: string; results: Record<string, string> };
+  assert.equal(out.text, 'surveyed');
+  for (const c of calls) assert.equal(out.results[c.id], `${c.word} ${c.word}`, `${c.id}'s result reached the model`);
+
+  const tools = spans.filter((s) => s.name === 'execute_tool survey');
+  assert.equal(tools.length, calls.length, `one span per call, not two; spans: ${spans.map((s) => `${s.name}/${s.kind}`).join(', ')}`);
+  for (const c of calls) {
+    const tool = tools.find((s) => s.attributes['gen_ai.tool.call.id'] === c.id);
+    assert.ok(tool, `${c.id}: the span with the model's call id`);
+    assert.equal(tool.attributes['mcp.method.name'], 'tools/call', `${c.id}: the MCP request added its attributes to the framework's span`);
+    assert.equal(tool.attributes['network.transport'], 'pipe');
+    const handler = spans.find((s) => s.name === 'tools/call survey' && s.parentSpanId === tool.spanId);
+    assert.ok(handler, `${c.id}: the server's span under it`);
+    assertUnder(spans.find((s) => s.attributes['file.path'] === c.file), tool, spans, `${c.id}'s open in the server`);
+    assertUnder(spans.find((s) => s.attributes['network.peer.port'] === c.port), tool, spans, `${c.id}'s connect in the server`);
+  }
+  assertTreeComplete(spans);
 });
