@@ -233,7 +233,11 @@ class Tracer {
       const outer = m.method === 'tools/call' ? outerToolCall(toolName) : undefined;
       if (outer) {
         claimed.add(outer);
-        outer.span.setAttributes(attrs);
+        // The framework named its tool (maybe `server__tool`) and captures
+        // what it was asked to: only what the MCP request adds.
+        const added: Attrs = {};
+        for (const [k, v] of Object.entries(attrs)) if (!k.startsWith('gen_ai.')) added[k] = v;
+        outer.span.setAttributes(added);
         const out = { call: outer, borrowed: true };
         this.sent.set(key, out);
         return out;
