@@ -155,3 +155,25 @@ test("through the AI SDK's MCP client (ai 7, @ai-sdk/mcp): each call is one exec
   }
   assertTreeComplete(spans);
 });
+
+test('a stdio server started inside a tool call (connected lazily) is no call\'s: nothing it does later lands under that call', async (t) => {
+  if (!requireBpf(t)) return;
+  const calls = await rig.plan('mcp-lazy', 3);
+  const startupFile = path.join(rig.dir, 'startup-lazy.txt');
+  const tickFile = path.join(rig.dir, 'tick-lazy.txt');
+  fs.writeFileSync(startupFile, 'start\n');
+  fs.writeFileSync(tickFile, 'tick\n');
+  // An uninstrumented server: without the fix, the process rung would give it the setup call for life.
+  const { code, stdout, spans } = await rig.run('lazy', agent, { server, serverConfig: { startupFile, tickFile }, calls, connectInside: true }, node24 ?? process.execPath);
+  assert.equal(code, 0, 'the agent ran');
+  const out = JSON.parse(stdout) as { results: Record<string, string> };
+  for (const c of calls) assert.equal(out.results[c.id], `${c.word} ${c.word}`);
+  const setup = spans.filter((s) => s.name === 'execute_tool setup');
+  assert.equal(setup.length, 1, 'the setup call has its span');
+  const under = spans.filter((s) => s !== setup[0] && ancestry(s, spans).includes(setup[0]!));
+  assert.deepEqual(
+    under.map((s) => `${s.name} ${String(s.attributes['file.path'] ?? s.attributes['process.command_args'] ?? '')}`),
+    [],
+    "nothing the server did is under the call that happened to start it",
+  );
+});

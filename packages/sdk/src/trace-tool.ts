@@ -5,6 +5,7 @@
 import {
   context,
   isSpanContextValid,
+  ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
   trace,
@@ -321,6 +322,21 @@ export function runInCall<T>(call: ToolCall, fn: () => T): T {
 export function finishCall(call: ToolCall, outcome: { error?: unknown; failed?: boolean; attrs?: Attrs; message?: string } = {}): void {
   const failed = outcome.failed === true || outcome.error !== undefined;
   endCall(undefined, call, failed, outcome.error, outcome.attrs, outcome.message);
+}
+
+/**
+ * Runs fn as no call's work: the slot empty and the root context, so what it
+ * starts (a process it forks, the callbacks it leaves) belongs to no call,
+ * even when it runs inside one (a long-lived server started lazily by the
+ * first tool call that needs it).
+ */
+export function outsideCalls<T>(fn: () => T): T {
+  const prev = slot.clear();
+  try {
+    return context.with(ROOT_CONTEXT, fn);
+  } finally {
+    slot.restore(prev);
+  }
 }
 
 /** The traced call whose context `ctx` is (traceTool's, an integration's or beginCall's), if any. */

@@ -19,7 +19,7 @@ import type { Attrs } from '@agentrace/protocol';
 import { putAttr } from '../attributes.js';
 import { toBoundedJson } from '../serialize.js';
 import { sidecar } from '../runtime.js';
-import { activeCall, beginCall, finishCall, runInCall, type ToolCall } from '../trace-tool.js';
+import { activeCall, beginCall, finishCall, outsideCalls, runInCall, type ToolCall } from '../trace-tool.js';
 import { extractFrom, injectInto, type Meta } from './trace-context.js';
 
 /** A callback property whose parameters check as a method's do (bivariantly), so every transport's own message type fits. */
@@ -323,9 +323,12 @@ export function traceMcp<T extends McpTransport>(transport: T, options: TraceMcp
   };
   const own: Record<PropertyKey, unknown> = {
     [TRACED_TRANSPORT]: true,
+    // A stdio transport forks its server here: the server serves every
+    // later call, so it is forked as no call's work, even when the first
+    // call that needs it starts it (its requests are attributed one by one).
     start: () => {
       hook();
-      return transport.start();
+      return outsideCalls(() => transport.start());
     },
     send: (message: unknown, opts?: unknown) => tracer.send(message, opts),
     close: () => transport.close(),
