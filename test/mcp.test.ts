@@ -177,3 +177,51 @@ test('a stdio server started inside a tool call (connected lazily) is no call\'s
     "nothing the server did is under the call that happened to start it",
   );
 });
+
+/** Where one call's kernel activity landed: under its own span, flagged or not, or under another call's, unflagged (silently wrong). */
+function verdicts(spans: FlatSpan[], calls: PlannedCall[]): { right: number; flagged: number; wrong: string[]; missing: string[]; rungs: Set<unknown> } {
+  const out = { right: 0, flagged: 0, wrong: [] as string[], missing: [] as string[], rungs: new Set<unknown>() };
+  const clients = spans.filter((s) => s.name === 'execute_tool survey');
+  for (const c of calls) {
+    const tool = clients.find((s) => String(s.attributes['gen_ai.tool.call.arguments']).includes(c.word));
+    const found = [
+      ['open', spans.find((s) => s.attributes['file.path'] === c.file)],
+      ['connect', spans.find((s) => s.attributes['network.peer.port'] === c.port)],
+      ['child process', spans.find((s) => Array.isArray(s.attributes['process.command_args']) && (s.attributes['process.command_args'] as unknown[]).includes(c.word))],
+    ] as const;
+    for (const [what, span] of found) {
+      if (!span || !tool) {
+        out.missing.push(`${c.id}'s ${what}`);
+        continue;
+      }
+      out.rungs.add(span.attributes['agentrace.attribution']);
+      const above = toolsAbove(span, spans);
+      const flagged = span.attributes['agentrace.attribution.ambiguous'] === true;
+      if (above.length === 1 && above[0] === tool) out.right++;
+      else if (flagged) out.flagged++;
+      else out.wrong.push(`${c.id}'s ${what} under ${above.map((s) => String(s.attributes['gen_ai.tool.call.arguments'])).join(' < ') || 'no call'}`);
+    }
+  }
+  return out;
+}
+
+for (const [runtime, node] of runtimes) {
+  test(`an MCP server without agentrace (McpServer, stdio): the pipe rung ties its work to the call it serves; calls made one at a time are exact, 8 at once are right or flagged ambiguous, never silently wrong (${runtime})`, async (t) => {
+    if (!requireBpf(t)) return;
+    const tag = runtime.replace(/\W+/g, '');
+    for (const oneByOne of [true, false]) {
+      const calls = await rig.plan(`mcp-bare-${tag}-${oneByOne ? 'seq' : 'par'}`, 8);
+      const { code, stdout, spans } = await rig.run(`bare-${tag}-${oneByOne ? 'seq' : 'par'}`, agent, { server, serverConfig: {}, calls, oneByOne }, node);
+      assert.equal(code, 0, 'the agent ran');
+      const out = JSON.parse(stdout) as { results: Record<string, string> };
+      for (const c of calls) assert.equal(out.results[c.id], `${c.word} ${c.word}`);
+      assert.equal(spans.filter((s) => s.name.startsWith('tools/call')).length, 0, 'the server has no SDK: no server spans');
+      const v = verdicts(spans, calls);
+      t.diagnostic(`${oneByOne ? 'one at a time' : '8 at once'}: ${v.right} right, ${v.flagged} flagged ambiguous, ${v.wrong.length} wrong, of ${calls.length * 3}`);
+      assert.deepEqual(v.missing, [], 'every open, connect and child process of the server is exported under a call');
+      assert.deepEqual(v.wrong, [], 'nothing silently under another call');
+      assert.ok(v.rungs.has('pipe'), `the pipe rung found them (rungs: ${[...v.rungs].join(', ')})`);
+      if (oneByOne) assert.equal(v.right, calls.length * 3, 'calls one at a time: every one exact, none flagged');
+    }
+  });
+}

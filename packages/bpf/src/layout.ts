@@ -43,6 +43,8 @@ export const AttrSource = {
   Fd: A.AR_ATTR_FD,
   Process: A.AR_ATTR_PROCESS,
   Nobody: A.AR_ATTR_NOBODY,
+  Pipe: A.AR_ATTR_PIPE,
+  PipeAmbiguous: A.AR_ATTR_PIPE_AMBIGUOUS,
 } as const;
 export type AttrSource = (typeof AttrSource)[keyof typeof AttrSource];
 

@@ -8,7 +8,7 @@ import type { UserCounts, UserSpaceCounts } from './kernel-summary.js';
 import type { SpanSink } from './span-output.js';
 import { ProcessTree } from './process-tree.js';
 import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
-import { attributionName, connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntime, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntime, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
 import { newSpanId } from './ids.js';
 import type { ExportSpan } from './otlp/span.js';
 
@@ -178,7 +178,7 @@ export class Attribution implements UserCounts {
           startNs: endNs,
           parent,
           comm: e.comm,
-          attribution: attributionName(e.attrSource),
+          attrSource: e.attrSource,
         });
         return;
       case 'proc.exec':

@@ -20,10 +20,23 @@ const attributionNames: Record<number, string> = {
   [AttrSource.Work]: 'work',
   [AttrSource.Fd]: 'fd',
   [AttrSource.Process]: 'process',
+  [AttrSource.Pipe]: 'pipe',
+  [AttrSource.PipeAmbiguous]: 'pipe',
 };
 
 export function attributionName(source: number): string {
   return attributionNames[source] ?? 'none';
+}
+
+/**
+ * The rung that found a kernel span's call, and whether that is a guess: a
+ * stdio server that took several calls' requests before answering them
+ * serves one of them, which one the kernel cannot tell.
+ */
+export function attributionOf(source: number): Attributes {
+  const a: Attributes = { 'agentrace.attribution': attributionName(source) };
+  if (source === AttrSource.PipeAmbiguous) a['agentrace.attribution.ambiguous'] = true;
+  return a;
 }
 
 /** Where a kernel span hangs: its trace, parent and resource. */
@@ -85,7 +98,7 @@ export function fileOpenSpan(e: FileOpenEvent, endNs: bigint, parent: KernelSpan
     'agentrace.file.flags': e.flags,
     'process.pid': e.pid,
     'thread.id': e.tid,
-    'agentrace.attribution': attributionName(e.attrSource),
+    ...attributionOf(e.attrSource),
   });
   if (e.ret >= 0) span.attributes['agentrace.fd'] = e.ret;
   return e.ret < 0 ? fail(span, e.ret) : span;
@@ -95,7 +108,7 @@ export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpa
   const attrs: Attributes = {
     'process.pid': e.pid,
     'thread.id': e.tid,
-    'agentrace.attribution': attributionName(e.attrSource),
+    ...attributionOf(e.attrSource),
   };
   const p = e.peer;
   if (p.family === 'inet' || p.family === 'inet6') {
@@ -138,7 +151,7 @@ export function dnsLookupSpan(e: DnsLookupEvent, endNs: bigint, parent: KernelSp
     'agentrace.dns.result': result,
     'process.pid': e.pid,
     'thread.id': e.tid,
-    'agentrace.attribution': attributionName(e.attrSource),
+    ...attributionOf(e.attrSource),
   });
   if (e.ret !== 0) {
     span.attributes['error.type'] = result;
@@ -157,7 +170,7 @@ export function dnsQuerySpan(e: DnsQueryEvent, atNs: bigint, parent: KernelSpanP
     'network.transport': e.transport,
     'process.pid': e.pid,
     'thread.id': e.tid,
-    'agentrace.attribution': attributionName(e.attrSource),
+    ...attributionOf(e.attrSource),
   };
   if (e.name !== null) attrs['dns.question.name'] = e.name;
   if (type) attrs['agentrace.dns.question.type'] = type;
@@ -174,7 +187,7 @@ export interface ProcessRecord {
   comm: string;
   executable?: string;
   args?: string[];
-  attribution: string;
+  attrSource: number;
   /** Its runtime's own opens (isRuntimeOpen), counted on its span instead of a span each. */
   runtime?: RuntimeOpens;
 }
@@ -255,7 +268,7 @@ export function processSpan(
   const attrs: Attributes = {
     'process.pid': rec.pid,
     'process.parent_pid': rec.parentPid,
-    'agentrace.attribution': rec.attribution,
+    ...attributionOf(rec.attrSource),
   };
   if (rec.executable) attrs['process.executable.path'] = rec.executable;
   if (rec.args) attrs['process.command_args'] = rec.args;

@@ -37,7 +37,7 @@ function lsRecord(): ProcessRecord {
     startNs: 1n,
     parent: { traceId: '0af7651916cd43dd8448eb211c80319c', parentSpanId: 'aaaaaaaaaaaaaaaa', resource: {}, toolSpanId: 'aaaaaaaaaaaaaaaa' },
     comm: 'ls',
-    attribution: 'process',
+    attrSource: AttrSource.Process,
   };
 }
 

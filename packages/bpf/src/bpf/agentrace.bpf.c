@@ -39,6 +39,7 @@ struct ar_proc_declare_event *ar_btf_proc_declare __attribute__((unused));
 struct ar_runtime_exec_event *ar_btf_runtime_exec __attribute__((unused));
 struct ar_fd_owner *ar_btf_fd_owner __attribute__((unused));
 struct ar_fd_key *ar_btf_fd_key __attribute__((unused));
+struct ar_serving *ar_btf_serving __attribute__((unused));
 
 /* And the enums, which nothing declares a variable of: user space's
  * src/abi.generated.ts is generated from this BTF (scripts/gen-abi.mjs). */
@@ -49,5 +50,6 @@ enum ar_agg_kind ar_btf_agg_kind __attribute__((unused));
 enum ar_proc_flag ar_btf_proc_flag __attribute__((unused));
 enum ar_fd_flag ar_btf_fd_flag __attribute__((unused));
 enum ar_fd_op ar_btf_fd_op __attribute__((unused));
+enum ar_chan_op ar_btf_chan_op __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -42,6 +42,8 @@ enum ar_attr_source {
 	/* The slot says "nobody's" (AR_SPAN_NOBODY): the agent is writing a
 	 * request it made outside any call. Never on an event. */
 	AR_ATTR_NOBODY = 6,
+	AR_ATTR_PIPE = 7,           /* a stdio server serving the request written under a span */
+	AR_ATTR_PIPE_AMBIGUOUS = 8, /* the same, while it serves several calls' requests at once */
 };
 
 /* A span id the slot holds while the agent writes a request made outside
@@ -175,6 +177,46 @@ enum ar_fd_op {
 	AR_FD_OP_NONE = 0,
 	AR_FD_OP_WRITE = 1,
 	AR_FD_OP_READ = 2,
+};
+
+/* A syscall's part in the pipe rung (struct ar_pending_io). */
+enum ar_chan_op {
+	AR_CHAN_NONE = 0,
+	AR_CHAN_WRITE = 1,  /* a write into a channel: its bytes carry the writer's span */
+	AR_CHAN_READ = 2,   /* a read on stdin: requests taken */
+	AR_CHAN_ANSWER = 3, /* a write on stdout by a process serving a call: an answer */
+};
+
+/* The pipe rung: the requests a channel (a pipe, or an AF_UNIX stream
+ * socket pair: what a stdio MCP server's stdin is) carries, in order, each
+ * with the span it was written under (zero: outside any call). */
+#define AR_CHAN_SEGS 8
+struct ar_chan_seg {
+	struct ar_span_ctx span;
+	__u64 end;     /* bytes written into the channel once this write is in */
+	__u64 seq;     /* its writer's sequence number + 1: 0 or stale, not (yet) this one */
+	__u32 request; /* a JSON-RPC request (it has an "id"): it will be answered */
+	__u32 _pad;
+};
+
+/* Lock-free (tracing programs cannot take BPF spin locks): writers number
+ * their writes and count bytes with atomics; the channel's reader (one
+ * thread reads a stdin at a time) alone moves rseq and read. */
+struct ar_channel {
+	struct ar_chan_seg segs[AR_CHAN_SEGS];
+	__u64 wseq;    /* writes so far */
+	__u64 written; /* bytes written so far */
+	__u64 rseq;    /* writes wholly read so far */
+	__u64 read;    /* bytes read so far */
+};
+
+/* What a process reading requests on its stdin serves now: the call of the
+ * last request it read, until it has answered (written to its stdout) as
+ * many times as it read requests. */
+struct ar_serving {
+	struct ar_span_ctx span;
+	__u32 outstanding;
+	__u32 ambiguous; /* it took another call's request while one was unanswered */
 };
 
 /* Rung 4: the call a descriptor's I/O belongs to now. Set when it is opened

@@ -7,6 +7,11 @@
  *   1. thread slot     the span the agent published in its own memory
  *   2. thread map      otel_traces_ctx_v1[pid_tgid], for threads with no slot
  *   3. work item       the span a libuv work item was submitted under
+ *   3b. pipe           in a process with no slot on the thread: the call
+ *                      whose request (written into its stdin under that
+ *                      call) it read and has not answered yet on stdout; a
+ *                      stdio server serving several calls at once gets
+ *                      AR_ATTR_PIPE_AMBIGUOUS, a guess flagged as one
  *   4. descriptor      the call the descriptor belongs to now (opened,
  *                      connected or last written under it; not once it ended)
  *   5. process         the span the process was forked under
@@ -22,10 +27,12 @@ struct ar_attr_query {
 	__s32 fd;                        /* descriptor the syscall acts on, or -1 */
 };
 
-/* Rungs 1-3: the call this thread runs now (slot, thread map, work item),
- * whatever resource the syscall acts on; AR_ATTR_NOBODY when the slot says
- * the syscall is nobody's (out is then left as it was). */
-static __always_inline __u8 ar_current_span(__u64 pid_tgid, struct ar_span_ctx *out)
+/* Rungs 1-3, and the pipe rung with `pipe`: the call this thread runs now
+ * (slot, thread map, work item; or, in a process with no slot on this
+ * thread, the call whose request it is serving), whatever resource the
+ * syscall acts on; AR_ATTR_NOBODY when the slot says the syscall is
+ * nobody's (out is then left as it was). */
+static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *out, int pipe)
 {
 	/* A registered, readable slot is authoritative for its thread: empty
 	 * means no tool call runs there now, and the thread map (which only
@@ -55,7 +62,20 @@ static __always_inline __u8 ar_current_span(__u64 pid_tgid, struct ar_span_ctx *
 		*out = *s;
 		return AR_ATTR_WORK;
 	}
+	if (pipe && !slot_known) {
+		__u32 tgid = pid_tgid >> 32;
+		struct ar_serving *sv = bpf_map_lookup_elem(&ar_serving, &tgid);
+		if (sv && ar_span_is_set(&sv->span)) {
+			*out = sv->span;
+			return sv->ambiguous ? AR_ATTR_PIPE_AMBIGUOUS : AR_ATTR_PIPE;
+		}
+	}
 	return AR_ATTR_NONE;
+}
+
+static __always_inline __u8 ar_current_span(__u64 pid_tgid, struct ar_span_ctx *out)
+{
+	return ar_running_span(pid_tgid, out, 1);
 }
 
 static __always_inline int ar_span_ended(const struct ar_span_ctx *span)

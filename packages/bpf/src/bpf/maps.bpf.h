@@ -119,7 +119,11 @@ struct ar_pending_io {
 	struct ar_agg_key key;
 	__u64 ts_ns;
 	__u32 ambiguous; /* the descriptor carries several calls at once */
-	__u32 _pad;
+	__u32 chan_op;   /* enum ar_chan_op: this syscall's part in the pipe rung */
+	__u64 chan;      /* the channel it writes into or reads from */
+	struct ar_span_ctx chan_span; /* the writer's own span (chan_op WRITE) */
+	__u32 chan_request;           /* what it writes is a JSON-RPC request (chan_op WRITE) */
+	__u32 _pad2;
 };
 
 /* Task-local (no hashing, no delete: freed with the thread); ts_ns 0 = none. */
@@ -129,6 +133,22 @@ struct {
 	__type(key, int);
 	__type(value, struct ar_pending_io);
 } ar_pending_io SEC(".maps");
+
+/* The pipe rung: channels by their reading end, and what each process
+ * reading requests on its stdin serves now (by tgid). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct ar_channel);
+} ar_channels SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct ar_serving);
+} ar_serving SEC(".maps");
 
 /* In-kernel aggregates per (span, kind): calls, errors, bytes and a log2
  * latency histogram. User space reads and deletes them after the span ends. */

@@ -91,12 +91,238 @@ static __always_inline int ar_fd_user(__u64 id, struct ar_fd_key *fk, struct ar_
 	return 1;
 }
 
+#define AR_S_IFMT 00170000
+#define AR_S_IFIFO 0010000
+#define AR_S_IFSOCK 0140000
+
+/* The channel behind a descriptor, named by its receiving end: a pipe's
+ * pipe_inode_info (both ends share it), or for an AF_UNIX stream socket
+ * the sock that reads (its own when reading, its peer's when writing).
+ * 0: neither. */
+static __always_inline __u64 ar_channel_of(__s32 fd, int writing)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	__u16 mode = BPF_CORE_READ(inode, i_mode);
+	if ((mode & AR_S_IFMT) == AR_S_IFIFO)
+		return (__u64)BPF_CORE_READ(inode, i_pipe);
+	if ((mode & AR_S_IFMT) != AR_S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != 1 /* SOCK_STREAM */)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_family) != 1 /* AF_UNIX */)
+		return 0;
+	if (!writing)
+		return (__u64)sk;
+	return (__u64)BPF_CORE_READ((struct unix_sock *)sk, peer);
+}
+
+/* The pipe rung's part of a syscall, decided on entry: a write into a
+ * channel (its bytes carry the writer's own call), a read on stdin
+ * (requests taken), or a serving process's write on stdout (an answer). */
+struct ar_chan_io {
+	__u32 op;      /* enum ar_chan_op */
+	__u32 request; /* WRITE: a JSON-RPC request, not a notification */
+	__u64 key;
+	struct ar_span_ctx span;
+};
+
+#define AR_JSON_PEEK 48
+
+/* Whether `"id":` is in buf[0, n) (n at most AR_JSON_PEEK). */
+static __always_inline int ar_peek_id(const char *buf, __u32 n)
+{
+	for (int i = 0; i + 5 <= AR_JSON_PEEK; i++) {
+		if (i + 5 > n)
+			break;
+		if (buf[i] == '"' && buf[i + 1] == 'i' && buf[i + 2] == 'd' && buf[i + 3] == '"' && buf[i + 4] == ':')
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether a JSON-RPC message written whole is a request (it names an "id",
+ * which serializers put first or last: Python's pydantic, the MCP SDK's
+ * spread) rather than a notification, which is never answered. Only the
+ * ends of the message are looked at. */
+static __always_inline int ar_json_request(__u64 buf, __u64 len)
+{
+	char peek[AR_JSON_PEEK];
+	if (!buf || len < 5)
+		return 0;
+	__u32 n = len < AR_JSON_PEEK ? (__u32)len : AR_JSON_PEEK;
+	if (bpf_probe_read_user(peek, n & (64 - 1), (void *)buf) == 0 && ar_peek_id(peek, n))
+		return 1;
+	if (len <= AR_JSON_PEEK)
+		return 0;
+	if (bpf_probe_read_user(peek, AR_JSON_PEEK, (void *)(buf + len - AR_JSON_PEEK)) == 0)
+		return ar_peek_id(peek, AR_JSON_PEEK);
+	return 0;
+}
+
+static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 buf, __u64 len, struct ar_chan_io *c)
+{
+	int writing = kind == AR_AGG_WRITE || kind == AR_AGG_SEND;
+	__u32 tgid = id >> 32;
+	if (writing && fd == 1 && bpf_map_lookup_elem(&ar_serving, &tgid)) {
+		c->op = AR_CHAN_ANSWER;
+		return;
+	}
+	if (!writing) {
+		if (fd != 0)
+			return;
+		__u64 key = ar_channel_of(0, 0);
+		if (!key || !bpf_map_lookup_elem(&ar_channels, &key))
+			return;
+		c->key = key;
+		c->op = AR_CHAN_READ;
+		return;
+	}
+	/* The descriptor first: most writes are to files and terminals. */
+	__u64 key = ar_channel_of((__s32)fd, 1);
+	if (!key)
+		return;
+	__u8 source = ar_running_span(id, &c->span, 0);
+	if (source == AR_ATTR_NOBODY || source == AR_ATTR_NONE)
+		__builtin_memset(&c->span, 0, sizeof(c->span));
+	/* Outside any call, only into a channel that carries calls' requests
+	 * (so its reader's count of bytes stays right). */
+	if (!ar_span_is_set(&c->span) && !bpf_map_lookup_elem(&ar_channels, &key))
+		return;
+	c->key = key;
+	c->op = AR_CHAN_WRITE;
+	/* writev and sendmsg: no single buffer to look at; counted as requests */
+	c->request = buf ? ar_json_request(buf, len) : 1;
+}
+
+const struct ar_channel ar_channel_fresh = {};
+
+static __always_inline void ar_chan_write(__u64 key, const struct ar_span_ctx *span, __u32 request, long n)
+{
+	struct ar_channel *ch = bpf_map_lookup_elem(&ar_channels, &key);
+	if (!ch) {
+		/* a new channel's value, too large for the stack */
+		bpf_map_update_elem(&ar_channels, &key, &ar_channel_fresh, BPF_NOEXIST);
+		ch = bpf_map_lookup_elem(&ar_channels, &key);
+		if (!ch)
+			return;
+	}
+	__u64 seq = __sync_fetch_and_add(&ch->wseq, 1);
+	__u64 end = __sync_fetch_and_add(&ch->written, (__u64)n) + (__u64)n;
+	struct ar_chan_seg *seg = &ch->segs[seq & (AR_CHAN_SEGS - 1)];
+	seg->span = *span;
+	seg->end = end;
+	seg->request = request;
+	seg->seq = seq + 1;
+}
+
+/* Requests read on stdin: the process now serves the call of the last one
+ * (all of them, when it took several calls' requests at once: ambiguous). */
+static __always_inline void ar_chan_read(__u64 id, __u64 key, long n)
+{
+	struct ar_channel *ch = bpf_map_lookup_elem(&ar_channels, &key);
+	if (!ch)
+		return;
+	struct ar_span_ctx first = {};
+	int spans = 0, multi = 0;
+	__u32 done = 0;
+	__u64 upto = ch->read + (__u64)n;
+	ch->read = upto;
+	__u64 rseq = ch->rseq;
+	for (int i = 0; i < AR_CHAN_SEGS; i++) {
+		if (rseq >= ch->wseq)
+			break;
+		struct ar_chan_seg *seg = &ch->segs[rseq & (AR_CHAN_SEGS - 1)];
+		__u64 mine = seg->seq;
+		if (mine < rseq + 1)
+			break; /* numbered, not written yet: the next read takes it */
+		if (mine > rseq + 1) {
+			/* overwritten before it was read: what it carried is unknown */
+			multi = 1;
+			rseq++;
+			continue;
+		}
+		if (ar_span_is_set(&seg->span)) {
+			if (!spans) {
+				first = seg->span;
+				spans = 1;
+			} else if (ar_span_key(&seg->span) != ar_span_key(&first)) {
+				multi = 1;
+			}
+		}
+		if (seg->end > upto)
+			break; /* partly read: the rest comes with the next read */
+		rseq++;
+		if (seg->request)
+			done++;
+	}
+	ch->rseq = rseq;
+
+	__u32 tgid = id >> 32;
+	struct ar_serving *sv = bpf_map_lookup_elem(&ar_serving, &tgid);
+	struct ar_serving now = {};
+	if (sv)
+		now = *sv;
+	if (spans) {
+		if (now.outstanding > 0 && ar_span_key(&now.span) != ar_span_key(&first))
+			now.ambiguous = 1;
+		now.span = first;
+	} else if (done && now.outstanding > 0) {
+		now.ambiguous = 1; /* a request made outside any call, while serving one */
+	}
+	if (multi)
+		now.ambiguous = 1;
+	now.outstanding += done;
+	if (!ar_span_is_set(&now.span))
+		return;
+	bpf_map_update_elem(&ar_serving, &tgid, &now, BPF_ANY);
+}
+
+/* An answer on stdout: once every request taken is answered, the process
+ * serves nobody. */
+static __always_inline void ar_chan_answer(__u64 id)
+{
+	__u32 tgid = id >> 32;
+	struct ar_serving *sv = bpf_map_lookup_elem(&ar_serving, &tgid);
+	if (!sv)
+		return;
+	if (sv->outstanding > 1)
+		__sync_fetch_and_add(&sv->outstanding, -1);
+	else
+		bpf_map_delete_elem(&ar_serving, &tgid);
+}
+
+static __always_inline void ar_chan_exit(__u64 id, struct ar_pending_io *p, long ret)
+{
+	__u32 op = p->chan_op;
+	p->chan_op = AR_CHAN_NONE;
+	if (ret <= 0)
+		return;
+	if (op == AR_CHAN_WRITE)
+		ar_chan_write(p->chan, &p->chan_span, p->chan_request, ret);
+	else if (op == AR_CHAN_READ)
+		ar_chan_read(id, p->chan, ret);
+	else if (op == AR_CHAN_ANSWER)
+		ar_chan_answer(id);
+}
+
 /* For a thread of a tracked process (the caller checked). */
-static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
+static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind, __u64 buf, __u64 len)
 {
 	struct ar_fd_key fk = { .tgid = id >> 32, .fd = (__s32)fd };
 	struct ar_fd_owner *o = bpf_map_lookup_elem(&ar_fd_spans, &fk);
-	if (!o)
+	struct ar_chan_io c = {};
+	ar_chan_enter(id, fd, kind, buf, len, &c);
+	if (!o && c.op == AR_CHAN_NONE)
 		return 0;
 	struct ar_pending_io *p =
 		bpf_task_storage_get(&ar_pending_io, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -104,6 +330,12 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind)
 		ar_count(AR_STAT_PENDING_FULL);
 		return 0;
 	}
+	p->chan_op = c.op;
+	p->chan = c.key;
+	p->chan_span = c.span;
+	p->chan_request = c.request;
+	if (!o)
+		return 0;
 	if (!ar_fd_user(id, &fk, o, kind, p))
 		return 0;
 	p->key.kind = kind;
@@ -117,7 +349,11 @@ static __always_inline int ar_io_exit(long ret)
 	if (!ar_is_tracked(ar_current_id()))
 		return 0;
 	struct ar_pending_io *pending = bpf_task_storage_get(&ar_pending_io, bpf_get_current_task_btf(), 0, 0);
-	if (!pending || pending->ts_ns == 0)
+	if (!pending)
+		return 0;
+	if (pending->chan_op != AR_CHAN_NONE)
+		ar_chan_exit(ar_current_id(), pending, ret);
+	if (pending->ts_ns == 0)
 		return 0;
 	struct ar_pending_io p = *pending;
 	pending->ts_ns = 0;
@@ -147,7 +383,7 @@ static __always_inline int ar_io_exit(long ret)
 		__u64 id = ar_current_id();                    \
 		if (!ar_is_tracked(id))                                      \
 			return 0;                                         \
-		return ar_io_enter(id, (__s64)ctx->args[0], kind);        \
+		return ar_io_enter(id, (__s64)ctx->args[0], kind, 0, 0);  \
 	}                                                                 \
 	AR_IO_EXIT(name)
 
@@ -173,7 +409,7 @@ static __always_inline int ar_io_exit(long ret)
 		if (slots)                                                        \
 			ar_slot_register(id, buf, len);                           \
 		ar_dns_query(id, proc, (__s32)fd, buf, len);                      \
-		return ar_io_enter(id, fd, kind);                                 \
+		return ar_io_enter(id, fd, kind, buf, len);                       \
 	}                                                                         \
 	AR_IO_EXIT(name)
 
