@@ -251,7 +251,9 @@ static __always_inline void ar_chan_read(__u64 id, __u64 key, long n)
 			rseq++;
 			continue;
 		}
-		if (ar_span_is_set(&seg->span)) {
+		/* A notification is never answered: it does not make the
+		 * process serve its call (it would serve it for good). */
+		if (seg->request && ar_span_is_set(&seg->span)) {
 			if (!spans) {
 				first = seg->span;
 				spans = 1;
