@@ -113,6 +113,20 @@ static __always_inline void *ar_reserve(__u64 size)
 	return ar_reserve_counted(size, 0);
 }
 
+/* The struct file behind descriptor fd of the current task, or 0. */
+static __always_inline struct file *ar_file_of(__s32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return 0;
+	return file;
+}
+
 /* Wakeup flags for a submit: none until enough data waits (ar_config), or,
  * while the consumer sleeps on no timer, the kernel's adaptive wakeup (the
  * first event after the buffer was drained wakes it). */

@@ -101,13 +101,8 @@ static __always_inline int ar_fd_user(__u64 id, struct ar_fd_key *fk, struct ar_
  * 0: neither. */
 static __always_inline __u64 ar_channel_of(__s32 fd, int writing)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = 0;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	struct file *file = ar_file_of(fd);
+	if (!file)
 		return 0;
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	__u16 mode = BPF_CORE_READ(inode, i_mode);

@@ -7,13 +7,8 @@
  * the struct socket behind the descriptor. */
 static __always_inline __u32 ar_sock_type(__s32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = 0;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	struct file *file = ar_file_of(fd);
+	if (!file)
 		return 0;
 	struct socket *sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
