@@ -315,13 +315,14 @@ export function runInCall<T>(call: ToolCall, fn: () => T): T {
 }
 
 /**
- * Ends a call begun with beginCall: with `error`, as a failed traceTool
- * call (the exception, error.type, ERROR status); `attrs` are added either
- * way (error.type among them overrides). Once; never throws.
+ * Ends a call begun with beginCall: with `error` (even undefined), as a
+ * failed traceTool call (the exception, error.type, ERROR status); with
+ * `failed` alone, ERROR with no exception; `attrs` are added either way
+ * (error.type among them overrides). Once; never throws.
  */
 export function finishCall(call: ToolCall, outcome: { error?: unknown; failed?: boolean; attrs?: Attrs; message?: string } = {}): void {
-  const failed = outcome.failed === true || outcome.error !== undefined;
-  endCall(undefined, call, failed, outcome.error, outcome.attrs, outcome.message);
+  const thrown = 'error' in outcome;
+  endCall(undefined, call, outcome.failed === true || thrown, outcome.error, outcome.attrs, outcome.message, !thrown);
 }
 
 /**
@@ -344,7 +345,8 @@ export function activeCall(ctx: Context = context.active()): ToolCall | undefine
   return ctx.getValue(TOOL_CALL_KEY) as ToolCall | undefined;
 }
 
-function endCall(tool: ToolDef | undefined, call: ToolCall, failed: boolean, value: unknown, extra?: Attrs, statusMessage?: string): void {
+/** `noError`: a call failed with nothing thrown (a JSON-RPC error, a tool result flagged isError), no exception to record. */
+function endCall(tool: ToolDef | undefined, call: ToolCall, failed: boolean, value: unknown, extra?: Attrs, statusMessage?: string, noError = false): void {
   if (call.ended) return;
   call.ended = true;
   trackingEnded();
@@ -354,10 +356,10 @@ function endCall(tool: ToolDef | undefined, call: ToolCall, failed: boolean, val
     const added: Attrs = {};
     let status: SpanStatus = { code: SpanStatusCode.UNSET };
     if (failed) {
-      const message = statusMessage ?? (value === undefined ? undefined : errorMessage(value));
-      added[ATTR_ERROR_TYPE] = value === undefined ? '_OTHER' : errorType(value);
+      const message = statusMessage ?? (noError ? undefined : errorMessage(value));
+      added[ATTR_ERROR_TYPE] = noError ? '_OTHER' : errorType(value);
       status = message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message };
-      if (value !== undefined) {
+      if (!noError) {
         try {
           span.recordException(toException(value));
         } catch {

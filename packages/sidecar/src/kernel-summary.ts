@@ -17,7 +17,7 @@ import type { SpanSink } from './span-output.js';
 import { newSpanId } from './ids.js';
 
 /** How long after a tool ends its summary is first taken. */
-const SETTLE_MS = 250;
+export const SETTLE_MS = 250;
 /** How long a tool span is watched for late I/O after it ended. */
 const WATCH_MS = 30_000;
 /** Drained aggregates no span claimed for this long are dropped (and counted): spans never announced, or never ended. */

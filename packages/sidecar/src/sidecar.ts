@@ -16,7 +16,7 @@ import { SelfDeclared } from './self-declared.js';
 import { withVerifiedIdentity } from './process-identity.js';
 import { resolveCommand } from './launch.js';
 import { executableOf, fileHere, mappedLibc, type ProcessFile } from './process-files.js';
-import { KernelSummaries } from './kernel-summary.js';
+import { KernelSummaries, SETTLE_MS } from './kernel-summary.js';
 import { ToolMetrics, type LossCounters } from './tool-metrics.js';
 import { SpanOutput, sumStats } from './span-output.js';
 import { StatusServer } from './status-server.js';
@@ -32,8 +32,8 @@ const PROTOCOL_ERRORS_LOGGED = 5;
 
 /** How often the per-descriptor maps are swept of processes that exited. */
 const DESCRIPTOR_SWEEP_MS = 2000;
-/** Housekeeping while a call's kernel summary is due (kernel-summary.ts settles one that long). */
-const HOUSEKEEPING_DUE_MS = 250;
+/** Housekeeping while a call's kernel summary is due: it settles that long. */
+const HOUSEKEEPING_DUE_MS = SETTLE_MS;
 /** Housekeeping otherwise: expiries, sweeps, late I/O of ended calls. */
 const HOUSEKEEPING_IDLE_MS = 1000;
 
