@@ -24,6 +24,7 @@ import { readOtlpFile } from '../test/support/otlp.js';
 import { summarizeCpuProfile, type CpuProfileSummary } from './support/cpu-profile.js';
 import { cpuMs } from './support/proc.js';
 import { agentNode, agentNodeVersion } from './support/agent-node.js';
+import { runJsonChild } from './support/json-child.js';
 
 type Mode = 'plain' | 'nosidecar' | 'sidecar';
 const MODES: Mode[] = ['plain', 'nosidecar', 'sidecar'];
@@ -70,19 +71,11 @@ async function mockModel(turns: number): Promise<{ origins: Origins; close: () =
 
 async function runLoop(mode: Mode, origins: Origins, dir: string, socketPath: string): Promise<LoopRun> {
   const plan = { mode: mode === 'plain' ? 'plain' : 'sdk', ...origins, dir };
-  const child = spawn(agentNode, ['--no-warnings', agentPath, JSON.stringify(plan)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, AGENTRACE_SOCKET: socketPath, OTEL_SERVICE_NAME: 'bench-agent-loop' },
+  return runJsonChild<LoopRun>(`the loop agent (${mode})`, agentNode, ['--no-warnings', agentPath, JSON.stringify(plan)], {
+    ...process.env,
+    AGENTRACE_SOCKET: socketPath,
+    OTEL_SERVICE_NAME: 'bench-agent-loop',
   });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`the loop agent (${mode}) failed (exit ${code ?? signal}): ${err.trim()}`);
-  return JSON.parse(out.trim().split('\n').pop()!) as LoopRun;
 }
 
 /** The agent's loop beside `sidecar`, and the sidecar's CPU over it (and 1 s after, for its last summaries). */

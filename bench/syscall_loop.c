@@ -2,7 +2,11 @@
 // a line on stdin before it opens anything or starts the clock, so the driver
 // can track it (and set its thread's span) first: descriptors are then opened
 // under that span.
-// usage: syscall_loop getppid|open|read|write|connect ITERATIONS  ->  prints ns per op
+// usage: syscall_loop getppid|open|read|write|connect|jsonrpc ITERATIONS  ->  prints ns per op
+//
+// jsonrpc is a stdio MCP exchange (the pipe rung's path) played by one
+// process: a JSON-RPC request written into a pipe, read back on stdin (fd 0,
+// the pipe's read end), and an answer written on stdout (fd 1, /dev/null).
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,7 +27,7 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s getppid|open|read|write|connect ITERATIONS\n", argv[0]);
+		fprintf(stderr, "usage: %s getppid|open|read|write|connect|jsonrpc ITERATIONS\n", argv[0]);
 		return 2;
 	}
 	const char *op = argv[1];
@@ -37,7 +41,22 @@ int main(int argc, char **argv)
 		return 1;
 
 	int fd = -1;
-	if (!strcmp(op, "read"))
+	int request_fd = -1;
+	FILE *out = stdout;
+	static const char request[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\"}\n";
+	static const char answer[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n";
+	char got[sizeof(request)];
+	if (!strcmp(op, "jsonrpc")) {
+		int p[2];
+		int devnull = open("/dev/null", O_WRONLY);
+		/* the result goes to the real stdout, kept on another descriptor */
+		out = fdopen(dup(1), "w");
+		if (pipe(p) || devnull < 0 || !out || dup2(p[0], 0) < 0 || dup2(devnull, 1) < 0)
+			return 1;
+		close(p[0]);
+		close(devnull);
+		request_fd = p[1];
+	} else if (!strcmp(op, "read"))
 		fd = open("/dev/zero", O_RDONLY);
 	else if (!strcmp(op, "write"))
 		fd = open("/dev/null", O_WRONLY);
@@ -62,6 +81,13 @@ int main(int argc, char **argv)
 	} else if (!strcmp(op, "connect")) {
 		for (long i = 0; i < n; i++)
 			connect(fd, (struct sockaddr *)&sun, sizeof(sun)); /* ENOENT, fast */
+	} else if (!strcmp(op, "jsonrpc")) {
+		for (long i = 0; i < n; i++) {
+			if (write(request_fd, request, sizeof(request) - 1) != sizeof(request) - 1 ||
+			    read(0, got, sizeof(got)) != sizeof(request) - 1 ||
+			    write(1, answer, sizeof(answer) - 1) != sizeof(answer) - 1)
+				return 1;
+		}
 	} else {
 		fprintf(stderr, "unknown op %s\n", op);
 		return 2;
@@ -69,6 +95,6 @@ int main(int argc, char **argv)
 	double t1 = now_ns();
 	if (fd >= 0)
 		close(fd);
-	printf("%.1f\n", (t1 - t0) / n);
+	fprintf(out, "%.1f\n", (t1 - t0) / n);
 	return 0;
 }

@@ -22,6 +22,7 @@ const PROBE_KIND: Record<Op, string> = {
   read: 'io read',
   write: 'io write',
   connect: 'net connect',
+  jsonrpc: 'io write, read, write: the pipe rung',
 };
 
 export async function run(opts: BenchOptions): Promise<BenchResult> {

@@ -10,8 +10,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Build and run-time dependencies of packages/bpf (see PLATFORM.md), and
 # what deploy/build-image.sh and test/deploy.test.ts run containers with
 # (podman with the runc runtime; mmdebstrap builds the image's base), and the
-# Prometheus test/prometheus.test.ts scrapes the sidecar with.
-DEBS=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3
+# Prometheus test/prometheus.test.ts scrapes the sidecar with, and the venv
+# the Python MCP server of test/mcp.test.ts runs in.
+DEBS=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3 python3-venv
   podman runc catatonit containernetworking-plugins mmdebstrap prometheus)
 missing=()
 for p in "${DEBS[@]}"; do
@@ -57,3 +58,23 @@ for app in test/apps/*/; do
     echo "$sum" > "$stamp"
   fi
 done
+
+# The Python MCP server test/mcp.test.ts calls runs in its own venv, from
+# PyPI as users install it. Reinstalled only when its requirements changed.
+# One retry: where PyPI is unreachable but a local index is configured, pip's
+# default five (with back-off) per package take minutes.
+venv=test/python/.venv
+stamp="$venv/.agentrace-requirements"
+sum=$(sha256sum test/python/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+  say "installing test/python (pip)"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  # pip warns about every unreachable index it tries: shown only if it fails
+  if ! "$venv/bin/pip" install --quiet --retries 1 -r test/python/requirements.txt > "$venv/pip.log" 2>&1; then
+    cat "$venv/pip.log" >&2
+    echo "pip could not install test/python/requirements.txt (above)" >&2
+    exit 1
+  fi
+  echo "$sum" > "$stamp"
+fi

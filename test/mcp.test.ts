@@ -6,17 +6,19 @@
 // it, in the same trace (params._meta); the server's open, connect and child
 // process for that call land under that call and no other. What the server
 // does outside any request (start-up, a timer) is under no tool call.
-import { test, after } from 'node:test';
+import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireBpf } from './support/bpf.js';
+import { python, requirePythonMcp } from './support/python-mcp.js';
 import { ancestry, type FlatSpan } from './support/otlp.js';
 import { Rig, assertTreeComplete, node24, requireBothNodes, requireNode24, runtimes, type PlannedCall } from './support/framework-agent.js';
 
 const agent = fileURLToPath(new URL('./fixtures/mcp/agent.mjs', import.meta.url));
 const server = fileURLToPath(new URL('./fixtures/mcp/server.mjs', import.meta.url));
+const pythonServer = fileURLToPath(new URL('./fixtures/mcp/server.py', import.meta.url));
 const aiAgent = fileURLToPath(new URL('./fixtures/mcp/ai-agent.mjs', import.meta.url));
 const rig = Rig.create('mcp');
 after(() => rig.close());
@@ -205,23 +207,51 @@ function verdicts(spans: FlatSpan[], calls: PlannedCall[]): { right: number; fla
   return out;
 }
 
+/**
+ * An agent on `node` calls a server without agentrace (`server`: how the agent
+ * starts it) 8 times one after the other, then 8 times at once: each call's
+ * open, connect and child process in the server must be under that call, or
+ * (at once) flagged ambiguous; never under another call unflagged. What the
+ * server read at start-up is under no call.
+ */
+async function bareServer(t: TestContext, tag: string, node: string, server: { server: string } | { serverCommand: string[] }): Promise<void> {
+  for (const oneByOne of [true, false]) {
+    const run = `${tag}-${oneByOne ? 'seq' : 'par'}`;
+    const calls = await rig.plan(`mcp-bare-${run}`, 8);
+    const startupFile = path.join(rig.dir, `startup-bare-${run}.txt`);
+    fs.writeFileSync(startupFile, 'start\n');
+    const { code, stdout, spans } = await rig.run(`bare-${run}`, agent, { ...server, serverConfig: { startupFile }, calls, oneByOne }, node);
+    assert.equal(code, 0, 'the agent ran');
+    const out = JSON.parse(stdout) as { results: Record<string, string>; failed: boolean };
+    for (const c of calls) assert.equal(out.results[c.id], `${c.word} ${c.word}`);
+    assert.equal(out.failed, true, 'the failing tool answered isError');
+    assert.equal(spans.filter((s) => s.name.startsWith('tools/call')).length, 0, 'the server has no SDK: no server spans');
+    const v = verdicts(spans, calls);
+    t.diagnostic(`${oneByOne ? 'one at a time' : '8 at once'}: ${v.right} right, ${v.flagged} flagged ambiguous, ${v.wrong.length} wrong, of ${calls.length * 3}`);
+    assert.deepEqual(v.missing, [], 'every open, connect and child process of the server is exported under a call');
+    assert.deepEqual(v.wrong, [], 'nothing silently under another call');
+    assert.ok(v.rungs.has('pipe'), `the pipe rung found them (rungs: ${[...v.rungs].join(', ')})`);
+    if (oneByOne) assert.equal(v.right, calls.length * 3, 'calls one at a time: every one exact, none flagged');
+    for (const s of spans.filter((x) => x.attributes['file.path'] === startupFile)) {
+      assert.deepEqual(toolsAbove(s, spans), [], 'the server read its start-up file outside any request, yet it is under a tool call');
+    }
+    const failed = spans.filter((s) => s.name === 'execute_tool fail');
+    assert.equal(failed.length, 1, 'the failing call has its span');
+    assert.equal(failed[0]!.attributes['error.type'], 'tool_error');
+    assertTreeComplete(spans);
+  }
+}
+
 for (const [runtime, node] of runtimes) {
   test(`an MCP server without agentrace (McpServer, stdio): the pipe rung ties its work to the call it serves; calls made one at a time are exact, 8 at once are right or flagged ambiguous, never silently wrong (${runtime})`, async (t) => {
     if (!requireBpf(t)) return;
-    const tag = runtime.replace(/\W+/g, '');
-    for (const oneByOne of [true, false]) {
-      const calls = await rig.plan(`mcp-bare-${tag}-${oneByOne ? 'seq' : 'par'}`, 8);
-      const { code, stdout, spans } = await rig.run(`bare-${tag}-${oneByOne ? 'seq' : 'par'}`, agent, { server, serverConfig: {}, calls, oneByOne }, node);
-      assert.equal(code, 0, 'the agent ran');
-      const out = JSON.parse(stdout) as { results: Record<string, string> };
-      for (const c of calls) assert.equal(out.results[c.id], `${c.word} ${c.word}`);
-      assert.equal(spans.filter((s) => s.name.startsWith('tools/call')).length, 0, 'the server has no SDK: no server spans');
-      const v = verdicts(spans, calls);
-      t.diagnostic(`${oneByOne ? 'one at a time' : '8 at once'}: ${v.right} right, ${v.flagged} flagged ambiguous, ${v.wrong.length} wrong, of ${calls.length * 3}`);
-      assert.deepEqual(v.missing, [], 'every open, connect and child process of the server is exported under a call');
-      assert.deepEqual(v.wrong, [], 'nothing silently under another call');
-      assert.ok(v.rungs.has('pipe'), `the pipe rung found them (rungs: ${[...v.rungs].join(', ')})`);
-      if (oneByOne) assert.equal(v.right, calls.length * 3, 'calls one at a time: every one exact, none flagged');
-    }
+    await bareServer(t, runtime.replace(/\W+/g, ''), node, { server });
+  });
+}
+
+for (const [runtime, node] of runtimes) {
+  test(`a Python MCP server (the mcp package from PyPI, MCPServer, stdio): one at a time exact, 8 at once right or flagged ambiguous, never silently wrong (agent on ${runtime})`, async (t) => {
+    if (!requireBpf(t) || !requirePythonMcp(t)) return;
+    await bareServer(t, `py-${runtime.replace(/\W+/g, '')}`, node, { serverCommand: [python, pythonServer] });
   });
 }

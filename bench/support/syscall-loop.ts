@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { benchDir, buildIfStale, outDir } from './build.js';
 
-export type Op = 'getppid' | 'open' | 'read' | 'write' | 'connect';
+export type Op = 'getppid' | 'open' | 'read' | 'write' | 'connect' | 'jsonrpc';
 
 export interface OpSpec {
   label: string;
@@ -19,6 +19,8 @@ export const OPS: Record<Op, OpSpec> = {
   read: { label: 'read 1 byte (/dev/zero)', iterations: 300_000 },
   write: { label: 'write 1 byte (/dev/null)', iterations: 300_000 },
   connect: { label: 'connect AF_UNIX (ENOENT)', iterations: 150_000 },
+  // A stdio MCP exchange: request written into a pipe, read on stdin, answer on stdout (3 syscalls).
+  jsonrpc: { label: 'JSON-RPC over stdio pipes (write, read, write)', iterations: 100_000 },
 };
 
 export const ALL_OPS = Object.keys(OPS) as Op[];

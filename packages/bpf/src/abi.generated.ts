@@ -215,6 +215,13 @@ export const structs = {
       span_id: { offset: 16, size: 8, type: 'bytes', count: 8 },
     },
   },
+  ar_stdio: {
+    size: 16,
+    fields: {
+      in: { offset: 0, size: 8, type: 'u64' },
+      out: { offset: 8, size: 8, type: 'u64' },
+    },
+  },
   ar_thread_slot: {
     size: 32,
     fields: {
@@ -322,6 +329,10 @@ export const read = {
     map_full: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 24),
     ambiguous: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 32),
   },
+  ar_stdio: {
+    in: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 0),
+    out: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 8),
+  },
   ar_thread_slot: {
     valid: (b: Buffer, base: number): number => b.readUInt8(base + 24),
     trace_flags: (b: Buffer, base: number): number => b.readUInt8(base + 25),
@@ -376,6 +387,10 @@ export const readNumber = {
     map_full: (b: Buffer, base: number): number => b.readUInt32LE(base + 28) * 0x100000000 + b.readUInt32LE(base + 24),
     ambiguous: (b: Buffer, base: number): number => b.readUInt32LE(base + 36) * 0x100000000 + b.readUInt32LE(base + 32),
   },
+  ar_stdio: {
+    in: (b: Buffer, base: number): number => b.readUInt32LE(base + 4) * 0x100000000 + b.readUInt32LE(base + 0),
+    out: (b: Buffer, base: number): number => b.readUInt32LE(base + 12) * 0x100000000 + b.readUInt32LE(base + 8),
+  },
 } as const;
 
 export const enums = {
@@ -390,7 +405,7 @@ export const enums = {
 } as const;
 
 /** The maps of the object, by name. */
-export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_scratch', 'ar_fd_spans', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
+export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_scratch', 'ar_fd_spans', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
 
 /** Its programs, by name. */
-export const programs = ['context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;
+export const programs = ['context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;

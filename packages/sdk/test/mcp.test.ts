@@ -163,6 +163,60 @@ test('a request outstanding when the connection closes ends, failed, on both sid
   assert.equal(handler.attributes['error.type'], 'connection_closed');
 });
 
+test("a request its client cancels (an abort signal, the request timeout) ends on both sides, `cancelled`: the server never answers it", async () => {
+  exporter.reset();
+  let release!: () => void;
+  const hang = new Promise<void>((r) => (release = r));
+  const { client, close } = await pair(hang);
+  try {
+    const ac = new AbortController();
+    const aborted = client.callTool({ name: 'hang', arguments: {} }, undefined, { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 20));
+    ac.abort('the user gave up');
+    await assert.rejects(aborted);
+    await assert.rejects(client.callTool({ name: 'hang', arguments: {} }, undefined, { timeout: 20 }));
+    await new Promise((r) => setTimeout(r, 20));
+    const calls = spansNamed('execute_tool hang');
+    assert.equal(calls.length, 2, 'both client spans ended before the connection closed');
+    for (const call of calls) {
+      assert.equal(call.status.code, SpanStatusCode.ERROR);
+      assert.equal(call.attributes['error.type'], 'cancelled');
+    }
+    assert.match(calls.map((c) => c.status.message).join(' | '), /the user gave up/, "the cancellation's reason is the status message");
+    const handlers = spansNamed('tools/call hang');
+    assert.equal(handlers.length, 2, "the server's spans ended when it was told");
+    for (const h of handlers) assert.equal(h.attributes['error.type'], 'cancelled');
+  } finally {
+    release();
+    await close();
+  }
+});
+
+test('a request the transport refuses to send ends its span with the send error', async () => {
+  exporter.reset();
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  const server = new McpServer({ name: 'test-server', version: '1.0.0' });
+  server.registerTool('echo', { inputSchema: {} }, async () => ({ content: [] }));
+  await server.connect(serverSide);
+  const client = new Client({ name: 'test-client', version: '1.0.0' });
+  await client.connect(traceMcp(clientSide));
+  const send = clientSide.send.bind(clientSide);
+  clientSide.send = async (message, options) => {
+    if ((message as { method?: string }).method === 'tools/call') throw new TypeError('the pipe is gone');
+    return send(message, options);
+  };
+  try {
+    await assert.rejects(client.callTool({ name: 'echo', arguments: {} }), /the pipe is gone/);
+  } finally {
+    await Promise.all([client.close(), server.close()]);
+  }
+  const [call] = spansNamed('execute_tool echo');
+  assert.ok(call, 'the span ended');
+  assert.equal(call.status.code, SpanStatusCode.ERROR);
+  assert.equal(call.attributes['error.type'], 'TypeError');
+  assert.equal(call.status.message, 'the pipe is gone');
+});
+
 test('the traced transport is the same transport to its users, and tracing it twice traces once', () => {
   const [a] = InMemoryTransport.createLinkedPair();
   (a as unknown as { custom: number }).custom = 42;

@@ -40,6 +40,7 @@ struct ar_runtime_exec_event *ar_btf_runtime_exec __attribute__((unused));
 struct ar_fd_owner *ar_btf_fd_owner __attribute__((unused));
 struct ar_fd_key *ar_btf_fd_key __attribute__((unused));
 struct ar_serving *ar_btf_serving __attribute__((unused));
+struct ar_stdio *ar_btf_stdio __attribute__((unused));
 
 /* And the enums, which nothing declares a variable of: user space's
  * src/abi.generated.ts is generated from this BTF (scripts/gen-abi.mjs). */

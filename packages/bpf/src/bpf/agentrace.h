@@ -210,6 +210,16 @@ struct ar_channel {
 	__u64 read;    /* bytes read so far */
 };
 
+/* A process's stdio wires, as it was exec'ed (ar_channel_of: stdin's
+ * reading end, and the reading end of what its stdout writes into). A
+ * server may move them to other descriptors (Python's mcp keeps them
+ * above fd 2 and points fd 1 at stderr): they are known by their file,
+ * whatever the descriptor. 0: not a pipe or AF_UNIX stream. */
+struct ar_stdio {
+	__u64 in;
+	__u64 out;
+};
+
 /* What a process reading requests on its stdin serves now: the call of the
  * last request it read, until it has answered (written to its stdout) as
  * many times as it read requests. */

@@ -134,8 +134,9 @@ struct {
 	__type(value, struct ar_pending_io);
 } ar_pending_io SEC(".maps");
 
-/* The pipe rung: channels by their reading end, and what each process
- * reading requests on its stdin serves now (by tgid). */
+/* The pipe rung: channels by their reading end, what each process reading
+ * requests on its stdin serves now, and where its stdin and stdout are (by
+ * tgid). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
@@ -149,6 +150,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ar_serving);
 } ar_serving SEC(".maps");
+
+/* The stdio wires of tracked processes, by tgid, from their exec. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct ar_stdio);
+} ar_stdio SEC(".maps");
 
 /* In-kernel aggregates per (span, kind): calls, errors, bytes and a log2
  * latency histogram. User space reads and deletes them after the span ends. */

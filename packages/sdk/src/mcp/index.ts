@@ -134,6 +134,19 @@ function outcomeOf(m: JsonRpc): { failed: boolean; attrs: Attrs; message?: strin
   return { failed: false, attrs: {} };
 }
 
+const CANCELLED = 'notifications/cancelled';
+
+/** A request cancelled by its sender (notifications/cancelled): error.type `cancelled`, the reason as the status message. */
+function cancelledOutcome(m: JsonRpc): { failed: boolean; attrs: Attrs; message: string } {
+  const reason = m.params?.reason;
+  return { failed: true, attrs: { [ATTR_ERROR_TYPE]: 'cancelled' }, message: typeof reason === 'string' ? reason : 'cancelled' };
+}
+
+/** error.type for a thrown value: its class's name (the OTel convention), else `_OTHER`. */
+function errorType(error: unknown): string {
+  return error instanceof Error && error.name !== '' ? error.name : '_OTHER';
+}
+
 /** The outer tool span of this very tool, when a framework traced the tool call already. */
 function outerToolCall(toolName: string): ToolCall | undefined {
   const call = activeCall();
@@ -171,11 +184,39 @@ class Tracer {
         const traced = this.startSent(m, key);
         if (traced) {
           const withMeta = { ...m, params: { ...m.params, _meta: injectInto(traced.call.ctx, { ...(m.params?._meta as Meta | undefined) }) } };
-          return runInCall(traced.call, () => this.inner.send(withMeta, options));
+          return this.sendTraced(key, traced, () => runInCall(traced.call, () => this.inner.send(withMeta, options)));
         }
       }
+    } else if (m?.method === CANCELLED) {
+      // The server will not answer a request cancelled (the client's
+      // timeout, an abort signal): its span ends here, or never.
+      const out = this.sentFor(m);
+      if (out) this.endSent(out, cancelledOutcome(m));
     }
     return this.inner.send(message, options);
+  }
+
+  /** A request that never left (the transport refused it) gets no response: its span ends with the send's error. */
+  private sendTraced(key: string, out: Outstanding, send: () => Promise<void>): Promise<void> {
+    const failed = (error: unknown): never => {
+      if (this.sent.get(key) === out) {
+        this.sent.delete(key);
+        this.endSent(out, { failed: true, attrs: { [ATTR_ERROR_TYPE]: errorType(error) }, message: error instanceof Error ? error.message : String(error) });
+      }
+      throw error;
+    };
+    try {
+      return send().catch(failed);
+    } catch (error) {
+      return failed(error);
+    }
+  }
+
+  private sentFor(m: JsonRpc): Outstanding | undefined {
+    const key = idKey(m.params?.requestId);
+    const out = key === undefined ? undefined : this.sent.get(key);
+    if (key !== undefined && out) this.sent.delete(key);
+    return out;
   }
 
   /** An incoming message: a response ends its request's span; a traced request runs under a span of its own. */
@@ -196,6 +237,15 @@ class Tracer {
           runInCall(call, () => deliver(message, extra));
           return;
         }
+      }
+    }
+    if (m?.method === CANCELLED) {
+      // The handler may go on, but its answer is never sent: the span ends now.
+      const rkey = idKey(m.params?.requestId);
+      const call = rkey === undefined ? undefined : this.received.get(rkey);
+      if (rkey !== undefined && call) {
+        this.received.delete(rkey);
+        finishCall(call, cancelledOutcome(m));
       }
     }
     if (m !== undefined && isResponse(m)) this.notice(m);

@@ -164,22 +164,38 @@ static __always_inline int ar_json_request(__u64 buf, __u64 len)
 	return 0;
 }
 
+/* Whether fd is the process's stdin (writing = 0) or stdout wire: the file
+ * it had there at exec, wherever it is now; fd 0 or 1 when its exec was
+ * not seen (it was tracked later). */
+static __always_inline int ar_stdio_wire(__u32 tgid, __s64 fd, int writing)
+{
+	struct ar_stdio *w = bpf_map_lookup_elem(&ar_stdio, &tgid);
+	if (!w)
+		return fd == (writing ? 1 : 0);
+	__u64 wire = writing ? w->out : w->in;
+	return wire && ar_channel_of((__s32)fd, writing) == wire;
+}
+
 static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 buf, __u64 len, struct ar_chan_io *c)
 {
 	int writing = kind == AR_AGG_WRITE || kind == AR_AGG_SEND;
 	__u32 tgid = id >> 32;
-	if (writing && fd == 1 && bpf_map_lookup_elem(&ar_serving, &tgid)) {
-		c->op = AR_CHAN_ANSWER;
+	if (writing && bpf_map_lookup_elem(&ar_serving, &tgid) && ar_stdio_wire(tgid, fd, 1)) {
+		/* A response names its request's id; a notification (a log
+		 * line, progress) names none and answers nothing. */
+		if (!buf || ar_json_request(buf, len))
+			c->op = AR_CHAN_ANSWER;
 		return;
 	}
 	if (!writing) {
-		if (fd != 0)
+		if (!ar_stdio_wire(tgid, fd, 0))
 			return;
-		__u64 key = ar_channel_of(0, 0);
-		if (!key || !bpf_map_lookup_elem(&ar_channels, &key))
-			return;
-		c->key = key;
-		c->op = AR_CHAN_READ;
+		/* Whether requests come this way is asked on exit: a reader
+		 * thread blocked here since before the first request (Python's
+		 * mcp reads stdin so) would miss the channel it creates. */
+		c->key = ar_channel_of((__s32)fd, 0);
+		if (c->key)
+			c->op = AR_CHAN_READ;
 		return;
 	}
 	/* The descriptor first: most writes are to files and terminals. */
@@ -362,6 +378,24 @@ static __always_inline int ar_io_exit(long ret)
 		if (c)
 			__sync_fetch_and_add(&c->ambiguous, 1);
 	}
+	return 0;
+}
+
+/* A tracked process exec'ed: where its stdio wires are (ar_stdio), before
+ * it can move them. Every exec on the host runs this; untracked ones
+ * return at the bit test. */
+SEC("tp_btf/sched_process_exec")
+int io_stdio_exec(__u64 *ctx)
+{
+	__u64 id = ar_current_id();
+	if (!ar_is_tracked(id))
+		return 0;
+	__u32 tgid = id >> 32;
+	struct ar_stdio w = { .in = ar_channel_of(0, 0), .out = ar_channel_of(1, 1) };
+	if (w.in || w.out)
+		bpf_map_update_elem(&ar_stdio, &tgid, &w, BPF_ANY);
+	else
+		bpf_map_delete_elem(&ar_stdio, &tgid);
 	return 0;
 }
 

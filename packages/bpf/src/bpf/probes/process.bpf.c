@@ -109,6 +109,9 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
 	struct ar_proc_info info = { .parent_tgid = id >> 32 };
 	ar_attribute(&q, &info.span);
+	/* a forked child has its parent's descriptors, not a dead namesake's
+	 * wires (the pipe rung falls back on fd 0 and 1 until it execs) */
+	bpf_map_delete_elem(&ar_stdio, &child_tgid);
 	if (bpf_map_update_elem(&ar_tracked_procs, &child_tgid, &info, BPF_NOEXIST))
 		ar_count(AR_STAT_TRACKED_FULL);
 	else
@@ -147,6 +150,9 @@ int BPF_PROG(process_exit, struct task_struct *task)
 		__u32 tgid = id >> 32;
 		ar_tracked_bit(tgid, 0);
 		bpf_map_delete_elem(&ar_tracked_procs, &tgid);
+		/* the pipe rung's, lest a process given its tgid inherit them */
+		bpf_map_delete_elem(&ar_stdio, &tgid);
+		bpf_map_delete_elem(&ar_serving, &tgid);
 	}
 	bpf_map_delete_elem(&otel_traces_ctx_v1, &id);
 	bpf_map_delete_elem(&ar_thread_slots, &id);
