@@ -209,7 +209,8 @@ function verdicts(spans: FlatSpan[], calls: PlannedCall[]): { right: number; fla
 
 /**
  * An agent on `node` calls a server without agentrace (`server`: how the agent
- * starts it) 8 times one after the other, then 8 times at once: each call's
+ * starts it) 8 times one after the other (after a call it cancels), then 8
+ * times at once: each call's
  * open, connect and child process in the server must be under that call, or
  * (at once) flagged ambiguous; never under another call unflagged. What the
  * server read at start-up is under no call.
@@ -220,18 +221,27 @@ async function bareServer(t: TestContext, tag: string, node: string, server: { s
     const calls = await rig.plan(`mcp-bare-${run}`, 8);
     const startupFile = path.join(rig.dir, `startup-bare-${run}.txt`);
     fs.writeFileSync(startupFile, 'start\n');
-    const { code, stdout, spans } = await rig.run(`bare-${run}`, agent, { ...server, serverConfig: { startupFile }, calls, oneByOne }, node);
+    // One at a time, after a call that timed out: the server was told to
+    // cancel it and will not answer it, so it serves it no longer.
+    const cancelFirst = oneByOne;
+    const { code, stdout, spans } = await rig.run(`bare-${run}`, agent, { ...server, serverConfig: { startupFile }, calls, oneByOne, cancelFirst }, node);
     assert.equal(code, 0, 'the agent ran');
-    const out = JSON.parse(stdout) as { results: Record<string, string>; failed: boolean };
+    const out = JSON.parse(stdout) as { results: Record<string, string>; failed: boolean; cancelled: boolean };
     for (const c of calls) assert.equal(out.results[c.id], `${c.word} ${c.word}`);
     assert.equal(out.failed, true, 'the failing tool answered isError');
+    if (cancelFirst) {
+      assert.equal(out.cancelled, true, 'the hanging call timed out');
+      const hang = spans.filter((s) => s.name === 'execute_tool hang');
+      assert.equal(hang.length, 1, 'the timed-out call has its span');
+      assert.equal(hang[0]!.attributes['error.type'], 'cancelled', 'ended when the client cancelled it');
+    }
     assert.equal(spans.filter((s) => s.name.startsWith('tools/call')).length, 0, 'the server has no SDK: no server spans');
     const v = verdicts(spans, calls);
     t.diagnostic(`${oneByOne ? 'one at a time' : '8 at once'}: ${v.right} right, ${v.flagged} flagged ambiguous, ${v.wrong.length} wrong, of ${calls.length * 3}`);
     assert.deepEqual(v.missing, [], 'every open, connect and child process of the server is exported under a call');
     assert.deepEqual(v.wrong, [], 'nothing silently under another call');
     assert.ok(v.rungs.has('pipe'), `the pipe rung found them (rungs: ${[...v.rungs].join(', ')})`);
-    if (oneByOne) assert.equal(v.right, calls.length * 3, 'calls one at a time: every one exact, none flagged');
+    if (oneByOne) assert.equal(v.right, calls.length * 3, 'calls one at a time (after one cancelled): every one exact, none flagged');
     for (const s of spans.filter((x) => x.attributes['file.path'] === startupFile)) {
       assert.deepEqual(toolsAbove(s, spans), [], 'the server read its start-up file outside any request, yet it is under a tool call');
     }

@@ -40,23 +40,25 @@ export const structs = {
     },
   },
   ar_chan_seg: {
-    size: 48,
+    size: 56,
     fields: {
       span: { offset: 0, size: 24, type: 'struct ar_span_ctx' },
-      end: { offset: 24, size: 8, type: 'u64' },
-      seq: { offset: 32, size: 8, type: 'u64' },
-      request: { offset: 40, size: 4, type: 'u32' },
-      _pad: { offset: 44, size: 4, type: 'u32' },
+      start: { offset: 24, size: 8, type: 'u64' },
+      end: { offset: 32, size: 8, type: 'u64' },
+      seq: { offset: 40, size: 8, type: 'u64' },
+      msg: { offset: 48, size: 4, type: 'u32' },
+      _pad: { offset: 52, size: 4, type: 'u32' },
     },
   },
   ar_channel: {
-    size: 416,
+    size: 488,
     fields: {
-      segs: { offset: 0, size: 384, type: 'struct ar_chan_seg', count: 8 },
-      wseq: { offset: 384, size: 8, type: 'u64' },
-      written: { offset: 392, size: 8, type: 'u64' },
-      rseq: { offset: 400, size: 8, type: 'u64' },
-      read: { offset: 408, size: 8, type: 'u64' },
+      segs: { offset: 0, size: 448, type: 'struct ar_chan_seg', count: 8 },
+      wseq: { offset: 448, size: 8, type: 'u64' },
+      written: { offset: 456, size: 8, type: 'u64' },
+      rseq: { offset: 464, size: 8, type: 'u64' },
+      read: { offset: 472, size: 8, type: 'u64' },
+      rest: { offset: 480, size: 8, type: 'u64' },
     },
   },
   ar_config: {
@@ -247,15 +249,17 @@ export const read = {
     latency_sum_ns: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 24),
   },
   ar_chan_seg: {
-    end: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 24),
-    seq: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 32),
-    request: (b: Buffer, base: number): number => b.readUInt32LE(base + 40),
+    start: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 24),
+    end: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 32),
+    seq: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 40),
+    msg: (b: Buffer, base: number): number => b.readUInt32LE(base + 48),
   },
   ar_channel: {
-    wseq: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 384),
-    written: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 392),
-    rseq: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 400),
-    read: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 408),
+    wseq: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 448),
+    written: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 456),
+    rseq: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 464),
+    read: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 472),
+    rest: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 480),
   },
   ar_config: {
     max_events_per_span: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
@@ -352,14 +356,16 @@ export const readNumber = {
     latency_sum_ns: (b: Buffer, base: number): number => b.readUInt32LE(base + 28) * 0x100000000 + b.readUInt32LE(base + 24),
   },
   ar_chan_seg: {
-    end: (b: Buffer, base: number): number => b.readUInt32LE(base + 28) * 0x100000000 + b.readUInt32LE(base + 24),
-    seq: (b: Buffer, base: number): number => b.readUInt32LE(base + 36) * 0x100000000 + b.readUInt32LE(base + 32),
+    start: (b: Buffer, base: number): number => b.readUInt32LE(base + 28) * 0x100000000 + b.readUInt32LE(base + 24),
+    end: (b: Buffer, base: number): number => b.readUInt32LE(base + 36) * 0x100000000 + b.readUInt32LE(base + 32),
+    seq: (b: Buffer, base: number): number => b.readUInt32LE(base + 44) * 0x100000000 + b.readUInt32LE(base + 40),
   },
   ar_channel: {
-    wseq: (b: Buffer, base: number): number => b.readUInt32LE(base + 388) * 0x100000000 + b.readUInt32LE(base + 384),
-    written: (b: Buffer, base: number): number => b.readUInt32LE(base + 396) * 0x100000000 + b.readUInt32LE(base + 392),
-    rseq: (b: Buffer, base: number): number => b.readUInt32LE(base + 404) * 0x100000000 + b.readUInt32LE(base + 400),
-    read: (b: Buffer, base: number): number => b.readUInt32LE(base + 412) * 0x100000000 + b.readUInt32LE(base + 408),
+    wseq: (b: Buffer, base: number): number => b.readUInt32LE(base + 452) * 0x100000000 + b.readUInt32LE(base + 448),
+    written: (b: Buffer, base: number): number => b.readUInt32LE(base + 460) * 0x100000000 + b.readUInt32LE(base + 456),
+    rseq: (b: Buffer, base: number): number => b.readUInt32LE(base + 468) * 0x100000000 + b.readUInt32LE(base + 464),
+    read: (b: Buffer, base: number): number => b.readUInt32LE(base + 476) * 0x100000000 + b.readUInt32LE(base + 472),
+    rest: (b: Buffer, base: number): number => b.readUInt32LE(base + 484) * 0x100000000 + b.readUInt32LE(base + 480),
   },
   ar_dns_lookup_event: {
     latency_ns: (b: Buffer, base: number): number => b.readUInt32LE(base + 76) * 0x100000000 + b.readUInt32LE(base + 72),
@@ -396,6 +402,7 @@ export const readNumber = {
 export const enums = {
   ar_agg_kind: { AR_AGG_READ: 0, AR_AGG_WRITE: 1, AR_AGG_SEND: 2, AR_AGG_RECV: 3, AR_AGG_OPEN: 4, AR_AGG_CONNECT: 5, AR_AGG_EXEC: 6, AR_AGG_KINDS: 7 },
   ar_attr_source: { AR_ATTR_NONE: 0, AR_ATTR_SLOT: 1, AR_ATTR_THREAD: 2, AR_ATTR_WORK: 3, AR_ATTR_FD: 4, AR_ATTR_PROCESS: 5, AR_ATTR_NOBODY: 6, AR_ATTR_PIPE: 7, AR_ATTR_PIPE_AMBIGUOUS: 8 },
+  ar_chan_msg: { AR_CHAN_MSG_NOTIFICATION: 0, AR_CHAN_MSG_REQUEST: 1, AR_CHAN_MSG_CANCEL: 2, AR_CHAN_MSG_VOID: 3 },
   ar_chan_op: { AR_CHAN_NONE: 0, AR_CHAN_WRITE: 1, AR_CHAN_READ: 2, AR_CHAN_ANSWER: 3 },
   ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9 },
   ar_fd_flag: { AR_FD_AMBIGUOUS: 1 },
@@ -408,4 +415,4 @@ export const enums = {
 export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_scratch', 'ar_fd_spans', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
 
 /** Its programs, by name. */
-export const programs = ['context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;
+export const programs = ['ar_json_msg', 'context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;

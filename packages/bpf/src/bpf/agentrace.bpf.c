@@ -52,5 +52,6 @@ enum ar_proc_flag ar_btf_proc_flag __attribute__((unused));
 enum ar_fd_flag ar_btf_fd_flag __attribute__((unused));
 enum ar_fd_op ar_btf_fd_op __attribute__((unused));
 enum ar_chan_op ar_btf_chan_op __attribute__((unused));
+enum ar_chan_msg ar_btf_chan_msg __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

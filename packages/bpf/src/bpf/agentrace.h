@@ -190,12 +190,21 @@ enum ar_chan_op {
 /* The pipe rung: the requests a channel (a pipe, or an AF_UNIX stream
  * socket pair: what a stdio MCP server's stdin is) carries, in order, each
  * with the span it was written under (zero: outside any call). */
+/* What a write into a channel carries (a JSON-RPC message written whole). */
+enum ar_chan_msg {
+	AR_CHAN_MSG_NOTIFICATION = 0, /* no "id": never answered */
+	AR_CHAN_MSG_REQUEST = 1,      /* an "id": it will be answered */
+	AR_CHAN_MSG_CANCEL = 2,       /* notifications/cancelled: a request taken will not be */
+	AR_CHAN_MSG_VOID = 3,         /* no message: bytes that never went in, or the rest of one */
+};
+
 #define AR_CHAN_SEGS 8
 struct ar_chan_seg {
 	struct ar_span_ctx span;
+	__u64 start;   /* bytes written into the channel before this write */
 	__u64 end;     /* bytes written into the channel once this write is in */
 	__u64 seq;     /* its writer's sequence number + 1: 0 or stale, not (yet) this one */
-	__u32 request; /* a JSON-RPC request (it has an "id"): it will be answered */
+	__u32 msg;     /* enum ar_chan_msg */
 	__u32 _pad;
 };
 
@@ -208,6 +217,7 @@ struct ar_channel {
 	__u64 written; /* bytes written so far */
 	__u64 rseq;    /* writes wholly read so far */
 	__u64 read;    /* bytes read so far */
+	__u64 rest;    /* bytes of a message written in part still to come (the next writes) */
 };
 
 /* A process's stdio wires, as it was exec'ed (ar_channel_of: stdin's

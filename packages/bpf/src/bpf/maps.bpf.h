@@ -122,8 +122,10 @@ struct ar_pending_io {
 	__u32 chan_op;   /* enum ar_chan_op: this syscall's part in the pipe rung */
 	__u64 chan;      /* the channel it writes into or reads from */
 	struct ar_span_ctx chan_span; /* the writer's own span (chan_op WRITE) */
-	__u32 chan_request;           /* what it writes is a JSON-RPC request (chan_op WRITE) */
+	__u32 chan_msg;               /* enum ar_chan_msg: what it writes (chan_op WRITE) */
 	__u32 _pad2;
+	__u64 chan_seq;               /* its segment's seq, reserved on entry (0: recorded on exit) */
+	__u64 chan_len;               /* the bytes it reserved */
 };
 
 /* Task-local (no hashing, no delete: freed with the thread); ts_ns 0 = none. */

@@ -125,43 +125,142 @@ static __always_inline __u64 ar_channel_of(__s32 fd, int writing)
  * channel (its bytes carry the writer's own call), a read on stdin
  * (requests taken), or a serving process's write on stdout (an answer). */
 struct ar_chan_io {
-	__u32 op;      /* enum ar_chan_op */
-	__u32 request; /* WRITE: a JSON-RPC request, not a notification */
+	__u32 op;  /* enum ar_chan_op */
+	__u32 msg; /* WRITE: enum ar_chan_msg */
 	__u64 key;
+	__u64 seq; /* WRITE: its segment's seq, reserved on entry; 0: recorded on exit */
+	__u64 len; /* WRITE: the bytes reserved */
 	struct ar_span_ctx span;
 };
 
-#define AR_JSON_PEEK 48
+#define AR_JSON_PEEK 64
 
-/* Whether `"id":` is in buf[0, n) (n at most AR_JSON_PEEK). */
-static __always_inline int ar_peek_id(const char *buf, __u32 n)
+/* `"id":` and `/cancelled"` as little-endian words (the bytes in order). */
+#define AR_WORD_ID 0x3a22646922ULL         /* "id": */
+#define AR_WORD_CANCELL 0x6c6c65636e61632fULL /* /cancell */
+#define AR_WORD_ED 0x226465ULL             /* ed" */
+
+/* Where in buf[0, n) a word occurs (its low `bytes` bytes), or -1. The
+ * buffer is AR_JSON_PEEK + 8 bytes, zero past n. */
+static __always_inline int ar_peek_word(const char *buf, __u32 n, __u64 word, __u64 mask, __u32 bytes)
 {
-	for (int i = 0; i + 5 <= AR_JSON_PEEK; i++) {
-		if (i + 5 > n)
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < AR_JSON_PEEK; i++) {
+		if (i + bytes > n)
 			break;
-		if (buf[i] == '"' && buf[i + 1] == 'i' && buf[i + 2] == 'd' && buf[i + 3] == '"' && buf[i + 4] == ':')
-			return 1;
+		__u64 w;
+		__builtin_memcpy(&w, &buf[i], sizeof(w));
+		if ((w & mask) == word)
+			return (int)i;
 	}
-	return 0;
+	return -1;
 }
 
-/* Whether a JSON-RPC message written whole is a request (it names an "id",
+/* What a JSON-RPC message written whole is: a request (it names an "id",
  * which serializers put first or last: Python's pydantic, the MCP SDK's
- * spread) rather than a notification, which is never answered. Only the
- * ends of the message are looked at. */
-static __always_inline int ar_json_request(__u64 buf, __u64 len)
+ * spread), a cancellation (its method is near the start either way), or
+ * another notification, which is never answered. Only the ends of the
+ * message are looked at. A global function: the verifier checks it once,
+ * not at every call site. */
+__noinline __u32 ar_json_msg(__u64 buf, __u64 len)
 {
-	char peek[AR_JSON_PEEK];
+	char peek[AR_JSON_PEEK + 8] = {};
 	if (!buf || len < 5)
-		return 0;
+		return AR_CHAN_MSG_NOTIFICATION;
 	__u32 n = len < AR_JSON_PEEK ? (__u32)len : AR_JSON_PEEK;
-	if (bpf_probe_read_user(peek, n & (64 - 1), (void *)buf) == 0 && ar_peek_id(peek, n))
-		return 1;
-	if (len <= AR_JSON_PEEK)
-		return 0;
-	if (bpf_probe_read_user(peek, AR_JSON_PEEK, (void *)(buf + len - AR_JSON_PEEK)) == 0)
-		return ar_peek_id(peek, AR_JSON_PEEK);
-	return 0;
+	if (bpf_probe_read_user(peek, n & (2 * AR_JSON_PEEK - 1), (void *)buf))
+		return AR_CHAN_MSG_NOTIFICATION;
+	if (ar_peek_word(peek, n, AR_WORD_ID, 0xffffffffffULL, 5) >= 0)
+		return AR_CHAN_MSG_REQUEST;
+	int at = ar_peek_word(peek, n, AR_WORD_CANCELL, ~0ULL, 11);
+	int cancel = 0;
+	if (at >= 0 && at < AR_JSON_PEEK) {
+		__u64 w;
+		__builtin_memcpy(&w, &peek[at + 8], sizeof(w));
+		cancel = (w & 0xffffffULL) == AR_WORD_ED;
+	}
+	if (len > AR_JSON_PEEK && bpf_probe_read_user(peek, AR_JSON_PEEK, (void *)(buf + len - AR_JSON_PEEK)) == 0 &&
+	    ar_peek_word(peek, AR_JSON_PEEK, AR_WORD_ID, 0xffffffffffULL, 5) >= 0)
+		return AR_CHAN_MSG_REQUEST;
+	return cancel ? AR_CHAN_MSG_CANCEL : AR_CHAN_MSG_NOTIFICATION;
+}
+
+const struct ar_channel ar_channel_fresh = {};
+
+static __always_inline struct ar_channel *ar_channel_get(__u64 key)
+{
+	struct ar_channel *ch = bpf_map_lookup_elem(&ar_channels, &key);
+	if (ch)
+		return ch;
+	/* a new channel's value, too large for the stack */
+	bpf_map_update_elem(&ar_channels, &key, &ar_channel_fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&ar_channels, &key);
+}
+
+/* One write's segment: its bytes carry `span`. Returns its seq (0: none). */
+static __always_inline __u64 ar_chan_record(struct ar_channel *ch, const struct ar_span_ctx *span, __u32 msg, __u64 n)
+{
+	/* The rest of a message written in part is no message of its own
+	 * (Node writes it when the pipe has room again, outside any call). */
+	__u64 rest = ch->rest;
+	if (rest) {
+		ch->rest = rest > n ? rest - n : 0;
+		msg = AR_CHAN_MSG_VOID;
+	}
+	__u64 seq = __sync_fetch_and_add(&ch->wseq, 1);
+	__u64 end = __sync_fetch_and_add(&ch->written, n) + n;
+	struct ar_chan_seg *seg = &ch->segs[seq & (AR_CHAN_SEGS - 1)];
+	seg->span = *span;
+	seg->start = end - n;
+	seg->end = end;
+	seg->msg = msg;
+	seg->seq = seq + 1;
+	return seq + 1;
+}
+
+/* A write recorded on exit (writev, sendmsg: its length is known then). */
+static __always_inline void ar_chan_write(__u64 key, const struct ar_span_ctx *span, __u32 msg, long n)
+{
+	struct ar_channel *ch = ar_channel_get(key);
+	if (ch)
+		ar_chan_record(ch, span, msg, (__u64)n);
+}
+
+/* A write of `len` bytes from one buffer is recorded on entry, before any
+ * of its bytes can reach the reader: a reader thread blocked in read(2)
+ * (Python's mcp) may return and take them before the writer's exit probe
+ * runs. */
+static __always_inline void ar_chan_reserve(struct ar_chan_io *c, __u64 len)
+{
+	struct ar_channel *ch = ar_channel_get(c->key);
+	if (!ch)
+		return;
+	c->seq = ar_chan_record(ch, &c->span, c->msg, len);
+	c->len = len;
+}
+
+/* On exit, a reserved write that put in less than it reserved: its
+ * segment shrinks to what went in, and what did not is the next writes'
+ * (a retry of the whole message: nothing went in; the rest of it: part
+ * did). Only while it is still the channel's last segment: after another
+ * write, the ends of both are off by what is missing. */
+static __always_inline void ar_chan_settle(__u64 key, __u64 seq, __u64 len, long ret)
+{
+	__u64 in = ret > 0 ? (__u64)ret : 0;
+	if (in >= len)
+		return;
+	struct ar_channel *ch = bpf_map_lookup_elem(&ar_channels, &key);
+	if (!ch || ch->wseq != seq)
+		return;
+	struct ar_chan_seg *seg = &ch->segs[(seq - 1) & (AR_CHAN_SEGS - 1)];
+	if (seg->seq != seq)
+		return;
+	__sync_fetch_and_add(&ch->written, -(len - in));
+	seg->end = seg->start + in;
+	if (in == 0)
+		seg->msg = AR_CHAN_MSG_VOID;
+	else
+		ch->rest = len - in;
 }
 
 /* Whether fd is the process's stdin (writing = 0) or stdout wire: the file
@@ -183,7 +282,7 @@ static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 
 	if (writing && bpf_map_lookup_elem(&ar_serving, &tgid) && ar_stdio_wire(tgid, fd, 1)) {
 		/* A response names its request's id; a notification (a log
 		 * line, progress) names none and answers nothing. */
-		if (!buf || ar_json_request(buf, len))
+		if (!buf || ar_json_msg(buf, len) == AR_CHAN_MSG_REQUEST)
 			c->op = AR_CHAN_ANSWER;
 		return;
 	}
@@ -211,73 +310,88 @@ static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 
 		return;
 	c->key = key;
 	c->op = AR_CHAN_WRITE;
-	/* writev and sendmsg: no single buffer to look at; counted as requests */
-	c->request = buf ? ar_json_request(buf, len) : 1;
-}
-
-const struct ar_channel ar_channel_fresh = {};
-
-static __always_inline void ar_chan_write(__u64 key, const struct ar_span_ctx *span, __u32 request, long n)
-{
-	struct ar_channel *ch = bpf_map_lookup_elem(&ar_channels, &key);
-	if (!ch) {
-		/* a new channel's value, too large for the stack */
-		bpf_map_update_elem(&ar_channels, &key, &ar_channel_fresh, BPF_NOEXIST);
-		ch = bpf_map_lookup_elem(&ar_channels, &key);
-		if (!ch)
-			return;
-	}
-	__u64 seq = __sync_fetch_and_add(&ch->wseq, 1);
-	__u64 end = __sync_fetch_and_add(&ch->written, (__u64)n) + (__u64)n;
-	struct ar_chan_seg *seg = &ch->segs[seq & (AR_CHAN_SEGS - 1)];
-	seg->span = *span;
-	seg->end = end;
-	seg->request = request;
-	seg->seq = seq + 1;
+	/* writev and sendmsg: no single buffer to look at; counted as requests,
+	 * recorded on exit, once their length is known */
+	c->msg = buf ? ar_json_msg(buf, len) : AR_CHAN_MSG_REQUEST;
+	if (buf && len)
+		ar_chan_reserve(c, len);
 }
 
 /* Requests read on stdin: the process now serves the call of the last one
  * (all of them, when it took several calls' requests at once: ambiguous). */
+/* The walk over a channel's segments a read makes (bpf_loop: the verifier
+ * checks one step, not every path through eight). */
+struct ar_read_walk {
+	struct ar_channel *ch;
+	__u64 rseq;
+	__u64 before; /* bytes read before this read */
+	__u64 upto;   /* bytes read once it is in */
+	struct ar_span_ctx first;
+	__u32 spans, multi, done, cancels;
+};
+
+static long ar_read_step(__u64 index, void *ctx)
+{
+	struct ar_read_walk *w = ctx;
+	struct ar_channel *ch = w->ch;
+	__u64 rseq = w->rseq;
+	if (rseq >= ch->wseq)
+		return 1;
+	struct ar_chan_seg *seg = &ch->segs[rseq & (AR_CHAN_SEGS - 1)];
+	__u64 mine = seg->seq;
+	if (mine < rseq + 1)
+		return 1; /* numbered, not written yet: the next read takes it */
+	if (mine > rseq + 1) {
+		/* overwritten before it was read: what it carried is unknown */
+		w->multi = 1;
+		w->rseq = rseq + 1;
+		return 0;
+	}
+	if (seg->start >= w->upto)
+		return 1; /* reserved, none of it read yet */
+	if (seg->end <= w->before) {
+		/* Read before it was recorded (a write recorded on exit, whose
+		 * reader returned before the writer's exit probe ran): its
+		 * request was missed (the server's work for it is no call's);
+		 * taken now, it would count an answer that never comes, and
+		 * every later call would look ambiguous. */
+		w->rseq = rseq + 1;
+		return 0;
+	}
+	/* A notification is never answered: it does not make the process
+	 * serve its call (it would serve it for good). */
+	__u32 msg = seg->msg;
+	if (msg == AR_CHAN_MSG_REQUEST && ar_span_is_set(&seg->span)) {
+		if (!w->spans) {
+			w->first = seg->span;
+			w->spans = 1;
+		} else if (ar_span_key(&seg->span) != ar_span_key(&w->first)) {
+			w->multi = 1;
+		}
+	}
+	if (seg->end > w->upto)
+		return 1; /* partly read: the rest comes with the next read */
+	w->rseq = rseq + 1;
+	if (msg == AR_CHAN_MSG_REQUEST)
+		w->done++;
+	else if (msg == AR_CHAN_MSG_CANCEL)
+		w->cancels++;
+	return 0;
+}
+
 static __always_inline void ar_chan_read(__u64 id, __u64 key, long n)
 {
 	struct ar_channel *ch = bpf_map_lookup_elem(&ar_channels, &key);
 	if (!ch)
 		return;
-	struct ar_span_ctx first = {};
-	int spans = 0, multi = 0;
-	__u32 done = 0;
-	__u64 upto = ch->read + (__u64)n;
-	ch->read = upto;
-	__u64 rseq = ch->rseq;
-	for (int i = 0; i < AR_CHAN_SEGS; i++) {
-		if (rseq >= ch->wseq)
-			break;
-		struct ar_chan_seg *seg = &ch->segs[rseq & (AR_CHAN_SEGS - 1)];
-		__u64 mine = seg->seq;
-		if (mine < rseq + 1)
-			break; /* numbered, not written yet: the next read takes it */
-		if (mine > rseq + 1) {
-			/* overwritten before it was read: what it carried is unknown */
-			multi = 1;
-			rseq++;
-			continue;
-		}
-		/* A notification is never answered: it does not make the
-		 * process serve its call (it would serve it for good). */
-		if (seg->request && ar_span_is_set(&seg->span)) {
-			if (!spans) {
-				first = seg->span;
-				spans = 1;
-			} else if (ar_span_key(&seg->span) != ar_span_key(&first)) {
-				multi = 1;
-			}
-		}
-		if (seg->end > upto)
-			break; /* partly read: the rest comes with the next read */
-		rseq++;
-		if (seg->request)
-			done++;
-	}
+	struct ar_read_walk w = { .ch = ch, .rseq = ch->rseq, .before = ch->read };
+	w.upto = w.before + (__u64)n;
+	ch->read = w.upto;
+	bpf_loop(AR_CHAN_SEGS, ar_read_step, &w, 0);
+	struct ar_span_ctx first = w.first;
+	int spans = w.spans, multi = w.multi;
+	__u32 done = w.done, cancels = w.cancels;
+	__u64 rseq = w.rseq;
 	ch->rseq = rseq;
 
 	__u32 tgid = id >> 32;
@@ -295,6 +409,17 @@ static __always_inline void ar_chan_read(__u64 id, __u64 key, long n)
 	if (multi)
 		now.ambiguous = 1;
 	now.outstanding += done;
+	/* A request cancelled may never be answered (the MCP SDK's servers
+	 * answer none): it is served no longer. Which one it was is not
+	 * known here; the call served stays the last one read. */
+	if (cancels) {
+		now.outstanding = now.outstanding > cancels ? now.outstanding - cancels : 0;
+		if (!now.outstanding) {
+			if (sv)
+				bpf_map_delete_elem(&ar_serving, &tgid);
+			return;
+		}
+	}
 	if (!ar_span_is_set(&now.span))
 		return;
 	bpf_map_update_elem(&ar_serving, &tgid, &now, BPF_ANY);
@@ -318,10 +443,14 @@ static __always_inline void ar_chan_exit(__u64 id, struct ar_pending_io *p, long
 {
 	__u32 op = p->chan_op;
 	p->chan_op = AR_CHAN_NONE;
+	if (op == AR_CHAN_WRITE && p->chan_seq) {
+		ar_chan_settle(p->chan, p->chan_seq, p->chan_len, ret);
+		return;
+	}
 	if (ret <= 0)
 		return;
 	if (op == AR_CHAN_WRITE)
-		ar_chan_write(p->chan, &p->chan_span, p->chan_request, ret);
+		ar_chan_write(p->chan, &p->chan_span, p->chan_msg, ret);
 	else if (op == AR_CHAN_READ)
 		ar_chan_read(id, p->chan, ret);
 	else if (op == AR_CHAN_ANSWER)
@@ -346,7 +475,9 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind, __u64 buf
 	p->chan_op = c.op;
 	p->chan = c.key;
 	p->chan_span = c.span;
-	p->chan_request = c.request;
+	p->chan_msg = c.msg;
+	p->chan_seq = c.seq;
+	p->chan_len = c.len;
 	if (!o)
 		return 0;
 	if (!ar_fd_user(id, &fk, o, kind, p))

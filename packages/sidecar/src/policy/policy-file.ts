@@ -1,0 +1,262 @@
+// The policy file (`--policy FILE`): YAML (JSON is YAML too), checked
+// against its schema; a mistake is refused with its line and column and
+// what is wrong, so that a bad edit never replaces the running policy.
+//
+//   version: 1
+//   tools:                       # first pattern that matches the tool's name wins
+//     fetch_url:
+//       network:
+//         mode: enforce          # enforce: denied connects fail with EPERM; audit: recorded only
+//         allow:
+//           - cidr: 127.0.0.1/32
+//             ports: [8080, "9000-9100"]
+//     "mcp__*": { network: { mode: audit, allow: [] } }
+//   default:                     # calls of tools no pattern names
+//     network: { mode: audit, allow: [] }
+//   outside:                     # what tracked processes do outside any tool call
+//     network: { mode: audit, allow: [{ cidr: 0.0.0.0/0 }] }
+//
+// A tool entry without a `network` rule takes the default's; no rule at
+// all means no restriction.
+import fs from 'node:fs';
+import { isIP } from 'node:net';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
+import { z } from 'zod';
+import { AgentraceError } from '@agentrace/protocol';
+
+/** A policy file that cannot be used: where, and why. */
+export class PolicyError extends AgentraceError {
+  readonly code = 'AR_ERR_POLICY';
+  constructor(
+    readonly file: string,
+    readonly line: number | undefined,
+    readonly column: number | undefined,
+    readonly reason: string,
+  ) {
+    super(`${file}${line === undefined ? '' : `:${line}${column === undefined ? '' : `:${column}`}`}: ${reason}; the running policy is kept`);
+  }
+}
+
+export type RuleMode = 'enforce' | 'audit';
+export type NetProtocol = 'tcp' | 'udp' | 'any';
+
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+/** One allowed destination: an address block, its ports (none: every port) and protocol. */
+export interface NetAllow {
+  family: 4 | 6;
+  /** The block's address, normalized (e.g. 10.0.0.0). */
+  address: string;
+  prefix: number;
+  ports: PortRange[];
+  protocol: NetProtocol;
+}
+
+export interface NetworkRule {
+  mode: RuleMode;
+  allow: NetAllow[];
+}
+
+export interface ToolRules {
+  network?: NetworkRule;
+}
+
+export interface ToolPolicy {
+  /** The pattern as written (`*` any run of characters, `?` one). */
+  pattern: string;
+  rules: ToolRules;
+  /** Line of the pattern in the file, for decisions that name their rule. */
+  line: number;
+}
+
+export interface Policy {
+  file: string;
+  tools: ToolPolicy[];
+  default: ToolRules;
+  outside: ToolRules;
+}
+
+const portSchema = z.union([
+  z.number().int().min(1).max(65535),
+  z.string().regex(/^\d{1,5}(-\d{1,5})?$/, 'a port range is written "FROM-TO", e.g. "8000-8100"'),
+]);
+
+const allowSchema = z
+  .object({
+    cidr: z.string().describe('an address or address block, e.g. 10.0.0.0/8, ::1/128, 127.0.0.1'),
+    ports: z.array(portSchema).optional(),
+    protocol: z.enum(['tcp', 'udp', 'any']).optional(),
+  })
+  .strict();
+
+const networkSchema = z
+  .object({
+    mode: z.enum(['enforce', 'audit']),
+    allow: z.array(allowSchema),
+  })
+  .strict();
+
+// Kinds not enforced yet are refused by name, not ignored: a rule that
+// silently does nothing is worse than none.
+const notYet = (kind: string) => z.unknown().refine(() => false, `\`${kind}\` rules are not supported yet (only \`network\`)`);
+
+const rulesSchema = z
+  .object({
+    network: networkSchema.optional(),
+    exec: notYet('exec').optional(),
+    files: notYet('files').optional(),
+  })
+  .strict();
+
+const fileSchema = z
+  .object({
+    version: z.literal(1),
+    tools: z.record(z.string().min(1), rulesSchema).optional(),
+    default: rulesSchema.optional(),
+    outside: rulesSchema.optional(),
+  })
+  .strict();
+
+type RawRules = z.infer<typeof rulesSchema>;
+
+/** `*` any run of characters, `?` one; everything else itself. */
+export function toolPattern(pattern: string): RegExp {
+  const body = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) => (c === '*' ? '.*' : c === '?' ? '.' : `\\${c}`));
+  return new RegExp(`^${body}$`, 's');
+}
+
+function parseCidr(text: string): { family: 4 | 6; address: string; prefix: number } | string {
+  const [addr, len, extra] = text.split('/');
+  if (extra !== undefined || addr === undefined) return `${JSON.stringify(text)} is not an address block (e.g. 10.0.0.0/8)`;
+  const family = isIP(addr);
+  if (family === 0) return `${JSON.stringify(addr)} is not an IPv4 or IPv6 address`;
+  const max = family === 4 ? 32 : 128;
+  const prefix = len === undefined ? max : Number(len);
+  if (!/^\d+$/.test(len ?? String(max)) || prefix > max) return `${JSON.stringify(text)}: the prefix length must be 0 to ${max}`;
+  return { family: family as 4 | 6, address: addr, prefix };
+}
+
+function parsePorts(ports: Array<number | string> | undefined): PortRange[] | string {
+  if (ports === undefined) return [];
+  const out: PortRange[] = [];
+  for (const p of ports) {
+    if (typeof p === 'number') {
+      out.push({ from: p, to: p });
+      continue;
+    }
+    const [a, b = a] = p.split('-').map(Number) as [number, number?];
+    if (!(a >= 1 && b! <= 65535 && a <= b!)) return `port range ${JSON.stringify(p)} must be FROM-TO with 1 <= FROM <= TO <= 65535`;
+    out.push({ from: a, to: b! });
+  }
+  return out;
+}
+
+class Located {
+  readonly lines = new LineCounter();
+  doc!: Document.Parsed;
+  constructor(readonly file: string) {}
+
+  /**
+   * Line and column (1-based) of what `path` names: the key that names it
+   * (a list item: the item), or, when it is missing, the key of its
+   * nearest ancestor present.
+   */
+  at(path: ReadonlyArray<PropertyKey>): { line?: number; column?: number } {
+    for (let n = path.length; n > 0; n--) {
+      const parent = this.doc.getIn(path.slice(0, n - 1) as unknown[], true);
+      const last = path[n - 1];
+      let node: unknown;
+      if (isMap(parent)) node = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(last))?.key;
+      else if (isSeq(parent) && typeof last === 'number') node = parent.items[last];
+      if (isNode(node) && node.range) return this.pos(node.range[0]);
+    }
+    return this.doc.contents?.range ? this.pos(this.doc.contents.range[0]) : {};
+  }
+
+  private pos(offset: number): { line: number; column: number } {
+    const p = this.lines.linePos(offset);
+    return { line: p.line, column: p.col };
+  }
+
+  fail(path: ReadonlyArray<PropertyKey>, reason: string): never {
+    const { line, column } = this.at(path);
+    throw new PolicyError(this.file, line, column, reason);
+  }
+}
+
+function rulesOf(raw: RawRules | undefined, where: Located, path: PropertyKey[]): ToolRules {
+  const rules: ToolRules = {};
+  if (raw?.network) {
+    const allow: NetAllow[] = [];
+    raw.network.allow.forEach((a, i) => {
+      const cidr = parseCidr(a.cidr);
+      if (typeof cidr === 'string') where.fail([...path, 'network', 'allow', i, 'cidr'], cidr);
+      const ports = parsePorts(a.ports);
+      if (typeof ports === 'string') where.fail([...path, 'network', 'allow', i, 'ports'], ports);
+      allow.push({ ...cidr, ports, protocol: a.protocol ?? 'any' });
+    });
+    rules.network = { mode: raw.network.mode, allow };
+  }
+  return rules;
+}
+
+/** The keys the object at `path` takes, for an error about one it does not. */
+function knownKeys(path: ReadonlyArray<PropertyKey>): string {
+  const depth = path[0] === 'tools' ? path.length - 1 : path.length;
+  const keys = depth === 0 ? ['version', 'tools', 'default', 'outside'] : depth === 1 ? ['network'] : depth === 2 ? ['mode', 'allow'] : ['cidr', 'ports', 'protocol'];
+  return keys.join(', ');
+}
+
+/** Parses and checks a policy from its text; `file` names it in errors. */
+export function parsePolicy(text: string, file: string): Policy {
+  const where: Located = new Located(file);
+  where.doc = parseDocument(text, { lineCounter: where.lines, uniqueKeys: true, prettyErrors: false });
+  const syntax = where.doc.errors[0];
+  if (syntax) {
+    const pos = where.lines.linePos(syntax.pos[0]);
+    throw new PolicyError(file, pos.line, pos.col, syntax.message.split('\n')[0]!);
+  }
+  const checked = fileSchema.safeParse(where.doc.toJS());
+  if (!checked.success) {
+    // An unknown key first: a misspelt one also makes its right name missing.
+    const issue = checked.error.issues.find((i) => i.code === 'unrecognized_keys') ?? checked.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      const path = [...issue.path, issue.keys[0]!];
+      where.fail(path, `${path.join('.')}: unknown key; ${issue.path.length ? `${issue.path.join('.')} takes` : 'the file takes'} ${knownKeys(issue.path)}`);
+    }
+    where.fail(issue.path, `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
+  }
+  const raw = checked.data;
+  const tools: ToolPolicy[] = Object.entries(raw.tools ?? {}).map(([pattern, rules]) => ({
+    pattern,
+    rules: rulesOf(rules, where, ['tools', pattern]),
+    line: where.at(['tools', pattern]).line ?? 0,
+  }));
+  return { file, tools, default: rulesOf(raw.default, where, ['default']), outside: rulesOf(raw.outside, where, ['outside']) };
+}
+
+/** Reads and parses the policy file at `file`. */
+export function readPolicy(file: string): Policy {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new PolicyError(file, undefined, undefined, `cannot read it (${e.code ?? e.message})`);
+  }
+  return parsePolicy(text, file);
+}
+
+/**
+ * The rules a call of `tool` runs under: the first pattern that names it,
+ * each kind it leaves out taken from the default; `undefined` (a call of a
+ * tool with no name) gets the default's.
+ */
+export function rulesFor(policy: Policy, tool: string | undefined): { rules: ToolRules; source: string } {
+  const match = tool === undefined ? undefined : policy.tools.find((t) => toolPattern(t.pattern).test(tool));
+  if (!match) return { rules: policy.default, source: 'default' };
+  return { rules: { network: match.rules.network ?? policy.default.network }, source: `tools.${match.pattern}` };
+}

@@ -1,0 +1,105 @@
+// The policy file: what it accepts, how it resolves a tool's rules, and
+// that every mistake is refused with its line, column and reason.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parsePolicy, PolicyError, readPolicy, rulesFor, toolPattern } from '../src/policy/policy-file.js';
+
+const GOOD = `# the example agent's policy
+version: 1
+tools:
+  fetch_url:
+    network:
+      mode: enforce
+      allow:
+        - cidr: 127.0.0.1
+          ports: [8080, "9000-9100"]
+          protocol: tcp
+  "mcp__*":
+    network: { mode: audit, allow: [{ cidr: "::1/128" }] }
+  run_shell: {}
+default:
+  network: { mode: enforce, allow: [] }
+outside:
+  network: { mode: audit, allow: [{ cidr: 0.0.0.0/0 }] }
+`;
+
+test('a policy file: tools by pattern, the default for the rest and for unnamed tools, outside for work outside calls', () => {
+  const p = parsePolicy(GOOD, 'policy.yaml');
+  assert.deepEqual(
+    p.tools.map((t) => [t.pattern, t.line]),
+    [
+      ['fetch_url', 4],
+      ['mcp__*', 11],
+      ['run_shell', 13],
+    ],
+  );
+  assert.deepEqual(rulesFor(p, 'fetch_url').rules.network, {
+    mode: 'enforce',
+    allow: [{ family: 4, address: '127.0.0.1', prefix: 32, ports: [{ from: 8080, to: 8080 }, { from: 9000, to: 9100 }], protocol: 'tcp' }],
+  });
+  assert.equal(rulesFor(p, 'mcp__files__read').source, 'tools.mcp__*');
+  assert.deepEqual(rulesFor(p, 'mcp__files__read').rules.network?.allow[0], { family: 6, address: '::1', prefix: 128, ports: [], protocol: 'any' });
+  // run_shell names no network rule: the default's
+  assert.deepEqual(rulesFor(p, 'run_shell'), { rules: { network: { mode: 'enforce', allow: [] } }, source: 'tools.run_shell' });
+  assert.equal(rulesFor(p, 'write_file').source, 'default');
+  assert.equal(rulesFor(p, undefined).source, 'default');
+  assert.equal(p.outside.network?.allow[0]?.prefix, 0);
+});
+
+test('tool patterns: * is any run of characters, ? one, everything else itself', () => {
+  assert.ok(toolPattern('mcp__*').test('mcp__files__read'));
+  assert.ok(!toolPattern('mcp__*').test('xmcp__a'));
+  assert.ok(toolPattern('get_?').test('get_x'));
+  assert.ok(!toolPattern('get_?').test('get_xy'));
+  assert.ok(!toolPattern('a.b').test('axb'), 'a dot is a dot');
+  assert.ok(toolPattern('a+(b)').test('a+(b)'));
+});
+
+/** The error a policy text is refused with. */
+function refusal(text: string): PolicyError {
+  try {
+    parsePolicy(text, 'p.yaml');
+  } catch (err) {
+    assert.ok(err instanceof PolicyError, `a PolicyError, not ${String(err)}`);
+    assert.equal(err.code, 'AR_ERR_POLICY');
+    return err;
+  }
+  assert.fail('the policy was accepted');
+}
+
+test('every mistake is refused with its line, column and reason, and says the running policy is kept', () => {
+  const cases: Array<[string, number, RegExp]> = [
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - cidr: 10.0.0.300/8\n', 7, /not an IPv4 or IPv6 address/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - cidr: 10.0.0.0/33\n', 7, /prefix length must be 0 to 32/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - cidr: 10.0.0.0/8\n          ports: ["90-80"]\n', 8, /port range "90-80"/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: block\n      allow: []\n', 5, /tools\.a\.network\.mode/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: audit\n      alow: []\n', 6, /tools\.a\.network\.alow: unknown key; tools\.a\.network takes mode, allow/],
+    ['version: 1\ndefault:\n  network:\n    mode: audit\n', 3, /default\.network\.allow/],
+    ['version: 1\ntools:\n  a:\n    exec: { mode: enforce, allow: [/bin/sh] }\n', 4, /`exec` rules are not supported yet/],
+    ['version: 2\n', 1, /version/],
+    ['version: 1\ntools:\n  a: {}\n  a: {}\n', 4, /[Mm]ap keys must be unique/],
+    ['version: 1\ntools: [\n', 3, /./],
+  ];
+  for (const [text, line, reason] of cases) {
+    const err = refusal(text);
+    assert.equal(err.line, line, `${JSON.stringify(text)}: line ${err.line} (${err.message})`);
+    assert.equal(typeof err.column, 'number');
+    assert.match(err.reason, reason);
+    assert.match(err.message, new RegExp(`^p\\.yaml:${line}:\\d+: .*; the running policy is kept$`));
+  }
+});
+
+test('a policy file that cannot be read says so, with its errno', () => {
+  assert.throws(() => readPolicy('/nonexistent/policy.yaml'), (err: unknown) => err instanceof PolicyError && /\/nonexistent\/policy\.yaml: cannot read it \(ENOENT\)/.test(err.message));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-policy-'));
+  try {
+    const file = path.join(dir, 'p.json');
+    fs.writeFileSync(file, JSON.stringify({ version: 1, default: { network: { mode: 'audit', allow: [{ cidr: '::/0' }] } } }));
+    assert.equal(readPolicy(file).default.network?.allow[0]?.family, 6, 'JSON is YAML too');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
