@@ -21,6 +21,19 @@ import { FakeSidecar, hex, osThreadId } from './support/sdk-fake-sidecar.js';
 
 let sidecar: FakeSidecar;
 
+/** FNV-1a, 32 bits, over a name's UTF-8 bytes (checked against the published test vectors below). */
+function fnv1a(name: string): number {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(name, 'utf8')) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h;
+}
+
+test('the FNV-1a the slot uses for tool names gives the published test vectors', () => {
+  assert.equal(fnv1a(''), 0x811c9dc5);
+  assert.equal(fnv1a('a'), 0xe40c292c);
+  assert.equal(fnv1a('foobar'), 0xbf9cf968);
+});
+
 before(async () => {
   sidecar = await FakeSidecar.start();
   configure({ socketPath: sidecar.path });
@@ -185,7 +198,11 @@ test('the slot holds the innermost tool span during the sync part and is restore
   assert.equal(innerSlot.toString('hex', 0, 16), sc.traceId);
   assert.deepEqual(outerSlot[1], outerSlot[0], 'outer state restored after the inner call');
   assert.equal(slotBytes()[24], 0, 'nothing published after the outer call');
-  assert.deepEqual(slotBytes().subarray(26), Buffer.alloc(6), 'attrs_size and reserved stay 0');
+  assert.deepEqual(slotBytes().subarray(26, 28), Buffer.alloc(2), 'attrs_size stays 0');
+  // The tool word: FNV-1a (32 bits) of the tool's name, each call its own.
+  assert.equal(outerSlot[0]!.readUInt32LE(28), fnv1a('outer_sync'));
+  assert.equal(innerSlot.readUInt32LE(28), fnv1a('inner_sync'));
+  assert.equal(outerSlot[1]!.readUInt32LE(28), fnv1a('outer_sync'), "the outer call's tool restored with its span");
 });
 
 test('async fn: the slot is restored as soon as fn returns its promise', { timeout: 30_000 }, async () => {

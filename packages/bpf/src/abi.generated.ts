@@ -232,7 +232,7 @@ export const structs = {
       valid: { offset: 24, size: 1, type: 'u8' },
       trace_flags: { offset: 25, size: 1, type: 'u8' },
       attrs_size: { offset: 26, size: 2, type: 'u16' },
-      _reserved: { offset: 28, size: 4, type: 'u32' },
+      tool: { offset: 28, size: 4, type: 'u32' },
     },
   },
 } as const satisfies Record<string, AbiStruct>;
@@ -341,6 +341,7 @@ export const read = {
     valid: (b: Buffer, base: number): number => b.readUInt8(base + 24),
     trace_flags: (b: Buffer, base: number): number => b.readUInt8(base + 25),
     attrs_size: (b: Buffer, base: number): number => b.readUInt16LE(base + 26),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 28),
   },
 } as const;
 

@@ -13,6 +13,6 @@ export const SLOT_MAGIC = 'agentrace:slot:1';
 /** AR_SPAN_NOBODY: the span id a slot holds while the agent runs what is nobody's (hex). */
 export const SLOT_SPAN_NOBODY = 'ffffffffffffffff';
 /** Where each field of the slot is (its byte offset). */
-export const SLOT_LAYOUT = { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26 } as const;
+export const SLOT_LAYOUT = { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26, tool: 28 } as const;
 /** Each field's size in bytes. */
-export const SLOT_FIELD_BYTES = { trace_id: 16, span_id: 8, valid: 1, trace_flags: 1, attrs_size: 2 } as const;
+export const SLOT_FIELD_BYTES = { trace_id: 16, span_id: 8, valid: 1, trace_flags: 1, attrs_size: 2, tool: 4 } as const;

@@ -5,7 +5,8 @@
 //
 // Layout: struct ar_thread_slot of agentrace.h, generated into
 // @agentrace/protocol (trace_id, span_id, valid = 1 when a span is set,
-// trace_flags, attrs_size always 0).
+// trace_flags, attrs_size always 0, tool: the FNV-1a hash of the call's
+// tool name, by which the kernel applies that tool's policy).
 //
 // Registration: once per thread per sidecar connection, after that
 // connection's `welcome`, the slot is filled with SLOT_MAGIC and written as
@@ -20,6 +21,14 @@ import { RAW_ID_BYTES } from './ids.js';
 
 const VALID = SLOT_LAYOUT.valid;
 const FLAGS = SLOT_LAYOUT.trace_flags;
+const TOOL = SLOT_LAYOUT.tool;
+
+/** FNV-1a over the UTF-8 bytes of a tool's name: the 32 bits the slot carries (0: no name). */
+export function toolHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (const byte of Buffer.from(name, 'utf8')) h = Math.imul(h ^ byte, 0x01000193);
+  return h >>> 0;
+}
 
 /** The span a slot can hold: raw ids (trace 16 + span 8) and W3C flags. */
 export interface SlotSpan {
@@ -27,6 +36,8 @@ export interface SlotSpan {
   readonly flags: number;
   /** The call has ended: callbacks still running in its context are no longer it. */
   readonly ended?: boolean;
+  /** toolHash of its tool's name (0 or absent: none). */
+  readonly tool?: number;
 }
 
 /** What the slot holds for "nobody's": no trace, the NOBODY span id. */
@@ -53,6 +64,7 @@ export class ThreadSlot {
     const b = this.buffer;
     b.set(span.raw, 0);
     b[FLAGS] = span.flags;
+    b.writeUInt32LE(span.tool ?? 0, TOOL);
     b[VALID] = 1;
     this.current = span;
     return prev;
@@ -129,6 +141,7 @@ export class ThreadSlot {
     if (cur) {
       b.set(cur.raw.subarray(0, RAW_ID_BYTES), 0);
       b[FLAGS] = cur.flags;
+      b.writeUInt32LE(cur.tool ?? 0, TOOL);
       b[VALID] = 1;
     }
   }

@@ -23,7 +23,7 @@ import type { Attrs, SpanStartMessage, WireTime } from '@agentrace/protocol';
 import { sidecar, slot, slotRegistered, threadId } from './runtime.js';
 import { NOT_SENT } from './sidecar-client.js';
 import { toBoundedJson } from './serialize.js';
-import type { SlotSpan } from './thread-slot.js';
+import { toolHash, type SlotSpan } from './thread-slot.js';
 import { ToolSpan } from './tool-span.js';
 import { TOOL_CALL_KEY, trackingEnded, trackingStarted } from './context-tracker.js';
 
@@ -82,6 +82,8 @@ export interface ToolCall extends SlotSpan {
   readonly gen: number;
   /** gen_ai.tool.name (or what the call is about, for calls other than tools). */
   readonly toolName: string;
+  /** toolHash(toolName): what the thread slot tells the kernel's policy. */
+  readonly tool: number;
   ctx: Context;
   /** Set by the first endCall: a thenable that settles twice ends the span once. */
   ended: boolean;
@@ -235,6 +237,17 @@ function startCall(tool: ToolDef, args: unknown[]): ToolCall {
 }
 
 /** Starts a call's span (the app's tracer or our own), announces it to the sidecar, and makes its context. */
+/** Tool names seen, hashed once each (bounded: past it, hashed every call). */
+const hashes = new Map<string, number>();
+function hashOf(name: string): number {
+  let h = hashes.get(name);
+  if (h === undefined) {
+    h = toolHash(name);
+    if (hashes.size < 4096) hashes.set(name, h);
+  }
+  return h;
+}
+
 function openCall(spanName: string, kind: SpanKind, attrs: Attrs, toolName: string, parentCtx: Context): ToolCall {
   ensureContextManager();
   const client = sidecar();
@@ -283,7 +296,7 @@ function openCall(spanName: string, kind: SpanKind, attrs: Attrs, toolName: stri
   } else {
     client.countDropped();
   }
-  const call: ToolCall = { raw, flags, span, gen, toolName, ctx: parentCtx, ended: false };
+  const call: ToolCall = { raw, flags, span, gen, toolName, tool: hashOf(toolName), ctx: parentCtx, ended: false };
   call.ctx = trace.setSpan(parentCtx, span).setValue(TOOL_CALL_KEY, call);
   trackingStarted();
   return call;

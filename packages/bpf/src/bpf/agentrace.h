@@ -87,7 +87,7 @@ struct ar_thread_slot {
 	__u8 valid; /* 1: trace_id/span_id are the running span */
 	__u8 trace_flags;
 	__u16 attrs_size; /* OTEP 4947 attributes that follow; always 0 here */
-	__u32 _reserved;
+	__u32 tool;       /* FNV-1a (32 bits) of the call's gen_ai.tool.name; 0: none (per-tool policy) */
 };
 
 /* What is aggregated per span in the kernel (ar_agg_key.kind): descriptor
