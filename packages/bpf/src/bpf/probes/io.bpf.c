@@ -148,6 +148,9 @@ static __always_inline int ar_peek_word(const char *buf, __u32 n, __u64 word, __
 	for (__u32 i = 0; i < AR_JSON_PEEK; i++) {
 		if (i + bytes > n)
 			break;
+		/* one byte first: most positions fail there, cheaply */
+		if ((__u8)buf[i] != (__u8)word)
+			continue;
 		__u64 w;
 		__builtin_memcpy(&w, &buf[i], sizeof(w));
 		if ((w & mask) == word)
@@ -172,17 +175,30 @@ __noinline __u32 ar_json_msg(__u64 buf, __u64 len)
 		return AR_CHAN_MSG_NOTIFICATION;
 	if (ar_peek_word(peek, n, AR_WORD_ID, 0xffffffffffULL, 5) >= 0)
 		return AR_CHAN_MSG_REQUEST;
+	if (len > AR_JSON_PEEK) {
+		char tail[AR_JSON_PEEK + 8] = {};
+		if (bpf_probe_read_user(tail, AR_JSON_PEEK, (void *)(buf + len - AR_JSON_PEEK)) == 0 &&
+		    ar_peek_word(tail, AR_JSON_PEEK, AR_WORD_ID, 0xffffffffffULL, 5) >= 0)
+			return AR_CHAN_MSG_REQUEST;
+	}
+	/* a notification: a cancellation, or another */
 	int at = ar_peek_word(peek, n, AR_WORD_CANCELL, ~0ULL, 11);
-	int cancel = 0;
 	if (at >= 0 && at < AR_JSON_PEEK) {
 		__u64 w;
 		__builtin_memcpy(&w, &peek[at + 8], sizeof(w));
-		cancel = (w & 0xffffffULL) == AR_WORD_ED;
+		if ((w & 0xffffffULL) == AR_WORD_ED)
+			return AR_CHAN_MSG_CANCEL;
 	}
-	if (len > AR_JSON_PEEK && bpf_probe_read_user(peek, AR_JSON_PEEK, (void *)(buf + len - AR_JSON_PEEK)) == 0 &&
-	    ar_peek_word(peek, AR_JSON_PEEK, AR_WORD_ID, 0xffffffffffULL, 5) >= 0)
-		return AR_CHAN_MSG_REQUEST;
-	return cancel ? AR_CHAN_MSG_CANCEL : AR_CHAN_MSG_NOTIFICATION;
+	return AR_CHAN_MSG_NOTIFICATION;
+}
+
+/* Whether a write's bytes may be a JSON-RPC message: they start with `{`
+ * (a writev, unseen: maybe). The SDK's own frames to the sidecar, and
+ * every other binary protocol on a pipe or Unix socket, are not looked at. */
+static __always_inline int ar_json_start(__u64 buf)
+{
+	char first = 0;
+	return !buf || (bpf_probe_read_user(&first, 1, (void *)buf) == 0 && first == '{');
 }
 
 const struct ar_channel ar_channel_fresh = {};
@@ -282,7 +298,7 @@ static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 
 	if (writing && bpf_map_lookup_elem(&ar_serving, &tgid) && ar_stdio_wire(tgid, fd, 1)) {
 		/* A response names its request's id; a notification (a log
 		 * line, progress) names none and answers nothing. */
-		if (!buf || ar_json_msg(buf, len) == AR_CHAN_MSG_REQUEST)
+		if (!buf || (ar_json_start(buf) && ar_json_msg(buf, len) == AR_CHAN_MSG_REQUEST))
 			c->op = AR_CHAN_ANSWER;
 		return;
 	}
@@ -304,15 +320,17 @@ static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 
 	__u8 source = ar_running_span(id, &c->span, 0);
 	if (source == AR_ATTR_NOBODY || source == AR_ATTR_NONE)
 		__builtin_memset(&c->span, 0, sizeof(c->span));
-	/* Outside any call, only into a channel that carries calls' requests
-	 * (so its reader's count of bytes stays right). */
-	if (!ar_span_is_set(&c->span) && !bpf_map_lookup_elem(&ar_channels, &key))
+	/* A channel is started by a call's JSON message; outside any call,
+	 * and for other bytes, only one that exists is written into (so its
+	 * reader's count of bytes stays right). */
+	int json = ar_json_start(buf);
+	if ((!ar_span_is_set(&c->span) || !json) && !bpf_map_lookup_elem(&ar_channels, &key))
 		return;
 	c->key = key;
 	c->op = AR_CHAN_WRITE;
 	/* writev and sendmsg: no single buffer to look at; counted as requests,
 	 * recorded on exit, once their length is known */
-	c->msg = buf ? ar_json_msg(buf, len) : AR_CHAN_MSG_REQUEST;
+	c->msg = !buf ? AR_CHAN_MSG_REQUEST : json ? ar_json_msg(buf, len) : AR_CHAN_MSG_NOTIFICATION;
 	if (buf && len)
 		ar_chan_reserve(c, len);
 }
