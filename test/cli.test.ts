@@ -50,6 +50,19 @@ test('--help and usage errors', () => {
   assert.match(noCmd.stderr, /run needs a command after --/);
 });
 
+test('a bad --policy file is refused with its line and reason, and nothing runs', () => {
+  const policy = path.join(dir, 'bad-policy.yaml');
+  fs.writeFileSync(policy, 'version: 1\ntools:\n  fetch_url:\n    network:\n      mode: block\n      allow: []\n');
+  const marker = path.join(dir, 'ran-despite-bad-policy');
+  const r = agentrace(['run', '--policy', policy, '--', 'touch', marker]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`--policy: ${policy.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:\\d+: tools\\.fetch_url\\.network\\.mode: `));
+  assert.equal(fs.existsSync(marker), false, 'the command did not run');
+  const missing = agentrace(['sidecar', '--policy', path.join(dir, 'no-such-policy.yaml')]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /no-such-policy\.yaml: cannot read it \(ENOENT\)/);
+});
+
 test('run: the example agent, its tree and its OTLP file', (t) => {
   if (!requireBpf(t)) return;
   const file = path.join(dir, 'demo.jsonl');

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { Sidecar, createExporters, resolveOtlpConfig } from '@agentrace/sidecar';
+import { Sidecar, createExporters, resolveOtlpConfig, type SidecarOptions } from '@agentrace/sidecar';
 import { ancestry, readOtlpFile, type FlatSpan } from './otlp.js';
 
 /** One planned tool call: what survey-tool.mjs opens, connects to and echoes. */
@@ -68,8 +68,8 @@ export class Rig {
    * Runs `script` with `arg` under a real sidecar exporting to an OTLP file;
    * returns its exit code, stdout and the exported spans.
    */
-  async run(name: string, script: string, arg: object, node: string): Promise<AgentResult & { spans: FlatSpan[] }> {
-    const { agents, spans } = await this.runAll(name, [{ script, arg, node }]);
+  async run(name: string, script: string, arg: object, node: string, sidecarOptions: Partial<SidecarOptions> = {}): Promise<AgentResult & { spans: FlatSpan[] }> {
+    const { agents, spans } = await this.runAll(name, [{ script, arg, node }], sidecarOptions);
     return { ...agents[0]!, spans };
   }
 
@@ -81,10 +81,11 @@ export class Rig {
   async runAll(
     name: string,
     agents: AgentSpec[],
+    sidecarOptions: Partial<SidecarOptions> = {},
   ): Promise<{ agents: AgentResult[]; spans: FlatSpan[] }> {
     const socketPath = path.join(this.dir, `${name}.sock`);
     const file = path.join(this.dir, `${name}.jsonl`);
-    const sidecar = await Sidecar.start({ socketPath, exporters: createExporters(resolveOtlpConfig({ file }, {})), log: () => {} });
+    const sidecar = await Sidecar.start({ ...sidecarOptions, socketPath, exporters: createExporters(resolveOtlpConfig({ file }, {})), log: () => {} });
     let results: AgentResult[];
     try {
       results = await this.runAgents(socketPath, agents);

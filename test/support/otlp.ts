@@ -11,6 +11,8 @@ export interface FlatSpan {
   attributes: Record<string, unknown>;
   status: { code?: number; message?: string };
   resource: Record<string, unknown>;
+  /** Span events, when it has any. */
+  events?: Array<{ name: string; attributes?: Record<string, unknown> }>;
 }
 
 interface AnyValue {
@@ -55,6 +57,7 @@ export function readOtlpFile(file: string): FlatSpan[] {
             kind: number;
             attributes?: KeyValue[];
             status?: { code?: number; message?: string };
+            events?: Array<{ name: string; attributes?: KeyValue[] }>;
           }>;
         }>;
       }>;
@@ -72,6 +75,7 @@ export function readOtlpFile(file: string): FlatSpan[] {
             attributes: attrs(s.attributes),
             status: s.status ?? {},
             resource,
+            ...(s.events?.length ? { events: s.events.map((e) => ({ name: e.name, attributes: attrs(e.attributes) })) } : {}),
           });
         }
       }

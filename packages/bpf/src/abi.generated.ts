@@ -62,11 +62,12 @@ export const structs = {
     },
   },
   ar_config: {
-    size: 12,
+    size: 16,
     fields: {
       max_events_per_span: { offset: 0, size: 4, type: 'u32' },
       wakeup_bytes: { offset: 4, size: 4, type: 'u32' },
       consumer_idle: { offset: 8, size: 4, type: 'u32' },
+      policy: { offset: 12, size: 4, type: 'u32' },
     },
   },
   ar_dns_lookup_event: {
@@ -131,8 +132,15 @@ export const structs = {
       path: { offset: 96, size: 256, type: 'bytes', count: 256 },
     },
   },
+  ar_net_allow: {
+    size: 36,
+    fields: {
+      nports: { offset: 0, size: 4, type: 'u32' },
+      ports: { offset: 4, size: 32, type: 'struct ar_port_range', count: 8 },
+    },
+  },
   ar_net_connect_event: {
-    size: 208,
+    size: 216,
     fields: {
       hdr: { offset: 0, size: 64, type: 'struct ar_event_header' },
       ret: { offset: 64, size: 8, type: 's64' },
@@ -140,8 +148,41 @@ export const structs = {
       fd: { offset: 80, size: 4, type: 's32' },
       addrlen: { offset: 84, size: 4, type: 'u32' },
       sock_type: { offset: 88, size: 4, type: 'u32' },
-      _pad: { offset: 92, size: 4, type: 'u32' },
+      verdict: { offset: 92, size: 4, type: 'u32' },
       sockaddr: { offset: 96, size: 112, type: 'bytes', count: 112 },
+      rule: { offset: 208, size: 4, type: 'u32' },
+      _pad: { offset: 212, size: 4, type: 'u32' },
+    },
+  },
+  ar_net_key: {
+    size: 24,
+    fields: {
+      prefixlen: { offset: 0, size: 4, type: 'u32' },
+      tool: { offset: 4, size: 4, type: 'u32' },
+      addr: { offset: 8, size: 16, type: 'bytes', count: 16 },
+    },
+  },
+  ar_policy_ctx: {
+    size: 16,
+    fields: {
+      tool: { offset: 0, size: 4, type: 'u32' },
+      in_call: { offset: 4, size: 4, type: 'u32' },
+      verdict: { offset: 8, size: 4, type: 'u32' },
+      rule: { offset: 12, size: 4, type: 'u32' },
+    },
+  },
+  ar_policy_tool: {
+    size: 8,
+    fields: {
+      net_mode: { offset: 0, size: 4, type: 'u32' },
+      net_rule: { offset: 4, size: 4, type: 'u32' },
+    },
+  },
+  ar_port_range: {
+    size: 4,
+    fields: {
+      from: { offset: 0, size: 2, type: 'u16' },
+      to: { offset: 2, size: 2, type: 'u16' },
     },
   },
   ar_proc_declare_event: {
@@ -265,6 +306,7 @@ export const read = {
     max_events_per_span: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
     wakeup_bytes: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
     consumer_idle: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
+    policy: (b: Buffer, base: number): number => b.readUInt32LE(base + 12),
   },
   ar_dns_lookup_event: {
     ret: (b: Buffer, base: number): number => b.readInt32LE(base + 64),
@@ -298,12 +340,35 @@ export const read = {
     dfd: (b: Buffer, base: number): number => b.readInt32LE(base + 88),
     mode: (b: Buffer, base: number): number => b.readUInt32LE(base + 92),
   },
+  ar_net_allow: {
+    nports: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+  },
   ar_net_connect_event: {
     ret: (b: Buffer, base: number): bigint => b.readBigInt64LE(base + 64),
     latency_ns: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 72),
     fd: (b: Buffer, base: number): number => b.readInt32LE(base + 80),
     addrlen: (b: Buffer, base: number): number => b.readUInt32LE(base + 84),
     sock_type: (b: Buffer, base: number): number => b.readUInt32LE(base + 88),
+    verdict: (b: Buffer, base: number): number => b.readUInt32LE(base + 92),
+    rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 208),
+  },
+  ar_net_key: {
+    prefixlen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+  },
+  ar_policy_ctx: {
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+    in_call: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    verdict: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
+    rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 12),
+  },
+  ar_policy_tool: {
+    net_mode: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+    net_rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+  },
+  ar_port_range: {
+    from: (b: Buffer, base: number): number => b.readUInt16LE(base + 0),
+    to: (b: Buffer, base: number): number => b.readUInt16LE(base + 2),
   },
   ar_proc_exec_event: {
     ret: (b: Buffer, base: number): bigint => b.readBigInt64LE(base + 64),
@@ -408,12 +473,14 @@ export const enums = {
   ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9 },
   ar_fd_flag: { AR_FD_AMBIGUOUS: 1 },
   ar_fd_op: { AR_FD_OP_NONE: 0, AR_FD_OP_WRITE: 1, AR_FD_OP_READ: 2 },
+  ar_policy_mode: { AR_POLICY_NONE: 0, AR_POLICY_AUDIT: 1, AR_POLICY_ENFORCE: 2 },
   ar_proc_flag: { AR_PROC_SELF_DECLARED: 1 },
   ar_stat: { AR_STAT_EVENTS: 0, AR_STAT_RINGBUF_DROPS: 1, AR_STAT_PENDING_FULL: 2, AR_STAT_TRACKED_FULL: 3, AR_STAT_READ_FAULTS: 4, AR_STAT_CAPPED: 5, AR_STAT_AGG_FULL: 6, AR_STAT_DECLARED: 7, AR_STAT_MAX: 8 },
+  ar_verdict: { AR_VERDICT_NONE: 0, AR_VERDICT_ALLOWED: 1, AR_VERDICT_AUDITED: 2, AR_VERDICT_DENIED: 3 },
 } as const;
 
 /** The maps of the object, by name. */
-export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_scratch', 'ar_fd_spans', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
+export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_scratch', 'ar_fd_spans', 'ar_net_tcp', 'ar_net_udp', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_policy_ctxs', 'ar_policy_tools', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
 
 /** Its programs, by name. */
-export const programs = ['ar_json_msg', 'context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;
+export const programs = ['ar_json_msg', 'context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'policy_connect4', 'policy_connect6', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;

@@ -2,7 +2,8 @@
 // reader abi.generated.ts made from the object's BTF (its width and sign are
 // the header's); strings and the span by the offsets in layout.ts.
 import { DecodeError } from './errors.js';
-import { AttrSource, EventKind, layouts, SPAN_ID_LEN, TRACE_ID_LEN, COMM_LEN } from './layout.js';
+import { AttrSource, EventKind, layouts, SPAN_ID_LEN, TRACE_ID_LEN, COMM_LEN, SOCKADDR_LEN } from './layout.js';
+import { verdictName, type Verdict } from './policy-tables.js';
 import { read, readNumber } from './abi.generated.js';
 
 export interface SpanRef {
@@ -49,6 +50,10 @@ export interface NetConnectEvent extends EventHeader {
   /** The socket's type; 'tcp'/'udp' for IP sockets, 'unix' for AF_UNIX; null if unknown. */
   transport: 'tcp' | 'udp' | 'unix' | null;
   peer: SocketAddress;
+  /** What a loaded policy decided ('none': no policy applied). */
+  verdict: Verdict;
+  /** The rule that decided (the sidecar's index), with a verdict. */
+  rule: number;
 }
 
 export interface ProcExecEvent extends EventHeader {
@@ -340,7 +345,7 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
       const L = layouts.ar_net_connect_event;
       expectSize(size, L.size, 'net.connect');
       const r = read.ar_net_connect_event;
-      const peer = decodeSockaddr(buf.subarray(b + L.fields.sockaddr, b + L.size), r.addrlen(buf, b));
+      const peer = decodeSockaddr(buf.subarray(b + L.fields.sockaddr, b + L.fields.sockaddr + SOCKADDR_LEN), r.addrlen(buf, b));
       return {
         kind: 'net.connect',
         ...hdr,
@@ -349,6 +354,8 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
         fd: r.fd(buf, b),
         transport: transportOf(peer, r.sock_type(buf, b)),
         peer,
+        verdict: verdictName(r.verdict(buf, b)),
+        rule: r.rule(buf, b),
       };
     }
     case EventKind.ProcExec: {

@@ -27,3 +27,14 @@ export { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 export { AddonLoadError, BpfError, DecodeError, isBpfError } from './errors.js';
 /** The BPF object's program names (the kernel shows their first 15 characters). */
 export { programs } from './abi.generated.js';
+export {
+  cgroup2Root,
+  POLICY_DEFAULT_TOOL,
+  POLICY_MAX_PORT_RANGES,
+  POLICY_OUTSIDE_TOOL,
+  type PolicyMode,
+  type PolicyNetEntry,
+  type PolicyTables,
+  type PolicyToolEntry,
+  type Verdict,
+} from './policy-tables.js';

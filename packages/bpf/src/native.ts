@@ -28,7 +28,8 @@ export interface NativeBpfObject {
   setMaxEntries(mapName: string, maxEntries: number): void;
   /** Sets a `const volatile` global (.rodata) before load(); `value` has its exact size. */
   setConstant(name: string, value: Buffer): void;
-  attach(progName: string): void;
+  /** Attaches a program; a cgroup program (cgroup/connect4, ...) to the cgroup v2 directory `cgroupPath`. */
+  attach(progName: string, cgroupPath?: string): void;
   detach(progName: string): void;
   isAttached(progName: string): boolean;
   /** With `offset` (from resolveFunctions), funcName only names the probe. */

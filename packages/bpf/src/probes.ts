@@ -14,6 +14,7 @@ import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode
 import { layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
 import { read, type maps, type programs } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
+import { cgroup2Root, encodeNetAllow, encodeNetKey, encodeToolEntry, encodeToolKey, type PolicyTables } from './policy-tables.js';
 import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 
 const CAT = '/bin/cat';
@@ -122,6 +123,11 @@ const EVENTS: MapName = 'ar_events';
 const STATS: MapName = 'ar_stats';
 const SPAN_AGGS: MapName = 'ar_span_aggs';
 const CONFIG: MapName = 'ar_config';
+const POLICY_TOOLS: MapName = 'ar_policy_tools';
+const NET_TCP: MapName = 'ar_net_tcp';
+const NET_UDP: MapName = 'ar_net_udp';
+/** The policy group: attached to a cgroup on its own (attachPolicy), never by attach('all'). */
+const POLICY_PROGRAMS: readonly ProgramName[] = ['policy_connect4', 'policy_connect6'];
 /** pidns.bpf.h: the namespace the probes name processes in, 0 for the initial one. */
 const PIDNS_INUM = 'ar_pidns_inum';
 /** The context family's write probe; io's write probe does its job too. */
@@ -461,7 +467,42 @@ export class Probes {
     this.writeConfig({ maxEventsPerSpan: max });
   }
 
-  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number; consumerIdle?: boolean }): void {
+  /**
+   * Attaches the policy group (cgroup connect4/connect6 programs) to
+   * `cgroup` (default: the cgroup v2 root, so every process) and has the
+   * connect probe tell them each tracked thread's call and tool. Until
+   * setPolicyTables gives them rules, they allow everything.
+   */
+  attachPolicy(cgroup: string = cgroup2Root()): void {
+    for (const name of POLICY_PROGRAMS) this.obj.attach(name, cgroup);
+    this.writeConfig({ policy: true });
+  }
+
+  /** Detaches the policy group: connects are decided by nobody again. */
+  detachPolicy(): void {
+    this.writeConfig({ policy: false });
+    for (const name of POLICY_PROGRAMS) this.obj.detach(name);
+  }
+
+  /** Whether the policy group is attached. */
+  policyAttached(): boolean {
+    return POLICY_PROGRAMS.every((name) => this.obj.isAttached(name));
+  }
+
+  /**
+   * Replaces the tables the policy programs decide from. Encoded (and so
+   * checked) before anything in the kernel changes; then the old entries go
+   * and the new come in.
+   */
+  setPolicyTables(tables: PolicyTables): void {
+    const tools = tables.tools.map((e) => [encodeToolKey(e.tool), encodeToolEntry(e)] as const);
+    const net = tables.net.map((e) => [e.protocol === 'udp' ? NET_UDP : NET_TCP, encodeNetKey(e), encodeNetAllow(e)] as const);
+    for (const map of [POLICY_TOOLS, NET_TCP, NET_UDP]) for (const key of this.obj.mapKeys(map)) this.obj.mapDelete(map, key);
+    for (const [k, v] of tools) this.obj.mapUpdate(POLICY_TOOLS, k, v);
+    for (const [map, k, v] of net) this.obj.mapUpdate(map, k, v);
+  }
+
+  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number; consumerIdle?: boolean; policy?: boolean }): void {
     const F = layouts.ar_config.fields;
     // Only this object writes ar_config: no lookup per change (the ring
     // buffer's idle flag changes at every burst of events).
@@ -469,6 +510,7 @@ export class Probes {
     if (change.maxEventsPerSpan !== undefined) v.writeUInt32LE(change.maxEventsPerSpan, F.max_events_per_span);
     if (change.wakeupBytes !== undefined) v.writeUInt32LE(Math.min(change.wakeupBytes, 0xffffffff), F.wakeup_bytes);
     if (change.consumerIdle !== undefined) v.writeUInt32LE(change.consumerIdle ? 1 : 0, F.consumer_idle);
+    if (change.policy !== undefined) v.writeUInt32LE(change.policy ? 1 : 0, F.policy);
     this.obj.mapUpdate(CONFIG, u32(0), v);
   }
 

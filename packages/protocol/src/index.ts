@@ -4,3 +4,4 @@
 export * from './socket-protocol.js';
 export * from './thread-slot.generated.js';
 export * from './errors.js';
+export * from './tool-hash.js';

@@ -23,12 +23,6 @@ const VALID = SLOT_LAYOUT.valid;
 const FLAGS = SLOT_LAYOUT.trace_flags;
 const TOOL = SLOT_LAYOUT.tool;
 
-/** FNV-1a over the UTF-8 bytes of a tool's name: the 32 bits the slot carries (0: no name). */
-export function toolHash(name: string): number {
-  let h = 0x811c9dc5;
-  for (const byte of Buffer.from(name, 'utf8')) h = Math.imul(h ^ byte, 0x01000193);
-  return h >>> 0;
-}
 
 /** The span a slot can hold: raw ids (trace 16 + span 8) and W3C flags. */
 export interface SlotSpan {

@@ -19,11 +19,11 @@ import {
 import { now } from './clock.js';
 import { idsFromHex, randomIds, spanIdFromHex } from './ids.js';
 import { appTracer, ensureContextManager } from './otel.js';
-import type { Attrs, SpanStartMessage, WireTime } from '@agentrace/protocol';
+import { toolHash, type Attrs, type SpanStartMessage, type WireTime } from '@agentrace/protocol';
 import { sidecar, slot, slotRegistered, threadId } from './runtime.js';
 import { NOT_SENT } from './sidecar-client.js';
 import { toBoundedJson } from './serialize.js';
-import { toolHash, type SlotSpan } from './thread-slot.js';
+import type { SlotSpan } from './thread-slot.js';
 import { ToolSpan } from './tool-span.js';
 import { TOOL_CALL_KEY, trackingEnded, trackingStarted } from './context-tracker.js';
 

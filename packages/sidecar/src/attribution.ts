@@ -26,6 +26,8 @@ export interface AttributionOptions {
   pendingTtlMs?: number;
   /** At most this many events wait; more are dropped and counted. */
   maxPending?: number;
+  /** The loaded policy's rule names, by the id the kernel's verdicts carry. */
+  policyRules?: () => readonly string[] | undefined;
 }
 
 export interface AttributionStats {
@@ -162,7 +164,7 @@ export class Attribution implements UserCounts {
         out.push(fileOpenSpan(e, endNs, parent, newSpanId()));
         return;
       case 'net.connect':
-        out.push(connectSpan(e, endNs, parent, newSpanId()));
+        out.push(connectSpan(e, endNs, parent, newSpanId(), this.opts.policyRules?.()));
         return;
       case 'dns.lookup':
         out.push(dnsLookupSpan(e, endNs, parent, newSpanId()));

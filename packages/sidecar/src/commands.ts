@@ -13,6 +13,8 @@ import { renderTree } from './tree.js';
 import type { ExportSpan } from './otlp/span.js';
 import type { SpanExporter } from './otlp/exporter.js';
 import { UsageError } from './usage-error.js';
+import { PolicyError, readPolicy } from './policy/policy-file.js';
+import { compilePolicy, type CompiledPolicy } from './policy/compile.js';
 import { GroupError, parseProbesOption, switchableGroups, type SwitchableGroup } from './control-protocol.js';
 import { probesCommand, PROBES_USAGE } from './probes-command.js';
 import { binariesOf, resolveCommand, startGated } from './launch.js';
@@ -75,6 +77,9 @@ Options:
   --probes LIST         sidecar, run: probe groups attached at start, comma-separated from
                         ${switchableGroups.join(', ')}; or all (default) or none. The context group
                         (thread slots) is always attached: attribution needs it.
+  --policy FILE         sidecar, run: enforce a per-tool policy (docs/POLICY.md): what each tool's
+                        calls may connect to, denied with EPERM (enforce) or recorded (audit), in
+                        the kernel, for the exact call. Exact tool names only, network only, for now.
   --control PATH        Control socket (root only) that \`agentrace probes\` talks to.
                         sidecar: $AGENTRACE_CONTROL or control.sock beside --socket
                         (/run/agentrace/control.sock); run: one in its temporary directory,
@@ -103,6 +108,7 @@ interface Flags {
   'max-events-per-span'?: string;
   limit?: string[];
   probes?: string;
+  policy?: string;
   control?: string;
   json?: boolean;
   help?: boolean;
@@ -129,6 +135,7 @@ function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]
         'max-events-per-span': { type: 'string' },
         limit: { type: 'string', multiple: true },
         probes: { type: 'string' },
+        policy: { type: 'string' },
         control: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -206,6 +213,17 @@ function limitsFor(flags: Flags, exporters = 1): { spanLimits: Partial<ToolSpanL
   }
 }
 
+/** The --policy file, compiled for the kernel; a mistake in it is a usage error naming its line. */
+function policyFor(flags: Flags): CompiledPolicy | undefined {
+  if (flags.policy === undefined) return undefined;
+  try {
+    return compilePolicy(readPolicy(flags.policy));
+  } catch (err) {
+    if (err instanceof PolicyError) throw new UsageError(`--policy: ${err.message}`);
+    throw err;
+  }
+}
+
 function startGroups(flags: Flags): SwitchableGroup[] | undefined {
   return flags.probes === undefined ? undefined : parseProbesOption(flags.probes);
 }
@@ -216,7 +234,8 @@ async function runSidecar(flags: Flags, preloaded: Preloaded): Promise<number> {
   const probeGroups = startGroups(flags);
   const { exporters, metrics, logExporters } = exportersFor(flags, DEFAULT_DAEMON_FILE);
   const { spanLimits, socketLimits, held } = limitsFor(flags, exporters.length);
-  const sidecar = await Sidecar.start({ ...preloaded.take(), socketPath, exporters, logExporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits, socketLimits });
+  const policy = policyFor(flags);
+  const sidecar = await Sidecar.start({ ...preloaded.take(), socketPath, exporters, logExporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits, socketLimits, ...(policy ? { policy } : {}) });
   process.stderr.write(
     `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; control on ${controlSocketPath} (probe groups ${['context', ...(probeGroups ?? switchableGroups)].join(', ')}); exporting to ${exporters.map((e) => e.description).join(', ')}; ` +
       (sidecar.statusUrl ? `serving /metrics, /healthz and /readyz on ${sidecar.statusUrl}; ` : '') +
@@ -245,8 +264,10 @@ async function runCommand(flags: Flags, command: string[], preloaded: Preloaded)
   const { spanLimits, socketLimits } = limitsFor(flags);
   const spans: ExportSpan[] = [];
   const toolNames = new Map<string, string>();
+  const policy = policyFor(flags);
   const sidecar = await Sidecar.start({
     ...preloaded.take(),
+    ...(policy ? { policy } : {}),
     socketPath,
     controlSocketPath,
     probeGroups,

@@ -104,7 +104,24 @@ export function fileOpenSpan(e: FileOpenEvent, endNs: bigint, parent: KernelSpan
   return e.ret < 0 ? fail(span, e.ret) : span;
 }
 
-export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpanParent, spanId: string): ExportSpan {
+/**
+ * A connect a policy decided: its verdict and rule on the span, and a span
+ * event `agentrace.policy.decision` when it breached the rule (denied, or
+ * let through in audit mode).
+ */
+function withPolicy(span: ExportSpan, e: NetConnectEvent, rules: readonly string[] | undefined): ExportSpan {
+  if (e.verdict === 'none') return span;
+  const rule = rules?.[e.rule] ?? `rule ${e.rule}`;
+  const decision: Attributes = { 'agentrace.policy.decision': e.verdict, 'agentrace.policy.rule': rule, 'agentrace.policy.kind': 'network' };
+  Object.assign(span.attributes, decision);
+  if (e.verdict === 'allowed') return span;
+  const dest = span.attributes['network.peer.address'];
+  const port = span.attributes['network.peer.port'];
+  const events = [...(span.events ?? []), { name: 'agentrace.policy.decision', timeNs: span.endTimeNs, attributes: { ...decision, ...(dest !== undefined ? { 'network.peer.address': dest } : {}), ...(port !== undefined ? { 'network.peer.port': port } : {}) } }];
+  return { ...span, events };
+}
+
+export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpanParent, spanId: string, policyRules?: readonly string[]): ExportSpan {
   const attrs: Attributes = {
     'process.pid': e.pid,
     'thread.id': e.tid,
@@ -124,7 +141,7 @@ export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpa
   // A non-blocking connect returns at once with EINPROGRESS: the span then
   // measures the syscall, not the handshake.
   attrs['agentrace.connect.result'] = e.ret === 0 ? 'ok' : e.ret === -EINPROGRESS ? 'in_progress' : errnoName(e.ret);
-  const span = base(KERNEL_EVENTS.connect, parent, spanId, peerText ? `connect ${peerText}` : 'connect', SpanKind.CLIENT, endNs - e.latencyNs, endNs, attrs);
+  const span = withPolicy(base(KERNEL_EVENTS.connect, parent, spanId, peerText ? `connect ${peerText}` : 'connect', SpanKind.CLIENT, endNs - e.latencyNs, endNs, attrs), e, policyRules);
   return e.ret < 0 && e.ret !== -EINPROGRESS ? fail(span, e.ret) : span;
 }
 

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, probeGroups, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
 import { messageOf, type SpanEndMessage, type SpanStartMessage } from '@agentrace/protocol';
+import type { CompiledPolicy } from './policy/compile.js';
 import { SocketServer, emptySocketStats, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
 import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
@@ -65,6 +66,8 @@ export interface SidecarOptions {
   controlSocketPath?: string;
   /** Groups attached at start (default all); `context` is always attached. */
   probeGroups?: readonly SwitchableGroup[];
+  /** A per-tool policy to enforce (docs/POLICY.md): its rules go into the kernel at start. */
+  policy?: CompiledPolicy;
   /** How long a process that declared itself (slot registration) has to say hello. Default 5 s. */
   selfDeclaredGraceMs?: number;
   /** How long kernel events wait for their span's announcement (start frame). Default 60 s. */
@@ -174,6 +177,7 @@ export class Sidecar implements LossCounters {
       clock: probes,
       sink: this.output,
       ...(opts.unmatchedTtlMs !== undefined ? { pendingTtlMs: opts.unmatchedTtlMs } : {}),
+      policyRules: () => this.opts.policy?.rules,
     });
     this.summaries = new KernelSummaries({
       kernel: probes,
@@ -220,6 +224,11 @@ export class Sidecar implements LossCounters {
       if (opts.probes && opts.maxEventsPerSpan !== undefined) probes.setMaxEventsPerSpan(opts.maxEventsPerSpan);
       probes.attach('context');
       for (const g of opts.probeGroups ?? switchableGroups) probes.attach(g);
+      if (opts.policy) {
+        // the rules first: attached with none, the programs allow everything
+        probes.setPolicyTables(opts.policy.tables);
+        probes.attachPolicy();
+      }
       const sidecar = new Sidecar(probes, opts);
       sidecar.hookLikelyBinaries();
       probes.onEvents(

@@ -60,7 +60,7 @@ test('the fold counts every runtime open and failure, lists each loaded library 
 });
 
 test("libc's connects to nscd are the runtime's, counted on the process span; other connects are not", () => {
-  const connect = (peer: NetConnectEvent['peer']): NetConnectEvent => ({ kind: 'net.connect', pid: 7, tid: 7, comm: 'ls', tsNs: 1n, span: null, attrSource: AttrSource.Process, ret: -2, fd: 3, latencyNs: 10n, transport: 'unix', peer });
+  const connect = (peer: NetConnectEvent['peer']): NetConnectEvent => ({ kind: 'net.connect', pid: 7, tid: 7, comm: 'ls', tsNs: 1n, span: null, attrSource: AttrSource.Process, ret: -2, fd: 3, latencyNs: 10n, transport: 'unix', peer, verdict: 'none', rule: 0 });
   assert.ok(isRuntimeConnect(connect({ family: 'unix', path: '/var/run/nscd/socket', abstract: false })));
   assert.ok(isRuntimeConnect(connect({ family: 'unix', path: '/run/nscd/socket', abstract: false })));
   assert.ok(!isRuntimeConnect(connect({ family: 'unix', path: '/run/docker.sock', abstract: false })));

@@ -3,6 +3,9 @@
 // bpf_object_ringbuf.cc.
 #include "bpf_object.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <sys/mman.h>
 
 #include <system_error>
@@ -239,7 +242,26 @@ void BpfObject::Attach(const Napi::CallbackInfo& info) {
   RequireLoaded(env, what);
   LibbpfLogScope log;
   errno = 0;
-  struct bpf_link* link = bpf_program__attach(prog);
+  struct bpf_link* link = nullptr;
+  // A cgroup program (cgroup/connect4, ...) attaches to the cgroup given as
+  // the second argument, and so to every process in it and below it.
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    const std::string cgroup = StringArg(info, 1, "attach()", "cgroupPath");
+    int fd = open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      ErrorContext ctx;
+      ctx.phase = Phase::kAttach;
+      ctx.path = cgroup;
+      throw MakeLibbpfError(env, what + " on cgroup " + cgroup, err, ctx);
+    }
+    link = bpf_program__attach_cgroup(prog, fd);
+    int saved = errno;
+    close(fd);  // the link holds the cgroup
+    errno = saved;
+  } else {
+    link = bpf_program__attach(prog);
+  }
   if (link == nullptr) {
     int err = PositiveErr(-errno);
     ErrorContext ctx;

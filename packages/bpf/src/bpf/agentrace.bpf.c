@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 #include "attribution.bpf.h"
 
@@ -19,6 +20,7 @@
 #include "probes/work.bpf.c"
 #include "probes/dns.bpf.c"
 #include "probes/io.bpf.c"
+#include "probes/policy.bpf.c"
 
 /* Keep the event structs in the object's BTF even where the code only casts
  * to them, so the layout test can read them back. */
@@ -41,6 +43,10 @@ struct ar_fd_owner *ar_btf_fd_owner __attribute__((unused));
 struct ar_fd_key *ar_btf_fd_key __attribute__((unused));
 struct ar_serving *ar_btf_serving __attribute__((unused));
 struct ar_stdio *ar_btf_stdio __attribute__((unused));
+struct ar_policy_tool *ar_btf_policy_tool __attribute__((unused));
+struct ar_net_key *ar_btf_net_key __attribute__((unused));
+struct ar_net_allow *ar_btf_net_allow __attribute__((unused));
+struct ar_policy_ctx *ar_btf_policy_ctx __attribute__((unused));
 
 /* And the enums, which nothing declares a variable of: user space's
  * src/abi.generated.ts is generated from this BTF (scripts/gen-abi.mjs). */
@@ -53,5 +59,7 @@ enum ar_fd_flag ar_btf_fd_flag __attribute__((unused));
 enum ar_fd_op ar_btf_fd_op __attribute__((unused));
 enum ar_chan_op ar_btf_chan_op __attribute__((unused));
 enum ar_chan_msg ar_btf_chan_msg __attribute__((unused));
+enum ar_policy_mode ar_btf_policy_mode __attribute__((unused));
+enum ar_verdict ar_btf_verdict __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

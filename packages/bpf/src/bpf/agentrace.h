@@ -142,6 +142,9 @@ struct ar_config {
 	/* User space drains on no timer: wake it at the first event (the ring
 	 * buffer's adaptive wakeup: when it was empty) instead of at wakeup_bytes. */
 	__u32 consumer_idle;
+	/* A policy is loaded (the policy group's cgroup programs decide): the
+	 * connect probe leaves each tracked thread's call and tool for them. */
+	__u32 policy;
 };
 
 /* ar_proc_info.flags */
@@ -220,6 +223,64 @@ struct ar_channel {
 	__u64 rest;    /* bytes of a message written in part still to come (the next writes) */
 };
 
+/* Per-tool policy (docs/POLICY.md). A tool is known to the kernel by the
+ * FNV-1a of its name (the slot's `tool` word); two ids stand for the rules
+ * of calls no pattern names and of activity outside any call. */
+#define AR_POLICY_DEFAULT 1u
+#define AR_POLICY_OUTSIDE 2u
+#define AR_POLICY_PORTS 8
+
+enum ar_policy_mode {
+	AR_POLICY_NONE = 0,    /* no rule of this kind: anything goes, nothing recorded */
+	AR_POLICY_AUDIT = 1,   /* a breach is allowed and recorded */
+	AR_POLICY_ENFORCE = 2, /* a breach is refused (EPERM) and recorded */
+};
+
+enum ar_verdict {
+	AR_VERDICT_NONE = 0,    /* no policy applied */
+	AR_VERDICT_ALLOWED = 1, /* the rule allows it */
+	AR_VERDICT_AUDITED = 2, /* the rule does not allow it; audit mode let it through */
+	AR_VERDICT_DENIED = 3,  /* the rule does not allow it; refused */
+};
+
+/* ar_policy_tools[tool]: the modes of the tool's rules, per kind. */
+struct ar_policy_tool {
+	__u32 net_mode; /* enum ar_policy_mode */
+	__u32 net_rule; /* which rule (user space names it) */
+};
+
+/* Key of the allowed-destination tries (ar_net_tcp, ar_net_udp): a tool and
+ * an address block (IPv4 as ::ffff:a.b.c.d); prefixlen counts the tool's 32
+ * bits too. */
+struct ar_net_key {
+	__u32 prefixlen;
+	__u32 tool;
+	__u8 addr[16];
+};
+
+struct ar_port_range {
+	__u16 from; /* host order; 0-0 never matches */
+	__u16 to;
+};
+
+/* The ports allowed to an address block (the longest block that holds the
+ * address decides: user space copies the ports of the blocks around it
+ * into it). nports 0: every port. */
+struct ar_net_allow {
+	__u32 nports;
+	struct ar_port_range ports[AR_POLICY_PORTS];
+};
+
+/* What the connect probe leaves for the cgroup program of the same
+ * syscall (by the raw pid_tgid: cgroup programs cannot read the slot), and
+ * what the cgroup program decided, for the exit probe's event. */
+struct ar_policy_ctx {
+	__u32 tool;    /* 0: not known (a rung other than the slot) */
+	__u32 in_call; /* the syscall belongs to a call */
+	__u32 verdict; /* enum ar_verdict */
+	__u32 rule;
+};
+
 /* A process's stdio wires, as it was exec'ed (ar_channel_of: stdin's
  * reading end, and the reading end of what its stdout writes into). A
  * server may move them to other descriptors (Python's mcp keeps them
@@ -277,8 +338,10 @@ struct ar_net_connect_event {
 	__s32 fd;
 	__u32 addrlen;
 	__u32 sock_type; /* SOCK_STREAM, SOCK_DGRAM, ...; 0 if unknown */
-	__u32 _pad;
+	__u32 verdict;   /* enum ar_verdict: what the policy decided */
 	__u8 sockaddr[AR_SOCKADDR_LEN]; /* raw struct sockaddr as the caller passed it */
+	__u32 rule;      /* the policy's rule that decided (user space names it) */
+	__u32 _pad;
 };
 
 struct ar_proc_exec_event {

@@ -73,6 +73,19 @@ static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *
 	return AR_ATTR_NONE;
 }
 
+/* The tool of the call this thread's slot says it runs (the slot's FNV-1a
+ * of its name); 0: no slot, no call, or no name. */
+static __always_inline __u32 ar_slot_tool(__u64 pid_tgid)
+{
+	__u64 *slot_addr = bpf_map_lookup_elem(&ar_thread_slots, &pid_tgid);
+	if (!slot_addr)
+		return 0;
+	struct ar_thread_slot slot;
+	if (bpf_probe_read_user(&slot, sizeof(slot), (void *)*slot_addr))
+		return 0;
+	return slot.valid ? slot.tool : 0;
+}
+
 static __always_inline __u8 ar_current_span(__u64 pid_tgid, struct ar_span_ctx *out)
 {
 	return ar_running_span(pid_tgid, out, 1);

@@ -247,4 +247,38 @@ struct {
 	__type(value, __u64);
 } ar_stats SEC(".maps");
 
+/* Per-tool policy (docs/POLICY.md): the modes of each tool's rules, the
+ * destinations each may reach by protocol, and the connect probe's word to
+ * the cgroup program of the same syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct ar_policy_tool);
+} ar_policy_tools SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct ar_net_key);
+	__type(value, struct ar_net_allow);
+} ar_net_tcp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct ar_net_key);
+	__type(value, struct ar_net_allow);
+} ar_net_udp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ar_policy_ctx);
+} ar_policy_ctxs SEC(".maps");
+
 #endif /* AR_MAPS_BPF_H */
+

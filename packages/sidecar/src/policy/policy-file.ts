@@ -1,6 +1,6 @@
 // The policy file (`--policy FILE`): YAML (JSON is YAML too), checked
 // against its schema; a mistake is refused with its line and column and
-// what is wrong, so that a bad edit never replaces the running policy.
+// what is wrong.
 //
 //   version: 1
 //   tools:                       # first pattern that matches the tool's name wins
@@ -33,7 +33,7 @@ export class PolicyError extends AgentraceError {
     readonly column: number | undefined,
     readonly reason: string,
   ) {
-    super(`${file}${line === undefined ? '' : `:${line}${column === undefined ? '' : `:${column}`}`}: ${reason}; the running policy is kept`);
+    super(`${file}${line === undefined ? '' : `:${line}${column === undefined ? '' : `:${column}`}`}: ${reason}`);
   }
 }
 

@@ -35,6 +35,26 @@ static __always_inline void ar_dns_fd_remember(__u64 pid_tgid, __s32 fd, __u32 s
 	bpf_map_update_elem(&ar_dns_fds, &fk, &transport, BPF_ANY);
 }
 
+/* With a policy loaded: what the cgroup program of this connect needs to
+ * decide for the exact call (it cannot read the slot itself). */
+static __always_inline void ar_policy_prepare(__u64 id, __s32 fd)
+{
+	__u32 zero = 0;
+	struct ar_config *cfg = bpf_map_lookup_elem(&ar_config, &zero);
+	if (!cfg || !cfg->policy)
+		return;
+	struct ar_proc_info *proc = ar_tracked(id);
+	if (!proc)
+		return;
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = fd };
+	struct ar_span_ctx span = {};
+	struct ar_policy_ctx pc = { .in_call = ar_attribute(&q, &span) != AR_ATTR_NONE };
+	if (pc.in_call)
+		pc.tool = ar_slot_tool(id);
+	__u64 raw = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&ar_policy_ctxs, &raw, &pc, BPF_ANY);
+}
+
 SEC("tracepoint/syscalls/sys_enter_connect")
 int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
@@ -42,6 +62,7 @@ int net_connect_enter(struct trace_event_raw_sys_enter *ctx)
 	if (!ar_is_tracked(id))
 		return 0;
 	ar_pending_save(id, AR_EV_NET_CONNECT, ctx->args[0], ctx->args[1], ctx->args[2], 0);
+	ar_policy_prepare(id, (__s32)ctx->args[0]);
 	return 0;
 }
 
@@ -59,6 +80,14 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	__u64 now = bpf_ktime_get_ns();
 	long ret = ctx->ret;
 	__s32 fd = (__s32)p.args[0];
+	/* what the policy decided, if one is loaded */
+	struct ar_policy_ctx pc = {};
+	__u64 raw = bpf_get_current_pid_tgid();
+	struct ar_policy_ctx *pcp = bpf_map_lookup_elem(&ar_policy_ctxs, &raw);
+	if (pcp) {
+		pc = *pcp;
+		bpf_map_delete_elem(&ar_policy_ctxs, &raw);
+	}
 	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = fd };
 	struct ar_emit em;
 	int admitted = ar_prepare(&q, &em);
@@ -83,6 +112,8 @@ int net_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	e->latency_ns = now - p.ts_ns;
 	e->fd = fd;
 	e->sock_type = sock_type;
+	e->verdict = pc.verdict;
+	e->rule = pc.rule;
 	e->_pad = 0;
 	e->addrlen = (__u32)p.args[2];
 	__builtin_memset(e->sockaddr, 0, sizeof(e->sockaddr));

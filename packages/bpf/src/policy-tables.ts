@@ -1,0 +1,128 @@
+// The kernel's side of the per-tool policy (docs/POLICY.md): the tables the
+// policy group's cgroup programs decide from, encoded from agentrace.h's
+// layouts. Which rules a policy file makes of them is the sidecar's.
+import fs from 'node:fs';
+import { isIP } from 'node:net';
+import { enums, structs } from './abi.generated.js';
+import { layouts } from './layout.js';
+
+/** Tool ids with a meaning of their own (AR_POLICY_DEFAULT, AR_POLICY_OUTSIDE). */
+export const POLICY_DEFAULT_TOOL = 1;
+export const POLICY_OUTSIDE_TOOL = 2;
+export const POLICY_MAX_PORT_RANGES: number = structs.ar_net_allow.fields.ports.count;
+
+export type PolicyMode = 'none' | 'audit' | 'enforce';
+export type Verdict = 'none' | 'allowed' | 'audited' | 'denied';
+
+const MODE: Record<PolicyMode, number> = {
+  none: enums.ar_policy_mode.AR_POLICY_NONE,
+  audit: enums.ar_policy_mode.AR_POLICY_AUDIT,
+  enforce: enums.ar_policy_mode.AR_POLICY_ENFORCE,
+};
+
+const VERDICTS: Record<number, Verdict> = {
+  [enums.ar_verdict.AR_VERDICT_NONE]: 'none',
+  [enums.ar_verdict.AR_VERDICT_ALLOWED]: 'allowed',
+  [enums.ar_verdict.AR_VERDICT_AUDITED]: 'audited',
+  [enums.ar_verdict.AR_VERDICT_DENIED]: 'denied',
+};
+
+/** An event's verdict number, named. */
+export function verdictName(v: number): Verdict {
+  return VERDICTS[v] ?? 'none';
+}
+
+/** A tool's rule modes: `tool` is the FNV-1a of its name, or POLICY_DEFAULT_TOOL / POLICY_OUTSIDE_TOOL. */
+export interface PolicyToolEntry {
+  tool: number;
+  netMode: PolicyMode;
+  /** Names the rule in events (the caller's index). */
+  netRule: number;
+}
+
+/** Destinations a tool may reach by one protocol: an address block and its ports (none: all). */
+export interface PolicyNetEntry {
+  tool: number;
+  protocol: 'tcp' | 'udp';
+  /** An IPv4 or IPv6 address. */
+  address: string;
+  /** Bits of the address that count. */
+  prefix: number;
+  ports: Array<{ from: number; to: number }>;
+}
+
+export interface PolicyTables {
+  tools: PolicyToolEntry[];
+  net: PolicyNetEntry[];
+}
+
+/** 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (as the connect4 program looks it up). */
+function address16(address: string): { bytes: Buffer; v4: boolean } {
+  const family = isIP(address);
+  if (family === 4) {
+    const b = Buffer.alloc(16);
+    b[10] = 0xff;
+    b[11] = 0xff;
+    address.split('.').forEach((o, i) => (b[12 + i] = Number(o)));
+    return { bytes: b, v4: true };
+  }
+  if (family !== 6) throw new RangeError(`${JSON.stringify(address)} is not an IP address`);
+  const [head = '', tail = ''] = address.split('::');
+  const words = (s: string): number[] => (s === '' ? [] : s.split(':').map((w) => parseInt(w, 16)));
+  const h = words(head);
+  const t = address.includes('::') ? words(tail) : [];
+  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  const b = Buffer.alloc(16);
+  all.forEach((w, i) => b.writeUInt16BE(w, i * 2));
+  return { bytes: b, v4: false };
+}
+
+export function encodeToolKey(tool: number): Buffer {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(tool >>> 0, 0);
+  return k;
+}
+
+export function encodeToolEntry(e: PolicyToolEntry): Buffer {
+  const F = layouts.ar_policy_tool.fields;
+  const v = Buffer.alloc(layouts.ar_policy_tool.size);
+  v.writeUInt32LE(MODE[e.netMode], F.net_mode);
+  v.writeUInt32LE(e.netRule >>> 0, F.net_rule);
+  return v;
+}
+
+export function encodeNetKey(e: PolicyNetEntry): Buffer {
+  const F = layouts.ar_net_key.fields;
+  const { bytes, v4 } = address16(e.address);
+  const max = v4 ? 32 : 128;
+  if (!Number.isInteger(e.prefix) || e.prefix < 0 || e.prefix > max) throw new RangeError(`prefix /${e.prefix} of ${e.address}: 0 to ${max}`);
+  const k = Buffer.alloc(layouts.ar_net_key.size);
+  k.writeUInt32LE(32 + (v4 ? 96 : 0) + e.prefix, F.prefixlen);
+  k.writeUInt32LE(e.tool >>> 0, F.tool);
+  bytes.copy(k, F.addr);
+  return k;
+}
+
+export function encodeNetAllow(e: PolicyNetEntry): Buffer {
+  const F = layouts.ar_net_allow.fields;
+  const R = layouts.ar_port_range;
+  if (e.ports.length > POLICY_MAX_PORT_RANGES) throw new RangeError(`${e.ports.length} port ranges for ${e.address}/${e.prefix}: at most ${POLICY_MAX_PORT_RANGES}`);
+  const v = Buffer.alloc(layouts.ar_net_allow.size);
+  v.writeUInt32LE(e.ports.length, F.nports);
+  e.ports.forEach((p, i) => {
+    const at = F.ports + i * R.size;
+    v.writeUInt16LE(p.from, at + R.fields.from);
+    v.writeUInt16LE(p.to, at + R.fields.to);
+  });
+  return v;
+}
+
+/** The cgroup v2 hierarchy's root (the unified mount): where policy programs attach to see every process. */
+export function cgroup2Root(mounts = '/proc/self/mounts'): string {
+  const text = fs.readFileSync(mounts, 'utf8');
+  for (const line of text.split('\n')) {
+    const [, dir, type] = line.split(' ');
+    if (type === 'cgroup2' && dir) return dir.replace(/\\040/g, ' ');
+  }
+  throw new Error(`no cgroup2 file system is mounted (${mounts}); mount one (mount -t cgroup2 none /sys/fs/cgroup) to enforce a policy`);
+}
