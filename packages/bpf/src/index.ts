@@ -28,6 +28,7 @@ export { AddonLoadError, BpfError, DecodeError, isBpfError } from './errors.js';
 /** The BPF object's program names (the kernel shows their first 15 characters). */
 export { programs } from './abi.generated.js';
 export {
+  address16,
   cgroup2Root,
   POLICY_DEFAULT_TOOL,
   POLICY_MAX_PORT_RANGES,

@@ -57,7 +57,7 @@ export interface PolicyTables {
 }
 
 /** 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (as the connect4 program looks it up). */
-function address16(address: string): { bytes: Buffer; v4: boolean } {
+export function address16(address: string): { bytes: Buffer; v4: boolean } {
   const family = isIP(address);
   if (family === 4) {
     const b = Buffer.alloc(16);

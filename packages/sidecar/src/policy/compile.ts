@@ -1,7 +1,7 @@
 // A policy file's rules as the kernel's tables (@agentrace/bpf's
 // PolicyTables): each tool named exactly is keyed by the hash the SDK puts
 // in its thread slot; the default and outside rules by their own ids.
-import { POLICY_DEFAULT_TOOL, POLICY_MAX_PORT_RANGES, POLICY_OUTSIDE_TOOL, type PolicyNetEntry, type PolicyTables } from '@agentrace/bpf';
+import { address16, POLICY_DEFAULT_TOOL, POLICY_MAX_PORT_RANGES, POLICY_OUTSIDE_TOOL, type PolicyNetEntry, type PolicyTables } from '@agentrace/bpf';
 import { toolHash } from '@agentrace/protocol';
 import { PolicyError, type NetAllow, type Policy, type ToolRules } from './policy-file.js';
 
@@ -11,13 +11,9 @@ export interface CompiledPolicy {
   rules: string[];
 }
 
+/** The block's address as the kernel keys it (IPv4 mapped into IPv6), as a number. */
 function addressBits(a: NetAllow): bigint {
-  if (a.family === 4) return a.address.split('.').reduce((n, o) => (n << 8n) | BigInt(Number(o)), 0n) | (0xffffn << 32n);
-  const [head = '', tail = ''] = a.address.split('::');
-  const words = (s: string): number[] => (s === '' ? [] : s.split(':').map((w) => parseInt(w, 16)));
-  const h = words(head);
-  const t = a.address.includes('::') ? words(tail) : [];
-  return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t].reduce((n, w) => (n << 16n) | BigInt(w), 0n);
+  return BigInt(`0x${address16(a.address).bytes.toString('hex')}`);
 }
 
 /** Bits of the 128-bit (IPv4-mapped) address that count. */

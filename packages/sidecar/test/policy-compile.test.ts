@@ -1,0 +1,73 @@
+// A policy file's rules as the kernel's tables: tools keyed by the hash the
+// SDK writes in its slot, and the longest-block lookup made right by giving
+// a block inside another the other's ports too.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { POLICY_DEFAULT_TOOL, POLICY_OUTSIDE_TOOL } from '@agentrace/bpf';
+import { toolHash } from '@agentrace/protocol';
+import { compilePolicy } from '../src/policy/compile.js';
+import { parsePolicy, PolicyError } from '../src/policy/policy-file.js';
+
+test('tools by their hash, default and outside by their ids; rule names say where they are', () => {
+  const c = compilePolicy(
+    parsePolicy(
+      `version: 1
+tools:
+  fetch_url:
+    network: { mode: enforce, allow: [{ cidr: 10.0.0.0/8, ports: [443], protocol: tcp }] }
+  run_shell: {}
+default:
+  network: { mode: audit, allow: [] }
+outside:
+  network: { mode: enforce, allow: [{ cidr: "::/0", protocol: udp }] }
+`,
+      'p.yaml',
+    ),
+  );
+  assert.deepEqual(c.tables.tools, [
+    { tool: toolHash('fetch_url'), netMode: 'enforce', netRule: 1 },
+    { tool: POLICY_DEFAULT_TOOL, netMode: 'audit', netRule: 2 },
+    { tool: POLICY_OUTSIDE_TOOL, netMode: 'enforce', netRule: 3 },
+  ]);
+  assert.deepEqual(c.rules, ['(none)', 'tools.fetch_url.network (p.yaml:3)', 'default.network (p.yaml)', 'outside.network (p.yaml)']);
+  assert.deepEqual(c.tables.net, [
+    { tool: toolHash('fetch_url'), protocol: 'tcp', address: '10.0.0.0', prefix: 8, ports: [{ from: 443, to: 443 }] },
+    { tool: POLICY_OUTSIDE_TOOL, protocol: 'udp', address: '::', prefix: 0, ports: [] },
+  ]);
+  // run_shell names no network rule: no entry, so the kernel uses the default's
+  assert.ok(!c.tables.tools.some((t) => t.tool === toolHash('run_shell')));
+});
+
+test('a block inside another also allows the ports of the blocks around it (the kernel asks the longest only)', () => {
+  const c = compilePolicy(
+    parsePolicy(
+      `version: 1
+tools:
+  t:
+    network:
+      mode: enforce
+      allow:
+        - { cidr: 10.0.0.0/8, ports: [80] }
+        - { cidr: 10.1.2.3, ports: [443], protocol: tcp }
+        - { cidr: 192.168.0.0/16 }
+        - { cidr: 192.168.1.0/24, ports: [22] }
+        - { cidr: 11.0.0.1, ports: [53] }
+`,
+      'p.yaml',
+    ),
+  );
+  const tcp = (address: string) => c.tables.net.find((e) => e.protocol === 'tcp' && e.address === address)?.ports;
+  const udp = (address: string) => c.tables.net.find((e) => e.protocol === 'udp' && e.address === address)?.ports;
+  assert.deepEqual(tcp('10.1.2.3'), [{ from: 80, to: 80 }, { from: 443, to: 443 }]);
+  assert.equal(udp('10.1.2.3'), undefined, 'a tcp block adds nothing to udp');
+  assert.deepEqual(udp('10.0.0.0'), [{ from: 80, to: 80 }]);
+  assert.deepEqual(tcp('192.168.1.0'), [], 'inside a block that allows every port: every port');
+  assert.deepEqual(tcp('11.0.0.1'), [{ from: 53, to: 53 }], 'not inside 10/8');
+});
+
+test('what cannot be enforced yet is refused with its line: patterns', () => {
+  assert.throws(
+    () => compilePolicy(parsePolicy('version: 1\ntools:\n  "mcp__*":\n    network: { mode: audit, allow: [] }\n', 'p.yaml')),
+    (err: unknown) => err instanceof PolicyError && err.line === 3 && /patterns with \* or \? are not enforced yet/.test(err.message),
+  );
+});
