@@ -15,7 +15,7 @@ import { benchDir, repoRoot } from './support/build.js';
 import { goalsTable, replaceSection, section, type GoalRow } from './support/docs.js';
 
 /** The suite, in the order it runs. */
-const SUITE = ['host-tax', 'traced-overhead', 'tracked-syscall', 'pipeline', 'sdk', 'sidecar-memory', 'soak', 'agent-loop', 'startup', 'mcp'] as const;
+const SUITE = ['host-tax', 'traced-overhead', 'tracked-syscall', 'pipeline', 'sdk', 'sidecar-memory', 'soak', 'agent-loop', 'startup', 'mcp', 'policy'] as const;
 const DOC = path.join(repoRoot, 'docs', 'BENCHMARKS.md');
 const SIDECAR_CLI = path.join(repoRoot, 'packages', 'sidecar', 'dist', 'cli.js');
 

@@ -2,11 +2,13 @@
 // a line on stdin before it opens anything or starts the clock, so the driver
 // can track it (and set its thread's span) first: descriptors are then opened
 // under that span.
-// usage: syscall_loop getppid|open|read|write|connect|jsonrpc ITERATIONS  ->  prints ns per op
+// usage: syscall_loop getppid|open|read|write|connect|jsonrpc|connect4 ITERATIONS  ->  prints ns per op
 //
 // jsonrpc is a stdio MCP exchange (the pipe rung's path) played by one
 // process: a JSON-RPC request written into a pipe, read back on stdin (fd 0,
 // the pipe's read end), and an answer written on stdout (fd 1, /dev/null).
+// connect4 is a TCP socket, connect(2) to a closed loopback port
+// (ECONNREFUSED: the cgroup connect hooks run, nothing listens) and close.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +16,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +31,7 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s getppid|open|read|write|connect|jsonrpc ITERATIONS\n", argv[0]);
+		fprintf(stderr, "usage: %s getppid|open|read|write|connect|jsonrpc|connect4 ITERATIONS\n", argv[0]);
 		return 2;
 	}
 	const char *op = argv[1];
@@ -81,6 +85,13 @@ int main(int argc, char **argv)
 	} else if (!strcmp(op, "connect")) {
 		for (long i = 0; i < n; i++)
 			connect(fd, (struct sockaddr *)&sun, sizeof(sun)); /* ENOENT, fast */
+	} else if (!strcmp(op, "connect4")) {
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(1), .sin_addr = { htonl(INADDR_LOOPBACK) } };
+		for (long i = 0; i < n; i++) {
+			int s = socket(AF_INET, SOCK_STREAM, 0);
+			connect(s, (struct sockaddr *)&sin, sizeof(sin)); /* ECONNREFUSED */
+			close(s);
+		}
 	} else if (!strcmp(op, "jsonrpc")) {
 		for (long i = 0; i < n; i++) {
 			if (write(request_fd, request, sizeof(request) - 1) != sizeof(request) - 1 ||

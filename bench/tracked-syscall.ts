@@ -23,6 +23,7 @@ const PROBE_KIND: Record<Op, string> = {
   write: 'io write',
   connect: 'net connect',
   jsonrpc: 'io write, read, write: the pipe rung',
+  connect4: 'net connect (bench/policy.ts)',
 };
 
 export async function run(opts: BenchOptions): Promise<BenchResult> {

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { benchDir, buildIfStale, outDir } from './build.js';
 
-export type Op = 'getppid' | 'open' | 'read' | 'write' | 'connect' | 'jsonrpc';
+export type Op = 'getppid' | 'open' | 'read' | 'write' | 'connect' | 'jsonrpc' | 'connect4';
 
 export interface OpSpec {
   label: string;
@@ -21,9 +21,12 @@ export const OPS: Record<Op, OpSpec> = {
   connect: { label: 'connect AF_UNIX (ENOENT)', iterations: 150_000 },
   // A stdio MCP exchange: request written into a pipe, read on stdin, answer on stdout (3 syscalls).
   jsonrpc: { label: 'JSON-RPC over stdio pipes (write, read, write)', iterations: 100_000 },
+  // bench/policy.ts only: the cgroup connect hooks run on inet connects.
+  connect4: { label: 'TCP connect to a closed loopback port (socket, connect, close)', iterations: 20_000 },
 };
 
-export const ALL_OPS = Object.keys(OPS) as Op[];
+/** The ops host-tax and tracked-syscall measure. */
+export const ALL_OPS: Op[] = ['getppid', 'open', 'read', 'write', 'connect', 'jsonrpc'];
 
 /** Builds the loop (cc -O2) if it is missing or older than its source. */
 export function buildLoop(): string {
