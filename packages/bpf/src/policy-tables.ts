@@ -67,6 +67,12 @@ export function address16(address: string): { bytes: Buffer; v4: boolean } {
     return { bytes: b, v4: true };
   }
   if (family !== 6) throw new RangeError(`${JSON.stringify(address)} is not an IP address`);
+  // a trailing dotted quad (::ffff:10.0.0.1) is two words
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+    address = `${address.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
   const [head = '', tail = ''] = address.split('::');
   const words = (s: string): number[] => (s === '' ? [] : s.split(':').map((w) => parseInt(w, 16)));
   const h = words(head);

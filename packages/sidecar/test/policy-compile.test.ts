@@ -52,6 +52,7 @@ tools:
         - { cidr: 192.168.0.0/16 }
         - { cidr: 192.168.1.0/24, ports: [22] }
         - { cidr: 11.0.0.1, ports: [53] }
+        - { cidr: "::ffff:11.0.0.0/104", ports: [25] }
 `,
       'p.yaml',
     ),
@@ -62,7 +63,7 @@ tools:
   assert.equal(udp('10.1.2.3'), undefined, 'a tcp block adds nothing to udp');
   assert.deepEqual(udp('10.0.0.0'), [{ from: 80, to: 80 }]);
   assert.deepEqual(tcp('192.168.1.0'), [], 'inside a block that allows every port: every port');
-  assert.deepEqual(tcp('11.0.0.1'), [{ from: 53, to: 53 }], 'not inside 10/8');
+  assert.deepEqual(tcp('11.0.0.1'), [{ from: 53, to: 53 }, { from: 25, to: 25 }], 'not inside 10/8; inside ::ffff:11.0.0.0/104, written in IPv6');
 });
 
 test('what cannot be enforced yet is refused with its line: patterns', () => {
