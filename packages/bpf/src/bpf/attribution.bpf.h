@@ -31,8 +31,9 @@ struct ar_attr_query {
  * (slot, thread map, work item; or, in a process with no slot on this
  * thread, the call whose request it is serving), whatever resource the
  * syscall acts on; AR_ATTR_NOBODY when the slot says the syscall is
- * nobody's (out is then left as it was). */
-static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *out, int pipe)
+ * nobody's (out is then left as it was). With `tool`, the slot's tool word
+ * too (the FNV-1a of the call's tool name; left as it was by other rungs). */
+static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *out, int pipe, __u32 *tool)
 {
 	/* A registered, readable slot is authoritative for its thread: empty
 	 * means no tool call runs there now, and the thread map (which only
@@ -48,6 +49,8 @@ static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *
 			if (slot.valid) {
 				__builtin_memcpy(out->trace_id, slot.trace_id, sizeof(out->trace_id));
 				__builtin_memcpy(out->span_id, slot.span_id, sizeof(out->span_id));
+				if (tool)
+					*tool = slot.tool;
 				return AR_ATTR_SLOT;
 			}
 		}
@@ -73,22 +76,9 @@ static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *
 	return AR_ATTR_NONE;
 }
 
-/* The tool of the call this thread's slot says it runs (the slot's FNV-1a
- * of its name); 0: no slot, no call, or no name. */
-static __always_inline __u32 ar_slot_tool(__u64 pid_tgid)
-{
-	__u64 *slot_addr = bpf_map_lookup_elem(&ar_thread_slots, &pid_tgid);
-	if (!slot_addr)
-		return 0;
-	struct ar_thread_slot slot;
-	if (bpf_probe_read_user(&slot, sizeof(slot), (void *)*slot_addr))
-		return 0;
-	return slot.valid ? slot.tool : 0;
-}
-
 static __always_inline __u8 ar_current_span(__u64 pid_tgid, struct ar_span_ctx *out)
 {
-	return ar_running_span(pid_tgid, out, 1);
+	return ar_running_span(pid_tgid, out, 1, 0);
 }
 
 static __always_inline int ar_span_ended(const struct ar_span_ctx *span)
@@ -97,9 +87,11 @@ static __always_inline int ar_span_ended(const struct ar_span_ctx *span)
 	return bpf_map_lookup_elem(&ar_ended_spans, &key) != 0;
 }
 
-static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct ar_span_ctx *out)
+/* The ladder for a syscall; with `tool`, the slot's tool word when the slot
+ * answered (0 otherwise: the kernel learns the tool from the slot only). */
+static __always_inline __u8 ar_attribute_tool(const struct ar_attr_query *q, struct ar_span_ctx *out, __u32 *tool)
 {
-	__u8 source = ar_current_span(q->pid_tgid, out);
+	__u8 source = ar_running_span(q->pid_tgid, out, 1, tool);
 	if (source == AR_ATTR_NOBODY)
 		return AR_ATTR_NONE;
 	if (source != AR_ATTR_NONE)
@@ -117,6 +109,11 @@ static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct a
 		return AR_ATTR_PROCESS;
 	}
 	return AR_ATTR_NONE;
+}
+
+static __always_inline __u8 ar_attribute(const struct ar_attr_query *q, struct ar_span_ctx *out)
+{
+	return ar_attribute_tool(q, out, 0);
 }
 
 /* An event about to be emitted: its span, found before anything is reserved

@@ -206,8 +206,8 @@ function rulesOf(raw: RawRules | undefined, where: Located, path: PropertyKey[])
 /** The keys the object at `path` takes, for an error about one it does not. */
 function knownKeys(path: ReadonlyArray<PropertyKey>): string {
   const depth = path[0] === 'tools' ? path.length - 1 : path.length;
-  const keys = depth === 0 ? ['version', 'tools', 'default', 'outside'] : depth === 1 ? ['network'] : depth === 2 ? ['mode', 'allow'] : ['cidr', 'ports', 'protocol'];
-  return keys.join(', ');
+  const schema = [fileSchema, rulesSchema, networkSchema][depth] ?? allowSchema;
+  return Object.keys(schema.shape).join(', ');
 }
 
 /** Parses and checks a policy from its text; `file` names it in errors. */

@@ -281,21 +281,33 @@ static __always_inline void ar_chan_settle(__u64 key, __u64 seq, __u64 len, long
 
 /* Whether fd is the process's stdin (writing = 0) or stdout wire: the file
  * it had there at exec, wherever it is now; fd 0 or 1 when its exec was
- * not seen (it was tracked later). */
-static __always_inline int ar_stdio_wire(__u32 tgid, __s64 fd, int writing)
+ * not seen (it was tracked later). With `key`, its channel (ar_channel_of)
+ * when it is. */
+static __always_inline int ar_stdio_wire(__u32 tgid, __s64 fd, int writing, __u64 *key)
 {
 	struct ar_stdio *w = bpf_map_lookup_elem(&ar_stdio, &tgid);
-	if (!w)
-		return fd == (writing ? 1 : 0);
+	if (!w) {
+		if (fd != (writing ? 1 : 0))
+			return 0;
+		if (key)
+			*key = ar_channel_of((__s32)fd, writing);
+		return 1;
+	}
 	__u64 wire = writing ? w->out : w->in;
-	return wire && ar_channel_of((__s32)fd, writing) == wire;
+	if (!wire)
+		return 0;
+	if (ar_channel_of((__s32)fd, writing) != wire)
+		return 0;
+	if (key)
+		*key = wire;
+	return 1;
 }
 
 static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 buf, __u64 len, struct ar_chan_io *c)
 {
 	int writing = kind == AR_AGG_WRITE || kind == AR_AGG_SEND;
 	__u32 tgid = id >> 32;
-	if (writing && bpf_map_lookup_elem(&ar_serving, &tgid) && ar_stdio_wire(tgid, fd, 1)) {
+	if (writing && bpf_map_lookup_elem(&ar_serving, &tgid) && ar_stdio_wire(tgid, fd, 1, 0)) {
 		/* A response names its request's id; a notification (a log
 		 * line, progress) names none and answers nothing. */
 		if (!buf || (ar_json_start(buf) && ar_json_msg(buf, len) == AR_CHAN_MSG_REQUEST))
@@ -303,13 +315,10 @@ static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 
 		return;
 	}
 	if (!writing) {
-		if (!ar_stdio_wire(tgid, fd, 0))
-			return;
 		/* Whether requests come this way is asked on exit: a reader
 		 * thread blocked here since before the first request (Python's
 		 * mcp reads stdin so) would miss the channel it creates. */
-		c->key = ar_channel_of((__s32)fd, 0);
-		if (c->key)
+		if (ar_stdio_wire(tgid, fd, 0, &c->key) && c->key)
 			c->op = AR_CHAN_READ;
 		return;
 	}
@@ -317,7 +326,7 @@ static __always_inline void ar_chan_enter(__u64 id, __s64 fd, __u32 kind, __u64 
 	__u64 key = ar_channel_of((__s32)fd, 1);
 	if (!key)
 		return;
-	__u8 source = ar_running_span(id, &c->span, 0);
+	__u8 source = ar_running_span(id, &c->span, 0, 0);
 	if (source == AR_ATTR_NOBODY || source == AR_ATTR_NONE)
 		__builtin_memset(&c->span, 0, sizeof(c->span));
 	/* A channel is started by a call's JSON message; outside any call,
@@ -406,32 +415,28 @@ static __always_inline void ar_chan_read(__u64 id, __u64 key, long n)
 	w.upto = w.before + (__u64)n;
 	ch->read = w.upto;
 	bpf_loop(AR_CHAN_SEGS, ar_read_step, &w, 0);
-	struct ar_span_ctx first = w.first;
-	int spans = w.spans, multi = w.multi;
-	__u32 done = w.done, cancels = w.cancels;
-	__u64 rseq = w.rseq;
-	ch->rseq = rseq;
+	ch->rseq = w.rseq;
 
 	__u32 tgid = id >> 32;
 	struct ar_serving *sv = bpf_map_lookup_elem(&ar_serving, &tgid);
 	struct ar_serving now = {};
 	if (sv)
 		now = *sv;
-	if (spans) {
-		if (now.outstanding > 0 && ar_span_key(&now.span) != ar_span_key(&first))
+	if (w.spans) {
+		if (now.outstanding > 0 && ar_span_key(&now.span) != ar_span_key(&w.first))
 			now.ambiguous = 1;
-		now.span = first;
-	} else if (done && now.outstanding > 0) {
+		now.span = w.first;
+	} else if (w.done && now.outstanding > 0) {
 		now.ambiguous = 1; /* a request made outside any call, while serving one */
 	}
-	if (multi)
+	if (w.multi)
 		now.ambiguous = 1;
-	now.outstanding += done;
+	now.outstanding += w.done;
 	/* A request cancelled may never be answered (the MCP SDK's servers
 	 * answer none): it is served no longer. Which one it was is not
 	 * known here; the call served stays the last one read. */
-	if (cancels) {
-		now.outstanding = now.outstanding > cancels ? now.outstanding - cancels : 0;
+	if (w.cancels) {
+		now.outstanding = now.outstanding > w.cancels ? now.outstanding - w.cancels : 0;
 		if (!now.outstanding) {
 			if (sv)
 				bpf_map_delete_elem(&ar_serving, &tgid);
@@ -508,13 +513,14 @@ static __always_inline int ar_io_enter(__u64 id, __s64 fd, __u32 kind, __u64 buf
 
 static __always_inline int ar_io_exit(long ret)
 {
-	if (!ar_is_tracked(ar_current_id()))
+	__u64 id = ar_current_id();
+	if (!ar_is_tracked(id))
 		return 0;
 	struct ar_pending_io *pending = bpf_task_storage_get(&ar_pending_io, bpf_get_current_task_btf(), 0, 0);
 	if (!pending)
 		return 0;
 	if (pending->chan_op != AR_CHAN_NONE)
-		ar_chan_exit(ar_current_id(), pending, ret);
+		ar_chan_exit(id, pending, ret);
 	if (pending->ts_ns == 0)
 		return 0;
 	struct ar_pending_io p = *pending;

@@ -48,9 +48,8 @@ static __always_inline void ar_policy_prepare(__u64 id, __s32 fd)
 		return;
 	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = fd };
 	struct ar_span_ctx span = {};
-	struct ar_policy_ctx pc = { .in_call = ar_attribute(&q, &span) != AR_ATTR_NONE };
-	if (pc.in_call)
-		pc.tool = ar_slot_tool(id);
+	struct ar_policy_ctx pc = {};
+	pc.in_call = ar_attribute_tool(&q, &span, &pc.tool) != AR_ATTR_NONE;
 	__u64 raw = bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&ar_policy_ctxs, &raw, &pc, BPF_ANY);
 }
