@@ -25,8 +25,9 @@ const LABEL: Record<Condition, string> = {
 };
 /** Calls no pattern names go by the default: 127.0.0.1 allowed, so the connect runs its whole course. */
 const TABLES: PolicyTables = {
-  tools: [{ tool: POLICY_DEFAULT_TOOL, netMode: 'enforce', netRule: 1 }],
+  tools: [{ tool: POLICY_DEFAULT_TOOL, netMode: 'enforce', netRule: 1, execMode: 'none', execRule: 0 }],
   net: [{ tool: POLICY_DEFAULT_TOOL, protocol: 'tcp', address: '127.0.0.1', prefix: 32, ports: [] }],
+  exec: [],
 };
 
 export async function run(opts: BenchOptions): Promise<BenchResult> {
@@ -37,12 +38,16 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const programs = ownPrograms(before, ['policy_connect4', 'policy_connect6', 'net_connect_enter', 'net_connect_exit']);
   const results = new Map<Condition, number[]>();
   const profiles = new Map<Condition, ProgramProfile[]>();
-  try {
+  // detachPolicy empties the tables: each attach loads them again
+  const attach = (): void => {
+    lab.probes.attachPolicy();
     lab.probes.setPolicyTables(TABLES);
+  };
+  try {
     for (let round = 0; round < rounds; round++) {
       for (const c of rotate(CONDITIONS, round)) {
         lab.set('untracked');
-        if (c.endsWith('+policy')) lab.probes.attachPolicy();
+        if (c.endsWith('+policy')) attach();
         try {
           record(results, c, await lab.run('connect4', n, c.startsWith('tracked')));
         } finally {
@@ -54,7 +59,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     await withBpfStats(async () => {
       for (const c of ['untracked+policy', 'tracked+policy'] as const) {
         lab.set('untracked');
-        lab.probes.attachPolicy();
+        attach();
         try {
           profiles.set(c, await profileLoop(programs, n, () => lab.run('connect4', n, c.startsWith('tracked'))));
         } finally {

@@ -1,15 +1,17 @@
-// A DNS server on 127.0.0.1:53 (UDP) that answers every query NXDOMAIN,
-// so resolvers under test never send a query off the machine.
+// A DNS server on 127.0.0.1 (UDP; port 53 unless asked for another, 0: any
+// free one) that answers every query NXDOMAIN, so resolvers under test never
+// send a query off the machine.
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 
 export interface DnsServer {
   /** Names asked, in order. */
   readonly asked: string[];
+  readonly port: number;
   close(): void;
 }
 
-export async function startDnsServer(): Promise<DnsServer> {
+export async function startDnsServer(port = 53): Promise<DnsServer> {
   const sock = dgram.createSocket('udp4');
   const asked: string[] = [];
   sock.on('message', (msg, rinfo) => {
@@ -24,7 +26,7 @@ export async function startDnsServer(): Promise<DnsServer> {
     reply[3] = 0x80 | 3; // RA, RCODE NXDOMAIN
     sock.send(reply, rinfo.port, rinfo.address);
   });
-  sock.bind(53, '127.0.0.1');
+  sock.bind(port, '127.0.0.1');
   await once(sock, 'listening');
-  return { asked, close: () => sock.close() };
+  return { asked, port: sock.address().port, close: () => sock.close() };
 }

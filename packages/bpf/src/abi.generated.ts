@@ -105,6 +105,14 @@ export const structs = {
       comm: { offset: 48, size: 16, type: 'bytes', count: 16 },
     },
   },
+  ar_exec_key: {
+    size: 12,
+    fields: {
+      gen: { offset: 0, size: 4, type: 'u32' },
+      tool: { offset: 4, size: 4, type: 'u32' },
+      path: { offset: 8, size: 4, type: 'u32' },
+    },
+  },
   ar_fd_key: {
     size: 8,
     fields: {
@@ -155,27 +163,53 @@ export const structs = {
     },
   },
   ar_net_key: {
-    size: 24,
+    size: 28,
     fields: {
       prefixlen: { offset: 0, size: 4, type: 'u32' },
-      tool: { offset: 4, size: 4, type: 'u32' },
-      addr: { offset: 8, size: 16, type: 'bytes', count: 16 },
+      gen: { offset: 4, size: 4, type: 'u32' },
+      tool: { offset: 8, size: 4, type: 'u32' },
+      addr: { offset: 12, size: 16, type: 'bytes', count: 16 },
     },
   },
   ar_policy_ctx: {
-    size: 16,
+    size: 40,
     fields: {
       tool: { offset: 0, size: 4, type: 'u32' },
       in_call: { offset: 4, size: 4, type: 'u32' },
       verdict: { offset: 8, size: 4, type: 'u32' },
       rule: { offset: 12, size: 4, type: 'u32' },
+      addr: { offset: 16, size: 16, type: 'bytes', count: 16 },
+      port: { offset: 32, size: 2, type: 'u16' },
+      family: { offset: 34, size: 2, type: 'u16' },
+      sock_type: { offset: 36, size: 4, type: 'u32' },
+    },
+  },
+  ar_policy_key: {
+    size: 8,
+    fields: {
+      gen: { offset: 0, size: 4, type: 'u32' },
+      tool: { offset: 4, size: 4, type: 'u32' },
+    },
+  },
+  ar_policy_send_event: {
+    size: 200,
+    fields: {
+      hdr: { offset: 0, size: 64, type: 'struct ar_event_header' },
+      ret: { offset: 64, size: 8, type: 's64' },
+      fd: { offset: 72, size: 4, type: 's32' },
+      sock_type: { offset: 76, size: 4, type: 'u32' },
+      verdict: { offset: 80, size: 4, type: 'u32' },
+      rule: { offset: 84, size: 4, type: 'u32' },
+      sockaddr: { offset: 88, size: 112, type: 'bytes', count: 112 },
     },
   },
   ar_policy_tool: {
-    size: 8,
+    size: 16,
     fields: {
       net_mode: { offset: 0, size: 4, type: 'u32' },
       net_rule: { offset: 4, size: 4, type: 'u32' },
+      exec_mode: { offset: 8, size: 4, type: 'u32' },
+      exec_rule: { offset: 12, size: 4, type: 'u32' },
     },
   },
   ar_port_range: {
@@ -192,15 +226,17 @@ export const structs = {
     },
   },
   ar_proc_exec_event: {
-    size: 600,
+    size: 608,
     fields: {
       hdr: { offset: 0, size: 64, type: 'struct ar_event_header' },
       ret: { offset: 64, size: 8, type: 's64' },
       latency_ns: { offset: 72, size: 8, type: 'u64' },
       argc: { offset: 80, size: 4, type: 'u32' },
       args_len: { offset: 84, size: 4, type: 'u32' },
-      filename: { offset: 88, size: 256, type: 'bytes', count: 256 },
-      args: { offset: 344, size: 256, type: 'bytes', count: 256 },
+      verdict: { offset: 88, size: 4, type: 'u32' },
+      rule: { offset: 92, size: 4, type: 'u32' },
+      filename: { offset: 96, size: 256, type: 'bytes', count: 256 },
+      args: { offset: 352, size: 256, type: 'bytes', count: 256 },
     },
   },
   ar_proc_exit_event: {
@@ -220,11 +256,13 @@ export const structs = {
     },
   },
   ar_proc_info: {
-    size: 32,
+    size: 40,
     fields: {
       span: { offset: 0, size: 24, type: 'struct ar_span_ctx' },
       parent_tgid: { offset: 24, size: 4, type: 'u32' },
       flags: { offset: 28, size: 4, type: 'u32' },
+      tool: { offset: 32, size: 4, type: 'u32' },
+      _pad: { offset: 36, size: 4, type: 'u32' },
     },
   },
   ar_runtime_exec_event: {
@@ -325,6 +363,11 @@ export const read = {
     tid: (b: Buffer, base: number): number => b.readUInt32LE(base + 16),
     attr_source: (b: Buffer, base: number): number => b.readUInt8(base + 20),
   },
+  ar_exec_key: {
+    gen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    path: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
+  },
   ar_fd_key: {
     tgid: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
     fd: (b: Buffer, base: number): number => b.readInt32LE(base + 4),
@@ -354,17 +397,34 @@ export const read = {
   },
   ar_net_key: {
     prefixlen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
-    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    gen: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
   },
   ar_policy_ctx: {
     tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
     in_call: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
     verdict: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
     rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 12),
+    port: (b: Buffer, base: number): number => b.readUInt16LE(base + 32),
+    family: (b: Buffer, base: number): number => b.readUInt16LE(base + 34),
+    sock_type: (b: Buffer, base: number): number => b.readUInt32LE(base + 36),
+  },
+  ar_policy_key: {
+    gen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+  },
+  ar_policy_send_event: {
+    ret: (b: Buffer, base: number): bigint => b.readBigInt64LE(base + 64),
+    fd: (b: Buffer, base: number): number => b.readInt32LE(base + 72),
+    sock_type: (b: Buffer, base: number): number => b.readUInt32LE(base + 76),
+    verdict: (b: Buffer, base: number): number => b.readUInt32LE(base + 80),
+    rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 84),
   },
   ar_policy_tool: {
     net_mode: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
     net_rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    exec_mode: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
+    exec_rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 12),
   },
   ar_port_range: {
     from: (b: Buffer, base: number): number => b.readUInt16LE(base + 0),
@@ -375,6 +435,8 @@ export const read = {
     latency_ns: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 72),
     argc: (b: Buffer, base: number): number => b.readUInt32LE(base + 80),
     args_len: (b: Buffer, base: number): number => b.readUInt32LE(base + 84),
+    verdict: (b: Buffer, base: number): number => b.readUInt32LE(base + 88),
+    rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 92),
   },
   ar_proc_exit_event: {
     exit_code: (b: Buffer, base: number): number => b.readInt32LE(base + 64),
@@ -386,6 +448,7 @@ export const read = {
   ar_proc_info: {
     parent_tgid: (b: Buffer, base: number): number => b.readUInt32LE(base + 24),
     flags: (b: Buffer, base: number): number => b.readUInt32LE(base + 28),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 32),
   },
   ar_serving: {
     outstanding: (b: Buffer, base: number): number => b.readUInt32LE(base + 24),
@@ -448,6 +511,9 @@ export const readNumber = {
     ret: (b: Buffer, base: number): number => b.readInt32LE(base + 68) * 0x100000000 + b.readUInt32LE(base + 64),
     latency_ns: (b: Buffer, base: number): number => b.readUInt32LE(base + 76) * 0x100000000 + b.readUInt32LE(base + 72),
   },
+  ar_policy_send_event: {
+    ret: (b: Buffer, base: number): number => b.readInt32LE(base + 68) * 0x100000000 + b.readUInt32LE(base + 64),
+  },
   ar_proc_exec_event: {
     ret: (b: Buffer, base: number): number => b.readInt32LE(base + 68) * 0x100000000 + b.readUInt32LE(base + 64),
     latency_ns: (b: Buffer, base: number): number => b.readUInt32LE(base + 76) * 0x100000000 + b.readUInt32LE(base + 72),
@@ -470,17 +536,17 @@ export const enums = {
   ar_attr_source: { AR_ATTR_NONE: 0, AR_ATTR_SLOT: 1, AR_ATTR_THREAD: 2, AR_ATTR_WORK: 3, AR_ATTR_FD: 4, AR_ATTR_PROCESS: 5, AR_ATTR_NOBODY: 6, AR_ATTR_PIPE: 7, AR_ATTR_PIPE_AMBIGUOUS: 8 },
   ar_chan_msg: { AR_CHAN_MSG_NOTIFICATION: 0, AR_CHAN_MSG_REQUEST: 1, AR_CHAN_MSG_CANCEL: 2, AR_CHAN_MSG_VOID: 3 },
   ar_chan_op: { AR_CHAN_NONE: 0, AR_CHAN_WRITE: 1, AR_CHAN_READ: 2, AR_CHAN_ANSWER: 3 },
-  ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9 },
+  ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9, AR_EV_POLICY_SEND: 10 },
   ar_fd_flag: { AR_FD_AMBIGUOUS: 1 },
   ar_fd_op: { AR_FD_OP_NONE: 0, AR_FD_OP_WRITE: 1, AR_FD_OP_READ: 2 },
-  ar_policy_mode: { AR_POLICY_NONE: 0, AR_POLICY_AUDIT: 1, AR_POLICY_ENFORCE: 2 },
+  ar_policy_mode: { AR_POLICY_NONE: 0, AR_POLICY_AUDIT: 1, AR_POLICY_ENFORCE: 2, AR_POLICY_KILL: 3 },
   ar_proc_flag: { AR_PROC_SELF_DECLARED: 1 },
   ar_stat: { AR_STAT_EVENTS: 0, AR_STAT_RINGBUF_DROPS: 1, AR_STAT_PENDING_FULL: 2, AR_STAT_TRACKED_FULL: 3, AR_STAT_READ_FAULTS: 4, AR_STAT_CAPPED: 5, AR_STAT_AGG_FULL: 6, AR_STAT_DECLARED: 7, AR_STAT_MAX: 8 },
   ar_verdict: { AR_VERDICT_NONE: 0, AR_VERDICT_ALLOWED: 1, AR_VERDICT_AUDITED: 2, AR_VERDICT_DENIED: 3 },
 } as const;
 
 /** The maps of the object, by name. */
-export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_scratch', 'ar_fd_spans', 'ar_net_tcp', 'ar_net_udp', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_policy_ctxs', 'ar_policy_tools', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
+export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_allow', 'ar_exec_scratch', 'ar_fd_spans', 'ar_net_tcp', 'ar_net_udp', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_policy_ctxs', 'ar_policy_tools', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
 
 /** Its programs, by name. */
-export const programs = ['ar_json_msg', 'context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'policy_connect4', 'policy_connect6', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;
+export const programs = ['ar_json_msg', 'context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'policy_connect4', 'policy_connect6', 'policy_exec', 'policy_sendmmsg_enter', 'policy_sendmmsg_exit', 'policy_sendmsg4', 'policy_sendmsg6', 'policy_sendmsg_enter', 'policy_sendmsg_exit', 'policy_sendto_enter', 'policy_sendto_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;

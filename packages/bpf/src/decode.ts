@@ -63,6 +63,20 @@ export interface ProcExecEvent extends EventHeader {
   filename: string;
   /** The first arguments (argv[0] included), as many as the probe copied. */
   args: string[];
+  /** What a loaded policy's exec rule decided ('denied': the process was killed before the program ran). */
+  verdict: Verdict;
+  rule: number;
+}
+
+/** A UDP send a policy refused ('denied': it failed with EPERM) or let through in audit mode. */
+export interface PolicySendEvent extends EventHeader {
+  kind: 'policy.send';
+  /** The send's result: bytes sent, or -errno. */
+  ret: number;
+  transport: 'udp' | null;
+  peer: SocketAddress;
+  verdict: Verdict;
+  rule: number;
 }
 
 export interface ProcForkEvent extends EventHeader {
@@ -116,7 +130,8 @@ export type KernelEvent =
   | ProcDeclareEvent
   | RuntimeExecEvent
   | DnsLookupEvent
-  | DnsQueryEvent;
+  | DnsQueryEvent
+  | PolicySendEvent;
 
 /** The first question of a DNS message (RFC 1035 4.1); null if it is not one. */
 export function dnsQuestion(msg: Buffer): { name: string; type: number } | null {
@@ -374,6 +389,23 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
         latencyNs: r.latency_ns(buf, b),
         filename: cString(buf, b + f.filename, f.args - f.filename),
         args: args.slice(0, argc),
+        verdict: verdictName(r.verdict(buf, b)),
+        rule: r.rule(buf, b),
+      };
+    }
+    case EventKind.PolicySend: {
+      const L = layouts.ar_policy_send_event;
+      expectSize(size, L.size, 'policy.send');
+      const r = read.ar_policy_send_event;
+      const peer = decodeSockaddr(buf.subarray(b + L.fields.sockaddr, b + L.fields.sockaddr + SOCKADDR_LEN), SOCKADDR_LEN);
+      return {
+        kind: 'policy.send',
+        ...hdr,
+        ret: readNumber.ar_policy_send_event.ret(buf, b),
+        transport: r.sock_type(buf, b) === SOCK_DGRAM ? 'udp' : null,
+        peer,
+        verdict: verdictName(r.verdict(buf, b)),
+        rule: r.rule(buf, b),
       };
     }
     case EventKind.ProcFork: {

@@ -7,6 +7,7 @@ export type {
   EventHeader,
   FileOpenEvent,
   NetConnectEvent,
+  PolicySendEvent,
   ProcExecEvent,
   ProcForkEvent,
   ProcExitEvent,
@@ -37,5 +38,9 @@ export {
   type PolicyNetEntry,
   type PolicyTables,
   type PolicyToolEntry,
+  type PolicyExecEntry,
+  type PolicyGeneration,
+  fnv1a,
+  ruleRef,
   type Verdict,
 } from './policy-tables.js';

@@ -11,13 +11,14 @@ export const POLICY_DEFAULT_TOOL = 1;
 export const POLICY_OUTSIDE_TOOL = 2;
 export const POLICY_MAX_PORT_RANGES: number = structs.ar_net_allow.fields.ports.count;
 
-export type PolicyMode = 'none' | 'audit' | 'enforce';
+export type PolicyMode = 'none' | 'audit' | 'enforce' | 'kill';
 export type Verdict = 'none' | 'allowed' | 'audited' | 'denied';
 
 const MODE: Record<PolicyMode, number> = {
   none: enums.ar_policy_mode.AR_POLICY_NONE,
   audit: enums.ar_policy_mode.AR_POLICY_AUDIT,
   enforce: enums.ar_policy_mode.AR_POLICY_ENFORCE,
+  kill: enums.ar_policy_mode.AR_POLICY_KILL,
 };
 
 const VERDICTS: Record<number, Verdict> = {
@@ -38,6 +39,18 @@ export interface PolicyToolEntry {
   netMode: PolicyMode;
   /** Names the rule in events (the caller's index). */
   netRule: number;
+  /** `enforce` is not an exec mode: this kernel cannot refuse an exec (kill or audit). */
+  execMode: Exclude<PolicyMode, 'enforce'>;
+  execRule: number;
+}
+
+/**
+ * A program a tool's children may execute: a path as execve is given it
+ * (`/usr/bin/df`), or every file right in a directory (`/usr/bin/*`).
+ */
+export interface PolicyExecEntry {
+  tool: number;
+  path: string;
 }
 
 /** Destinations a tool may reach by one protocol: an address block and its ports (none: all). */
@@ -54,6 +67,31 @@ export interface PolicyNetEntry {
 export interface PolicyTables {
   tools: PolicyToolEntry[];
   net: PolicyNetEntry[];
+  exec: PolicyExecEntry[];
+}
+
+/** The policy's generations: a reload writes the one not running, then switches (ar_config.policy). */
+export type PolicyGeneration = 1 | 2;
+
+/**
+ * A verdict's rule, as the kernel carries it: the index the caller gave the
+ * rule, under the generation it was loaded in (the top byte), so that a
+ * verdict read after a reload still names the rule that made it.
+ */
+export function ruleRef(raw: number): { generation: number; index: number } {
+  return { generation: raw >>> 24, index: raw & 0xffffff };
+}
+
+function withGeneration(gen: PolicyGeneration, index: number): number {
+  if (!Number.isInteger(index) || index < 0 || index > 0xffffff) throw new RangeError(`rule index ${index}: 0 to ${0xffffff}`);
+  return ((gen << 24) | index) >>> 0;
+}
+
+/** FNV-1a (32 bits) over bytes, as the exec program hashes a path. */
+export function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (const byte of bytes) h = Math.imul(h ^ byte, 0x01000193);
+  return h >>> 0;
 }
 
 /** 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (as the connect4 program looks it up). */
@@ -83,27 +121,45 @@ export function address16(address: string): { bytes: Buffer; v4: boolean } {
   return { bytes: b, v4: false };
 }
 
-export function encodeToolKey(tool: number): Buffer {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(tool >>> 0, 0);
+export function encodeToolKey(gen: PolicyGeneration, tool: number): Buffer {
+  const F = layouts.ar_policy_key.fields;
+  const k = Buffer.alloc(layouts.ar_policy_key.size);
+  k.writeUInt32LE(gen, F.gen);
+  k.writeUInt32LE(tool >>> 0, F.tool);
   return k;
 }
 
-export function encodeToolEntry(e: PolicyToolEntry): Buffer {
+export function encodeToolEntry(gen: PolicyGeneration, e: PolicyToolEntry): Buffer {
   const F = layouts.ar_policy_tool.fields;
   const v = Buffer.alloc(layouts.ar_policy_tool.size);
   v.writeUInt32LE(MODE[e.netMode], F.net_mode);
-  v.writeUInt32LE(e.netRule >>> 0, F.net_rule);
+  v.writeUInt32LE(withGeneration(gen, e.netRule), F.net_rule);
+  v.writeUInt32LE(MODE[e.execMode], F.exec_mode);
+  v.writeUInt32LE(withGeneration(gen, e.execRule), F.exec_rule);
   return v;
 }
 
-export function encodeNetKey(e: PolicyNetEntry): Buffer {
+/** The exec program looks up the whole path, then its directory and `*`. */
+export function encodeExecKey(gen: PolicyGeneration, e: PolicyExecEntry): Buffer {
+  if (!e.path.startsWith('/') || e.path.includes('\0')) throw new RangeError(`exec path ${JSON.stringify(e.path)}: an absolute path, or DIR/* for every file in DIR`);
+  const star = e.path.indexOf('*');
+  if (star !== -1 && (star !== e.path.length - 1 || !e.path.endsWith('/*'))) throw new RangeError(`exec path ${JSON.stringify(e.path)}: \`*\` only as a whole last component (DIR/*)`);
+  const F = layouts.ar_exec_key.fields;
+  const k = Buffer.alloc(layouts.ar_exec_key.size);
+  k.writeUInt32LE(gen, F.gen);
+  k.writeUInt32LE(e.tool >>> 0, F.tool);
+  k.writeUInt32LE(fnv1a(Buffer.from(e.path, 'utf8')), F.path);
+  return k;
+}
+
+export function encodeNetKey(gen: PolicyGeneration, e: PolicyNetEntry): Buffer {
   const F = layouts.ar_net_key.fields;
   const { bytes, v4 } = address16(e.address);
   const max = v4 ? 32 : 128;
   if (!Number.isInteger(e.prefix) || e.prefix < 0 || e.prefix > max) throw new RangeError(`prefix /${e.prefix} of ${e.address}: 0 to ${max}`);
   const k = Buffer.alloc(layouts.ar_net_key.size);
-  k.writeUInt32LE(32 + (v4 ? 96 : 0) + e.prefix, F.prefixlen);
+  k.writeUInt32LE(64 + (v4 ? 96 : 0) + e.prefix, F.prefixlen);
+  k.writeUInt32LE(gen, F.gen);
   k.writeUInt32LE(e.tool >>> 0, F.tool);
   bytes.copy(k, F.addr);
   return k;

@@ -14,7 +14,7 @@ import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode
 import { layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
 import { read, type maps, type programs } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
-import { cgroup2Root, encodeNetAllow, encodeNetKey, encodeToolEntry, encodeToolKey, type PolicyTables } from './policy-tables.js';
+import { cgroup2Root, encodeExecKey, encodeNetAllow, encodeNetKey, encodeToolEntry, encodeToolKey, type PolicyGeneration, type PolicyTables } from './policy-tables.js';
 import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 
 const CAT = '/bin/cat';
@@ -126,8 +126,21 @@ const CONFIG: MapName = 'ar_config';
 const POLICY_TOOLS: MapName = 'ar_policy_tools';
 const NET_TCP: MapName = 'ar_net_tcp';
 const NET_UDP: MapName = 'ar_net_udp';
-/** The policy group: attached to a cgroup on its own (attachPolicy), never by attach('all'). */
-const POLICY_PROGRAMS: readonly ProgramName[] = ['policy_connect4', 'policy_connect6'];
+const EXEC_ALLOW: MapName = 'ar_exec_allow';
+const POLICY_MAPS: readonly MapName[] = [POLICY_TOOLS, NET_TCP, NET_UDP, EXEC_ALLOW];
+/** The policy group, attached on its own (attachPolicy), never by attach('all'): cgroup programs that decide connects and sends, */
+const POLICY_CGROUP_PROGRAMS: readonly ProgramName[] = ['policy_connect4', 'policy_connect6', 'policy_sendmsg4', 'policy_sendmsg6'];
+/** and tracing programs that tell them the call of a send, report what they decided, and judge execs. */
+const POLICY_TRACING_PROGRAMS: readonly ProgramName[] = [
+  'policy_sendto_enter',
+  'policy_sendto_exit',
+  'policy_sendmsg_enter',
+  'policy_sendmsg_exit',
+  'policy_sendmmsg_enter',
+  'policy_sendmmsg_exit',
+  'policy_exec',
+];
+const POLICY_PROGRAMS: readonly ProgramName[] = [...POLICY_CGROUP_PROGRAMS, ...POLICY_TRACING_PROGRAMS];
 /** pidns.bpf.h: the namespace the probes name processes in, 0 for the initial one. */
 const PIDNS_INUM = 'ar_pidns_inum';
 /** The context family's write probe; io's write probe does its job too. */
@@ -468,20 +481,21 @@ export class Probes {
   }
 
   /**
-   * Attaches the policy group (cgroup connect4/connect6 programs) to
-   * `cgroup` (default: the cgroup v2 root, so every process) and has the
-   * connect probe tell them each tracked thread's call and tool. Until
-   * setPolicyTables gives them rules, they allow everything.
+   * Attaches the policy group: cgroup connect4/6 and sendmsg4/6 programs on
+   * `cgroup` (default: the cgroup v2 root, so every process), and the
+   * tracing programs that tell them each tracked thread's call and tool and
+   * judge execs. They decide nothing until setPolicyTables gives them rules.
    */
   attachPolicy(cgroup: string = cgroup2Root()): void {
-    for (const name of POLICY_PROGRAMS) this.obj.attach(name, cgroup);
-    this.writeConfig({ policy: true });
+    for (const name of POLICY_CGROUP_PROGRAMS) this.obj.attach(name, cgroup);
+    for (const name of POLICY_TRACING_PROGRAMS) this.obj.attach(name);
   }
 
-  /** Detaches the policy group: connects are decided by nobody again. */
+  /** Detaches the policy group and empties its tables: nothing is decided any more. */
   detachPolicy(): void {
-    this.writeConfig({ policy: false });
+    this.writeConfig({ policy: 0 });
     for (const name of POLICY_PROGRAMS) this.obj.detach(name);
+    for (const map of POLICY_MAPS) for (const key of this.obj.mapKeys(map)) this.obj.mapDelete(map, key);
   }
 
   /** Whether the policy group is attached. */
@@ -489,20 +503,45 @@ export class Probes {
     return POLICY_PROGRAMS.every((name) => this.obj.isAttached(name));
   }
 
-  /**
-   * Replaces the tables the policy programs decide from. Encoded (and so
-   * checked) before anything in the kernel changes; then the old entries go
-   * and the new come in.
-   */
-  setPolicyTables(tables: PolicyTables): void {
-    const tools = tables.tools.map((e) => [encodeToolKey(e.tool), encodeToolEntry(e)] as const);
-    const net = tables.net.map((e) => [e.protocol === 'udp' ? NET_UDP : NET_TCP, encodeNetKey(e), encodeNetAllow(e)] as const);
-    for (const map of [POLICY_TOOLS, NET_TCP, NET_UDP]) for (const key of this.obj.mapKeys(map)) this.obj.mapDelete(map, key);
-    for (const [k, v] of tools) this.obj.mapUpdate(POLICY_TOOLS, k, v);
-    for (const [map, k, v] of net) this.obj.mapUpdate(map, k, v);
+  /** The generation of the tables the kernel decides from now (0: none). */
+  policyGeneration(): number {
+    const v = this.obj.mapLookup(CONFIG, u32(0));
+    return v ? read.ar_config.policy(v, 0) : 0;
   }
 
-  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number; consumerIdle?: boolean; policy?: boolean }): void {
+  /**
+   * Replaces the tables the policy programs decide from, with no moment
+   * where a decision sees half of either: the new tables are written under
+   * the generation not running, one write of ar_config switches to it, and
+   * then the old generation's entries go. Everything is encoded (and so
+   * checked) before anything in the kernel changes. Returns the generation
+   * now in force: verdicts name their rule with it (ruleRef).
+   */
+  setPolicyTables(tables: PolicyTables): PolicyGeneration {
+    const running = this.policyGeneration();
+    const gen: PolicyGeneration = running === 1 ? 2 : 1;
+    const entries: Array<readonly [MapName, Buffer, Buffer]> = [
+      ...tables.tools.map((e) => [POLICY_TOOLS, encodeToolKey(gen, e.tool), encodeToolEntry(gen, e)] as const),
+      ...tables.net.map((e) => [e.protocol === 'udp' ? NET_UDP : NET_TCP, encodeNetKey(gen, e), encodeNetAllow(e)] as const),
+      ...tables.exec.map((e) => [EXEC_ALLOW, encodeExecKey(gen, e), u32(1)] as const),
+    ];
+    // leftovers of an interrupted reload under this generation go first
+    this.deleteGeneration(gen);
+    for (const [map, k, v] of entries) this.obj.mapUpdate(map, k, v);
+    this.writeConfig({ policy: gen });
+    this.deleteGeneration(gen === 1 ? 2 : 1);
+    return gen;
+  }
+
+  /** Every policy table's entries of one generation (the generation is the key's first word after an LPM prefix length). */
+  private deleteGeneration(gen: PolicyGeneration): void {
+    for (const map of POLICY_MAPS) {
+      const at = map === NET_TCP || map === NET_UDP ? layouts.ar_net_key.fields.gen : 0;
+      for (const key of this.obj.mapKeys(map)) if (key.readUInt32LE(at) === gen) this.obj.mapDelete(map, key);
+    }
+  }
+
+  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number; consumerIdle?: boolean; policy?: number }): void {
     const F = layouts.ar_config.fields;
     // Only this object writes ar_config: no lookup per change (the ring
     // buffer's idle flag changes at every burst of events).
@@ -510,7 +549,7 @@ export class Probes {
     if (change.maxEventsPerSpan !== undefined) v.writeUInt32LE(change.maxEventsPerSpan, F.max_events_per_span);
     if (change.wakeupBytes !== undefined) v.writeUInt32LE(Math.min(change.wakeupBytes, 0xffffffff), F.wakeup_bytes);
     if (change.consumerIdle !== undefined) v.writeUInt32LE(change.consumerIdle ? 1 : 0, F.consumer_idle);
-    if (change.policy !== undefined) v.writeUInt32LE(change.policy ? 1 : 0, F.policy);
+    if (change.policy !== undefined) v.writeUInt32LE(change.policy, F.policy);
     this.obj.mapUpdate(CONFIG, u32(0), v);
   }
 

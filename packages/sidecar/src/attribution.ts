@@ -7,8 +7,9 @@ import type { FileOpenEvent, KernelEvent } from '@agentrace/bpf';
 import type { UserCounts, UserSpaceCounts } from './kernel-summary.js';
 import type { SpanSink } from './span-output.js';
 import { ProcessTree } from './process-tree.js';
-import type { ToolSpan, ToolSpanRegistry } from './tool-spans.js';
-import { connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntime, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { toolNameOf, type ToolSpan, type ToolSpanRegistry } from './tool-spans.js';
+import { connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntime, policySendSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { isDecisionEvent, kindOf, type PolicyDecision, type RuleNamer } from './policy/decisions.js';
 import { newSpanId } from './ids.js';
 import type { ExportSpan } from './otlp/span.js';
 
@@ -27,7 +28,9 @@ export interface AttributionOptions {
   /** At most this many events wait; more are dropped and counted. */
   maxPending?: number;
   /** The loaded policy's rule names, by the id the kernel's verdicts carry. */
-  policyRules?: () => readonly string[] | undefined;
+  policyRules?: RuleNamer;
+  /** Every decision a policy made (allowed ones too), once, with its tool when it was made inside a call. */
+  onPolicyDecision?: (d: PolicyDecision) => void;
 }
 
 export interface AttributionStats {
@@ -108,6 +111,11 @@ export class Attribution implements UserCounts {
     return { ...this.stats_, pending: this.pendingCount };
   }
 
+  private decided(e: KernelEvent, tool: string | undefined, outside = false): void {
+    if (!this.opts.onPolicyDecision || !isDecisionEvent(e) || e.verdict === 'none') return;
+    this.opts.onPolicyDecision({ kind: kindOf(e), decision: e.verdict, rule: this.opts.policyRules?.(e.rule) ?? `rule ${e.rule}`, tool, outside, event: e });
+  }
+
   private handle(e: KernelEvent, out: ExportSpan[]): void {
     if (e.kind === 'proc.declare' || e.kind === 'runtime.exec') return; // the sidecar's business, not a span's
     // The process tree is kept for every tracked process, attributed or not:
@@ -122,10 +130,14 @@ export class Attribution implements UserCounts {
             rec.executable = e.filename;
             rec.args = e.args;
           }
+          if (e.verdict !== 'none') {
+            rec.execPolicy = { verdict: e.verdict, rule: e.rule };
+            this.decided(e, rec.toolName);
+          }
         } else {
           this.processes.delete(e.pid);
           this.tree.markExited(e.pid);
-          out.push(processSpan(rec, this.opts.clock.toEpochNs(e.tsNs), e));
+          out.push(processSpan(rec, this.opts.clock.toEpochNs(e.tsNs), e, this.opts.policyRules));
         }
         this.stats_.attributed++;
         return;
@@ -135,6 +147,7 @@ export class Attribution implements UserCounts {
 
     if (!e.span) {
       this.stats_.unattributed++;
+      this.decided(e, undefined, true);
       return;
     }
     const tool = this.opts.registry.get(e.span.spanId);
@@ -144,8 +157,10 @@ export class Attribution implements UserCounts {
     }
     if (tool.traceId !== e.span.traceId || !this.tree.isSelfOrDescendant(e.pid, tool.pid)) {
       this.stats_.refused++;
+      this.decided(e, undefined);
       return;
     }
+    this.decided(e, toolNameOf(tool));
     if (!tool.sampled) {
       this.stats_.unsampled++;
       return;
@@ -164,7 +179,10 @@ export class Attribution implements UserCounts {
         out.push(fileOpenSpan(e, endNs, parent, newSpanId()));
         return;
       case 'net.connect':
-        out.push(connectSpan(e, endNs, parent, newSpanId(), this.opts.policyRules?.()));
+        out.push(connectSpan(e, endNs, parent, newSpanId(), this.opts.policyRules));
+        return;
+      case 'policy.send':
+        out.push(policySendSpan(e, endNs, parent, newSpanId(), this.opts.policyRules));
         return;
       case 'dns.lookup':
         out.push(dnsLookupSpan(e, endNs, parent, newSpanId()));
@@ -181,6 +199,7 @@ export class Attribution implements UserCounts {
           parent,
           comm: e.comm,
           attrSource: e.attrSource,
+          toolName: toolNameOf(tool),
         });
         return;
       case 'proc.exec':

@@ -16,7 +16,8 @@ import { UsageError } from './usage-error.js';
 import { PolicyError, readPolicy } from './policy/policy-file.js';
 import { compilePolicy, type CompiledPolicy } from './policy/compile.js';
 import { GroupError, parseProbesOption, switchableGroups, type SwitchableGroup } from './control-protocol.js';
-import { probesCommand, PROBES_USAGE } from './probes-command.js';
+import { controlPathFrom, probesCommand, PROBES_USAGE } from './probes-command.js';
+import { controlRequest } from './control-client.js';
 import { binariesOf, resolveCommand, startGated } from './launch.js';
 import { attributeLimitsFromEnv } from './attributes.js';
 import { heldBytes, limitsHelp, resolveLimits } from './limits.js';
@@ -35,6 +36,9 @@ Commands:
   run [options] -- CMD  Run CMD with an embedded sidecar, then print its tool calls and
                         what each did in the kernel; exits with CMD's exit code.
   ${PROBES_USAGE}
+  policy reload         Read a running sidecar's --policy file again and put it in force for the
+                        next decision, agents untouched; a bad file is refused with its line and
+                        the running policy stays (exit 1).
 
 Options:
   --socket PATH         Unix socket agents connect to. sidecar: $AGENTRACE_SOCKET or
@@ -77,9 +81,11 @@ Options:
   --probes LIST         sidecar, run: probe groups attached at start, comma-separated from
                         ${switchableGroups.join(', ')}; or all (default) or none. The context group
                         (thread slots) is always attached: attribution needs it.
-  --policy FILE         sidecar, run: enforce a per-tool policy (docs/POLICY.md): what each tool's
-                        calls may connect to, denied with EPERM (enforce) or recorded (audit), in
-                        the kernel, for the exact call. Exact tool names only, network only, for now.
+  --policy FILE         sidecar, run: enforce a per-tool policy (docs/POLICY.md) in the kernel, for
+                        the exact call: where each tool's calls may connect and send UDP (denied
+                        with EPERM, or recorded in audit mode), and what their child processes may
+                        execute (killed before it runs, or recorded). Exact tool names only.
+                        SIGHUP (sidecar) or \`agentrace policy reload\` reads it again.
   --control PATH        Control socket (root only) that \`agentrace probes\` talks to.
                         sidecar: $AGENTRACE_CONTROL or control.sock beside --socket
                         (/run/agentrace/control.sock); run: one in its temporary directory,
@@ -146,7 +152,7 @@ function parse(argv: string[]): { command?: string; flags: Flags; rest: string[]
     throw new UsageError(messageOf(err));
   }
   const [command, ...extra] = parsed.positionals;
-  if (extra.length && command !== 'probes') throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}; put the command after --`);
+  if (extra.length && command !== 'probes' && command !== 'policy') throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}; put the command after --`);
   return { command, flags: parsed.values as Flags, rest, args: extra };
 }
 
@@ -224,6 +230,22 @@ function policyFor(flags: Flags): CompiledPolicy | undefined {
   }
 }
 
+/** `agentrace policy reload`: the running sidecar reads its policy file again. */
+async function policyCommand(args: string[], flags: Flags): Promise<number> {
+  const [sub, ...extra] = args;
+  if (sub !== 'reload') throw new UsageError(sub === undefined ? 'policy needs a command: reload' : `unknown policy command ${JSON.stringify(sub)}; use reload`);
+  if (extra.length) throw new UsageError(`policy reload takes no arguments (got ${JSON.stringify(extra[0])}); it reads the file the sidecar was started with`);
+  const controlPath = controlPathFrom(flags);
+  const res = await controlRequest(controlPath, { op: 'policy-reload' });
+  if (flags.json) process.stdout.write(`${JSON.stringify(res)}\n`);
+  if (!res.ok) {
+    process.stderr.write(`agentrace: the sidecar at ${controlPath} refused: ${res.error ?? 'no reason given'}\n`);
+    return 1;
+  }
+  if (!flags.json) process.stdout.write(`policy reloaded from ${res.policy?.file ?? '?'} (${res.policy?.rules ?? 0} rules), in force for the next decision\n`);
+  return 0;
+}
+
 function startGroups(flags: Flags): SwitchableGroup[] | undefined {
   return flags.probes === undefined ? undefined : parseProbesOption(flags.probes);
 }
@@ -235,7 +257,16 @@ async function runSidecar(flags: Flags, preloaded: Preloaded): Promise<number> {
   const { exporters, metrics, logExporters } = exportersFor(flags, DEFAULT_DAEMON_FILE);
   const { spanLimits, socketLimits, held } = limitsFor(flags, exporters.length);
   const policy = policyFor(flags);
-  const sidecar = await Sidecar.start({ ...preloaded.take(), socketPath, exporters, logExporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits, socketLimits, ...(policy ? { policy } : {}) });
+  const sidecar = await Sidecar.start({ ...preloaded.take(), socketPath, exporters, logExporters, metrics, maxEventsPerSpan: maxEventsPerSpan(flags), controlSocketPath, probeGroups, spanLimits, socketLimits, ...(policy ? { policy, policyFile: flags.policy } : {}) });
+  // SIGHUP reads the policy file again (as `agentrace policy reload` does)
+  const reload = (): void => {
+    try {
+      sidecar.reloadPolicy();
+    } catch (err) {
+      process.stderr.write(`agentrace sidecar: SIGHUP: policy reload refused, the running policy stays: ${messageOf(err)}\n`);
+    }
+  };
+  process.on('SIGHUP', reload);
   process.stderr.write(
     `agentrace sidecar ${SIDECAR_VERSION}: probes attached; listening on ${socketPath}; control on ${controlSocketPath} (probe groups ${['context', ...(probeGroups ?? switchableGroups)].join(', ')}); exporting to ${exporters.map((e) => e.description).join(', ')}; ` +
       (sidecar.statusUrl ? `serving /metrics, /healthz and /readyz on ${sidecar.statusUrl}; ` : '') +
@@ -245,6 +276,7 @@ async function runSidecar(flags: Flags, preloaded: Preloaded): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  process.off('SIGHUP', reload);
   process.stderr.write(`agentrace sidecar: ${signal}: flushing\n`);
   // What agents that just exited wrote is still in their sockets: read it.
   await sidecar.settle(1000);
@@ -267,7 +299,7 @@ async function runCommand(flags: Flags, command: string[], preloaded: Preloaded)
   const policy = policyFor(flags);
   const sidecar = await Sidecar.start({
     ...preloaded.take(),
-    ...(policy ? { policy } : {}),
+    ...(policy ? { policy, policyFile: flags.policy } : {}),
     socketPath,
     controlSocketPath,
     probeGroups,
@@ -396,6 +428,7 @@ async function command(argv: string[], preloaded: Preloaded): Promise<number> {
     if (parsed.command === 'sidecar') return await runSidecar(parsed.flags, preloaded);
     if (parsed.command === 'run') return await runCommand(parsed.flags, parsed.rest, preloaded);
     if (parsed.command === 'probes') return await probesCommand(parsed.args, parsed.flags);
+    if (parsed.command === 'policy') return await policyCommand(parsed.args, parsed.flags);
     if (parsed.command === 'status') return await probesCommand(['status', ...parsed.args], parsed.flags);
     throw new UsageError(`unknown command ${JSON.stringify(parsed.command)}`);
   } catch (err) {

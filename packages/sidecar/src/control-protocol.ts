@@ -13,8 +13,8 @@ export type SwitchableGroup = Exclude<ProbeGroup, 'context'>;
  */
 export const switchableGroups: readonly SwitchableGroup[] = probeGroups.filter((g): g is SwitchableGroup => g !== 'context');
 
-export type ControlOp = 'status' | 'attach' | 'detach';
-export const controlOps: readonly ControlOp[] = ['status', 'attach', 'detach'];
+export type ControlOp = 'status' | 'attach' | 'detach' | 'policy-reload';
+export const controlOps: readonly ControlOp[] = ['status', 'attach', 'detach', 'policy-reload'];
 
 export interface ControlRequest {
   op: ControlOp;
@@ -36,6 +36,8 @@ export interface ControlResponse {
   groups?: Partial<Record<ProbeGroup, boolean>>;
   /** `status` only: the sidecar's counters (Sidecar.stats()). */
   stats?: { [k: string]: JsonValue };
+  /** `policy-reload` only: the file now in force and how many rules it has. */
+  policy?: { file: string; rules: number };
   error?: string;
 }
 

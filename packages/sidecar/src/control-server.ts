@@ -30,6 +30,8 @@ export interface ControlHandler {
   setProbes(op: 'attach' | 'detach', groups: readonly SwitchableGroup[]): void;
   /** Counters for `status` (bigints allowed). */
   stats(): object;
+  /** Reads the policy file again and puts it in force; throws (keeping the running one) when it cannot be used. */
+  reloadPolicy(): { file: string; rules: number };
   /** Diagnostics, one line each. */
   log(line: string): void;
 }
@@ -134,6 +136,15 @@ export class ControlServer {
     if (req.op === 'status') {
       return { ok: true, groups: this.handler.probeStatus(), stats: toJson(this.handler.stats()) as ControlResponse['stats'] };
     }
+    if (req.op === 'policy-reload') {
+      try {
+        return { ok: true, policy: this.handler.reloadPolicy() };
+      } catch (err) {
+        const error = `policy reload refused, the running policy stays: ${messageOf(err)}`;
+        this.handler.log(error);
+        return { ok: false, error };
+      }
+    }
     let groups: SwitchableGroup[];
     try {
       groups = parseGroups(req.groups ?? []);
@@ -141,7 +152,7 @@ export class ControlServer {
       if (!(err instanceof GroupError)) throw err;
       return { ok: false, groups: this.handler.probeStatus(), error: err.message };
     }
-    const op = req.op as Exclude<ControlOp, 'status'>;
+    const op = req.op as 'attach' | 'detach';
     try {
       this.handler.setProbes(op, groups);
     } catch (err) {

@@ -3,7 +3,8 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type KernelEvent, type NetConnectEvent } from '@agentrace/bpf';
+import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type KernelEvent, type NetConnectEvent, type PolicySendEvent, type SocketAddress, type Verdict } from '@agentrace/bpf';
+import { decisionAttributes, peerAttributes, POLICY_DECISION_EVENT, type PolicyKind, type RuleNamer } from './policy/decisions.js';
 import type { ExportSpan } from './otlp/span.js';
 import { PARENT_UNVERIFIED } from './tool-spans.js';
 
@@ -57,6 +58,7 @@ export const KERNEL_EVENTS = {
   lookup: 'agentrace.dns.lookup',
   query: 'agentrace.dns.query',
   process: 'agentrace.process.exec',
+  send: 'agentrace.network.send',
 } as const;
 
 function base(
@@ -105,44 +107,49 @@ export function fileOpenSpan(e: FileOpenEvent, endNs: bigint, parent: KernelSpan
 }
 
 /**
- * A connect a policy decided: its verdict and rule on the span, and a span
- * event `agentrace.policy.decision` when it breached the rule (denied, or
- * let through in audit mode).
+ * What a policy decided about a span's syscall: its verdict and rule on the
+ * span, and a span event `agentrace.policy.decision` (with what it was
+ * about) when it breached the rule (denied, or let through in audit mode).
  */
-function withPolicy(span: ExportSpan, e: NetConnectEvent, rules: readonly string[] | undefined): ExportSpan {
+function withPolicy(span: ExportSpan, kind: PolicyKind, e: { verdict: Verdict; rule: number }, subject: Attributes, ruleName: RuleNamer | undefined): ExportSpan {
   if (e.verdict === 'none') return span;
-  const rule = rules?.[e.rule] ?? `rule ${e.rule}`;
-  const decision: Attributes = { 'agentrace.policy.decision': e.verdict, 'agentrace.policy.rule': rule, 'agentrace.policy.kind': 'network' };
+  const decision = decisionAttributes(kind, e.verdict, ruleName?.(e.rule) ?? `rule ${e.rule}`);
   Object.assign(span.attributes, decision);
   if (e.verdict === 'allowed') return span;
-  const dest = span.attributes['network.peer.address'];
-  const port = span.attributes['network.peer.port'];
-  const events = [...(span.events ?? []), { name: 'agentrace.policy.decision', timeNs: span.endTimeNs, attributes: { ...decision, ...(dest !== undefined ? { 'network.peer.address': dest } : {}), ...(port !== undefined ? { 'network.peer.port': port } : {}) } }];
+  const events = [...(span.events ?? []), { name: POLICY_DECISION_EVENT, timeNs: span.endTimeNs, attributes: { ...decision, ...subject } }];
   return { ...span, events };
 }
 
-export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpanParent, spanId: string, policyRules?: readonly string[]): ExportSpan {
+export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpanParent, spanId: string, policyRules?: RuleNamer): ExportSpan {
   const attrs: Attributes = {
     'process.pid': e.pid,
     'thread.id': e.tid,
     ...attributionOf(e.attrSource),
+    ...peerAttributes(e.peer),
   };
   const p = e.peer;
-  if (p.family === 'inet' || p.family === 'inet6') {
-    attrs['network.peer.address'] = p.address;
-    attrs['network.peer.port'] = p.port;
-    attrs['network.type'] = p.family === 'inet' ? 'ipv4' : 'ipv6';
-  } else if (p.family === 'unix') {
-    attrs['network.peer.address'] = p.abstract ? `@${p.path}` : p.path;
-  }
+  if (p.family === 'inet' || p.family === 'inet6') attrs['network.type'] = p.family === 'inet' ? 'ipv4' : 'ipv6';
   if (e.transport) attrs['network.transport'] = e.transport;
-  const peerText =
-    p.family === 'inet' ? `${p.address}:${p.port}` : p.family === 'inet6' ? `[${p.address}]:${p.port}` : p.family === 'unix' ? p.path : '';
   // A non-blocking connect returns at once with EINPROGRESS: the span then
   // measures the syscall, not the handshake.
   attrs['agentrace.connect.result'] = e.ret === 0 ? 'ok' : e.ret === -EINPROGRESS ? 'in_progress' : errnoName(e.ret);
-  const span = withPolicy(base(KERNEL_EVENTS.connect, parent, spanId, peerText ? `connect ${peerText}` : 'connect', SpanKind.CLIENT, endNs - e.latencyNs, endNs, attrs), e, policyRules);
+  const text = peerText(p);
+  const span = withPolicy(base(KERNEL_EVENTS.connect, parent, spanId, text ? `connect ${text}` : 'connect', SpanKind.CLIENT, endNs - e.latencyNs, endNs, attrs), 'network', e, peerAttributes(p), policyRules);
   return e.ret < 0 && e.ret !== -EINPROGRESS ? fail(span, e.ret) : span;
+}
+
+function peerText(p: SocketAddress): string {
+  return p.family === 'inet' ? `${p.address}:${p.port}` : p.family === 'inet6' ? `[${p.address}]:${p.port}` : p.family === 'unix' ? p.path : '';
+}
+
+/** A UDP send a policy refused or audited: a span of its own (allowed sends are only counted in the call's aggregates). */
+export function policySendSpan(e: PolicySendEvent, endNs: bigint, parent: KernelSpanParent, spanId: string, policyRules?: RuleNamer): ExportSpan {
+  const attrs: Attributes = { 'process.pid': e.pid, 'thread.id': e.tid, ...attributionOf(e.attrSource), ...peerAttributes(e.peer) };
+  if (e.peer.family === 'inet' || e.peer.family === 'inet6') attrs['network.type'] = e.peer.family === 'inet' ? 'ipv4' : 'ipv6';
+  if (e.transport) attrs['network.transport'] = e.transport;
+  const text = peerText(e.peer);
+  const span = withPolicy(base(KERNEL_EVENTS.send, parent, spanId, text ? `send ${text}` : 'send', SpanKind.CLIENT, endNs, endNs, attrs), 'network', e, peerAttributes(e.peer), policyRules);
+  return e.ret < 0 ? fail(span, e.ret) : span;
 }
 
 // getaddrinfo's EAI_* codes (glibc values), for error.type.
@@ -207,6 +214,10 @@ export interface ProcessRecord {
   attrSource: number;
   /** Its runtime's own opens (isRuntimeOpen), counted on its span instead of a span each. */
   runtime?: RuntimeOpens;
+  /** The tool call's gen_ai.tool.name, for the policy's decisions about it. */
+  toolName?: string;
+  /** What a loaded policy's exec rule decided about its program. */
+  execPolicy?: { verdict: Verdict; rule: number };
 }
 
 /** What a child's dynamic loader and libc opened and asked: counts, and which shared objects it loaded. */
@@ -281,6 +292,7 @@ export function processSpan(
   rec: ProcessRecord,
   endNs: bigint,
   exit: { exitCode: number; signal: number } | undefined,
+  policyRules?: RuleNamer,
 ): ExportSpan {
   const attrs: Attributes = {
     'process.pid': rec.pid,
@@ -298,7 +310,8 @@ export function processSpan(
     if (r.nscdConnects) attrs['agentrace.process.nscd_connects'] = r.nscdConnects;
   }
   const name = `process ${rec.executable ? path.basename(rec.executable) : rec.comm}`;
-  const span = base(KERNEL_EVENTS.process, rec.parent, rec.spanId, name, SpanKind.INTERNAL, rec.startNs, endNs, attrs);
+  let span = base(KERNEL_EVENTS.process, rec.parent, rec.spanId, name, SpanKind.INTERNAL, rec.startNs, endNs, attrs);
+  if (rec.execPolicy) span = withPolicy(span, 'exec', rec.execPolicy, rec.executable ? { 'process.executable.path': rec.executable } : {}, policyRules);
   if (exit) {
     attrs['process.exit.code'] = exit.signal ? 128 + exit.signal : exit.exitCode;
     if (exit.signal) attrs['agentrace.process.signal'] = exit.signal;

@@ -4,9 +4,11 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
-import { Probes, probeGroups, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
+import { Probes, probeGroups, ruleRef, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
 import { messageOf, type SpanEndMessage, type SpanStartMessage } from '@agentrace/protocol';
-import type { CompiledPolicy } from './policy/compile.js';
+import { compilePolicy, type CompiledPolicy } from './policy/compile.js';
+import { PolicyError, readPolicy } from './policy/policy-file.js';
+import { outsideDecisionRecord, type PolicyDecision } from './policy/decisions.js';
 import { SocketServer, emptySocketStats, type AgentConnection, type SocketLimits, type SocketServerStats } from './socket-server.js';
 import { ControlServer } from './control-server.js';
 import { switchableGroups, type SwitchableGroup } from './control-protocol.js';
@@ -68,6 +70,8 @@ export interface SidecarOptions {
   probeGroups?: readonly SwitchableGroup[];
   /** A per-tool policy to enforce (docs/POLICY.md): its rules go into the kernel at start. */
   policy?: CompiledPolicy;
+  /** The file the policy came from: reloadPolicy() reads it again. */
+  policyFile?: string;
   /** How long a process that declared itself (slot registration) has to say hello. Default 5 s. */
   selfDeclaredGraceMs?: number;
   /** How long kernel events wait for their span's announcement (start frame). Default 60 s. */
@@ -132,6 +136,12 @@ export class Sidecar implements LossCounters {
   private readonly attribution: Attribution;
   private readonly summaries: KernelSummaries;
   private readonly metrics: ToolMetrics;
+  /** The policy in force (the start's, or the last reload's). */
+  private policy: CompiledPolicy | undefined;
+  /** Rule names by the generation they were loaded under: a verdict read after a reload names its own policy's rule. */
+  private readonly rulesByGeneration = new Map<number, readonly string[]>();
+  /** Agents' resources by pid (from their hello), for decisions outside calls. */
+  private readonly agentResources = new Map<number, Attributes>();
   private readonly declared: SelfDeclared;
   private helloAfterExit = 0;
   /** Closed connections: a few lines, then only the count (the shutdown line). */
@@ -168,6 +178,7 @@ export class Sidecar implements LossCounters {
     this.registry = new ToolSpanRegistry(opts.spanLimits);
     this.threads = new ThreadSpans(probes);
     this.output = new SpanOutput(opts.exporters, opts.logExporters, opts.onSpans);
+    this.policy = opts.policy;
     this.metrics = new ToolMetrics({
       resource: { 'service.name': 'agentrace-sidecar', 'service.version': SIDECAR_VERSION },
       loss: this,
@@ -177,7 +188,8 @@ export class Sidecar implements LossCounters {
       clock: probes,
       sink: this.output,
       ...(opts.unmatchedTtlMs !== undefined ? { pendingTtlMs: opts.unmatchedTtlMs } : {}),
-      policyRules: () => this.opts.policy?.rules,
+      policyRules: (raw) => this.ruleName(raw),
+      onPolicyDecision: (d) => this.onPolicyDecision(d),
     });
     this.summaries = new KernelSummaries({
       kernel: probes,
@@ -224,12 +236,14 @@ export class Sidecar implements LossCounters {
       if (opts.probes && opts.maxEventsPerSpan !== undefined) probes.setMaxEventsPerSpan(opts.maxEventsPerSpan);
       probes.attach('context');
       for (const g of opts.probeGroups ?? switchableGroups) probes.attach(g);
+      let generation = 0;
       if (opts.policy) {
         // the rules first: attached with none, the programs allow everything
-        probes.setPolicyTables(opts.policy.tables);
+        generation = probes.setPolicyTables(opts.policy.tables);
         probes.attachPolicy();
       }
       const sidecar = new Sidecar(probes, opts);
+      if (opts.policy) sidecar.rulesByGeneration.set(generation, opts.policy.rules);
       sidecar.hookLikelyBinaries();
       probes.onEvents(
         (events) => sidecar.onKernelEvents(events),
@@ -242,6 +256,7 @@ export class Sidecar implements LossCounters {
             probeStatus: () => sidecar.probeStatus(),
             setProbes: (op, groups) => sidecar.setProbes(op, groups),
             stats: () => sidecar.stats(),
+            reloadPolicy: () => sidecar.reloadPolicy(),
             log: sidecar.log,
           });
         } catch (err) {
@@ -473,6 +488,7 @@ export class Sidecar implements LossCounters {
           this.helloAfterExit++;
           return;
         }
+        this.agentResources.set(conn.pid, conn.resource);
         this.probes.track(conn.pid);
         this.declared.confirmed(conn.pid);
         this.hookBinaries(conn.pid);
@@ -536,6 +552,39 @@ export class Sidecar implements LossCounters {
   }
 
   /** Kernel events: processes that declared themselves or ran a new binary, then attribution. */
+  /**
+   * A decision of the policy: counted (agentrace.policy.decisions); a breach
+   * outside any call, which has no span to carry it, is a log record of its
+   * own (one inside a call is on its span, and so on that span's record).
+   */
+  private onPolicyDecision(d: PolicyDecision): void {
+    this.metrics.recordPolicyDecision(d.tool, d.kind, d.decision, d.outside);
+    if (!d.outside || d.decision === 'allowed') return;
+    const resource = this.agentResources.get(d.event.pid) ?? { 'process.pid': d.event.pid };
+    this.output.emitLogs([outsideDecisionRecord(d, this.probes.toEpochNs(d.event.tsNs), nowNs(), resource)]);
+  }
+
+  /**
+   * Reads the policy file again and puts it in force for the next decision
+   * (docs/POLICY.md: the kernel switches generations in one write). A file
+   * that cannot be used is refused with its line and reason, and the
+   * running policy stays.
+   */
+  reloadPolicy(): { file: string; rules: number } {
+    const file = this.opts.policyFile;
+    if (file === undefined) throw new PolicyError('(none)', undefined, undefined, 'no policy is loaded (start with --policy FILE)');
+    const next = compilePolicy(readPolicy(file));
+    this.rulesByGeneration.set(this.probes.setPolicyTables(next.tables), next.rules);
+    this.policy = next;
+    this.log(`policy: reloaded ${file} (${next.rules.length - 1} rules, generation ${this.probes.policyGeneration()})`);
+    return { file, rules: next.rules.length - 1 };
+  }
+
+  private ruleName(raw: number): string {
+    const { generation, index } = ruleRef(raw);
+    return this.rulesByGeneration.get(generation)?.[index] ?? `rule ${index} of policy generation ${generation}`;
+  }
+
   private onKernelEvents(events: KernelEvent[]): void {
     for (const e of events) {
       if (e.kind === 'proc.declare') {
@@ -547,6 +596,7 @@ export class Sidecar implements LossCounters {
         this.hookRuntime(e.pid);
       } else if (e.kind === 'proc.exit') {
         this.exited.add(e.pid);
+        this.agentResources.delete(e.pid);
       } else if (e.kind === 'proc.exec' && e.ret === 0) {
         // A tracked process now runs another binary (a shell that execs
         // node, npx, ...): hook its threadpool if it is a node.

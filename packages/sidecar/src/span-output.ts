@@ -4,6 +4,7 @@
 import type { ExportSpan } from './otlp/span.js';
 import type { ExportHealth, ExporterStats, LogExporter, SpanExporter } from './otlp/exporter.js';
 import { logRecordsOf } from './kernel-logs.js';
+import type { ExportLogRecord } from './otlp/log-record.js';
 import { nowNs } from './time.js';
 
 /** What the sidecar's parts hand finished spans to (attribution, kernel summaries, tool ends). */
@@ -25,6 +26,11 @@ export class SpanOutput implements SpanSink {
       if (records.length > 0) for (const e of this.logExporters) e.export(records);
     }
     this.onSpans?.(spans);
+  }
+
+  /** Log records that are no span's (a policy decision outside any call). */
+  emitLogs(records: ExportLogRecord[]): void {
+    for (const e of this.logExporters) e.export(records);
   }
 
   /** Per exporter, by its description. */

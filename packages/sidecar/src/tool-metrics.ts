@@ -20,7 +20,7 @@ import {
 import { HIST_BUCKETS, type AggregateKind, type SpanAggregates, type SpanKernelSummary, type SyscallAggregate } from '@agentrace/bpf';
 import { INSTRUMENTATION_SCOPE } from './otlp/readable-span.js';
 import type { SummaryListener } from './kernel-summary.js';
-import type { ToolSpan } from './tool-spans.js';
+import { toolNameOf, type ToolSpan } from './tool-spans.js';
 
 /** Kernel log2 histogram: bucket i counts latencies in [2^i, 2^(i+1)) ns (bucket 0 also holds 0 ns); the last bucket is open-ended. */
 export const LATENCY_BUCKETS: number = HIST_BUCKETS;
@@ -67,6 +67,7 @@ export const METRIC_IO_BYTES = 'agentrace.tool.io.bytes';
 export const METRIC_EVENTS_DROPPED = 'agentrace.events.dropped';
 export const METRIC_EVENTS_EMITTED = 'agentrace.events.emitted';
 export const METRIC_EVENTS_CAPPED = 'agentrace.events.capped';
+export const METRIC_POLICY_DECISIONS = 'agentrace.policy.decisions';
 
 export const ATTR_TOOL_NAME = 'gen_ai.tool.name';
 export const ATTR_SYSCALL = 'agentrace.syscall';
@@ -134,6 +135,7 @@ export class ToolMetrics implements SummaryListener {
   private readonly agents = new Map<string, Agent>();
   private readonly maxAgents: number;
   private readonly agentIdleMs: number;
+  private readonly decisions = new Map<string, { attributes: Attributes; n: number }>();
 
   constructor(private readonly opts: ToolMetricsOptions) {
     this.resource = resourceFromAttributes(opts.resource ?? { 'service.name': 'agentrace' });
@@ -147,7 +149,7 @@ export class ToolMetrics implements SummaryListener {
 
   /** A kernel summary of a tool call: its aggregates, under the tool's name and who ran it. */
   recordSummary(tool: ToolSpan, summary: SpanKernelSummary): void {
-    this.record(String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, '')), summary.aggregates, whoRan(tool), tool.resource);
+    this.record(toolNameOf(tool), summary.aggregates, whoRan(tool), tool.resource);
   }
 
   /**
@@ -179,6 +181,31 @@ export class ToolMetrics implements SummaryListener {
         series.buckets[Math.min(i, LATENCY_BUCKETS - 1)]! += count(b);
       });
     }
+  }
+
+  /**
+   * One decision of the policy (allowed ones too): counted by tool (none:
+   * outside any call), kind and decision, within the cardinality limit
+   * (past it, under otel.metric.overflow).
+   */
+  recordPolicyDecision(tool: string | undefined, kind: string, decision: string, outside: boolean): void {
+    let key = JSON.stringify([tool ?? null, kind, decision, outside]);
+    let d = this.decisions.get(key);
+    if (d === undefined) {
+      let attributes: Attributes = { 'agentrace.policy.kind': kind, 'agentrace.policy.decision': decision };
+      if (tool !== undefined) attributes[ATTR_TOOL_NAME] = tool;
+      if (outside) attributes['agentrace.policy.outside'] = true;
+      if (this.decisions.size >= this.limit) {
+        key = 'overflow';
+        attributes = { [ATTR_OVERFLOW]: true };
+        d = this.decisions.get(key);
+      }
+      if (d === undefined) {
+        d = { attributes, n: 0 };
+        this.decisions.set(key, d);
+      }
+    }
+    d.n++;
   }
 
   /**
@@ -235,6 +262,10 @@ export class ToolMetrics implements SummaryListener {
 
   private counterData(endTime: HrTime, errors: Error[]): MetricData[] {
     const metrics: MetricData[] = [];
+    if (this.decisions.size > 0) {
+      const points = [...this.decisions.values()].map((d) => ({ startTime: this.startTime, endTime, attributes: d.attributes, value: d.n }));
+      metrics.push(counter(METRIC_POLICY_DECISIONS, 'Decisions of the per-tool policy, by tool, kind and decision', '{decision}', points));
+    }
     const drops = readSource('drops', () => this.opts.loss.drops(), errors);
     if (drops !== undefined) {
       const points: DataPoint<number>[] = [];

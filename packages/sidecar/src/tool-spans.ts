@@ -8,6 +8,11 @@ import { DEFAULT_ATTRIBUTE_LIMITS, sanitize, type AttributeLimits, type Sanitize
 import { wireTimeToNs } from './time.js';
 import { Tally } from './tally.js';
 
+/** A tool span's gen_ai.tool.name (its span name without the `execute_tool ` prefix when the attribute is missing). */
+export function toolNameOf(tool: Pick<ToolSpan, 'attrs' | 'name'>): string {
+  return String(tool.attrs['gen_ai.tool.name'] ?? tool.name.replace(/^execute_tool /, ''));
+}
+
 export interface ToolSpan {
   traceId: string;
   spanId: string;

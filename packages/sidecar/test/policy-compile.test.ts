@@ -2,6 +2,9 @@
 // SDK writes in its slot, and the longest-block lookup made right by giving
 // a block inside another the other's ports too.
 import { test } from 'node:test';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { POLICY_DEFAULT_TOOL, POLICY_OUTSIDE_TOOL } from '@agentrace/bpf';
 import { toolHash } from '@agentrace/protocol';
@@ -24,19 +27,69 @@ outside:
       'p.yaml',
     ),
   );
+  const none = { execMode: 'none', execRule: 0 };
   assert.deepEqual(c.tables.tools, [
-    { tool: toolHash('fetch_url'), netMode: 'enforce', netRule: 1 },
-    { tool: POLICY_DEFAULT_TOOL, netMode: 'audit', netRule: 2 },
-    { tool: POLICY_OUTSIDE_TOOL, netMode: 'enforce', netRule: 3 },
+    { tool: toolHash('fetch_url'), netMode: 'enforce', netRule: 2, ...none },
+    // run_shell names no network rule: the default's, under the default's name
+    { tool: toolHash('run_shell'), netMode: 'audit', netRule: 1, ...none },
+    { tool: POLICY_DEFAULT_TOOL, netMode: 'audit', netRule: 1, ...none },
+    { tool: POLICY_OUTSIDE_TOOL, netMode: 'enforce', netRule: 3, ...none },
   ]);
-  assert.deepEqual(c.rules, ['(none)', 'tools.fetch_url.network (p.yaml:3)', 'default.network (p.yaml)', 'outside.network (p.yaml)']);
+  assert.deepEqual(c.rules, ['(none)', 'default.network (p.yaml)', 'tools.fetch_url.network (p.yaml:3)', 'outside.network (p.yaml)']);
   assert.deepEqual(c.tables.net, [
     { tool: toolHash('fetch_url'), protocol: 'tcp', address: '10.0.0.0', prefix: 8, ports: [{ from: 443, to: 443 }] },
     { tool: POLICY_OUTSIDE_TOOL, protocol: 'udp', address: '::', prefix: 0, ports: [] },
   ]);
-  // run_shell names no network rule: no entry, so the kernel uses the default's
-  assert.ok(!c.tables.tools.some((t) => t.tool === toolHash('run_shell')));
+  assert.deepEqual(c.tables.exec, []);
 });
+
+test('exec: absolute paths with their real path, DIR/* as written, bare names where PATH has them; dns: UDP and TCP to the resolver\'s port', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-compile-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'bin'));
+    fs.mkdirSync(path.join(dir, 'sbin'));
+    fs.writeFileSync(path.join(dir, 'bin', 'tool'), '#!/bin/sh\n', { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, 'bin', 'data'), 'not a program\n', { mode: 0o644 });
+    fs.symlinkSync(path.join(dir, 'bin', 'tool'), path.join(dir, 'sbin', 'tool'));
+    const text = (allow: string) => `version: 1
+tools:
+  run_shell:
+    exec: { mode: kill, allow: [${allow}] }
+    network: { mode: enforce, dns: ["10.0.0.2:5353"] }
+`;
+    const c = compilePolicy(parsePolicy(text(`${dir}/sbin/tool, tool, /usr/libexec/x/*`), 'p.yaml'), `${dir}/sbin:relative:${dir}/bin`);
+    const mine = (p: string) => p.replace(dir, 'DIR');
+    assert.deepEqual(
+      c.tables.exec.map((e) => [e.tool, mine(e.path)]),
+      [
+        [toolHash('run_shell'), 'DIR/sbin/tool'],
+        [toolHash('run_shell'), 'DIR/bin/tool'],
+        [toolHash('run_shell'), 'DIR/sbin/tool'],
+        [toolHash('run_shell'), 'DIR/bin/tool'],
+        [toolHash('run_shell'), '/usr/libexec/x/*'],
+      ].map(([t, p]) => [t, p]),
+    );
+    assert.deepEqual(c.tables.tools, [{ tool: toolHash('run_shell'), netMode: 'enforce', netRule: 1, execMode: 'kill', execRule: 2 }]);
+    assert.deepEqual(c.rules, ['(none)', 'tools.run_shell.network (p.yaml:3)', 'tools.run_shell.exec (p.yaml:3)']);
+    assert.deepEqual(
+      c.tables.net.map((e) => [e.protocol, e.address, e.prefix, e.ports]),
+      [
+        ['tcp', '10.0.0.2', 32, [{ from: 5353, to: 5353 }]],
+        ['udp', '10.0.0.2', 32, [{ from: 5353, to: 5353 }]],
+      ],
+    );
+    // a bare name PATH does not have (or has only as a file that is not a program) is refused with its line
+    for (const name of ['nosuch', 'data']) {
+      assert.throws(
+        () => compilePolicy(parsePolicy(text(name), 'p.yaml'), `${dir}/bin`),
+        (err: unknown) => err instanceof PolicyError && err.line === 4 && new RegExp(`"${name}" is not found on PATH .*; write its absolute path`).test(err.message),
+      );
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 
 test('a block inside another also allows the ports of the blocks around it (the kernel asks the longest only)', () => {
   const c = compilePolicy(

@@ -39,11 +39,12 @@ test('a policy file: tools by pattern, the default for the rest and for unnamed 
   assert.deepEqual(rulesFor(p, 'fetch_url').rules.network, {
     mode: 'enforce',
     allow: [{ family: 4, address: '127.0.0.1', prefix: 32, ports: [{ from: 8080, to: 8080 }, { from: 9000, to: 9100 }], protocol: 'tcp' }],
+    dns: [],
   });
   assert.equal(rulesFor(p, 'mcp__files__read').source, 'tools.mcp__*');
   assert.deepEqual(rulesFor(p, 'mcp__files__read').rules.network?.allow[0], { family: 6, address: '::1', prefix: 128, ports: [], protocol: 'any' });
   // run_shell names no network rule: the default's
-  assert.deepEqual(rulesFor(p, 'run_shell'), { rules: { network: { mode: 'enforce', allow: [] } }, source: 'tools.run_shell' });
+  assert.deepEqual(rulesFor(p, 'run_shell'), { rules: { network: { mode: 'enforce', allow: [], dns: [] } }, source: 'tools.run_shell' });
   assert.equal(rulesFor(p, 'write_file').source, 'default');
   assert.equal(rulesFor(p, undefined).source, 'default');
   assert.equal(p.outside.network?.allow[0]?.prefix, 0);
@@ -76,9 +77,16 @@ test('every mistake is refused with its line, column and reason', () => {
     ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - cidr: 10.0.0.0/33\n', 7, /prefix length must be 0 to 32/],
     ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - cidr: 10.0.0.0/8\n          ports: ["90-80"]\n', 8, /port range "90-80"/],
     ['version: 1\ntools:\n  a:\n    network:\n      mode: block\n      allow: []\n', 5, /tools\.a\.network\.mode/],
-    ['version: 1\ntools:\n  a:\n    network:\n      mode: audit\n      alow: []\n', 6, /tools\.a\.network\.alow: unknown key; tools\.a\.network takes mode, allow/],
-    ['version: 1\ndefault:\n  network:\n    mode: audit\n', 3, /default\.network\.allow/],
-    ['version: 1\ntools:\n  a:\n    exec: { mode: enforce, allow: [/bin/sh] }\n', 4, /`exec` rules are not supported yet/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: audit\n      alow: []\n', 6, /tools\.a\.network\.alow: unknown key; tools\.a\.network takes mode, allow, dns/],
+    ['version: 1\ndefault:\n  network:\n    allow: []\n', 3, /default\.network\.mode/],
+    ['version: 1\ntools:\n  a:\n    exec: { mode: enforce, allow: [/bin/sh] }\n', 4, /exec mode is kill .* or audit; enforce is not possible here \(no BPF LSM/],
+    ['version: 1\ntools:\n  a:\n    exec:\n      mode: kill\n      allow:\n        - /bin/sh\n        - bin/df\n', 8, /"bin\/df": an absolute path, DIR\/\*, or a bare name/],
+    ['version: 1\ntools:\n  a:\n    exec:\n      mode: kill\n      allow: [/usr/*/df]\n', 6, /a pattern is DIR\/\*/],
+    ['version: 1\ntools:\n  a:\n    exec: { mode: kill, allow: [], only: 1 }\n', 4, /tools\.a\.exec\.only: unknown key; tools\.a\.exec takes mode, allow/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      dns: [127.0.0.53, "10.0.0.2:99999"]\n', 6, /"10\.0\.0\.2:99999": the port must be 1 to 65535/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      dns:\n        - resolver.example\n', 7, /"resolver\.example" is not a resolver/],
+    ['version: 1\ntools:\n  a:\n    files: { allow: [/tmp] }\n', 4, /`files` rules are not supported yet/],
+    ['version: 1\noutside:\n  exec:\n    allow: []\n    mode: kill\n', 5, /mode kill would kill the agent itself; only audit/],
     ['version: 2\n', 1, /version/],
     ['version: 1\ntools:\n  a: {}\n  a: {}\n', 4, /[Mm]ap keys must be unique/],
     ['version: 1\ntools: [\n', 3, /./],
@@ -102,4 +110,42 @@ test('a policy file that cannot be read says so, with its errno', () => {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('network.dns names resolvers (port 53 unless written); exec names programs, DIR/* or bare names', () => {
+  const p = parsePolicy(
+    `version: 1
+tools:
+  fetch_url:
+    network: { mode: enforce, dns: [127.0.0.53, "10.0.0.2:5353", "[::1]:5300", "::1"] }
+  run_shell:
+    exec:
+      mode: kill
+      allow:
+        - /bin/sh
+        - df
+        - /usr/libexec/x/*
+`,
+    'p.yaml',
+  );
+  assert.deepEqual(
+    p.tools[0]!.rules.network?.dns.map((d) => [d.family, d.address, d.prefix, d.ports, d.protocol]),
+    [
+      [4, '127.0.0.53', 32, [{ from: 53, to: 53 }], 'any'],
+      [4, '10.0.0.2', 32, [{ from: 5353, to: 5353 }], 'any'],
+      [6, '::1', 128, [{ from: 5300, to: 5300 }], 'any'],
+      [6, '::1', 128, [{ from: 53, to: 53 }], 'any'],
+    ],
+  );
+  assert.deepEqual(p.tools[0]!.rules.network?.allow, [], 'allow may be left out');
+  assert.deepEqual(p.tools[1]!.rules.exec, {
+    mode: 'kill',
+    allow: [
+      { path: '/bin/sh', line: 9 },
+      { path: 'df', line: 10 },
+      { path: '/usr/libexec/x/*', line: 11 },
+    ],
+  });
+  // run_shell names no network rule and fetch_url no exec rule: none (no default either)
+  assert.deepEqual(rulesFor(p, 'run_shell').rules, { exec: p.tools[1]!.rules.exec });
 });

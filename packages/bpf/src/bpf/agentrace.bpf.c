@@ -14,13 +14,13 @@
 #include "attribution.bpf.h"
 
 #include "probes/file.bpf.c"
+#include "probes/policy.bpf.c" /* before net: its connect probe prepares the decision */
 #include "probes/net.bpf.c"
 #include "probes/process.bpf.c"
 #include "probes/context.bpf.c"
 #include "probes/work.bpf.c"
 #include "probes/dns.bpf.c"
 #include "probes/io.bpf.c"
-#include "probes/policy.bpf.c"
 
 /* Keep the event structs in the object's BTF even where the code only casts
  * to them, so the layout test can read them back. */
@@ -47,6 +47,9 @@ struct ar_policy_tool *ar_btf_policy_tool __attribute__((unused));
 struct ar_net_key *ar_btf_net_key __attribute__((unused));
 struct ar_net_allow *ar_btf_net_allow __attribute__((unused));
 struct ar_policy_ctx *ar_btf_policy_ctx __attribute__((unused));
+struct ar_policy_key *ar_btf_policy_key __attribute__((unused));
+struct ar_exec_key *ar_btf_exec_key __attribute__((unused));
+struct ar_policy_send_event *ar_btf_policy_send __attribute__((unused));
 
 /* And the enums, which nothing declares a variable of: user space's
  * src/abi.generated.ts is generated from this BTF (scripts/gen-abi.mjs). */

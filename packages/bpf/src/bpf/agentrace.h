@@ -29,6 +29,7 @@ enum ar_event_kind {
 	AR_EV_DNS_QUERY = 7,
 	AR_EV_PROC_DECLARE = 8,
 	AR_EV_RUNTIME_EXEC = 9,
+	AR_EV_POLICY_SEND = 10,
 };
 
 /* Which rung of the attribution ladder (DESIGN.md) found the span. */
@@ -142,8 +143,10 @@ struct ar_config {
 	/* User space drains on no timer: wake it at the first event (the ring
 	 * buffer's adaptive wakeup: when it was empty) instead of at wakeup_bytes. */
 	__u32 consumer_idle;
-	/* A policy is loaded (the policy group's cgroup programs decide): the
-	 * connect probe leaves each tracked thread's call and tool for them. */
+	/* The generation of the policy loaded (1 or 2; 0: none). The policy
+	 * tables hold a reload's entries beside the running ones under the
+	 * other generation until this word switches to it: no decision sees
+	 * half a policy. */
 	__u32 policy;
 };
 
@@ -160,6 +163,8 @@ struct ar_proc_info {
 	struct ar_span_ctx span;
 	__u32 parent_tgid;
 	__u32 flags; /* enum ar_proc_flag */
+	__u32 tool;  /* the tool word of the call it was forked under (0: not known) */
+	__u32 _pad;
 };
 
 /* Key of the per-descriptor maps (ar_fd_spans, ar_dns_fds). */
@@ -234,6 +239,7 @@ enum ar_policy_mode {
 	AR_POLICY_NONE = 0,    /* no rule of this kind: anything goes, nothing recorded */
 	AR_POLICY_AUDIT = 1,   /* a breach is allowed and recorded */
 	AR_POLICY_ENFORCE = 2, /* a breach is refused (EPERM) and recorded */
+	AR_POLICY_KILL = 3,    /* exec: a tool's child that breaches is killed (SIGKILL) before the program runs */
 };
 
 enum ar_verdict {
@@ -243,17 +249,35 @@ enum ar_verdict {
 	AR_VERDICT_DENIED = 3,  /* the rule does not allow it; refused */
 };
 
-/* ar_policy_tools[tool]: the modes of the tool's rules, per kind. */
+/* Key of ar_policy_tools: a tool in a generation of the policy. */
+struct ar_policy_key {
+	__u32 gen;
+	__u32 tool;
+};
+
+/* ar_policy_tools[gen, tool]: the modes of the tool's rules, per kind. */
 struct ar_policy_tool {
-	__u32 net_mode; /* enum ar_policy_mode */
-	__u32 net_rule; /* which rule (user space names it) */
+	__u32 net_mode;  /* enum ar_policy_mode */
+	__u32 net_rule;  /* which rule (user space names it) */
+	__u32 exec_mode; /* enum ar_policy_mode */
+	__u32 exec_rule;
+};
+
+/* Key of ar_exec_allow: a program a tool's children may execute, by the
+ * FNV-1a (32 bits) of its path as execve was given it, or of a directory
+ * and '*' ("/usr/bin/" then '*': any file right in /usr/bin). */
+struct ar_exec_key {
+	__u32 gen;
+	__u32 tool;
+	__u32 path;
 };
 
 /* Key of the allowed-destination tries (ar_net_tcp, ar_net_udp): a tool and
- * an address block (IPv4 as ::ffff:a.b.c.d); prefixlen counts the tool's 32
- * bits too. */
+ * an address block (IPv4 as ::ffff:a.b.c.d); prefixlen counts the 64 bits of
+ * generation and tool too. */
 struct ar_net_key {
 	__u32 prefixlen;
+	__u32 gen;
 	__u32 tool;
 	__u8 addr[16];
 };
@@ -275,10 +299,15 @@ struct ar_net_allow {
  * syscall (by the raw pid_tgid: cgroup programs cannot read the slot), and
  * what the cgroup program decided, for the exit probe's event. */
 struct ar_policy_ctx {
-	__u32 tool;    /* 0: not known (a rung other than the slot) */
+	__u32 tool;    /* 0: not known */
 	__u32 in_call; /* the syscall belongs to a call */
-	__u32 verdict; /* enum ar_verdict */
+	__u32 verdict; /* enum ar_verdict (of a send: its worst message's) */
 	__u32 rule;
+	/* a send's breach: where to (IPv4 as ::ffff:a.b.c.d), for its event */
+	__u8 addr[16];
+	__u16 port;   /* network order */
+	__u16 family; /* AF_INET, AF_INET6 */
+	__u32 sock_type;
 };
 
 /* A process's stdio wires, as it was exec'ed (ar_channel_of: stdin's
@@ -344,12 +373,27 @@ struct ar_net_connect_event {
 	__u32 _pad;
 };
 
+/* A UDP send the policy refused or audited (sendto/sendmsg/sendmmsg to an
+ * address: the cgroup sendmsg4/6 programs decide each message). Allowed
+ * sends are not events: they are counted in the span's aggregates. */
+struct ar_policy_send_event {
+	struct ar_event_header hdr;
+	__s64 ret;
+	__s32 fd;
+	__u32 sock_type;
+	__u32 verdict; /* enum ar_verdict */
+	__u32 rule;
+	__u8 sockaddr[AR_SOCKADDR_LEN]; /* sockaddr_in or sockaddr_in6 of the destination */
+};
+
 struct ar_proc_exec_event {
 	struct ar_event_header hdr;
 	__s64 ret;
 	__u64 latency_ns;
 	__u32 argc;     /* arguments copied into args (at most AR_MAX_ARGS) */
 	__u32 args_len; /* bytes used in args */
+	__u32 verdict;  /* enum ar_verdict: what the policy decided */
+	__u32 rule;     /* the policy's rule that decided */
 	char filename[AR_PATH_LEN];
 	char args[AR_ARGS_LEN];
 };

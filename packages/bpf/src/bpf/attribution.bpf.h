@@ -31,8 +31,9 @@ struct ar_attr_query {
  * (slot, thread map, work item; or, in a process with no slot on this
  * thread, the call whose request it is serving), whatever resource the
  * syscall acts on; AR_ATTR_NOBODY when the slot says the syscall is
- * nobody's (out is then left as it was). With `tool`, the slot's tool word
- * too (the FNV-1a of the call's tool name; left as it was by other rungs). */
+ * nobody's (out is then left as it was). With `tool`, the call's tool word
+ * too (the FNV-1a of its tool name), from the slot or the work item (left
+ * as it was by the pipe rung, which does not know it). */
 static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *out, int pipe, __u32 *tool)
 {
 	/* A registered, readable slot is authoritative for its thread: empty
@@ -60,9 +61,11 @@ static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *
 		*out = *s;
 		return AR_ATTR_THREAD;
 	}
-	s = bpf_map_lookup_elem(&ar_work_current, &pid_tgid);
-	if (s && ar_span_is_set(s)) {
-		*out = *s;
+	struct ar_work_call *w = bpf_map_lookup_elem(&ar_work_current, &pid_tgid);
+	if (w && ar_span_is_set(&w->span)) {
+		*out = w->span;
+		if (tool)
+			*tool = w->tool;
 		return AR_ATTR_WORK;
 	}
 	if (pipe && !slot_known) {
@@ -87,8 +90,9 @@ static __always_inline int ar_span_ended(const struct ar_span_ctx *span)
 	return bpf_map_lookup_elem(&ar_ended_spans, &key) != 0;
 }
 
-/* The ladder for a syscall; with `tool`, the slot's tool word when the slot
- * answered (0 otherwise: the kernel learns the tool from the slot only). */
+/* The ladder for a syscall; with `tool`, the call's tool word where the rung
+ * that answered knows it (slot, work item, process; not the pipe or the
+ * descriptor rung: left as it was). */
 static __always_inline __u8 ar_attribute_tool(const struct ar_attr_query *q, struct ar_span_ctx *out, __u32 *tool)
 {
 	__u8 source = ar_running_span(q->pid_tgid, out, 1, tool);
@@ -106,6 +110,8 @@ static __always_inline __u8 ar_attribute_tool(const struct ar_attr_query *q, str
 	}
 	if (ar_span_is_set(&q->proc->span)) {
 		*out = q->proc->span;
+		if (tool)
+			*tool = q->proc->tool;
 		return AR_ATTR_PROCESS;
 	}
 	return AR_ATTR_NONE;

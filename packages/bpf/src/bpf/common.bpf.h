@@ -127,6 +127,19 @@ static __always_inline struct file *ar_file_of(__s32 fd)
 	return file;
 }
 
+/* The socket's type (stream or datagram) tells TCP from UDP; it lives in
+ * the struct socket behind the descriptor. */
+static __always_inline __u32 ar_sock_type(__s32 fd)
+{
+	struct file *file = ar_file_of(fd);
+	if (!file)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return 0;
+	return (__u32)BPF_CORE_READ(sock, type);
+}
+
 /* Wakeup flags for a submit: none until enough data waits (ar_config), or,
  * while the consumer sleeps on no timer, the kernel's adaptive wakeup (the
  * first event after the buffer was drained wakes it). */

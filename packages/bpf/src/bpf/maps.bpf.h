@@ -51,6 +51,13 @@ struct {
 
 /* Rung 3: a libuv work item (struct uv__work *) submitted under a span, by
  * process, and the span of the item each threadpool thread runs now. */
+/* The call a work item was submitted under, and its tool word. */
+struct ar_work_call {
+	struct ar_span_ctx span;
+	__u32 tool;
+	__u32 _pad;
+};
+
 struct ar_work_key {
 	__u32 tgid;
 	__u32 _pad;
@@ -61,14 +68,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct ar_work_key);
-	__type(value, struct ar_span_ctx);
+	__type(value, struct ar_work_call);
 } ar_work_items SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct ar_span_ctx);
+	__type(value, struct ar_work_call);
 } ar_work_current SEC(".maps");
 
 /* getaddrinfo calls in progress, by thread: the name pointer and the start
@@ -253,9 +260,16 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u32);
+	__type(key, struct ar_policy_key);
 	__type(value, struct ar_policy_tool);
 } ar_policy_tools SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ar_exec_key);
+	__type(value, __u32);
+} ar_exec_allow SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

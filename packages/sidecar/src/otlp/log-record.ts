@@ -21,7 +21,7 @@ export interface ExportLogRecord {
   severityNumber: SeverityNumber;
   body: string;
   attributes: Attributes;
-  /** The trace and span it belongs to (32 and 16 lowercase hex digits). */
+  /** The trace and span it belongs to (32 and 16 lowercase hex digits); both empty: none (a fact outside any tool call). */
   traceId: string;
   spanId: string;
   /** Resource of the process it belongs to; records sharing one object are grouped. */
@@ -34,6 +34,7 @@ export function logOwner(record: ExportLogRecord): unknown {
 }
 
 export function invalidLogReason(record: ExportLogRecord): string | undefined {
+  if (record.traceId === '' && record.spanId === '') return undefined;
   if (!isValidTraceId(record.traceId)) return `invalid traceId ${JSON.stringify(record.traceId)}`;
   if (!isValidSpanId(record.spanId)) return `invalid spanId ${JSON.stringify(record.spanId)}`;
   return undefined;
@@ -45,7 +46,7 @@ function toReadable(record: ExportLogRecord): ReadableLogRecord {
   return {
     hrTime: nsToHrTime(record.timeNs),
     hrTimeObserved: nsToHrTime(record.observedTimeNs),
-    spanContext: { traceId: record.traceId, spanId: record.spanId, traceFlags: TraceFlags.SAMPLED },
+    ...(record.traceId === '' ? {} : { spanContext: { traceId: record.traceId, spanId: record.spanId, traceFlags: TraceFlags.SAMPLED } }),
     severityNumber: record.severityNumber,
     severityText: SeverityNumber[record.severityNumber],
     body: record.body,

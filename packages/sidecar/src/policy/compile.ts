@@ -1,7 +1,9 @@
 // A policy file's rules as the kernel's tables (@agentrace/bpf's
 // PolicyTables): each tool named exactly is keyed by the hash the SDK puts
 // in its thread slot; the default and outside rules by their own ids.
-import { address16, POLICY_DEFAULT_TOOL, POLICY_MAX_PORT_RANGES, POLICY_OUTSIDE_TOOL, type PolicyNetEntry, type PolicyTables } from '@agentrace/bpf';
+import fs from 'node:fs';
+import path from 'node:path';
+import { address16, POLICY_DEFAULT_TOOL, POLICY_MAX_PORT_RANGES, POLICY_OUTSIDE_TOOL, type PolicyNetEntry, type PolicyTables, type PolicyToolEntry } from '@agentrace/bpf';
 import { toolHash } from '@agentrace/protocol';
 import { PolicyError, type NetAllow, type Policy, type ToolRules } from './policy-file.js';
 
@@ -50,16 +52,63 @@ function netEntries(tool: number, allow: NetAllow[], where: string, file: string
   return out;
 }
 
+/**
+ * The paths an exec pattern stands for: itself when absolute (and its real
+ * path, when a link leads elsewhere), or for a bare name every directory on
+ * `PATH` that holds it (as a shell would find it) and their real paths.
+ */
+export function execPaths(pattern: string, envPath: string | undefined = process.env.PATH): string[] {
+  const real = (p: string): string[] => {
+    try {
+      const r = fs.realpathSync(p);
+      return r === p ? [p] : [p, r];
+    } catch {
+      return [p];
+    }
+  };
+  if (pattern.startsWith('/')) return pattern.endsWith('/*') ? [pattern] : real(pattern);
+  const found = (envPath ?? '')
+    .split(':')
+    .filter((d) => d.startsWith('/'))
+    .map((d) => path.join(d, pattern))
+    .filter((p) => {
+      try {
+        fs.accessSync(p, fs.constants.X_OK);
+        return fs.statSync(p).isFile();
+      } catch {
+        return false;
+      }
+    });
+  return [...new Set(found.flatMap(real))];
+}
+
 /** Compiles a policy; a pattern with `*` or `?` is refused (not enforced yet). */
-export function compilePolicy(policy: Policy): CompiledPolicy {
+export function compilePolicy(policy: Policy, envPath: string | undefined = process.env.PATH): CompiledPolicy {
   const rules = ['(none)'];
-  const tables: PolicyTables = { tools: [], net: [] };
-  const add = (tool: number, rulesOf: ToolRules, where: string): void => {
-    const net = rulesOf.network;
-    if (!net) return;
-    rules.push(where);
-    tables.tools.push({ tool, netMode: net.mode, netRule: rules.length - 1 });
-    tables.net.push(...netEntries(tool, net.allow, where, policy.file));
+  const tables: PolicyTables = { tools: [], net: [], exec: [] };
+  const rule = (name: string): number => rules.push(name) - 1;
+  const netRule = policy.default.network ? rule(`default.network (${policy.file})`) : 0;
+  const execRule = policy.default.exec ? rule(`default.exec (${policy.file})`) : 0;
+  const add = (tool: number, own: ToolRules, where: string, loc: string, inherit: ToolRules | undefined, fallback: { net: number; exec: number }): void => {
+    const net = own.network ?? inherit?.network;
+    const exec = own.exec ?? inherit?.exec;
+    if (!net && !exec) return;
+    const entry: PolicyToolEntry = { tool, netMode: 'none', netRule: 0, execMode: 'none', execRule: 0 };
+    if (net) {
+      entry.netMode = net.mode;
+      entry.netRule = own.network ? rule(`${where}.network ${loc}`) : fallback.net;
+      tables.net.push(...netEntries(tool, [...net.allow, ...net.dns], `${where}.network`, policy.file));
+    }
+    if (exec) {
+      entry.execMode = exec.mode;
+      entry.execRule = own.exec ? rule(`${where}.exec ${loc}`) : fallback.exec;
+      for (const a of exec.allow) {
+        const paths = execPaths(a.path, envPath);
+        if (paths.length === 0) throw new PolicyError(policy.file, a.line, undefined, `${where}.exec: ${JSON.stringify(a.path)} is not found on PATH (${envPath ?? ''}); write its absolute path`);
+        tables.exec.push(...paths.map((p) => ({ tool, path: p })));
+      }
+    }
+    tables.tools.push(entry);
   };
   const seen = new Map<number, string>();
   for (const t of policy.tools) {
@@ -72,9 +121,10 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
       throw new PolicyError(policy.file, t.line, undefined, `tools.${t.pattern}: its hash collides with ${other ?? 'a reserved id'}; rename one`);
     }
     seen.set(hash, t.pattern);
-    add(hash, t.rules, `tools.${t.pattern}.network (${policy.file}:${t.line})`);
+    // a kind the tool leaves out is the default's
+    add(hash, t.rules, `tools.${t.pattern}`, `(${policy.file}:${t.line})`, policy.default, { net: netRule, exec: execRule });
   }
-  add(POLICY_DEFAULT_TOOL, policy.default, `default.network (${policy.file})`);
-  add(POLICY_OUTSIDE_TOOL, policy.outside, `outside.network (${policy.file})`);
+  add(POLICY_DEFAULT_TOOL, {}, 'default', `(${policy.file})`, policy.default, { net: netRule, exec: execRule });
+  add(POLICY_OUTSIDE_TOOL, policy.outside, 'outside', `(${policy.file})`, undefined, { net: 0, exec: 0 });
   return { tables, rules };
 }

@@ -6,10 +6,15 @@
 //   tools:                       # first pattern that matches the tool's name wins
 //     fetch_url:
 //       network:
-//         mode: enforce          # enforce: denied connects fail with EPERM; audit: recorded only
+//         mode: enforce          # enforce: denied connects and UDP sends fail with EPERM; audit: recorded only
+//         dns: [127.0.0.53]      # resolvers it may query (UDP and TCP; ADDR or ADDR:PORT, [V6]:PORT)
 //         allow:
 //           - cidr: 127.0.0.1/32
 //             ports: [8080, "9000-9100"]
+//     run_shell:
+//       exec:
+//         mode: kill             # kill: a child that executes anything else dies before it runs; audit: recorded only
+//         allow: [/bin/sh, df, /usr/libexec/tool/*]   # a bare name: where the sidecar's PATH finds it
 //     "mcp__*": { network: { mode: audit, allow: [] } }
 //   default:                     # calls of tools no pattern names
 //     network: { mode: audit, allow: [] }
@@ -58,10 +63,21 @@ export interface NetAllow {
 export interface NetworkRule {
   mode: RuleMode;
   allow: NetAllow[];
+  /** Resolvers the tool may query: UDP and TCP to one port (53 unless written). */
+  dns: NetAllow[];
+}
+
+export type ExecMode = 'kill' | 'audit';
+
+export interface ExecRule {
+  mode: ExecMode;
+  /** Programs as written: an absolute path, DIR/* (every file right in DIR), or a bare name (looked up on PATH when compiled). */
+  allow: Array<{ path: string; line: number | undefined }>;
 }
 
 export interface ToolRules {
   network?: NetworkRule;
+  exec?: ExecRule;
 }
 
 export interface ToolPolicy {
@@ -95,18 +111,28 @@ const allowSchema = z
 const networkSchema = z
   .object({
     mode: z.enum(['enforce', 'audit']),
-    allow: z.array(allowSchema),
+    allow: z.array(allowSchema).default([]),
+    dns: z.array(z.string().describe('a resolver: ADDR, ADDR:PORT or [IPV6]:PORT')).default([]),
+  })
+  .strict();
+
+const execSchema = z
+  .object({
+    mode: z.enum(['kill', 'audit'], {
+      error: 'exec mode is kill (a tool\'s child that executes anything else is killed before the program runs) or audit; enforce is not possible here (no BPF LSM: an exec cannot be refused)',
+    }),
+    allow: z.array(z.string().min(1)),
   })
   .strict();
 
 // Kinds not enforced yet are refused by name, not ignored: a rule that
 // silently does nothing is worse than none.
-const notYet = (kind: string) => z.unknown().refine(() => false, `\`${kind}\` rules are not supported yet (only \`network\`)`);
+const notYet = (kind: string) => z.unknown().refine(() => false, `\`${kind}\` rules are not supported yet (only \`network\` and \`exec\`)`);
 
 const rulesSchema = z
   .object({
     network: networkSchema.optional(),
-    exec: notYet('exec').optional(),
+    exec: execSchema.optional(),
     files: notYet('files').optional(),
   })
   .strict();
@@ -137,6 +163,28 @@ function parseCidr(text: string): { family: 4 | 6; address: string; prefix: numb
   const prefix = len === undefined ? max : Number(len);
   if (!/^\d+$/.test(len ?? String(max)) || prefix > max) return `${JSON.stringify(text)}: the prefix length must be 0 to ${max}`;
   return { family: family as 4 | 6, address: addr, prefix };
+}
+
+/** A resolver, `ADDR`, `ADDR:PORT` or `[IPV6]:PORT` (port 53 unless written), as a one-port block. */
+function parseResolver(text: string): NetAllow | string {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? (isIP(text) ? [text, text, undefined] : /^([^:]+):(\d+)$/.exec(text));
+  const addr = m?.[1];
+  const family = addr === undefined ? 0 : isIP(addr);
+  if (!m || addr === undefined || family === 0) return `${JSON.stringify(text)} is not a resolver (ADDR, ADDR:PORT or [IPV6]:PORT)`;
+  const port = m[2] === undefined ? 53 : Number(m[2]);
+  if (!(port >= 1 && port <= 65535)) return `${JSON.stringify(text)}: the port must be 1 to 65535`;
+  return { family: family as 4 | 6, address: addr, prefix: family === 4 ? 32 : 128, ports: [{ from: port, to: port }], protocol: 'any' };
+}
+
+/** An exec pattern: an absolute path, DIR/*, or a bare name; no other `*` or `?`. */
+function checkExecPath(text: string): string | undefined {
+  if (text.includes('\0')) return `${JSON.stringify(text)}: a path has no NUL`;
+  const star = text.search(/[*?]/);
+  if (star !== -1 && !(text.startsWith('/') && text.endsWith('/*') && star === text.length - 1)) {
+    return `${JSON.stringify(text)}: a pattern is DIR/* (every file right in DIR); no other * or ?`;
+  }
+  if (!text.startsWith('/') && text.includes('/')) return `${JSON.stringify(text)}: an absolute path, DIR/*, or a bare name looked up on PATH`;
+  return undefined;
 }
 
 function parsePorts(ports: Array<number | string> | undefined): PortRange[] | string {
@@ -198,7 +246,20 @@ function rulesOf(raw: RawRules | undefined, where: Located, path: PropertyKey[])
       if (typeof ports === 'string') where.fail([...path, 'network', 'allow', i, 'ports'], ports);
       allow.push({ ...cidr, ports, protocol: a.protocol ?? 'any' });
     });
-    rules.network = { mode: raw.network.mode, allow };
+    const dns = raw.network.dns.map((text, i) => {
+      const r = parseResolver(text);
+      return typeof r === 'string' ? where.fail([...path, 'network', 'dns', i], r) : r;
+    });
+    rules.network = { mode: raw.network.mode, allow, dns };
+  }
+  if (raw?.exec) {
+    if (path[0] === 'outside' && raw.exec.mode === 'kill') where.fail([...path, 'exec', 'mode'], 'outside.exec: mode kill would kill the agent itself; only audit is possible outside tool calls');
+    const allow = raw.exec.allow.map((p, i) => {
+      const bad = checkExecPath(p);
+      if (bad) where.fail([...path, 'exec', 'allow', i], bad);
+      return { path: p, line: where.at([...path, 'exec', 'allow', i]).line };
+    });
+    rules.exec = { mode: raw.exec.mode, allow };
   }
   return rules;
 }
@@ -206,7 +267,7 @@ function rulesOf(raw: RawRules | undefined, where: Located, path: PropertyKey[])
 /** The keys the object at `path` takes, for an error about one it does not. */
 function knownKeys(path: ReadonlyArray<PropertyKey>): string {
   const depth = path[0] === 'tools' ? path.length - 1 : path.length;
-  const schema = [fileSchema, rulesSchema, networkSchema][depth] ?? allowSchema;
+  const schema = depth === 2 && path[path.length - 1] === 'exec' ? execSchema : ([fileSchema, rulesSchema, networkSchema][depth] ?? allowSchema);
   return Object.keys(schema.shape).join(', ');
 }
 
@@ -258,5 +319,7 @@ export function readPolicy(file: string): Policy {
 export function rulesFor(policy: Policy, tool: string | undefined): { rules: ToolRules; source: string } {
   const match = tool === undefined ? undefined : policy.tools.find((t) => toolPattern(t.pattern).test(tool));
   if (!match) return { rules: policy.default, source: 'default' };
-  return { rules: { network: match.rules.network ?? policy.default.network }, source: `tools.${match.pattern}` };
+  const network = match.rules.network ?? policy.default.network;
+  const exec = match.rules.exec ?? policy.default.exec;
+  return { rules: { ...(network ? { network } : {}), ...(exec ? { exec } : {}) }, source: `tools.${match.pattern}` };
 }

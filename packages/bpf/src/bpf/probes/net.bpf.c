@@ -3,19 +3,6 @@
  * result and latency from enter to exit. The raw sockaddr is shipped to user
  * space, which knows how to decode every family. */
 
-/* The socket's type (stream or datagram) tells TCP from UDP; it lives in
- * the struct socket behind the descriptor. */
-static __always_inline __u32 ar_sock_type(__s32 fd)
-{
-	struct file *file = ar_file_of(fd);
-	if (!file)
-		return 0;
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	if (!sock)
-		return 0;
-	return (__u32)BPF_CORE_READ(sock, type);
-}
-
 /* The port of an AF_INET/AF_INET6 sockaddr (network order at offset 2), or 0. */
 static __always_inline __u16 ar_sockaddr_port(const __u8 *sa)
 {
@@ -33,25 +20,6 @@ static __always_inline void ar_dns_fd_remember(__u64 pid_tgid, __s32 fd, __u32 s
 	struct ar_fd_key fk = { .tgid = pid_tgid >> 32, .fd = fd };
 	__u8 transport = sock_type == 2 ? 1 : 2; /* SOCK_DGRAM: udp, SOCK_STREAM: tcp */
 	bpf_map_update_elem(&ar_dns_fds, &fk, &transport, BPF_ANY);
-}
-
-/* With a policy loaded: what the cgroup program of this connect needs to
- * decide for the exact call (it cannot read the slot itself). */
-static __always_inline void ar_policy_prepare(__u64 id, __s32 fd)
-{
-	__u32 zero = 0;
-	struct ar_config *cfg = bpf_map_lookup_elem(&ar_config, &zero);
-	if (!cfg || !cfg->policy)
-		return;
-	struct ar_proc_info *proc = ar_tracked(id);
-	if (!proc)
-		return;
-	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = fd };
-	struct ar_span_ctx span = {};
-	struct ar_policy_ctx pc = {};
-	pc.in_call = ar_attribute_tool(&q, &span, &pc.tool) != AR_ATTR_NONE;
-	__u64 raw = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&ar_policy_ctxs, &raw, &pc, BPF_ANY);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")

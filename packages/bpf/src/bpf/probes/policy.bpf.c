@@ -1,10 +1,54 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Policy family (docs/POLICY.md): cgroup connect hooks that decide, for
- * the exact tool call, whether a connect may go on. The connect probe
- * (net.bpf.c) leaves the thread's tool and whether it runs a call in
- * ar_policy_ctxs; these programs read the address the kernel copied (not
- * the caller's memory, which could change under them), decide, and leave
- * the verdict there for the probe's exit, which puts it in the event. */
+/* Policy family (docs/POLICY.md): decides, for the exact tool call, whether
+ * a connect or a UDP send may go on (cgroup connect4/6 and sendmsg4/6:
+ * EPERM), and kills a tool's child that executes what its rule forbids
+ * (sched_process_exec: this kernel has no LSM hook to refuse an exec).
+ *
+ * The cgroup programs cannot read the thread slot: the syscall's enter
+ * probe (net.bpf.c for connect, here for the sends) leaves the thread's
+ * call and tool in ar_policy_ctxs; they read the address the kernel copied
+ * (not the caller's memory, which could change under them), decide, and
+ * leave the verdict there for the exit probe's event. Every table is keyed
+ * by the generation ar_config.policy names, read once per decision. */
+
+static __always_inline __u32 ar_policy_gen(void)
+{
+	__u32 zero = 0;
+	struct ar_config *cfg = bpf_map_lookup_elem(&ar_config, &zero);
+	return cfg ? cfg->policy : 0;
+}
+
+/* The rules of `tool` in `gen`; a tool with none of its own (or not known)
+ * gets the default's inside a call and the outside rules elsewhere. Sets
+ * *tool to the id whose rules apply. */
+static __always_inline struct ar_policy_tool *ar_policy_rules(__u32 gen, __u32 *tool, int in_call)
+{
+	struct ar_policy_key pk = { .gen = gen, .tool = *tool };
+	struct ar_policy_tool *t = pk.tool ? bpf_map_lookup_elem(&ar_policy_tools, &pk) : 0;
+	if (!t) {
+		pk.tool = in_call ? AR_POLICY_DEFAULT : AR_POLICY_OUTSIDE;
+		t = bpf_map_lookup_elem(&ar_policy_tools, &pk);
+	}
+	*tool = pk.tool;
+	return t;
+}
+
+/* With a policy loaded: what the cgroup program of this syscall needs to
+ * decide for the exact call. */
+static __always_inline void ar_policy_prepare(__u64 id, __s32 fd)
+{
+	if (!ar_policy_gen())
+		return;
+	struct ar_proc_info *proc = ar_tracked(id);
+	if (!proc)
+		return;
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = fd };
+	struct ar_span_ctx span = {};
+	struct ar_policy_ctx pc = {};
+	pc.in_call = ar_attribute_tool(&q, &span, &pc.tool) != AR_ATTR_NONE;
+	__u64 raw = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&ar_policy_ctxs, &raw, &pc, BPF_ANY);
+}
 
 static __always_inline int ar_port_allowed(const struct ar_net_allow *a, __u16 port)
 {
@@ -20,62 +64,243 @@ static __always_inline int ar_port_allowed(const struct ar_net_allow *a, __u16 p
 	return 0;
 }
 
-/* 1: let it go on; 0: refuse it (EPERM). */
-static __always_inline int ar_policy_connect(struct bpf_sock_addr *ctx, struct ar_net_key *k)
+/* 1: let it go on; 0: refuse it (EPERM). A send's verdict is the worst of
+ * its messages' (sendmmsg decides each), and its address is the one that
+ * breached. */
+static __always_inline int ar_policy_net(struct bpf_sock_addr *ctx, struct ar_net_key *k, int send)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct ar_policy_ctx *pc = bpf_map_lookup_elem(&ar_policy_ctxs, &id);
 	if (!pc)
-		return 1; /* not a tracked process's connect(2) */
+		return 1; /* not a tracked process's connect(2) or send */
+	__u32 gen = ar_policy_gen();
 	__u32 tool = pc->tool;
-	struct ar_policy_tool *t = tool ? bpf_map_lookup_elem(&ar_policy_tools, &tool) : 0;
-	if (!t) {
-		tool = pc->in_call ? AR_POLICY_DEFAULT : AR_POLICY_OUTSIDE;
-		t = bpf_map_lookup_elem(&ar_policy_tools, &tool);
-	}
+	struct ar_policy_tool *t = ar_policy_rules(gen, &tool, pc->in_call);
 	if (!t || t->net_mode == AR_POLICY_NONE)
 		return 1;
-	k->prefixlen = 32 + 128;
+	k->prefixlen = 64 + 128;
+	k->gen = gen;
 	k->tool = tool;
 	struct ar_net_allow *a;
-	if (ctx->type == 2 /* SOCK_DGRAM */)
+	__u32 type = ctx->type;
+	if (type == 2 /* SOCK_DGRAM */)
 		a = bpf_map_lookup_elem(&ar_net_udp, k);
 	else
 		a = bpf_map_lookup_elem(&ar_net_tcp, k);
-	pc->rule = t->net_rule;
-	if (a && ar_port_allowed(a, bpf_ntohs((__u16)ctx->user_port))) {
-		pc->verdict = AR_VERDICT_ALLOWED;
-		return 1;
+	__u16 port = (__u16)ctx->user_port; /* network order */
+	__u32 verdict = AR_VERDICT_ALLOWED;
+	if (!a || !ar_port_allowed(a, bpf_ntohs(port)))
+		verdict = t->net_mode == AR_POLICY_ENFORCE ? AR_VERDICT_DENIED : AR_VERDICT_AUDITED;
+	if (verdict >= pc->verdict) {
+		pc->verdict = verdict;
+		pc->rule = t->net_rule;
+		if (send && verdict != AR_VERDICT_ALLOWED) {
+			__builtin_memcpy(pc->addr, k->addr, sizeof(pc->addr));
+			pc->port = port;
+			pc->family = ctx->user_family;
+			pc->sock_type = type;
+		}
 	}
-	if (t->net_mode == AR_POLICY_ENFORCE) {
-		pc->verdict = AR_VERDICT_DENIED;
-		return 0;
-	}
-	pc->verdict = AR_VERDICT_AUDITED;
-	return 1;
+	return verdict != AR_VERDICT_DENIED;
 }
+
+static __always_inline void ar_key4(struct ar_net_key *k, __u32 ip /* network order */)
+{
+	k->addr[10] = 0xff;
+	k->addr[11] = 0xff;
+	__builtin_memcpy(&k->addr[12], &ip, 4);
+}
+
+/* The context's fields are read one by one at constant offsets (the
+ * verifier refuses a moved context pointer). */
+#define AR_KEY6(k, ctx)                                                           \
+	do {                                                                      \
+		__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1];               \
+		__u32 w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];               \
+		__builtin_memcpy(&k.addr[0], &w0, 4);                             \
+		__builtin_memcpy(&k.addr[4], &w1, 4);                             \
+		__builtin_memcpy(&k.addr[8], &w2, 4);                             \
+		__builtin_memcpy(&k.addr[12], &w3, 4);                            \
+	} while (0)
 
 SEC("cgroup/connect4")
 int policy_connect4(struct bpf_sock_addr *ctx)
 {
 	struct ar_net_key k = {};
-	k.addr[10] = 0xff;
-	k.addr[11] = 0xff;
-	__u32 ip = ctx->user_ip4; /* network order, as the bytes go */
-	__builtin_memcpy(&k.addr[12], &ip, 4);
-	return ar_policy_connect(ctx, &k);
+	ar_key4(&k, ctx->user_ip4);
+	return ar_policy_net(ctx, &k, 0);
 }
 
 SEC("cgroup/connect6")
 int policy_connect6(struct bpf_sock_addr *ctx)
 {
 	struct ar_net_key k = {};
-	/* the context's fields are read one by one at constant offsets (the
-	 * verifier refuses a moved context pointer) */
-	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
-	__builtin_memcpy(&k.addr[0], &w0, 4);
-	__builtin_memcpy(&k.addr[4], &w1, 4);
-	__builtin_memcpy(&k.addr[8], &w2, 4);
-	__builtin_memcpy(&k.addr[12], &w3, 4);
-	return ar_policy_connect(ctx, &k);
+	AR_KEY6(k, ctx);
+	return ar_policy_net(ctx, &k, 0);
+}
+
+SEC("cgroup/sendmsg4")
+int policy_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct ar_net_key k = {};
+	ar_key4(&k, ctx->user_ip4);
+	return ar_policy_net(ctx, &k, 1);
+}
+
+SEC("cgroup/sendmsg6")
+int policy_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct ar_net_key k = {};
+	AR_KEY6(k, ctx);
+	return ar_policy_net(ctx, &k, 1);
+}
+
+/* A send to an address (UDP): the cgroup sendmsg program decides each
+ * message; these leave it the call, and report what it refused or let
+ * through in audit. */
+static __always_inline int ar_policy_send_enter(__s32 fd)
+{
+	__u64 id = ar_current_id();
+	if (!ar_is_tracked(id))
+		return 0;
+	/* only datagram sockets' sends reach sendmsg4/6 with an address */
+	if (ar_sock_type(fd) != 2 /* SOCK_DGRAM */)
+		return 0;
+	ar_policy_prepare(id, fd);
+	return 0;
+}
+
+static __always_inline int ar_policy_send_exit(long ret)
+{
+	__u64 raw = bpf_get_current_pid_tgid();
+	struct ar_policy_ctx *pcp = bpf_map_lookup_elem(&ar_policy_ctxs, &raw);
+	if (!pcp)
+		return 0;
+	struct ar_policy_ctx pc = *pcp;
+	bpf_map_delete_elem(&ar_policy_ctxs, &raw);
+	if (pc.verdict != AR_VERDICT_DENIED && pc.verdict != AR_VERDICT_AUDITED)
+		return 0;
+	__u64 id = ar_current_id();
+	struct ar_proc_info *proc = ar_tracked(id);
+	if (!proc)
+		return 0;
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
+	struct ar_emit em;
+	if (!ar_prepare(&q, &em))
+		return 0;
+	struct ar_policy_send_event *e = ar_reserve_counted(sizeof(*e), em.counts);
+	if (!e)
+		return 0;
+	ar_fill_header_from(&e->hdr, AR_EV_POLICY_SEND, &q, &em, bpf_ktime_get_ns());
+	e->ret = ret;
+	e->fd = -1;
+	e->sock_type = pc.sock_type;
+	e->verdict = pc.verdict;
+	e->rule = pc.rule;
+	__builtin_memset(e->sockaddr, 0, sizeof(e->sockaddr));
+	/* as the caller would have written it: sockaddr_in or sockaddr_in6 */
+	e->sockaddr[0] = pc.family;
+	__builtin_memcpy(&e->sockaddr[2], &pc.port, 2);
+	if (pc.family == 2)
+		__builtin_memcpy(&e->sockaddr[4], &pc.addr[12], 4);
+	else
+		__builtin_memcpy(&e->sockaddr[8], pc.addr, 16);
+	ar_submit_counted(e, em.counts);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int policy_sendto_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return ar_policy_send_enter((__s32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int policy_sendto_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return ar_policy_send_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int policy_sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return ar_policy_send_enter((__s32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int policy_sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return ar_policy_send_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int policy_sendmmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return ar_policy_send_enter((__s32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int policy_sendmmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return ar_policy_send_exit(ctx->ret);
+}
+
+#define AR_FNV_PRIME 0x01000193u
+
+struct ar_path_hash {
+	const char *path;
+	__u32 full; /* FNV-1a of the whole path */
+	__u32 dir;  /* FNV-1a of the path up to and with its last '/' */
+};
+
+static long ar_path_hash_step(__u32 i, struct ar_path_hash *h)
+{
+	char c = 0;
+	if (i >= AR_PATH_LEN || bpf_probe_read_kernel(&c, 1, h->path + i) || c == 0)
+		return 1;
+	h->full = (h->full ^ (__u8)c) * AR_FNV_PRIME;
+	if (c == '/')
+		h->dir = h->full;
+	return 0;
+}
+
+/* A program a tool's child executes, by its rule: a child forked under a
+ * call (never a process forked outside one, such as the agent itself) that
+ * executes what its tool's rule does not allow is killed in `kill` mode
+ * before the program runs a single instruction (the signal is taken on the
+ * way back to user space). The verdict goes into the exec event. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(policy_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 id = ar_current_id();
+	struct ar_proc_info *proc = ar_tracked(id);
+	if (!proc)
+		return 0;
+	__u32 gen = ar_policy_gen();
+	if (!gen)
+		return 0;
+	int in_call = ar_span_is_set(&proc->span);
+	__u32 tool = in_call ? proc->tool : 0;
+	struct ar_policy_tool *t = ar_policy_rules(gen, &tool, in_call);
+	if (!t || t->exec_mode == AR_POLICY_NONE)
+		return 0;
+	struct ar_path_hash h = { .path = BPF_CORE_READ(bprm, filename), .full = 0x811c9dc5u, .dir = 0 };
+	bpf_loop(AR_PATH_LEN, ar_path_hash_step, &h, 0);
+	struct ar_exec_key k = { .gen = gen, .tool = tool, .path = h.full };
+	__u32 verdict = AR_VERDICT_ALLOWED;
+	if (!bpf_map_lookup_elem(&ar_exec_allow, &k)) {
+		k.path = (h.dir ^ '*') * AR_FNV_PRIME;
+		if (!h.dir || !bpf_map_lookup_elem(&ar_exec_allow, &k))
+			verdict = AR_VERDICT_AUDITED;
+	}
+	if (verdict == AR_VERDICT_AUDITED && t->exec_mode == AR_POLICY_KILL && in_call) {
+		bpf_send_signal(9 /* SIGKILL */);
+		verdict = AR_VERDICT_DENIED;
+	}
+	struct ar_proc_exec_event *e = bpf_map_lookup_elem(&ar_pending_exec, &id);
+	if (e) {
+		e->verdict = verdict;
+		e->rule = t->exec_rule;
+	}
+	return 0;
 }

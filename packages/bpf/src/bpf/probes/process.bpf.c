@@ -38,6 +38,8 @@ static __always_inline int ar_exec_enter(__u64 filename, __u64 argv)
 	}
 	e->argc = argc;
 	e->args_len = off > AR_ARGS_LEN ? AR_ARGS_LEN : off;
+	e->verdict = 0; /* the policy's exec program decides, if one is loaded */
+	e->rule = 0;
 	if (bpf_map_update_elem(&ar_pending_exec, &id, e, BPF_ANY))
 		ar_count(AR_STAT_PENDING_FULL);
 	return 0;
@@ -108,7 +110,7 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 
 	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
 	struct ar_proc_info info = { .parent_tgid = id >> 32 };
-	ar_attribute(&q, &info.span);
+	ar_attribute_tool(&q, &info.span, &info.tool);
 	/* a forked child has its parent's descriptors, not a dead namesake's
 	 * wires (the pipe rung falls back on fd 0 and 1 until it execs) */
 	bpf_map_delete_elem(&ar_stdio, &child_tgid);

@@ -15,13 +15,13 @@ int BPF_KPROBE(work_submit, void *loop, void *work)
 		return 0;
 	struct ar_work_key key = { .tgid = id >> 32, .work = (__u64)work };
 	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
-	struct ar_span_ctx span = {};
+	struct ar_work_call call = {};
 	/* The item's memory is reused: an item submitted with no span must not
 	 * inherit the span of an earlier item at the same address. */
-	if (ar_attribute(&q, &span) == AR_ATTR_NONE)
+	if (ar_attribute_tool(&q, &call.span, &call.tool) == AR_ATTR_NONE)
 		bpf_map_delete_elem(&ar_work_items, &key);
 	else
-		bpf_map_update_elem(&ar_work_items, &key, &span, BPF_ANY);
+		bpf_map_update_elem(&ar_work_items, &key, &call, BPF_ANY);
 	return 0;
 }
 
@@ -34,9 +34,9 @@ int BPF_KPROBE(work_run, void *work)
 	if (!ar_is_tracked(id))
 		return 0;
 	struct ar_work_key key = { .tgid = id >> 32, .work = (__u64)work };
-	struct ar_span_ctx *span = bpf_map_lookup_elem(&ar_work_items, &key);
-	if (span)
-		bpf_map_update_elem(&ar_work_current, &id, span, BPF_ANY);
+	struct ar_work_call *call = bpf_map_lookup_elem(&ar_work_items, &key);
+	if (call)
+		bpf_map_update_elem(&ar_work_current, &id, call, BPF_ANY);
 	else
 		bpf_map_delete_elem(&ar_work_current, &id);
 	return 0;

@@ -1,0 +1,72 @@
+// What a policy decided, as facts: the attributes a decision carries on its
+// span and span event, and the log record of a decision outside any tool
+// call (no span to hang it on, but an audit trail needs it all the same).
+import type { Attributes } from '@opentelemetry/api';
+import type { NetConnectEvent, PolicySendEvent, ProcExecEvent, SocketAddress, Verdict } from '@agentrace/bpf';
+import { SeverityNumber, type ExportLogRecord } from '../otlp/log-record.js';
+
+export type PolicyKind = 'network' | 'exec';
+export type DecisionEvent = NetConnectEvent | PolicySendEvent | ProcExecEvent;
+
+/** The `event.name` of a decision's span event and of its log record outside calls. */
+export const POLICY_DECISION_EVENT = 'agentrace.policy.decision';
+
+/** One decision the kernel made, with the tool it was made for (undefined: outside any call, or a call not known). */
+export interface PolicyDecision {
+  kind: PolicyKind;
+  decision: Exclude<Verdict, 'none'>;
+  /** The rule that decided, as the policy names it. */
+  rule: string;
+  tool: string | undefined;
+  /** Made outside any tool call (by the `outside` rules). */
+  outside: boolean;
+  event: DecisionEvent;
+}
+
+export function isDecisionEvent(e: { kind: string; verdict?: Verdict }): e is DecisionEvent {
+  return (e.kind === 'net.connect' || e.kind === 'policy.send' || e.kind === 'proc.exec') && e.verdict !== undefined && e.verdict !== 'none';
+}
+
+export function kindOf(e: DecisionEvent): PolicyKind {
+  return e.kind === 'proc.exec' ? 'exec' : 'network';
+}
+
+/** Names the rule a kernel verdict carries (its generation and index: ruleRef). */
+export type RuleNamer = (raw: number) => string;
+
+/** What a decision was about: the destination, or the program. */
+export function subjectOf(e: DecisionEvent): Attributes {
+  if (e.kind === 'proc.exec') return { 'process.executable.path': e.filename };
+  return peerAttributes(e.peer);
+}
+
+export function peerAttributes(p: SocketAddress): Attributes {
+  if (p.family === 'inet' || p.family === 'inet6') return { 'network.peer.address': p.address, 'network.peer.port': p.port };
+  if (p.family === 'unix') return { 'network.peer.address': p.abstract ? `@${p.path}` : p.path };
+  return {};
+}
+
+/** The attributes every record of a decision carries. */
+export function decisionAttributes(kind: PolicyKind, decision: Verdict, rule: string): Attributes {
+  return { 'agentrace.policy.decision': decision, 'agentrace.policy.rule': rule, 'agentrace.policy.kind': kind };
+}
+
+/**
+ * A breach outside any tool call (the `outside` rules): a log record with no
+ * trace, under the agent process's resource as far as the sidecar knows it.
+ */
+export function outsideDecisionRecord(d: PolicyDecision, timeNs: bigint, observedTimeNs: bigint, resource: Attributes): ExportLogRecord {
+  const subject = subjectOf(d.event);
+  const what = d.kind === 'exec' ? `exec ${String(subject['process.executable.path'])}` : `${d.event.kind === 'policy.send' ? 'send' : 'connect'} ${String(subject['network.peer.address'] ?? '')}${subject['network.peer.port'] !== undefined ? `:${String(subject['network.peer.port'])}` : ''}`;
+  return {
+    timeNs,
+    observedTimeNs,
+    eventName: POLICY_DECISION_EVENT,
+    severityNumber: d.decision === 'allowed' ? SeverityNumber.INFO : SeverityNumber.WARN,
+    body: `policy ${d.decision} ${what} outside any tool call`,
+    attributes: { ...decisionAttributes(d.kind, d.decision, d.rule), ...subject, 'process.pid': d.event.pid, 'thread.id': d.event.tid, 'agentrace.policy.outside': true },
+    traceId: '',
+    spanId: '',
+    resource,
+  };
+}
