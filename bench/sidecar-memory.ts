@@ -81,7 +81,7 @@ class AgentSocket {
     sock.on('data', (chunk: Buffer) => {
       for (const msg of this.decoder.push(chunk) as SidecarMessage[]) {
         if (msg.t === 'welcome') this.welcomed = true;
-        else this.errors.push({ code: msg.code, message: msg.message });
+        else if (msg.t === 'error') this.errors.push({ code: msg.code, message: msg.message });
       }
       for (const w of this.waiters.splice(0)) w();
     });

@@ -2,13 +2,15 @@
 // a line on stdin before it opens anything or starts the clock, so the driver
 // can track it (and set its thread's span) first: descriptors are then opened
 // under that span.
-// usage: syscall_loop getppid|open|read|write|connect|jsonrpc|connect4 ITERATIONS  ->  prints ns per op
+// usage: syscall_loop getppid|open|read|write|connect|jsonrpc|connect4|sendto4 ITERATIONS  ->  prints ns per op
 //
 // jsonrpc is a stdio MCP exchange (the pipe rung's path) played by one
 // process: a JSON-RPC request written into a pipe, read back on stdin (fd 0,
 // the pipe's read end), and an answer written on stdout (fd 1, /dev/null).
 // connect4 is a TCP socket, connect(2) to a closed loopback port
 // (ECONNREFUSED: the cgroup connect hooks run, nothing listens) and close.
+// sendto4 is one byte over an unconnected UDP socket to a closed loopback
+// port (the cgroup sendmsg hooks run; the datagram is dropped).
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,7 +33,7 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s getppid|open|read|write|connect|jsonrpc|connect4 ITERATIONS\n", argv[0]);
+		fprintf(stderr, "usage: %s getppid|open|read|write|connect|jsonrpc|connect4|sendto4 ITERATIONS\n", argv[0]);
 		return 2;
 	}
 	const char *op = argv[1];
@@ -92,6 +94,12 @@ int main(int argc, char **argv)
 			connect(s, (struct sockaddr *)&sin, sizeof(sin)); /* ECONNREFUSED */
 			close(s);
 		}
+	} else if (!strcmp(op, "sendto4")) {
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(9), .sin_addr = { htonl(INADDR_LOOPBACK) } };
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		for (long i = 0; i < n; i++)
+			sendto(s, &byte, 1, 0, (struct sockaddr *)&sin, sizeof(sin));
+		close(s);
 	} else if (!strcmp(op, "jsonrpc")) {
 		for (long i = 0; i < n; i++) {
 			if (write(request_fd, request, sizeof(request) - 1) != sizeof(request) - 1 ||

@@ -24,6 +24,7 @@ const PROBE_KIND: Record<Op, string> = {
   connect: 'net connect',
   jsonrpc: 'io write, read, write: the pipe rung',
   connect4: 'net connect (bench/policy.ts)',
+  sendto4: 'io sendto (bench/policy.ts)',
 };
 
 export async function run(opts: BenchOptions): Promise<BenchResult> {

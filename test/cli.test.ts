@@ -99,6 +99,54 @@ test('run: the example agent, its tree and its OTLP file', (t) => {
   assert.ok(readOtlpFile(quiet).length > 0 && readOtlpLogs(quiet).length === 0, '--logs none: spans, no log records');
 });
 
+test("run --policy: the README's policy for the example agent; the agent runs as before, each connect and exec decided under its own call", (t) => {
+  if (!requireBpf(t)) return;
+  const policy = path.join(root, 'examples/agent/policy.yaml');
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  assert.ok(readme.includes(fs.readFileSync(policy, 'utf8')), 'the README shows examples/agent/policy.yaml as it is');
+  const file = path.join(dir, 'demo-policy.jsonl');
+  const r = agentrace(['run', '--quiet', '--policy', policy, '--otlp-file', file, '--', process.execPath, path.join(root, 'examples/agent/agent.mjs')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /forecast for Lisbon: sunny/);
+  assert.match(r.stdout, /disk: \S+/, "run_shell's df and tail ran");
+  const spans = readOtlpFile(file);
+  const tool = (name: string) => spans.find((s) => s.name === `execute_tool ${name}`)!;
+  const connect = spans.find((s) => s.name.startsWith('connect 127.0.0.1') && s.parentSpanId === tool('fetch_url').spanId);
+  assert.equal(connect?.attributes['agentrace.policy.decision'], 'allowed');
+  assert.match(String(connect?.attributes['agentrace.policy.rule']), /^tools\.fetch_url\.network \(.*policy\.yaml:\d+\)$/);
+  const execs = spans.filter((s) => s.name.startsWith('process ') && s.attributes['agentrace.policy.kind'] === 'exec');
+  assert.deepEqual(
+    execs.map((s) => [String(s.attributes['process.executable.path']).replace(/^.*\//, ''), s.attributes['agentrace.policy.decision']]).sort(),
+    [['df', 'allowed'], ['sh', 'allowed'], ['tail', 'allowed']],
+  );
+});
+
+test('sidecar --policy: SIGHUP and `agentrace policy reload` read the file again; a bad one is refused with its line and the running policy stays', async (t) => {
+  if (!requireBpf(t)) return;
+  const socketPath = path.join(dir, 'policy-daemon.sock');
+  const control = path.join(dir, 'policy-control.sock');
+  const policy = path.join(dir, 'daemon-policy.yaml');
+  const good = 'version: 1\ntools:\n  fetch_url:\n    network: { mode: enforce, allow: [{ cidr: 127.0.0.1 }] }\n';
+  fs.writeFileSync(policy, good);
+  const { daemon, stderr } = await startDaemon(t, ['--socket', socketPath, '--control', control, '--otlp-file', path.join(dir, 'policy-daemon.jsonl'), '--policy', policy]);
+  fs.writeFileSync(policy, `${good}    exec: { mode: enforce, allow: [] }\n`);
+  daemon.kill('SIGHUP');
+  assert.ok(await until(() => /SIGHUP: policy reload refused/.test(stderr()), 10_000), stderr());
+  assert.match(stderr(), /SIGHUP: policy reload refused, the running policy stays: .*daemon-policy\.yaml:5:\d+: .*enforce is not possible here/);
+  const refused = agentrace(['policy', 'reload', '--control', control]);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /refused: policy reload refused, the running policy stays: .*daemon-policy\.yaml:5/);
+  fs.writeFileSync(policy, `${good}    exec: { mode: kill, allow: [/bin/sh] }\n`);
+  daemon.kill('SIGHUP');
+  assert.ok(await until(() => /policy: reloaded .*daemon-policy\.yaml \(2 rules, generation 2\)/.test(stderr()), 10_000), stderr());
+  const reloaded = agentrace(['policy', 'reload', '--control', control]);
+  assert.equal(reloaded.status, 0, reloaded.stderr);
+  assert.match(reloaded.stdout, /policy reloaded from .*daemon-policy\.yaml \(2 rules\), in force for the next decision/);
+  assert.equal(agentrace(['policy', 'nonsense']).status, 2);
+  daemon.kill('SIGTERM');
+  assert.equal((await once(daemon, 'exit'))[0], 0);
+});
+
 test('run: spans a collector never took are not claimed as written', async (t) => {
   if (!requireBpf(t)) return;
   // A loopback port nobody listens on any more: every export is refused.

@@ -98,6 +98,38 @@ for (const [runtime, node] of runtimes) {
   });
 }
 
+for (const [runtime, node] of runtimes) {
+  test(`tool name patterns, first match wins: reach_a* allows the port, reach_* denies it; 16 calls at once in one thread, each decided by its own pattern (${runtime})`, async (t) => {
+    if (!requireBpf(t)) return;
+    const [target] = await rig.plan(`policy-glob-${runtime.replace(/\W+/g, '')}`, 1);
+    const port = target!.port;
+    const calls = Array.from({ length: 16 }, (_, i) => ({ id: `g${i}`, tool: i % 2 ? 'reach_denied' : 'reach_allowed' }));
+    const policy = compilePolicy(
+      parsePolicy(
+        `version: 1
+tools:
+  "reach_a*":
+    network: { mode: enforce, allow: [{ cidr: 127.0.0.1, ports: [${port}] }] }
+  "reach_*":
+    network: { mode: enforce, allow: [] }
+`,
+        'policy.yaml',
+      ),
+    );
+    const { code, stdout, stderr, spans } = await rig.run(`glob-${runtime.replace(/\W+/g, '')}`, agent, { port, calls }, node, { policy });
+    assert.equal(code, 0, `the agent ran: ${stderr}`);
+    const { results } = JSON.parse(stdout) as { results: Record<string, string> };
+    for (const c of calls) assert.equal(results[c.id], c.tool === 'reach_allowed' ? 'ok' : 'EPERM', `${c.id} (${c.tool})`);
+    const byCall = connectsByCall(spans, port);
+    for (const tool of spans.filter((s) => s.name.startsWith('execute_tool reach_'))) {
+      const [c] = byCall.get(tool.spanId) ?? [];
+      const denied = tool.name.endsWith('reach_denied');
+      assert.equal(c?.attributes['agentrace.policy.decision'], denied ? 'denied' : 'allowed', `${tool.name} ${tool.spanId}`);
+      assert.match(String(c?.attributes['agentrace.policy.rule']), denied ? /^tools\.reach_\*\.network / : /^tools\.reach_a\*\.network /);
+    }
+  });
+}
+
 test('audit mode changes nothing but records: every connect succeeds, the breaches are recorded on their own calls', async (t) => {
   if (!requireBpf(t)) return;
   const node = runtimes.at(-1)![1];
@@ -301,7 +333,8 @@ outside:
     assert.match(bad.stderr, /policy reload refused, the running policy stays: .*policy\.yaml:7:\d+: outside\.bogus: unknown key/);
     assert.equal(await ask('call'), 'EPERM', 'the running policy stayed');
 
-    fs.writeFileSync(file, v1.replace(`ports: [${port === 65535 ? 1 : port + 1}]`, `ports: [${port}]`));
+    // a pattern now, where v1 named the tool: the running agent is told the new patterns and keys its next call by them
+    fs.writeFileSync(file, v1.replace(`ports: [${port === 65535 ? 1 : port + 1}]`, `ports: [${port}]`).replace('  reach:', '  "rea*":'));
     const good = await cli('policy', 'reload');
     assert.equal(good.status, 0, good.stderr);
     assert.match(good.stdout, /policy reloaded from .*policy\.yaml \(2 rules\), in force for the next decision/);
@@ -321,7 +354,7 @@ outside:
   assert.deepEqual(rules, [
     ['denied', 'tools.reach.network (F)'],
     ['denied', 'tools.reach.network (F)'],
-    ['allowed', 'tools.reach.network (F)'],
+    ['allowed', 'tools.rea*.network (F)'],
   ]);
   // outside: no span to carry the decision; a log record of its own
   const outside = readOtlpLogs(out).filter((r) => r.eventName === 'agentrace.policy.decision');

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { benchDir, buildIfStale, outDir } from './build.js';
 
-export type Op = 'getppid' | 'open' | 'read' | 'write' | 'connect' | 'jsonrpc' | 'connect4';
+export type Op = 'getppid' | 'open' | 'read' | 'write' | 'connect' | 'jsonrpc' | 'connect4' | 'sendto4';
 
 export interface OpSpec {
   label: string;
@@ -23,6 +23,8 @@ export const OPS: Record<Op, OpSpec> = {
   jsonrpc: { label: 'JSON-RPC over stdio pipes (write, read, write)', iterations: 100_000 },
   // bench/policy.ts only: the cgroup connect hooks run on inet connects.
   connect4: { label: 'TCP connect to a closed loopback port (socket, connect, close)', iterations: 20_000 },
+  // bench/policy.ts only: the cgroup sendmsg hooks run on UDP sends to an address.
+  sendto4: { label: 'UDP sendto of 1 byte to a closed loopback port (unconnected socket)', iterations: 100_000 },
 };
 
 /** The ops host-tax and tracked-syscall measure. */

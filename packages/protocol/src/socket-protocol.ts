@@ -33,6 +33,8 @@ export interface HelloMessage {
    * namespace its `tid`s are in: in a container, not the sidecar's.
    */
   pid?: number;
+  /** The client takes `policy` frames (a sidecar sends none to one that does not say so). */
+  policy?: boolean;
 }
 
 /** Client -> sidecar: a tool-call span started on thread `tid` of the sending process. */
@@ -83,6 +85,23 @@ export interface WelcomeMessage {
   /** The client's pid as the kernel (and the sidecar) sees it. */
   pid: number;
   sidecar: string;
+  /** The tool patterns of the policy in force, in its order (absent: no policy): see toolKey. */
+  tools?: string[];
+}
+
+/**
+ * Where the sidecar also leaves the policy's tool patterns (a JSON array of
+ * strings), beside its socket: an agent reads it when it first connects, so
+ * that calls made before the welcome arrives are keyed right too.
+ */
+export function toolPatternsPath(socketPath: string): string {
+  return `${socketPath}.tools`;
+}
+
+/** Sidecar -> client: the policy's tool patterns changed (a reload); see toolKey. */
+export interface PolicyMessage {
+  t: 'policy';
+  tools: string[];
 }
 
 /** Sidecar -> client: a request was refused (or, before a close, why). */
@@ -93,7 +112,7 @@ export interface ErrorMessage {
 }
 
 export type ClientMessage = HelloMessage | SpanStartMessage | SpanEndMessage;
-export type SidecarMessage = WelcomeMessage | ErrorMessage;
+export type SidecarMessage = WelcomeMessage | ErrorMessage | PolicyMessage;
 export type Message = ClientMessage | SidecarMessage;
 
 /**
@@ -137,7 +156,7 @@ export function encodeFrame(msg: Message): Buffer {
   return frame;
 }
 
-const KNOWN = new Set(['hello', 'start', 'end', 'welcome', 'error']);
+const KNOWN = new Set(['hello', 'start', 'end', 'welcome', 'error', 'policy']);
 
 /**
  * Splits a byte stream into messages. Throws ProtocolError on a frame that is

@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { resolveConfig, resourceAttributes, SDK_NAME, SDK_VERSION, type AgentraceConfig, type ResolvedConfig } from './config.js';
-import type { HelloMessage } from '@agentrace/protocol';
+import { toolPatternsPath, type HelloMessage, type WelcomeMessage } from '@agentrace/protocol';
+import { setToolPatterns } from './tool-key.js';
 import { SidecarClient } from './sidecar-client.js';
 import { NOBODY, ThreadSlot } from './thread-slot.js';
 import { warn } from './warn.js';
@@ -51,7 +52,22 @@ function hello(): HelloMessage {
     runtime: `node ${process.version}`,
     resource: resourceAttributes(currentConfig()),
     pid: procIds().pid,
+    policy: true,
   };
+}
+
+/**
+ * The policy's tool patterns the sidecar left beside its socket: known
+ * before the welcome, so a call made at once is keyed right (tool-key.ts).
+ * No file, or one that cannot be read: the welcome brings them.
+ */
+function readToolPatterns(socketPath: string): void {
+  try {
+    const list: unknown = JSON.parse(fs.readFileSync(toolPatternsPath(socketPath), 'utf8'));
+    if (Array.isArray(list)) setToolPatterns(list.filter((t): t is string => typeof t === 'string'));
+  } catch {
+    // none: no policy, or an older sidecar
+  }
 }
 
 function registerSlot(): boolean {
@@ -80,7 +96,8 @@ function outsideCalls<T>(fn: () => T): T {
   }
 }
 
-function onWelcome(): void {
+function onWelcome(msg: WelcomeMessage): void {
+  setToolPatterns(Array.isArray(msg.tools) ? msg.tools.filter((t): t is string => typeof t === 'string') : []);
   const c = client;
   if (!c) return;
   // Again on every connection: a sidecar started after us never saw the first one.
@@ -95,8 +112,9 @@ function onWelcome(): void {
  */
 export function sidecar(): SidecarClient {
   if (!client) {
+    readToolPatterns(currentConfig().socketPath);
     if (!declared) declared = registerSlot();
-    client = new SidecarClient({ socketPath: currentConfig().socketPath, hello, onWelcome, outsideCalls });
+    client = new SidecarClient({ socketPath: currentConfig().socketPath, hello, onWelcome, onPolicy: setToolPatterns, outsideCalls });
     client.start();
   }
   return client;

@@ -56,6 +56,8 @@ export interface SidecarClientOptions {
   hello: () => HelloMessage;
   /** Runs on every `welcome`, before whenWelcomed() waiters resolve. */
   onWelcome: (msg: WelcomeMessage) => void;
+  /** Runs on a `policy` frame: the sidecar's policy patterns changed. */
+  onPolicy?: (tools: string[]) => void;
   /**
    * Runs `fn` (a connect or a write to the sidecar) as no tool call's: the
    * agent's own connection to the sidecar is nobody's I/O, whichever call's
@@ -429,6 +431,7 @@ export class SidecarClient {
     for (const msg of messages as SidecarMessage[]) {
       if (msg.t === 'welcome') this.onWelcome(msg);
       else if (msg.t === 'error') this.onSidecarError(msg.code, msg.message);
+      else if (msg.t === 'policy' && Array.isArray(msg.tools)) this.opts.onPolicy?.(msg.tools.filter((t): t is string => typeof t === 'string'));
     }
   }
 

@@ -5,8 +5,8 @@
 //
 // Layout: struct ar_thread_slot of agentrace.h, generated into
 // @agentrace/protocol (trace_id, span_id, valid = 1 when a span is set,
-// trace_flags, attrs_size always 0, tool: the FNV-1a hash of the call's
-// tool name, by which the kernel applies that tool's policy).
+// trace_flags, attrs_size always 0, tool: the call's tool word, by which
+// the kernel applies that tool's policy: tool-key.ts).
 //
 // Registration: once per thread per sidecar connection, after that
 // connection's `welcome`, the slot is filled with SLOT_MAGIC and written as
@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import { SLOT_BYTES, SLOT_LAYOUT, SLOT_MAGIC, SLOT_SPAN_NOBODY } from '@agentrace/protocol';
 import { RAW_ID_BYTES } from './ids.js';
+import { toolKey, toolKeyVersion } from './tool-key.js';
 
 const VALID = SLOT_LAYOUT.valid;
 const FLAGS = SLOT_LAYOUT.trace_flags;
@@ -30,8 +31,23 @@ export interface SlotSpan {
   readonly flags: number;
   /** The call has ended: callbacks still running in its context are no longer it. */
   readonly ended?: boolean;
-  /** toolHash of its tool's name (0 or absent: none). */
-  readonly tool?: number;
+  /** Its tool word (0 or absent: none); with toolName, kept current by toolWord(). */
+  tool?: number;
+  /** gen_ai.tool.name, when the word is keyed from it (tool-key.ts). */
+  readonly toolName?: string;
+  /** The tool-key version `tool` was made under. */
+  toolVersion?: number;
+}
+
+/** The span's tool word, keyed again when the policy's patterns changed since it was made. */
+function toolWord(span: SlotSpan): number {
+  if (span.toolName === undefined) return span.tool ?? 0;
+  const v = toolKeyVersion();
+  if (span.toolVersion !== v) {
+    span.tool = toolKey(span.toolName);
+    span.toolVersion = v;
+  }
+  return span.tool ?? 0;
 }
 
 /** What the slot holds for "nobody's": no trace, the NOBODY span id. */
@@ -58,7 +74,7 @@ export class ThreadSlot {
     const b = this.buffer;
     b.set(span.raw, 0);
     b[FLAGS] = span.flags;
-    b.writeUInt32LE(span.tool ?? 0, TOOL);
+    b.writeUInt32LE(toolWord(span), TOOL);
     b[VALID] = 1;
     this.current = span;
     return prev;
@@ -135,7 +151,7 @@ export class ThreadSlot {
     if (cur) {
       b.set(cur.raw.subarray(0, RAW_ID_BYTES), 0);
       b[FLAGS] = cur.flags;
-      b.writeUInt32LE(cur.tool ?? 0, TOOL);
+      b.writeUInt32LE(toolWord(cur), TOOL);
       b[VALID] = 1;
     }
   }

@@ -19,7 +19,8 @@ import {
 import { now } from './clock.js';
 import { idsFromHex, randomIds, spanIdFromHex } from './ids.js';
 import { appTracer, ensureContextManager } from './otel.js';
-import { toolHash, type Attrs, type SpanStartMessage, type WireTime } from '@agentrace/protocol';
+import type { Attrs, SpanStartMessage, WireTime } from '@agentrace/protocol';
+import { toolKey, toolKeyVersion } from './tool-key.js';
 import { sidecar, slot, slotRegistered, threadId } from './runtime.js';
 import { NOT_SENT } from './sidecar-client.js';
 import { toBoundedJson } from './serialize.js';
@@ -82,8 +83,9 @@ export interface ToolCall extends SlotSpan {
   readonly gen: number;
   /** gen_ai.tool.name (or what the call is about, for calls other than tools). */
   readonly toolName: string;
-  /** toolHash(toolName): what the thread slot tells the kernel's policy. */
-  readonly tool: number;
+  /** Its tool word (tool-key.ts): what the thread slot tells the kernel's policy. */
+  tool: number;
+  toolVersion: number;
   ctx: Context;
   /** Set by the first endCall: a thenable that settles twice ends the span once. */
   ended: boolean;
@@ -237,16 +239,6 @@ function startCall(tool: ToolDef, args: unknown[]): ToolCall {
 }
 
 /** Starts a call's span (the app's tracer or our own), announces it to the sidecar, and makes its context. */
-/** Tool names seen, hashed once each (bounded: past it, hashed every call). */
-const hashes = new Map<string, number>();
-function hashOf(name: string): number {
-  let h = hashes.get(name);
-  if (h === undefined) {
-    h = toolHash(name);
-    if (hashes.size < 4096) hashes.set(name, h);
-  }
-  return h;
-}
 
 function openCall(spanName: string, kind: SpanKind, attrs: Attrs, toolName: string, parentCtx: Context): ToolCall {
   ensureContextManager();
@@ -296,7 +288,7 @@ function openCall(spanName: string, kind: SpanKind, attrs: Attrs, toolName: stri
   } else {
     client.countDropped();
   }
-  const call: ToolCall = { raw, flags, span, gen, toolName, tool: hashOf(toolName), ctx: parentCtx, ended: false };
+  const call: ToolCall = { raw, flags, span, gen, toolName, tool: toolKey(toolName), toolVersion: toolKeyVersion(), ctx: parentCtx, ended: false };
   call.ctx = trace.setSpan(parentCtx, span).setValue(TOOL_CALL_KEY, call);
   trackingStarted();
   return call;

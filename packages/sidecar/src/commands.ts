@@ -84,7 +84,7 @@ Options:
   --policy FILE         sidecar, run: enforce a per-tool policy (docs/POLICY.md) in the kernel, for
                         the exact call: where each tool's calls may connect and send UDP (denied
                         with EPERM, or recorded in audit mode), and what their child processes may
-                        execute (killed before it runs, or recorded). Exact tool names only.
+                        execute (killed before it runs, or recorded). Tools by name or pattern.
                         SIGHUP (sidecar) or \`agentrace policy reload\` reads it again.
   --control PATH        Control socket (root only) that \`agentrace probes\` talks to.
                         sidecar: $AGENTRACE_CONTROL or control.sock beside --socket

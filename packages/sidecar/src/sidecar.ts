@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, probeGroups, ruleRef, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
-import { messageOf, type SpanEndMessage, type SpanStartMessage } from '@agentrace/protocol';
+import { messageOf, ToolPatterns, type SpanEndMessage, type SpanStartMessage } from '@agentrace/protocol';
 import { compilePolicy, type CompiledPolicy } from './policy/compile.js';
 import { PolicyError, readPolicy } from './policy/policy-file.js';
 import { outsideDecisionRecord, type PolicyDecision } from './policy/decisions.js';
@@ -140,6 +140,7 @@ export class Sidecar implements LossCounters {
   private policy: CompiledPolicy | undefined;
   /** Rule names by the generation they were loaded under: a verdict read after a reload names its own policy's rule. */
   private readonly rulesByGeneration = new Map<number, readonly string[]>();
+  private warnedToolUnknown = false;
   /** Agents' resources by pid (from their hello), for decisions outside calls. */
   private readonly agentResources = new Map<number, Attributes>();
   private readonly declared: SelfDeclared;
@@ -250,6 +251,7 @@ export class Sidecar implements LossCounters {
         (err) => sidecar.log(`dropped an undecodable kernel event: ${err.message}`),
       );
       sidecar.server = await SocketServer.listen(opts.socketPath, sidecar.handlers(), SIDECAR_VERSION, opts.socketLimits);
+      if (opts.policy) sidecar.server.setToolPatterns(opts.policy.tools);
       if (opts.controlSocketPath) {
         try {
           sidecar.control = await ControlServer.listen(opts.controlSocketPath, {
@@ -559,6 +561,13 @@ export class Sidecar implements LossCounters {
    */
   private onPolicyDecision(d: PolicyDecision): void {
     this.metrics.recordPolicyDecision(d.tool, d.kind, d.decision, d.outside);
+    if (!this.warnedToolUnknown && d.tool !== undefined && d.rule.startsWith('default.') && this.policy && new ToolPatterns(this.policy.tools).match(d.tool) !== undefined) {
+      // the file names the tool, the kernel did not know the call's tool: say so, once
+      this.warnedToolUnknown = true;
+      this.log(
+        `policy: a ${d.kind} decision in a call of ${d.tool} was made by the default rules: the kernel did not know the call's tool there (pid ${d.event.pid}: a stdio server's or an inherited descriptor's syscall; docs/POLICY.md). Further ones are not reported`,
+      );
+    }
     if (!d.outside || d.decision === 'allowed') return;
     const resource = this.agentResources.get(d.event.pid) ?? { 'process.pid': d.event.pid };
     this.output.emitLogs([outsideDecisionRecord(d, this.probes.toEpochNs(d.event.tsNs), nowNs(), resource)]);
@@ -576,6 +585,8 @@ export class Sidecar implements LossCounters {
     const next = compilePolicy(readPolicy(file));
     this.rulesByGeneration.set(this.probes.setPolicyTables(next.tables), next.rules);
     this.policy = next;
+    // agents key their calls by the new patterns from their next switch
+    this.server?.setToolPatterns(next.tools);
     this.log(`policy: reloaded ${file} (${next.rules.length - 1} rules, generation ${this.probes.policyGeneration()})`);
     return { file, rules: next.rules.length - 1 };
   }

@@ -15,6 +15,7 @@ import { Tally } from './tally.js';
 import { ThreadIds } from './thread-ids.js';
 import {
   encodeFrame,
+  toolPatternsPath,
   FrameDecoder,
   ProtocolError,
   type ClientMessage,
@@ -136,6 +137,10 @@ export class SocketServer {
   private readonly partial = new Map<net.Socket, { since: number; bytes: number }>();
   private pendingBytes = 0;
   private readonly sweeper: NodeJS.Timeout;
+  /** The policy's tool patterns, in its order: told at welcome, and again on a change. */
+  private toolPatterns: string[] = [];
+  /** Greeted clients that take `policy` frames, and how to reach them. */
+  private readonly policyListeners = new Map<net.Socket, (frame: Buffer) => void>();
 
   private constructor(
     readonly socketPath: string,
@@ -153,6 +158,8 @@ export class SocketServer {
   /** Listens on `socketPath`, replacing a stale socket file but never a live server. */
   static async listen(socketPath: string, handlers: ConnectionHandlers, version: string, limits: Partial<SocketLimits> = {}): Promise<SocketServer> {
     const s = new SocketServer(socketPath, handlers, version, limits);
+    // a dead sidecar's patterns are not this one's
+    fs.rmSync(toolPatternsPath(socketPath), { force: true });
     // Any local process may connect: what it may do is decided by its pid.
     try {
       await listenUnix(s.server, socketPath, 0o666, '--socket');
@@ -161,6 +168,20 @@ export class SocketServer {
       throw err;
     }
     return s;
+  }
+
+  /**
+   * The policy's tool patterns changed (a reload): every client that takes
+   * `policy` frames is told at once, the others at their next connection.
+   */
+  setToolPatterns(tools: readonly string[]): void {
+    this.toolPatterns = [...tools];
+    // beside the socket too, for agents' calls before their welcome (written whole, then renamed)
+    const file = toolPatternsPath(this.socketPath);
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(this.toolPatterns), { mode: 0o644 });
+    fs.renameSync(`${file}.tmp`, file);
+    const frame = encodeFrame({ t: 'policy', tools: this.toolPatterns });
+    for (const send of this.policyListeners.values()) send(frame);
   }
 
   /** A frame begun and not finished in time: the client is dripping, or stuck. */
@@ -217,6 +238,7 @@ export class SocketServer {
     for (const s of this.sockets) s.destroy();
     await closed;
     fs.rmSync(this.socketPath, { force: true });
+    fs.rmSync(toolPatternsPath(this.socketPath), { force: true });
   }
 
   /**
@@ -316,7 +338,8 @@ export class SocketServer {
             greeted = true;
             c.threads.namespaceOf(Number.isInteger(msg.pid) ? msg.pid : undefined);
             this.handlers.onHello(c, msg);
-            send(encodeFrame({ t: 'welcome', pid: c.pid, sidecar: this.version }));
+            send(encodeFrame({ t: 'welcome', pid: c.pid, sidecar: this.version, ...(this.toolPatterns.length ? { tools: this.toolPatterns } : {}) }));
+            if (msg.policy === true) this.policyListeners.set(socket, send);
           } else if (!greeted) {
             throw new ProtocolError('EPROTO', `"${msg.t}" before "hello"`);
           } else if (msg.t === 'start') {
@@ -340,6 +363,7 @@ export class SocketServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.sockets.delete(socket);
+      this.policyListeners.delete(socket);
       this.forgetPartial(socket);
       this.perUser.add(c.uid, -1);
       this.handlers.onClose(c);

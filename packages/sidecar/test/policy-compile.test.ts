@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { POLICY_DEFAULT_TOOL, POLICY_OUTSIDE_TOOL } from '@agentrace/bpf';
-import { toolHash } from '@agentrace/protocol';
+import { toolHash, ToolPatterns } from '@agentrace/protocol';
 import { compilePolicy } from '../src/policy/compile.js';
 import { parsePolicy, PolicyError } from '../src/policy/policy-file.js';
 
@@ -119,9 +119,18 @@ tools:
   assert.deepEqual(tcp('11.0.0.1'), [{ from: 53, to: 53 }, { from: 25, to: 25 }], 'not inside 10/8; inside ::ffff:11.0.0.0/104, written in IPv6');
 });
 
-test('what cannot be enforced yet is refused with its line: patterns', () => {
-  assert.throws(
-    () => compilePolicy(parsePolicy('version: 1\ntools:\n  "mcp__*":\n    network: { mode: audit, allow: [] }\n', 'p.yaml')),
-    (err: unknown) => err instanceof PolicyError && err.line === 3 && /patterns with \* or \? are not enforced yet/.test(err.message),
+test('patterns are keyed by their own hash, as the SDK writes it for a name they are the first to match', () => {
+  const c = compilePolicy(parsePolicy('version: 1\ntools:\n  "mcp__fs__*":\n    network: { mode: audit, allow: [] }\n  "mcp__*":\n    network: { mode: enforce, allow: [] }\n', 'p.yaml'));
+  assert.deepEqual(
+    c.tables.tools.map((t) => [t.tool, t.netMode]),
+    [
+      [toolHash('mcp__fs__*'), 'audit'],
+      [toolHash('mcp__*'), 'enforce'],
+    ],
   );
+  assert.deepEqual(c.tools, ['mcp__fs__*', 'mcp__*']);
+  const patterns = new ToolPatterns(c.tools);
+  assert.equal(patterns.key('mcp__fs__read'), toolHash('mcp__fs__*'), 'first match wins');
+  assert.equal(patterns.key('mcp__net__get'), toolHash('mcp__*'));
+  assert.equal(patterns.key('fetch_url'), toolHash('fetch_url'), 'no match: the name itself');
 });

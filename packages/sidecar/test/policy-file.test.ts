@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parsePolicy, PolicyError, readPolicy, rulesFor, toolPattern } from '../src/policy/policy-file.js';
+import { toolPattern } from '@agentrace/protocol';
+import { parsePolicy, PolicyError, readPolicy, rulesFor } from '../src/policy/policy-file.js';
 
 const GOOD = `# the example agent's policy
 version: 1

@@ -1,6 +1,7 @@
 // A policy file's rules as the kernel's tables (@agentrace/bpf's
-// PolicyTables): each tool named exactly is keyed by the hash the SDK puts
-// in its thread slot; the default and outside rules by their own ids.
+// PolicyTables): each tool pattern is keyed by its hash, which the SDK puts
+// in its thread slot for a call whose tool name it is the first pattern to
+// match; the default and outside rules by their own ids.
 import fs from 'node:fs';
 import path from 'node:path';
 import { address16, POLICY_DEFAULT_TOOL, POLICY_MAX_PORT_RANGES, POLICY_OUTSIDE_TOOL, type PolicyNetEntry, type PolicyTables, type PolicyToolEntry } from '@agentrace/bpf';
@@ -11,6 +12,8 @@ export interface CompiledPolicy {
   tables: PolicyTables;
   /** What each rule id in an event names, e.g. `tools.fetch_url.network (policy.yaml:4)`. */
   rules: string[];
+  /** The tools the file names. */
+  tools: string[];
 }
 
 /** The block's address as the kernel keys it (IPv4 mapped into IPv6), as a number. */
@@ -82,7 +85,7 @@ export function execPaths(pattern: string, envPath: string | undefined = process
   return [...new Set(found.flatMap(real))];
 }
 
-/** Compiles a policy; a pattern with `*` or `?` is refused (not enforced yet). */
+/** Compiles a policy: each tool pattern's rules under its hash, the default's and outside's under their ids. */
 export function compilePolicy(policy: Policy, envPath: string | undefined = process.env.PATH): CompiledPolicy {
   const rules = ['(none)'];
   const tables: PolicyTables = { tools: [], net: [], exec: [] };
@@ -112,9 +115,9 @@ export function compilePolicy(policy: Policy, envPath: string | undefined = proc
   };
   const seen = new Map<number, string>();
   for (const t of policy.tools) {
-    if (/[*?]/.test(t.pattern)) {
-      throw new PolicyError(policy.file, t.line, undefined, `tools.${t.pattern}: patterns with * or ? are not enforced yet; name each tool`);
-    }
+    // A pattern (exact or with * and ?) is keyed by its own hash: the SDK
+    // writes the hash of the first pattern a call's tool name matches
+    // (ToolPatterns, from the welcome's `tools`).
     const hash = toolHash(t.pattern);
     const other = seen.get(hash);
     if (other !== undefined || hash === POLICY_DEFAULT_TOOL || hash === POLICY_OUTSIDE_TOOL) {
@@ -126,5 +129,5 @@ export function compilePolicy(policy: Policy, envPath: string | undefined = proc
   }
   add(POLICY_DEFAULT_TOOL, {}, 'default', `(${policy.file})`, policy.default, { net: netRule, exec: execRule });
   add(POLICY_OUTSIDE_TOOL, policy.outside, 'outside', `(${policy.file})`, undefined, { net: 0, exec: 0 });
-  return { tables, rules };
+  return { tables, rules, tools: policy.tools.map((t) => t.pattern) };
 }

@@ -27,7 +27,7 @@ import fs from 'node:fs';
 import { isIP } from 'node:net';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
 import { z } from 'zod';
-import { AgentraceError } from '@agentrace/protocol';
+import { AgentraceError, ToolPatterns } from '@agentrace/protocol';
 
 /** A policy file that cannot be used: where, and why. */
 export class PolicyError extends AgentraceError {
@@ -147,12 +147,6 @@ const fileSchema = z
   .strict();
 
 type RawRules = z.infer<typeof rulesSchema>;
-
-/** `*` any run of characters, `?` one; everything else itself. */
-export function toolPattern(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) => (c === '*' ? '.*' : c === '?' ? '.' : `\\${c}`));
-  return new RegExp(`^${body}$`, 's');
-}
 
 function parseCidr(text: string): { family: 4 | 6; address: string; prefix: number } | string {
   const [addr, len, extra] = text.split('/');
@@ -317,7 +311,8 @@ export function readPolicy(file: string): Policy {
  * tool with no name) gets the default's.
  */
 export function rulesFor(policy: Policy, tool: string | undefined): { rules: ToolRules; source: string } {
-  const match = tool === undefined ? undefined : policy.tools.find((t) => toolPattern(t.pattern).test(tool));
+  const pattern = tool === undefined ? undefined : new ToolPatterns(policy.tools.map((t) => t.pattern)).match(tool);
+  const match = policy.tools.find((t) => t.pattern === pattern);
   if (!match) return { rules: policy.default, source: 'default' };
   const network = match.rules.network ?? policy.default.network;
   const exec = match.rules.exec ?? policy.default.exec;
