@@ -1,8 +1,12 @@
-// Per-tool policy (issue 18), network connects, on the real kernel: the
-// sidecar loads a policy file's rules into the kernel, and the cgroup
-// connect hooks decide for the exact tool call: 16 calls at once in one
-// thread, half of a tool allowed a port and half of a tool denied it, each
-// get their own answer, and each decision is on its own call's connect span.
+// Per-tool policy (issue 18) on the real kernel, Node 20 and 24: the sidecar
+// loads a policy file's rules into the kernel, and the cgroup connect and
+// sendmsg hooks decide for the exact tool call: 16 calls at once in one
+// thread, half of a tool allowed and half of a tool denied, get their own
+// answers (TCP connects; DNS over UDP, raw sends and a Resolver; tools named
+// by pattern), each decision on its own call's span. Also: kill mode on a
+// tool's shell child, audit mode, a reload between two calls of a running
+// agent, and what happens outside calls (the outside rule, a log record,
+// the decisions metric).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -130,23 +134,24 @@ tools:
   });
 }
 
-test('audit mode changes nothing but records: every connect succeeds, the breaches are recorded on their own calls', async (t) => {
-  if (!requireBpf(t)) return;
-  const node = runtimes.at(-1)![1];
-  const [target] = await rig.plan('policy-audit', 1);
-  const port = target!.port;
-  const calls = Array.from({ length: 8 }, (_, i) => ({ id: `a${i}`, tool: i % 2 ? 'reach_denied' : 'reach_allowed' }));
-  const { code, stdout, spans } = await rig.run('audit', agent, { port, calls }, node, { policy: policyFor(port, 'audit') });
-  assert.equal(code, 0);
-  const { results } = JSON.parse(stdout) as { results: Record<string, string> };
-  for (const c of calls) assert.equal(results[c.id], 'ok', `${c.id} (${c.tool}) connected`);
-  const byCall = connectsByCall(spans, port);
-  for (const tool of spans.filter((s) => s.name.startsWith('execute_tool reach_'))) {
-    const [c] = byCall.get(tool.spanId) ?? [];
-    assert.ok(c, `${tool.name}: its connect span`);
-    assert.equal(c.attributes['agentrace.policy.decision'], tool.name.endsWith('reach_denied') ? 'audited' : 'allowed');
-  }
-});
+for (const [runtime, node] of runtimes) {
+  test(`audit mode changes nothing but records: every connect succeeds, the breaches are recorded on their own calls (${runtime})`, async (t) => {
+    if (!requireBpf(t)) return;
+    const [target] = await rig.plan(`policy-audit-${runtime.replace(/\W+/g, '')}`, 1);
+    const port = target!.port;
+    const calls = Array.from({ length: 8 }, (_, i) => ({ id: `a${i}`, tool: i % 2 ? 'reach_denied' : 'reach_allowed' }));
+    const { code, stdout, spans } = await rig.run(`audit-${runtime.replace(/\W+/g, '')}`, agent, { port, calls }, node, { policy: policyFor(port, 'audit') });
+    assert.equal(code, 0);
+    const { results } = JSON.parse(stdout) as { results: Record<string, string> };
+    for (const c of calls) assert.equal(results[c.id], 'ok', `${c.id} (${c.tool}) connected`);
+    const byCall = connectsByCall(spans, port);
+    for (const tool of spans.filter((s) => s.name.startsWith('execute_tool reach_'))) {
+      const [c] = byCall.get(tool.spanId) ?? [];
+      assert.ok(c, `${tool.name}: its connect span`);
+      assert.equal(c.attributes['agentrace.policy.decision'], tool.name.endsWith('reach_denied') ? 'audited' : 'allowed');
+    }
+  });
+}
 
 const dnsAgent = fileURLToPath(new URL('./fixtures/policy-dns-agent.mjs', import.meta.url));
 const execAgent = fileURLToPath(new URL('./fixtures/policy-exec-agent.mjs', import.meta.url));
@@ -223,152 +228,154 @@ tools:
   });
 }
 
-test("kill mode: a tool's shell child that executes what its rule does not allow is killed before it runs; what it allows runs; audit mode only records", async (t) => {
-  if (!requireBpf(t)) return;
-  const node = runtimes.at(-1)![1];
-  const policy = compilePolicy(
-    parsePolicy(
-      `version: 1
+for (const [runtime, node] of runtimes) {
+  test(`kill mode: a tool's shell child that executes what its rule does not allow is killed before it runs; what it allows runs; audit mode only records (${runtime})`, async (t) => {
+    if (!requireBpf(t)) return;
+    const policy = compilePolicy(
+      parsePolicy(
+        `version: 1
 tools:
   run_shell:
     exec: { mode: kill, allow: [/bin/sh, df] }
   run_shell_audited:
     exec: { mode: audit, allow: [/bin/sh, df] }
 `,
-      'policy.yaml',
-    ),
-  );
-  const calls = [
-    { id: 'df', tool: 'run_shell', cmd: 'df / >/dev/null && echo df-ran' },
-    { id: 'cat', tool: 'run_shell', cmd: 'cat /etc/hostname >/dev/null; echo cat-exit-$?' },
-    { id: 'cat-audited', tool: 'run_shell_audited', cmd: 'cat /etc/hostname >/dev/null; echo cat-exit-$?' },
-  ];
-  const { code, stdout, stderr, spans } = await rig.run('exec', execAgent, { calls }, node, { policy });
-  assert.equal(code, 0, `the agent itself is never killed: ${stderr}`);
-  assert.deepEqual(JSON.parse(stdout), { results: { df: 'df-ran', cat: 'cat-exit-137', 'cat-audited': 'cat-exit-0' } });
+        'policy.yaml',
+      ),
+    );
+    const calls = [
+      { id: 'df', tool: 'run_shell', cmd: 'df / >/dev/null && echo df-ran' },
+      { id: 'cat', tool: 'run_shell', cmd: 'cat /etc/hostname >/dev/null; echo cat-exit-$?' },
+      { id: 'cat-audited', tool: 'run_shell_audited', cmd: 'cat /etc/hostname >/dev/null; echo cat-exit-$?' },
+    ];
+    const { code, stdout, stderr, spans } = await rig.run(`exec-${runtime.replace(/\W+/g, '')}`, execAgent, { calls }, node, { policy });
+    assert.equal(code, 0, `the agent itself is never killed: ${stderr}`);
+    assert.deepEqual(JSON.parse(stdout), { results: { df: 'df-ran', cat: 'cat-exit-137', 'cat-audited': 'cat-exit-0' } });
 
-  const procs = underCalls(spans, (s) => s.name.startsWith('process '));
-  const call = (tool: string, nth = 0) => spans.filter((s) => s.name === `execute_tool ${tool}`)[nth]!;
-  const byExe = (tool: string, nth: number, exe: RegExp) => (procs.get(call(tool, nth).spanId) ?? []).filter((s) => exe.test(String(s.attributes['process.executable.path'])));
-  // the shells and df: allowed
-  for (const [tool, nth] of [['run_shell', 0], ['run_shell', 1], ['run_shell_audited', 0]] as const) {
-    const [shell] = byExe(tool, nth, /^\/bin\/sh$/);
-    assert.ok(shell, `${tool} #${nth}: its shell's process span`);
-    assert.equal(shell.attributes['agentrace.policy.decision'], 'allowed');
-  }
-  const [df] = byExe('run_shell', 0, /\/df$/);
-  assert.equal(df?.attributes['agentrace.policy.decision'], 'allowed');
-  // cat under run_shell: killed, the decision on its process span
-  const [killed] = byExe('run_shell', 1, /\/cat$/);
-  assert.ok(killed, "the killed cat's process span, under its own call");
-  assert.equal(killed.attributes['agentrace.policy.decision'], 'denied');
-  assert.match(String(killed.attributes['agentrace.policy.rule']), /^tools\.run_shell\.exec \(policy\.yaml:3\)$/);
-  assert.equal(killed.attributes['agentrace.policy.kind'], 'exec');
-  assert.equal(killed.attributes['agentrace.process.signal'], 9);
-  assert.deepEqual(
-    killed.events?.map((e) => [e.name, e.attributes?.['agentrace.policy.decision'], e.attributes?.['process.executable.path']]),
-    [['agentrace.policy.decision', 'denied', killed.attributes['process.executable.path']]],
-  );
-  // cat under run_shell_audited: ran, recorded
-  const [audited] = byExe('run_shell_audited', 0, /\/cat$/);
-  assert.equal(audited?.attributes['agentrace.policy.decision'], 'audited');
-  assert.equal(audited?.attributes['process.exit.code'], 0);
-});
+    const procs = underCalls(spans, (s) => s.name.startsWith('process '));
+    const call = (tool: string, nth = 0) => spans.filter((s) => s.name === `execute_tool ${tool}`)[nth]!;
+    const byExe = (tool: string, nth: number, exe: RegExp) => (procs.get(call(tool, nth).spanId) ?? []).filter((s) => exe.test(String(s.attributes['process.executable.path'])));
+    // the shells and df: allowed
+    for (const [tool, nth] of [['run_shell', 0], ['run_shell', 1], ['run_shell_audited', 0]] as const) {
+      const [shell] = byExe(tool, nth, /^\/bin\/sh$/);
+      assert.ok(shell, `${tool} #${nth}: its shell's process span`);
+      assert.equal(shell.attributes['agentrace.policy.decision'], 'allowed');
+    }
+    const [df] = byExe('run_shell', 0, /\/df$/);
+    assert.equal(df?.attributes['agentrace.policy.decision'], 'allowed');
+    // cat under run_shell: killed, the decision on its process span
+    const [killed] = byExe('run_shell', 1, /\/cat$/);
+    assert.ok(killed, "the killed cat's process span, under its own call");
+    assert.equal(killed.attributes['agentrace.policy.decision'], 'denied');
+    assert.match(String(killed.attributes['agentrace.policy.rule']), /^tools\.run_shell\.exec \(policy\.yaml:3\)$/);
+    assert.equal(killed.attributes['agentrace.policy.kind'], 'exec');
+    assert.equal(killed.attributes['agentrace.process.signal'], 9);
+    assert.deepEqual(
+      killed.events?.map((e) => [e.name, e.attributes?.['agentrace.policy.decision'], e.attributes?.['process.executable.path']]),
+      [['agentrace.policy.decision', 'denied', killed.attributes['process.executable.path']]],
+    );
+    // cat under run_shell_audited: ran, recorded
+    const [audited] = byExe('run_shell_audited', 0, /\/cat$/);
+    assert.equal(audited?.attributes['agentrace.policy.decision'], 'audited');
+    assert.equal(audited?.attributes['process.exit.code'], 0);
+  });
+}
 
-test('a reload takes effect for the next call without restarting the agent; a bad file is refused with its line and the running policy stays; outside calls the outside rule decides, exported as a log record; every decision counted', async (t) => {
-  if (!requireBpf(t)) return;
-  const node = runtimes.at(-1)![1];
-  const [target] = await rig.plan('policy-reload', 1);
-  const port = target!.port;
-  const dir = fs.mkdtempSync(path.join(rig.dir, 'reload-'));
-  const file = path.join(dir, 'policy.yaml');
-  const v1 = `version: 1
+for (const [runtime, node] of runtimes) {
+  test(`a reload takes effect for the next call without restarting the agent; a bad file is refused with its line and the running policy stays; outside calls the outside rule decides, exported as a log record; every decision counted (${runtime})`, async (t) => {
+    if (!requireBpf(t)) return;
+    const [target] = await rig.plan(`policy-reload-${runtime.replace(/\W+/g, '')}`, 1);
+    const port = target!.port;
+    const dir = fs.mkdtempSync(path.join(rig.dir, 'reload-'));
+    const file = path.join(dir, 'policy.yaml');
+    const v1 = `version: 1
 tools:
   reach:
     network: { mode: enforce, allow: [{ cidr: 127.0.0.1, ports: [${port === 65535 ? 1 : port + 1}] }] }
 outside:
   network: { mode: enforce, allow: [] }
 `;
-  fs.writeFileSync(file, v1);
-  const out = path.join(dir, 'out.jsonl');
-  const traces = resolveOtlpConfig({ file: out }, {});
-  const control = path.join(dir, 'control.sock');
-  const sidecar = await Sidecar.start({
-    socketPath: path.join(dir, 'agentrace.sock'),
-    controlSocketPath: control,
-    exporters: createExporters(traces),
-    logExporters: createLogExporters(resolveOtlpLogsConfig({ file: out }, {}, traces)),
-    metrics: resolveOtlpMetricsConfig({ file: out }, {}, traces),
-    policy: compilePolicy(readPolicy(file)),
-    policyFile: file,
-    log: () => {},
+    fs.writeFileSync(file, v1);
+    const out = path.join(dir, 'out.jsonl');
+    const traces = resolveOtlpConfig({ file: out }, {});
+    const control = path.join(dir, 'control.sock');
+    const sidecar = await Sidecar.start({
+      socketPath: path.join(dir, 'agentrace.sock'),
+      controlSocketPath: control,
+      exporters: createExporters(traces),
+      logExporters: createLogExporters(resolveOtlpLogsConfig({ file: out }, {}, traces)),
+      metrics: resolveOtlpMetricsConfig({ file: out }, {}, traces),
+      policy: compilePolicy(readPolicy(file)),
+      policyFile: file,
+      log: () => {},
+    });
+    const agent = spawn(node, [reloadAgent], { env: { ...process.env, AGENTRACE_SOCKET: sidecar.socketPath }, stdio: ['pipe', 'pipe', 'inherit'] });
+    t.after(() => {
+      if (agent.exitCode === null) agent.kill('SIGKILL');
+    });
+    const answers = readline.createInterface({ input: agent.stdout })[Symbol.asyncIterator]();
+    const ask = async (op: 'call' | 'outside'): Promise<string> => {
+      agent.stdin.write(`${JSON.stringify({ op, port })}\n`);
+      const { value } = await answers.next();
+      return (JSON.parse(String(value)) as { result: string }).result;
+    };
+    // not spawnSync: the sidecar that answers runs in this process
+    const cli = async (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> => {
+      const p = spawn(path.join(root, 'bin', 'agentrace'), [...args, '--control', control], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const [status] = (await once(p, 'exit')) as [number | null];
+      return { status, stdout, stderr };
+    };
+    try {
+      assert.equal(await ask('outside'), 'EPERM', 'outside any call: the outside rule (enforce, nothing allowed)');
+      assert.equal(await ask('call'), 'EPERM', 'v1 does not allow the port');
+
+      fs.writeFileSync(file, `${v1}  bogus: 1\n`);
+      const bad = await cli('policy', 'reload');
+      assert.equal(bad.status, 1, bad.stderr);
+      assert.match(bad.stderr, /policy reload refused, the running policy stays: .*policy\.yaml:7:\d+: outside\.bogus: unknown key/);
+      assert.equal(await ask('call'), 'EPERM', 'the running policy stayed');
+
+      // a pattern now, where v1 named the tool: the running agent is told the new patterns and keys its next call by them
+      fs.writeFileSync(file, v1.replace(`ports: [${port === 65535 ? 1 : port + 1}]`, `ports: [${port}]`).replace('  reach:', '  "rea*":'));
+      const good = await cli('policy', 'reload');
+      assert.equal(good.status, 0, good.stderr);
+      assert.match(good.stdout, /policy reloaded from .*policy\.yaml \(2 rules\), in force for the next decision/);
+      assert.equal(await ask('call'), 'ok', 'the reloaded policy allows it, the agent never restarted');
+      assert.equal(await ask('outside'), 'EPERM', 'outside: still refused');
+      agent.stdin.end();
+      const [code] = (await once(agent, 'exit')) as [number | null];
+      assert.equal(code, 0);
+      await sidecar.settle(2000);
+    } finally {
+      await sidecar.stop();
+    }
+
+    // each call's decision names the rule of the policy it was made under
+    const calls = spans(out);
+    const rules = calls.filter((s) => s.name === `connect 127.0.0.1:${port}`).map((s) => [s.attributes['agentrace.policy.decision'], String(s.attributes['agentrace.policy.rule']).replace(/\(.*\)/, '(F)')]);
+    assert.deepEqual(rules, [
+      ['denied', 'tools.reach.network (F)'],
+      ['denied', 'tools.reach.network (F)'],
+      ['allowed', 'tools.rea*.network (F)'],
+    ]);
+    // outside: no span to carry the decision; a log record of its own
+    const outside = readOtlpLogs(out).filter((r) => r.eventName === 'agentrace.policy.decision');
+    assert.equal(outside.length, 2, 'one record per refused connect outside calls');
+    for (const r of outside) {
+      assert.equal(r.traceId, '', 'no trace: no call');
+      assert.equal(r.attributes['agentrace.policy.decision'], 'denied');
+      assert.equal(r.attributes['agentrace.policy.outside'], true);
+      assert.match(String(r.attributes['agentrace.policy.rule']), /^outside\.network \(/);
+      assert.equal(r.attributes['network.peer.port'], port);
+      assert.equal(r.resource['process.pid'], agent.pid);
+    }
+    const sums = readOtlpSums(out);
+    assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=denied,agentrace.policy.kind=network,gen_ai.tool.name=reach}'), 2);
+    assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=allowed,agentrace.policy.kind=network,gen_ai.tool.name=reach}'), 1);
+    assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=denied,agentrace.policy.kind=network,agentrace.policy.outside=true}'), 2);
   });
-  const agent = spawn(node, [reloadAgent], { env: { ...process.env, AGENTRACE_SOCKET: sidecar.socketPath }, stdio: ['pipe', 'pipe', 'inherit'] });
-  t.after(() => {
-    if (agent.exitCode === null) agent.kill('SIGKILL');
-  });
-  const answers = readline.createInterface({ input: agent.stdout })[Symbol.asyncIterator]();
-  const ask = async (op: 'call' | 'outside'): Promise<string> => {
-    agent.stdin.write(`${JSON.stringify({ op, port })}\n`);
-    const { value } = await answers.next();
-    return (JSON.parse(String(value)) as { result: string }).result;
-  };
-  // not spawnSync: the sidecar that answers runs in this process
-  const cli = async (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> => {
-    const p = spawn(path.join(root, 'bin', 'agentrace'), [...args, '--control', control], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const [status] = (await once(p, 'exit')) as [number | null];
-    return { status, stdout, stderr };
-  };
-  try {
-    assert.equal(await ask('outside'), 'EPERM', 'outside any call: the outside rule (enforce, nothing allowed)');
-    assert.equal(await ask('call'), 'EPERM', 'v1 does not allow the port');
-
-    fs.writeFileSync(file, `${v1}  bogus: 1\n`);
-    const bad = await cli('policy', 'reload');
-    assert.equal(bad.status, 1, bad.stderr);
-    assert.match(bad.stderr, /policy reload refused, the running policy stays: .*policy\.yaml:7:\d+: outside\.bogus: unknown key/);
-    assert.equal(await ask('call'), 'EPERM', 'the running policy stayed');
-
-    // a pattern now, where v1 named the tool: the running agent is told the new patterns and keys its next call by them
-    fs.writeFileSync(file, v1.replace(`ports: [${port === 65535 ? 1 : port + 1}]`, `ports: [${port}]`).replace('  reach:', '  "rea*":'));
-    const good = await cli('policy', 'reload');
-    assert.equal(good.status, 0, good.stderr);
-    assert.match(good.stdout, /policy reloaded from .*policy\.yaml \(2 rules\), in force for the next decision/);
-    assert.equal(await ask('call'), 'ok', 'the reloaded policy allows it, the agent never restarted');
-    assert.equal(await ask('outside'), 'EPERM', 'outside: still refused');
-    agent.stdin.end();
-    const [code] = (await once(agent, 'exit')) as [number | null];
-    assert.equal(code, 0);
-    await sidecar.settle(2000);
-  } finally {
-    await sidecar.stop();
-  }
-
-  // each call's decision names the rule of the policy it was made under
-  const calls = spans(out);
-  const rules = calls.filter((s) => s.name === `connect 127.0.0.1:${port}`).map((s) => [s.attributes['agentrace.policy.decision'], String(s.attributes['agentrace.policy.rule']).replace(/\(.*\)/, '(F)')]);
-  assert.deepEqual(rules, [
-    ['denied', 'tools.reach.network (F)'],
-    ['denied', 'tools.reach.network (F)'],
-    ['allowed', 'tools.rea*.network (F)'],
-  ]);
-  // outside: no span to carry the decision; a log record of its own
-  const outside = readOtlpLogs(out).filter((r) => r.eventName === 'agentrace.policy.decision');
-  assert.equal(outside.length, 2, 'one record per refused connect outside calls');
-  for (const r of outside) {
-    assert.equal(r.traceId, '', 'no trace: no call');
-    assert.equal(r.attributes['agentrace.policy.decision'], 'denied');
-    assert.equal(r.attributes['agentrace.policy.outside'], true);
-    assert.match(String(r.attributes['agentrace.policy.rule']), /^outside\.network \(/);
-    assert.equal(r.attributes['network.peer.port'], port);
-    assert.equal(r.resource['process.pid'], agent.pid);
-  }
-  const sums = readOtlpSums(out);
-  assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=denied,agentrace.policy.kind=network,gen_ai.tool.name=reach}'), 2);
-  assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=allowed,agentrace.policy.kind=network,gen_ai.tool.name=reach}'), 1);
-  assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=denied,agentrace.policy.kind=network,agentrace.policy.outside=true}'), 2);
-});
+}

@@ -251,7 +251,7 @@ export class Sidecar implements LossCounters {
         (err) => sidecar.log(`dropped an undecodable kernel event: ${err.message}`),
       );
       sidecar.server = await SocketServer.listen(opts.socketPath, sidecar.handlers(), SIDECAR_VERSION, opts.socketLimits);
-      if (opts.policy) sidecar.server.setToolPatterns(opts.policy.tools);
+      if (opts.policy) sidecar.tellToolPatterns(opts.policy.tools);
       if (opts.controlSocketPath) {
         try {
           sidecar.control = await ControlServer.listen(opts.controlSocketPath, {
@@ -561,7 +561,7 @@ export class Sidecar implements LossCounters {
    */
   private onPolicyDecision(d: PolicyDecision): void {
     this.metrics.recordPolicyDecision(d.tool, d.kind, d.decision, d.outside);
-    if (!this.warnedToolUnknown && d.tool !== undefined && d.rule.startsWith('default.') && this.policy && new ToolPatterns(this.policy.tools).match(d.tool) !== undefined) {
+    if (!this.warnedToolUnknown && d.tool !== undefined && this.policy?.defaultRules.includes(d.rule) && new ToolPatterns(this.policy.tools).match(d.tool) !== undefined) {
       // the file names the tool, the kernel did not know the call's tool: say so, once
       this.warnedToolUnknown = true;
       this.log(
@@ -586,9 +586,17 @@ export class Sidecar implements LossCounters {
     this.rulesByGeneration.set(this.probes.setPolicyTables(next.tables), next.rules);
     this.policy = next;
     // agents key their calls by the new patterns from their next switch
-    this.server?.setToolPatterns(next.tools);
+    this.tellToolPatterns(next.tools);
     this.log(`policy: reloaded ${file} (${next.rules.length - 1} rules, generation ${this.probes.policyGeneration()})`);
     return { file, rules: next.rules.length - 1 };
+  }
+
+  private tellToolPatterns(tools: readonly string[]): void {
+    try {
+      this.server?.setToolPatterns(tools);
+    } catch (err) {
+      this.log(`policy: ${messageOf(err)}`);
+    }
   }
 
   private ruleName(raw: number): string {

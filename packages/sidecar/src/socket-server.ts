@@ -176,12 +176,17 @@ export class SocketServer {
    */
   setToolPatterns(tools: readonly string[]): void {
     this.toolPatterns = [...tools];
-    // beside the socket too, for agents' calls before their welcome (written whole, then renamed)
-    const file = toolPatternsPath(this.socketPath);
-    fs.writeFileSync(`${file}.tmp`, JSON.stringify(this.toolPatterns), { mode: 0o644 });
-    fs.renameSync(`${file}.tmp`, file);
     const frame = encodeFrame({ t: 'policy', tools: this.toolPatterns });
     for (const send of this.policyListeners.values()) send(frame);
+    // beside the socket too, for agents' calls before their welcome (written whole, then renamed)
+    const file = toolPatternsPath(this.socketPath);
+    try {
+      fs.writeFileSync(`${file}.tmp`, JSON.stringify(this.toolPatterns), { mode: 0o644 });
+      fs.renameSync(`${file}.tmp`, file);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new Error(`cannot write ${file} (${e.code ?? e.message}): calls an agent makes before its welcome are keyed by their name, not their pattern`);
+    }
   }
 
   /** A frame begun and not finished in time: the client is dripping, or stuck. */

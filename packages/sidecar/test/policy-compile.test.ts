@@ -30,12 +30,19 @@ outside:
   const none = { execMode: 'none', execRule: 0 };
   assert.deepEqual(c.tables.tools, [
     { tool: toolHash('fetch_url'), netMode: 'enforce', netRule: 2, ...none },
-    // run_shell names no network rule: the default's, under the default's name
-    { tool: toolHash('run_shell'), netMode: 'audit', netRule: 1, ...none },
+    // run_shell names no network rule: the default's, under a name that says for whom
+    { tool: toolHash('run_shell'), netMode: 'audit', netRule: 3, ...none },
     { tool: POLICY_DEFAULT_TOOL, netMode: 'audit', netRule: 1, ...none },
-    { tool: POLICY_OUTSIDE_TOOL, netMode: 'enforce', netRule: 3, ...none },
+    { tool: POLICY_OUTSIDE_TOOL, netMode: 'enforce', netRule: 4, ...none },
   ]);
-  assert.deepEqual(c.rules, ['(none)', 'default.network (p.yaml)', 'tools.fetch_url.network (p.yaml:3)', 'outside.network (p.yaml)']);
+  assert.deepEqual(c.rules, [
+    '(none)',
+    'default.network (p.yaml)',
+    'tools.fetch_url.network (p.yaml:3)',
+    'default.network (p.yaml), for tools.run_shell (p.yaml:5)',
+    'outside.network (p.yaml)',
+  ]);
+  assert.deepEqual(c.defaultRules, ['default.network (p.yaml)']);
   assert.deepEqual(c.tables.net, [
     { tool: toolHash('fetch_url'), protocol: 'tcp', address: '10.0.0.0', prefix: 8, ports: [{ from: 443, to: 443 }] },
     { tool: POLICY_OUTSIDE_TOOL, protocol: 'udp', address: '::', prefix: 0, ports: [] },

@@ -271,6 +271,14 @@ struct {
 	__type(value, __u32);
 } ar_exec_allow SEC(".maps");
 
+/* The path of an exec the policy judges, hashed where it lies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[AR_PATH_LEN]);
+} ar_path_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -12,8 +12,10 @@ export interface CompiledPolicy {
   tables: PolicyTables;
   /** What each rule id in an event names, e.g. `tools.fetch_url.network (policy.yaml:4)`. */
   rules: string[];
-  /** The tools the file names. */
+  /** The tools the file names, in its order (the patterns agents key their calls by). */
   tools: string[];
+  /** The names of the rules that decide calls of tools the file does not name (the default's own). */
+  defaultRules: string[];
 }
 
 /** The block's address as the kernel keys it (IPv4 mapped into IPv6), as a number. */
@@ -90,21 +92,19 @@ export function compilePolicy(policy: Policy, envPath: string | undefined = proc
   const rules = ['(none)'];
   const tables: PolicyTables = { tools: [], net: [], exec: [] };
   const rule = (name: string): number => rules.push(name) - 1;
-  const netRule = policy.default.network ? rule(`default.network (${policy.file})`) : 0;
-  const execRule = policy.default.exec ? rule(`default.exec (${policy.file})`) : 0;
-  const add = (tool: number, own: ToolRules, where: string, loc: string, inherit: ToolRules | undefined, fallback: { net: number; exec: number }): void => {
-    const net = own.network ?? inherit?.network;
-    const exec = own.exec ?? inherit?.exec;
+  /** One entry: `rulesOf` under `tool`, each kind's decisions naming `ids`' rule. */
+  const add = (tool: number, rulesOf: ToolRules, ids: { net: number; exec: number }, where: string): void => {
+    const { network: net, exec } = rulesOf;
     if (!net && !exec) return;
     const entry: PolicyToolEntry = { tool, netMode: 'none', netRule: 0, execMode: 'none', execRule: 0 };
     if (net) {
       entry.netMode = net.mode;
-      entry.netRule = own.network ? rule(`${where}.network ${loc}`) : fallback.net;
+      entry.netRule = ids.net;
       tables.net.push(...netEntries(tool, [...net.allow, ...net.dns], `${where}.network`, policy.file));
     }
     if (exec) {
       entry.execMode = exec.mode;
-      entry.execRule = own.exec ? rule(`${where}.exec ${loc}`) : fallback.exec;
+      entry.execRule = ids.exec;
       for (const a of exec.allow) {
         const paths = execPaths(a.path, envPath);
         if (paths.length === 0) throw new PolicyError(policy.file, a.line, undefined, `${where}.exec: ${JSON.stringify(a.path)} is not found on PATH (${envPath ?? ''}); write its absolute path`);
@@ -113,6 +113,8 @@ export function compilePolicy(policy: Policy, envPath: string | undefined = proc
     }
     tables.tools.push(entry);
   };
+  const def = policy.default;
+  const defaultIds = { net: def.network ? rule(`default.network (${policy.file})`) : 0, exec: def.exec ? rule(`default.exec (${policy.file})`) : 0 };
   const seen = new Map<number, string>();
   for (const t of policy.tools) {
     // A pattern (exact or with * and ?) is keyed by its own hash: the SDK
@@ -124,10 +126,15 @@ export function compilePolicy(policy: Policy, envPath: string | undefined = proc
       throw new PolicyError(policy.file, t.line, undefined, `tools.${t.pattern}: its hash collides with ${other ?? 'a reserved id'}; rename one`);
     }
     seen.set(hash, t.pattern);
-    // a kind the tool leaves out is the default's
-    add(hash, t.rules, `tools.${t.pattern}`, `(${policy.file}:${t.line})`, policy.default, { net: netRule, exec: execRule });
+    const where = `tools.${t.pattern}`;
+    const loc = `(${policy.file}:${t.line})`;
+    // a kind the tool leaves out is the default's, under a name that says for whom
+    const idOf = (kind: 'network' | 'exec'): number =>
+      t.rules[kind] ? rule(`${where}.${kind} ${loc}`) : def[kind] ? rule(`default.${kind} (${policy.file}), for ${where} ${loc}`) : 0;
+    add(hash, { network: t.rules.network ?? def.network, exec: t.rules.exec ?? def.exec }, { net: idOf('network'), exec: idOf('exec') }, where);
   }
-  add(POLICY_DEFAULT_TOOL, {}, 'default', `(${policy.file})`, policy.default, { net: netRule, exec: execRule });
-  add(POLICY_OUTSIDE_TOOL, policy.outside, 'outside', `(${policy.file})`, undefined, { net: 0, exec: 0 });
-  return { tables, rules, tools: policy.tools.map((t) => t.pattern) };
+  add(POLICY_DEFAULT_TOOL, def, defaultIds, 'default');
+  const out = policy.outside;
+  add(POLICY_OUTSIDE_TOOL, out, { net: out.network ? rule(`outside.network (${policy.file})`) : 0, exec: out.exec ? rule(`outside.exec (${policy.file})`) : 0 }, 'outside');
+  return { tables, rules, tools: policy.tools.map((t) => t.pattern), defaultRules: [defaultIds.net, defaultIds.exec].filter((r) => r !== 0).map((r) => rules[r]!) };
 }

@@ -209,54 +209,34 @@ static __always_inline int ar_policy_send_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int policy_sendto_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return ar_policy_send_enter((__s32)ctx->args[0]);
-}
+#define AR_POLICY_SEND_PROBES(name)                                        \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                        \
+	int policy_##name##_enter(struct trace_event_raw_sys_enter *ctx)   \
+	{                                                                  \
+		return ar_policy_send_enter((__s32)ctx->args[0]);          \
+	}                                                                  \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                         \
+	int policy_##name##_exit(struct trace_event_raw_sys_exit *ctx)     \
+	{                                                                  \
+		return ar_policy_send_exit(ctx->ret);                      \
+	}
 
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int policy_sendto_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return ar_policy_send_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int policy_sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return ar_policy_send_enter((__s32)ctx->args[0]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int policy_sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return ar_policy_send_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int policy_sendmmsg_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return ar_policy_send_enter((__s32)ctx->args[0]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendmmsg")
-int policy_sendmmsg_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return ar_policy_send_exit(ctx->ret);
-}
+AR_POLICY_SEND_PROBES(sendto)
+AR_POLICY_SEND_PROBES(sendmsg)
+AR_POLICY_SEND_PROBES(sendmmsg)
 
 #define AR_FNV_PRIME 0x01000193u
 
 struct ar_path_hash {
-	const char *path;
-	__u32 full; /* FNV-1a of the whole path */
-	__u32 dir;  /* FNV-1a of the path up to and with its last '/' */
+	const char *path; /* the path, in a per-CPU buffer */
+	__u32 full;       /* FNV-1a of the whole path */
+	__u32 dir;        /* FNV-1a of the path up to and with its last '/' */
 };
 
 static long ar_path_hash_step(__u32 i, struct ar_path_hash *h)
 {
-	char c = 0;
-	if (i >= AR_PATH_LEN || bpf_probe_read_kernel(&c, 1, h->path + i) || c == 0)
+	char c = h->path[i & (AR_PATH_LEN - 1)];
+	if (c == 0)
 		return 1;
 	h->full = (h->full ^ (__u8)c) * AR_FNV_PRIME;
 	if (c == '/')
@@ -284,7 +264,15 @@ int BPF_PROG(policy_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	struct ar_policy_tool *t = ar_policy_rules(gen, &tool, in_call);
 	if (!t || t->exec_mode == AR_POLICY_NONE)
 		return 0;
-	struct ar_path_hash h = { .path = BPF_CORE_READ(bprm, filename), .full = 0x811c9dc5u, .dir = 0 };
+	__u32 zero = 0;
+	char *path = bpf_map_lookup_elem(&ar_path_scratch, &zero);
+	if (!path)
+		return 0;
+	/* the kernel's copy of the path: what the exec is of */
+	if (bpf_probe_read_kernel_str(path, AR_PATH_LEN, BPF_CORE_READ(bprm, filename)) <= 0)
+		path[0] = 0;
+	path[AR_PATH_LEN - 1] = 0;
+	struct ar_path_hash h = { .path = path, .full = 0x811c9dc5u, .dir = 0 };
 	bpf_loop(AR_PATH_LEN, ar_path_hash_step, &h, 0);
 	struct ar_exec_key k = { .gen = gen, .tool = tool, .path = h.full };
 	__u32 verdict = AR_VERDICT_ALLOWED;
