@@ -43,8 +43,8 @@ function line(e: KernelEvent): string {
       return 'declare (registered a thread slot)';
     case 'runtime.exec':
       return 'node    (started a node: its threadpool gets hooked)';
-    case 'policy.send':
-      return `send    ${peer(e.peer)}  policy ${e.verdict}${e.ret < 0 ? `  error ${errno(e.ret)}` : ''}`;
+    case 'policy.net':
+      return `${e.op.padEnd(8)}${peer(e.peer)}  policy ${e.verdict}${e.unseen ? ' (no syscall seen)' : ''}${e.ret < 0 ? `  error ${errno(e.ret)}` : ''}`;
   }
 }
 

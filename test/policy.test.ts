@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { once } from 'node:events';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { compilePolicy, createExporters, createLogExporters, parsePolicy, readPolicy, resolveOtlpConfig, resolveOtlpLogsConfig, resolveOtlpMetricsConfig, Sidecar } from '@agentrace/sidecar';
 import { requireBpf } from './support/bpf.js';
@@ -156,6 +156,9 @@ for (const [runtime, node] of runtimes) {
 const dnsAgent = fileURLToPath(new URL('./fixtures/policy-dns-agent.mjs', import.meta.url));
 const execAgent = fileURLToPath(new URL('./fixtures/policy-exec-agent.mjs', import.meta.url));
 const reloadAgent = fileURLToPath(new URL('./fixtures/policy-reload-agent.mjs', import.meta.url));
+/** test/fixtures/c/uring-connect.c, built once: a connect through io_uring, never connect(2). */
+const uringConnect = path.join(rig.dir, 'uring-connect');
+execFileSync('clang', ['-O2', '-Wall', '-o', uringConnect, fileURLToPath(new URL('./fixtures/c/uring-connect.c', import.meta.url))]);
 
 /** The spans under each tool call, by the call's span id. */
 function underCalls(spans: FlatSpan[], pick: (s: FlatSpan) => boolean): Map<string, FlatSpan[]> {
@@ -314,8 +317,8 @@ outside:
       if (agent.exitCode === null) agent.kill('SIGKILL');
     });
     const answers = readline.createInterface({ input: agent.stdout })[Symbol.asyncIterator]();
-    const ask = async (op: 'call' | 'outside'): Promise<string> => {
-      agent.stdin.write(`${JSON.stringify({ op, port })}\n`);
+    const ask = async (op: 'call' | 'outside' | 'uring'): Promise<string> => {
+      agent.stdin.write(`${JSON.stringify({ op, port, bin: uringConnect })}\n`);
       const { value } = await answers.next();
       return (JSON.parse(String(value)) as { result: string }).result;
     };
@@ -346,6 +349,9 @@ outside:
       assert.match(good.stdout, /policy reloaded from .*policy\.yaml \(2 rules\), in force for the next decision/);
       assert.equal(await ask('call'), 'ok', 'the reloaded policy allows it, the agent never restarted');
       assert.equal(await ask('outside'), 'EPERM', 'outside: still refused');
+      // a child of a call that connects through io_uring: no syscall probe sees it, so no call is
+      // known; the outside rules decide it (refused here), and say it was unseen
+      assert.equal(await ask('uring'), 'EPERM', 'io_uring is no way around the policy');
       agent.stdin.end();
       const [code] = (await once(agent, 'exit')) as [number | null];
       assert.equal(code, 0);
@@ -363,8 +369,14 @@ outside:
       ['allowed', 'tools.rea*.network (F)'],
     ]);
     // outside: no span to carry the decision; a log record of its own
-    const outside = readOtlpLogs(out).filter((r) => r.eventName === 'agentrace.policy.decision');
+    const records = readOtlpLogs(out).filter((r) => r.eventName === 'agentrace.policy.decision');
+    const outside = records.filter((r) => r.attributes['agentrace.policy.unseen'] === undefined);
+    const unseen = records.filter((r) => r.attributes['agentrace.policy.unseen'] === true);
     assert.equal(outside.length, 2, 'one record per refused connect outside calls');
+    assert.equal(unseen.length, 1, 'the io_uring connect: a record of its own');
+    assert.equal(unseen[0]!.attributes['agentrace.policy.decision'], 'denied');
+    assert.equal(unseen[0]!.attributes['network.peer.port'], port);
+    assert.match(String(unseen[0]!.body), /no syscall probe saw it \(io_uring\)/);
     for (const r of outside) {
       assert.equal(r.traceId, '', 'no trace: no call');
       assert.equal(r.attributes['agentrace.policy.decision'], 'denied');
@@ -376,6 +388,6 @@ outside:
     const sums = readOtlpSums(out);
     assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=denied,agentrace.policy.kind=network,gen_ai.tool.name=reach}'), 2);
     assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=allowed,agentrace.policy.kind=network,gen_ai.tool.name=reach}'), 1);
-    assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=denied,agentrace.policy.kind=network,agentrace.policy.outside=true}'), 2);
+    assert.equal(sums.get('agentrace.policy.decisions{agentrace.policy.decision=denied,agentrace.policy.kind=network,agentrace.policy.outside=true}'), 3);
   });
 }

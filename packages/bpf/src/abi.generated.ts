@@ -191,8 +191,8 @@ export const structs = {
       tool: { offset: 4, size: 4, type: 'u32' },
     },
   },
-  ar_policy_send_event: {
-    size: 200,
+  ar_policy_net_event: {
+    size: 208,
     fields: {
       hdr: { offset: 0, size: 64, type: 'struct ar_event_header' },
       ret: { offset: 64, size: 8, type: 's64' },
@@ -200,7 +200,9 @@ export const structs = {
       sock_type: { offset: 76, size: 4, type: 'u32' },
       verdict: { offset: 80, size: 4, type: 'u32' },
       rule: { offset: 84, size: 4, type: 'u32' },
-      sockaddr: { offset: 88, size: 112, type: 'bytes', count: 112 },
+      flags: { offset: 88, size: 4, type: 'u32' },
+      _pad: { offset: 92, size: 4, type: 'u32' },
+      sockaddr: { offset: 96, size: 112, type: 'bytes', count: 112 },
     },
   },
   ar_policy_tool: {
@@ -413,12 +415,13 @@ export const read = {
     gen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
     tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
   },
-  ar_policy_send_event: {
+  ar_policy_net_event: {
     ret: (b: Buffer, base: number): bigint => b.readBigInt64LE(base + 64),
     fd: (b: Buffer, base: number): number => b.readInt32LE(base + 72),
     sock_type: (b: Buffer, base: number): number => b.readUInt32LE(base + 76),
     verdict: (b: Buffer, base: number): number => b.readUInt32LE(base + 80),
     rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 84),
+    flags: (b: Buffer, base: number): number => b.readUInt32LE(base + 88),
   },
   ar_policy_tool: {
     net_mode: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
@@ -511,7 +514,7 @@ export const readNumber = {
     ret: (b: Buffer, base: number): number => b.readInt32LE(base + 68) * 0x100000000 + b.readUInt32LE(base + 64),
     latency_ns: (b: Buffer, base: number): number => b.readUInt32LE(base + 76) * 0x100000000 + b.readUInt32LE(base + 72),
   },
-  ar_policy_send_event: {
+  ar_policy_net_event: {
     ret: (b: Buffer, base: number): number => b.readInt32LE(base + 68) * 0x100000000 + b.readUInt32LE(base + 64),
   },
   ar_proc_exec_event: {
@@ -536,10 +539,11 @@ export const enums = {
   ar_attr_source: { AR_ATTR_NONE: 0, AR_ATTR_SLOT: 1, AR_ATTR_THREAD: 2, AR_ATTR_WORK: 3, AR_ATTR_FD: 4, AR_ATTR_PROCESS: 5, AR_ATTR_NOBODY: 6, AR_ATTR_PIPE: 7, AR_ATTR_PIPE_AMBIGUOUS: 8 },
   ar_chan_msg: { AR_CHAN_MSG_NOTIFICATION: 0, AR_CHAN_MSG_REQUEST: 1, AR_CHAN_MSG_CANCEL: 2, AR_CHAN_MSG_VOID: 3 },
   ar_chan_op: { AR_CHAN_NONE: 0, AR_CHAN_WRITE: 1, AR_CHAN_READ: 2, AR_CHAN_ANSWER: 3 },
-  ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9, AR_EV_POLICY_SEND: 10 },
+  ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9, AR_EV_POLICY_NET: 10 },
   ar_fd_flag: { AR_FD_AMBIGUOUS: 1 },
   ar_fd_op: { AR_FD_OP_NONE: 0, AR_FD_OP_WRITE: 1, AR_FD_OP_READ: 2 },
   ar_policy_mode: { AR_POLICY_NONE: 0, AR_POLICY_AUDIT: 1, AR_POLICY_ENFORCE: 2, AR_POLICY_KILL: 3 },
+  ar_policy_net_flag: { AR_POLICY_NET_CONNECT: 1, AR_POLICY_NET_UNSEEN: 2 },
   ar_proc_flag: { AR_PROC_SELF_DECLARED: 1 },
   ar_stat: { AR_STAT_EVENTS: 0, AR_STAT_RINGBUF_DROPS: 1, AR_STAT_PENDING_FULL: 2, AR_STAT_TRACKED_FULL: 3, AR_STAT_READ_FAULTS: 4, AR_STAT_CAPPED: 5, AR_STAT_AGG_FULL: 6, AR_STAT_DECLARED: 7, AR_STAT_MAX: 8 },
   ar_verdict: { AR_VERDICT_NONE: 0, AR_VERDICT_ALLOWED: 1, AR_VERDICT_AUDITED: 2, AR_VERDICT_DENIED: 3 },

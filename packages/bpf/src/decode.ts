@@ -4,7 +4,7 @@
 import { DecodeError } from './errors.js';
 import { AttrSource, EventKind, layouts, SPAN_ID_LEN, TRACE_ID_LEN, COMM_LEN, SOCKADDR_LEN } from './layout.js';
 import { verdictName, type Verdict } from './policy-tables.js';
-import { read, readNumber } from './abi.generated.js';
+import { enums, read, readNumber } from './abi.generated.js';
 
 export interface SpanRef {
   /** 32 lowercase hex digits */
@@ -68,12 +68,20 @@ export interface ProcExecEvent extends EventHeader {
   rule: number;
 }
 
-/** A UDP send a policy refused ('denied': it failed with EPERM) or let through in audit mode. */
-export interface PolicySendEvent extends EventHeader {
-  kind: 'policy.send';
-  /** The send's result: bytes sent, or -errno. */
+/**
+ * A network decision no connect event carries: a UDP send a policy refused
+ * ('denied': it failed with EPERM) or let through in audit mode; or, with
+ * `unseen`, a connect or send of a tracked process that no syscall probe saw
+ * (io_uring), decided by the outside rules since its call cannot be told.
+ */
+export interface PolicyNetEvent extends EventHeader {
+  kind: 'policy.net';
+  op: 'connect' | 'send';
+  /** No syscall probe saw it: no call is known, the outside rules decided. */
+  unseen: boolean;
+  /** The send's result (bytes, or -errno); for what no probe saw, -EPERM or 0. */
   ret: number;
-  transport: 'udp' | null;
+  transport: 'tcp' | 'udp' | null;
   peer: SocketAddress;
   verdict: Verdict;
   rule: number;
@@ -131,7 +139,7 @@ export type KernelEvent =
   | RuntimeExecEvent
   | DnsLookupEvent
   | DnsQueryEvent
-  | PolicySendEvent;
+  | PolicyNetEvent;
 
 /** The first question of a DNS message (RFC 1035 4.1); null if it is not one. */
 export function dnsQuestion(msg: Buffer): { name: string; type: number } | null {
@@ -393,16 +401,20 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
         rule: r.rule(buf, b),
       };
     }
-    case EventKind.PolicySend: {
-      const L = layouts.ar_policy_send_event;
-      expectSize(size, L.size, 'policy.send');
-      const r = read.ar_policy_send_event;
+    case EventKind.PolicyNet: {
+      const L = layouts.ar_policy_net_event;
+      expectSize(size, L.size, 'policy.net');
+      const r = read.ar_policy_net_event;
       const peer = decodeSockaddr(buf.subarray(b + L.fields.sockaddr, b + L.fields.sockaddr + SOCKADDR_LEN), SOCKADDR_LEN);
+      const flags = r.flags(buf, b);
+      const type = r.sock_type(buf, b);
       return {
-        kind: 'policy.send',
+        kind: 'policy.net',
         ...hdr,
-        ret: readNumber.ar_policy_send_event.ret(buf, b),
-        transport: r.sock_type(buf, b) === SOCK_DGRAM ? 'udp' : null,
+        op: flags & enums.ar_policy_net_flag.AR_POLICY_NET_CONNECT ? 'connect' : 'send',
+        unseen: (flags & enums.ar_policy_net_flag.AR_POLICY_NET_UNSEEN) !== 0,
+        ret: readNumber.ar_policy_net_event.ret(buf, b),
+        transport: type === SOCK_DGRAM ? 'udp' : type === SOCK_STREAM ? 'tcp' : null,
         peer,
         verdict: verdictName(r.verdict(buf, b)),
         rule: r.rule(buf, b),

@@ -7,7 +7,7 @@ export type {
   EventHeader,
   FileOpenEvent,
   NetConnectEvent,
-  PolicySendEvent,
+  PolicyNetEvent,
   ProcExecEvent,
   ProcForkEvent,
   ProcExitEvent,

@@ -30,7 +30,7 @@ export const EventKind = {
   DnsQuery: K.AR_EV_DNS_QUERY,
   ProcDeclare: K.AR_EV_PROC_DECLARE,
   RuntimeExec: K.AR_EV_RUNTIME_EXEC,
-  PolicySend: K.AR_EV_POLICY_SEND,
+  PolicyNet: K.AR_EV_POLICY_NET,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 

@@ -181,7 +181,7 @@ export class Attribution implements UserCounts {
       case 'net.connect':
         out.push(connectSpan(e, endNs, parent, newSpanId(), this.opts.policyRules));
         return;
-      case 'policy.send':
+      case 'policy.net':
         out.push(policySendSpan(e, endNs, parent, newSpanId(), this.opts.policyRules));
         return;
       case 'dns.lookup':

@@ -3,7 +3,7 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type KernelEvent, type NetConnectEvent, type PolicySendEvent, type SocketAddress, type Verdict } from '@agentrace/bpf';
+import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type KernelEvent, type NetConnectEvent, type PolicyNetEvent, type SocketAddress, type Verdict } from '@agentrace/bpf';
 import { decisionAttributes, peerAttributes, POLICY_DECISION_EVENT, type PolicyKind, type RuleNamer } from './policy/decisions.js';
 import type { ExportSpan } from './otlp/span.js';
 import { PARENT_UNVERIFIED } from './tool-spans.js';
@@ -143,7 +143,7 @@ function peerText(p: SocketAddress): string {
 }
 
 /** A UDP send a policy refused or audited: a span of its own (allowed sends are only counted in the call's aggregates). */
-export function policySendSpan(e: PolicySendEvent, endNs: bigint, parent: KernelSpanParent, spanId: string, policyRules?: RuleNamer): ExportSpan {
+export function policySendSpan(e: PolicyNetEvent, endNs: bigint, parent: KernelSpanParent, spanId: string, policyRules?: RuleNamer): ExportSpan {
   const attrs: Attributes = { 'process.pid': e.pid, 'thread.id': e.tid, ...attributionOf(e.attrSource), ...peerAttributes(e.peer) };
   if (e.peer.family === 'inet' || e.peer.family === 'inet6') attrs['network.type'] = e.peer.family === 'inet' ? 'ipv4' : 'ipv6';
   if (e.transport) attrs['network.transport'] = e.transport;

@@ -49,7 +49,7 @@ struct ar_net_allow *ar_btf_net_allow __attribute__((unused));
 struct ar_policy_ctx *ar_btf_policy_ctx __attribute__((unused));
 struct ar_policy_key *ar_btf_policy_key __attribute__((unused));
 struct ar_exec_key *ar_btf_exec_key __attribute__((unused));
-struct ar_policy_send_event *ar_btf_policy_send __attribute__((unused));
+struct ar_policy_net_event *ar_btf_policy_net __attribute__((unused));
 
 /* And the enums, which nothing declares a variable of: user space's
  * src/abi.generated.ts is generated from this BTF (scripts/gen-abi.mjs). */
@@ -64,5 +64,6 @@ enum ar_chan_op ar_btf_chan_op __attribute__((unused));
 enum ar_chan_msg ar_btf_chan_msg __attribute__((unused));
 enum ar_policy_mode ar_btf_policy_mode __attribute__((unused));
 enum ar_verdict ar_btf_verdict __attribute__((unused));
+enum ar_policy_net_flag ar_btf_policy_net_flag __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

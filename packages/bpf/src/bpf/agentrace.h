@@ -29,7 +29,7 @@ enum ar_event_kind {
 	AR_EV_DNS_QUERY = 7,
 	AR_EV_PROC_DECLARE = 8,
 	AR_EV_RUNTIME_EXEC = 9,
-	AR_EV_POLICY_SEND = 10,
+	AR_EV_POLICY_NET = 10,
 };
 
 /* Which rung of the attribution ladder (DESIGN.md) found the span. */
@@ -373,16 +373,27 @@ struct ar_net_connect_event {
 	__u32 _pad;
 };
 
-/* A UDP send the policy refused or audited (sendto/sendmsg/sendmmsg to an
- * address: the cgroup sendmsg4/6 programs decide each message). Allowed
- * sends are not events: they are counted in the span's aggregates. */
-struct ar_policy_send_event {
+enum ar_policy_net_flag {
+	AR_POLICY_NET_CONNECT = 1, /* a connect (else a UDP send) */
+	/* no syscall probe saw it (io_uring submits without connect(2) or
+	 * sendmsg(2)): its call cannot be told, the outside rules decided */
+	AR_POLICY_NET_UNSEEN = 2,
+};
+
+/* A network decision no connect event carries: a UDP send the policy
+ * refused or audited (sendto/sendmsg/sendmmsg to an address: the cgroup
+ * sendmsg4/6 programs decide each message), or a connect or send of a
+ * tracked process that no syscall probe saw. Allowed sends are not events:
+ * they are counted in the span's aggregates. */
+struct ar_policy_net_event {
 	struct ar_event_header hdr;
-	__s64 ret;
+	__s64 ret;      /* the send's result; for what no probe saw, -EPERM or 0 */
 	__s32 fd;
 	__u32 sock_type;
-	__u32 verdict; /* enum ar_verdict */
+	__u32 verdict;  /* enum ar_verdict */
 	__u32 rule;
+	__u32 flags;    /* enum ar_policy_net_flag */
+	__u32 _pad;
 	__u8 sockaddr[AR_SOCKADDR_LEN]; /* sockaddr_in or sockaddr_in6 of the destination */
 };
 

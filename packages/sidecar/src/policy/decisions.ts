@@ -2,11 +2,11 @@
 // span and span event, and the log record of a decision outside any tool
 // call (no span to hang it on, but an audit trail needs it all the same).
 import type { Attributes } from '@opentelemetry/api';
-import type { NetConnectEvent, PolicySendEvent, ProcExecEvent, SocketAddress, Verdict } from '@agentrace/bpf';
+import type { NetConnectEvent, PolicyNetEvent, ProcExecEvent, SocketAddress, Verdict } from '@agentrace/bpf';
 import { SeverityNumber, type ExportLogRecord } from '../otlp/log-record.js';
 
 export type PolicyKind = 'network' | 'exec';
-export type DecisionEvent = NetConnectEvent | PolicySendEvent | ProcExecEvent;
+export type DecisionEvent = NetConnectEvent | PolicyNetEvent | ProcExecEvent;
 
 /** The `event.name` of a decision's span event and of its log record outside calls. */
 export const POLICY_DECISION_EVENT = 'agentrace.policy.decision';
@@ -24,7 +24,7 @@ export interface PolicyDecision {
 }
 
 export function isDecisionEvent(e: { kind: string; verdict?: Verdict }): e is DecisionEvent {
-  return (e.kind === 'net.connect' || e.kind === 'policy.send' || e.kind === 'proc.exec') && e.verdict !== undefined && e.verdict !== 'none';
+  return (e.kind === 'net.connect' || e.kind === 'policy.net' || e.kind === 'proc.exec') && e.verdict !== undefined && e.verdict !== 'none';
 }
 
 export function kindOf(e: DecisionEvent): PolicyKind {
@@ -33,6 +33,11 @@ export function kindOf(e: DecisionEvent): PolicyKind {
 
 /** Names the rule a kernel verdict carries (its generation and index: ruleRef). */
 export type RuleNamer = (raw: number) => string;
+
+/** A decision about what no syscall probe saw (io_uring): no call could be told. */
+export function unseen(e: DecisionEvent): boolean {
+  return e.kind === 'policy.net' && e.unseen;
+}
 
 /** What a decision was about: the destination, or the program. */
 export function subjectOf(e: DecisionEvent): Attributes {
@@ -57,14 +62,21 @@ export function decisionAttributes(kind: PolicyKind, decision: Verdict, rule: st
  */
 export function outsideDecisionRecord(d: PolicyDecision, timeNs: bigint, observedTimeNs: bigint, resource: Attributes): ExportLogRecord {
   const subject = subjectOf(d.event);
-  const what = d.kind === 'exec' ? `exec ${String(subject['process.executable.path'])}` : `${d.event.kind === 'policy.send' ? 'send' : 'connect'} ${String(subject['network.peer.address'] ?? '')}${subject['network.peer.port'] !== undefined ? `:${String(subject['network.peer.port'])}` : ''}`;
+  const what = d.kind === 'exec' ? `exec ${String(subject['process.executable.path'])}` : `${d.event.kind === 'policy.net' ? d.event.op : 'connect'} ${String(subject['network.peer.address'] ?? '')}${subject['network.peer.port'] !== undefined ? `:${String(subject['network.peer.port'])}` : ''}`;
   return {
     timeNs,
     observedTimeNs,
     eventName: POLICY_DECISION_EVENT,
     severityNumber: d.decision === 'allowed' ? SeverityNumber.INFO : SeverityNumber.WARN,
-    body: `policy ${d.decision} ${what} outside any tool call`,
-    attributes: { ...decisionAttributes(d.kind, d.decision, d.rule), ...subject, 'process.pid': d.event.pid, 'thread.id': d.event.tid, 'agentrace.policy.outside': true },
+    body: unseen(d.event) ? `policy ${d.decision} ${what}: no syscall probe saw it (io_uring), so no call is known and the outside rules decided` : `policy ${d.decision} ${what} outside any tool call`,
+    attributes: {
+      ...decisionAttributes(d.kind, d.decision, d.rule),
+      ...subject,
+      'process.pid': d.event.pid,
+      'thread.id': d.event.tid,
+      'agentrace.policy.outside': true,
+      ...(unseen(d.event) ? { 'agentrace.policy.unseen': true } : {}),
+    },
     traceId: '',
     spanId: '',
     resource,

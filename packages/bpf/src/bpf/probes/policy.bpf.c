@@ -64,44 +64,103 @@ static __always_inline int ar_port_allowed(const struct ar_net_allow *a, __u16 p
 	return 0;
 }
 
+struct ar_net_decision {
+	__u32 verdict; /* enum ar_verdict; AR_VERDICT_NONE: no rule applies */
+	__u32 rule;
+};
+
+/* What the rules of `tool` (or, when it has none, the default's in a call
+ * and the outside rules elsewhere) say of this destination. */
+static __always_inline struct ar_net_decision ar_policy_decide(struct bpf_sock_addr *ctx, struct ar_net_key *k, __u32 tool, int in_call)
+{
+	struct ar_net_decision d = { .verdict = AR_VERDICT_NONE, .rule = 0 };
+	__u32 gen = ar_policy_gen();
+	struct ar_policy_tool *t = ar_policy_rules(gen, &tool, in_call);
+	if (!t || t->net_mode == AR_POLICY_NONE)
+		return d;
+	k->prefixlen = 64 + 128;
+	k->gen = gen;
+	k->tool = tool;
+	struct ar_net_allow *a;
+	if (ctx->type == 2 /* SOCK_DGRAM */)
+		a = bpf_map_lookup_elem(&ar_net_udp, k);
+	else
+		a = bpf_map_lookup_elem(&ar_net_tcp, k);
+	d.rule = t->net_rule;
+	d.verdict = AR_VERDICT_ALLOWED;
+	if (!a || !ar_port_allowed(a, bpf_ntohs((__u16)ctx->user_port)))
+		d.verdict = t->net_mode == AR_POLICY_ENFORCE ? AR_VERDICT_DENIED : AR_VERDICT_AUDITED;
+	return d;
+}
+
+/* The destination as a sockaddr_in or sockaddr_in6, as the caller wrote it. */
+static __always_inline void ar_policy_sockaddr(__u8 *sa, __u16 family, __u16 port /* network order */, const __u8 *addr16)
+{
+	sa[0] = family;
+	__builtin_memcpy(&sa[2], &port, 2);
+	if (family == 2)
+		__builtin_memcpy(&sa[4], &addr16[12], 4);
+	else
+		__builtin_memcpy(&sa[8], addr16, 16);
+}
+
+/* A connect or send of a tracked process that no syscall probe prepared:
+ * io_uring submits them without connect(2) or sendmsg(2) (in the process,
+ * or in its io-wq threads, which share its tgid). Its call cannot be told,
+ * so the outside rules decide it, and a breach is an event of its own: a
+ * hole closed, and said to be one. */
+static __always_inline int ar_policy_unseen(struct bpf_sock_addr *ctx, struct ar_net_key *k, int send)
+{
+	__u64 id = ar_current_id();
+	if (!ar_is_tracked(id) || !ar_policy_gen())
+		return 1;
+	struct ar_net_decision d = ar_policy_decide(ctx, k, 0, 0);
+	if (d.verdict != AR_VERDICT_DENIED && d.verdict != AR_VERDICT_AUDITED)
+		return 1;
+	struct ar_policy_net_event *e = ar_reserve(sizeof(*e));
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->hdr.ts_ns = bpf_ktime_get_ns();
+		e->hdr.kind = AR_EV_POLICY_NET;
+		e->hdr.pid = id >> 32;
+		e->hdr.tid = (__u32)id;
+		e->hdr.attr_source = AR_ATTR_NONE;
+		bpf_get_current_comm(e->hdr.comm, sizeof(e->hdr.comm));
+		e->ret = d.verdict == AR_VERDICT_DENIED ? -1 /* EPERM */ : 0;
+		e->fd = -1;
+		e->sock_type = ctx->type;
+		e->verdict = d.verdict;
+		e->rule = d.rule;
+		e->flags = AR_POLICY_NET_UNSEEN | (send ? 0 : AR_POLICY_NET_CONNECT);
+		ar_policy_sockaddr(e->sockaddr, ctx->user_family, (__u16)ctx->user_port, k->addr);
+		bpf_ringbuf_submit(e, 0);
+	}
+	return d.verdict != AR_VERDICT_DENIED;
+}
+
 /* 1: let it go on; 0: refuse it (EPERM). A send's verdict is the worst of
  * its messages' (sendmmsg decides each), and its address is the one that
  * breached. */
 static __always_inline int ar_policy_net(struct bpf_sock_addr *ctx, struct ar_net_key *k, int send)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct ar_policy_ctx *pc = bpf_map_lookup_elem(&ar_policy_ctxs, &id);
+	__u64 raw = bpf_get_current_pid_tgid();
+	struct ar_policy_ctx *pc = bpf_map_lookup_elem(&ar_policy_ctxs, &raw);
 	if (!pc)
-		return 1; /* not a tracked process's connect(2) or send */
-	__u32 gen = ar_policy_gen();
-	__u32 tool = pc->tool;
-	struct ar_policy_tool *t = ar_policy_rules(gen, &tool, pc->in_call);
-	if (!t || t->net_mode == AR_POLICY_NONE)
+		return ar_policy_unseen(ctx, k, send);
+	struct ar_net_decision d = ar_policy_decide(ctx, k, pc->tool, pc->in_call);
+	if (d.verdict == AR_VERDICT_NONE)
 		return 1;
-	k->prefixlen = 64 + 128;
-	k->gen = gen;
-	k->tool = tool;
-	struct ar_net_allow *a;
-	__u32 type = ctx->type;
-	if (type == 2 /* SOCK_DGRAM */)
-		a = bpf_map_lookup_elem(&ar_net_udp, k);
-	else
-		a = bpf_map_lookup_elem(&ar_net_tcp, k);
-	__u16 port = (__u16)ctx->user_port; /* network order */
-	__u32 verdict = AR_VERDICT_ALLOWED;
-	if (!a || !ar_port_allowed(a, bpf_ntohs(port)))
-		verdict = t->net_mode == AR_POLICY_ENFORCE ? AR_VERDICT_DENIED : AR_VERDICT_AUDITED;
-	if (verdict >= pc->verdict) {
-		pc->verdict = verdict;
-		pc->rule = t->net_rule;
-		if (send && verdict != AR_VERDICT_ALLOWED) {
+	if (d.verdict >= pc->verdict) {
+		pc->verdict = d.verdict;
+		pc->rule = d.rule;
+		if (send && d.verdict != AR_VERDICT_ALLOWED) {
 			__builtin_memcpy(pc->addr, k->addr, sizeof(pc->addr));
-			pc->port = port;
+			pc->port = (__u16)ctx->user_port;
 			pc->family = ctx->user_family;
-			pc->sock_type = type;
+			pc->sock_type = ctx->type;
 		}
 	}
-	return verdict != AR_VERDICT_DENIED;
+	return d.verdict != AR_VERDICT_DENIED;
 }
 
 static __always_inline void ar_key4(struct ar_net_key *k, __u32 ip /* network order */)
@@ -188,23 +247,19 @@ static __always_inline int ar_policy_send_exit(long ret)
 	struct ar_emit em;
 	if (!ar_prepare(&q, &em))
 		return 0;
-	struct ar_policy_send_event *e = ar_reserve_counted(sizeof(*e), em.counts);
+	struct ar_policy_net_event *e = ar_reserve_counted(sizeof(*e), em.counts);
 	if (!e)
 		return 0;
-	ar_fill_header_from(&e->hdr, AR_EV_POLICY_SEND, &q, &em, bpf_ktime_get_ns());
+	ar_fill_header_from(&e->hdr, AR_EV_POLICY_NET, &q, &em, bpf_ktime_get_ns());
 	e->ret = ret;
 	e->fd = -1;
 	e->sock_type = pc.sock_type;
 	e->verdict = pc.verdict;
 	e->rule = pc.rule;
+	e->flags = 0;
+	e->_pad = 0;
 	__builtin_memset(e->sockaddr, 0, sizeof(e->sockaddr));
-	/* as the caller would have written it: sockaddr_in or sockaddr_in6 */
-	e->sockaddr[0] = pc.family;
-	__builtin_memcpy(&e->sockaddr[2], &pc.port, 2);
-	if (pc.family == 2)
-		__builtin_memcpy(&e->sockaddr[4], &pc.addr[12], 4);
-	else
-		__builtin_memcpy(&e->sockaddr[8], pc.addr, 16);
+	ar_policy_sockaddr(e->sockaddr, pc.family, pc.port, pc.addr);
 	ar_submit_counted(e, em.counts);
 	return 0;
 }
