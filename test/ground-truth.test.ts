@@ -7,9 +7,11 @@
 // bench/ground-truth.ts prints the same tables for 8, 32 and 64 calls).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { requireBpf } from './support/bpf.js';
-import { requireBothNodes, runtimes } from './support/runtimes.js';
+import { node24, requireBothNodes, requireNode24, runtimes } from './support/runtimes.js';
+import { nodeWithConstant } from './support/patched-node.js';
 import {
   FILE_IO_BYTES,
   GroundTruthLab,
@@ -71,8 +73,9 @@ for (const [runtime, node] of runtimes) {
     const layout = workers ? `${workers} worker threads` : 'one thread';
     test(`${CALLS} concurrent tool calls (${layout}, agent on ${runtime}): every action is exported under its own tool call`, async (t) => {
       if (!requireBpf(t)) return;
-      const r = await lab!.run({ node, calls: CALLS, workers, tag: `${runtime.replace(/\W+/g, '')}-${workers}w` });
+      const r = await lab!.run({ node, calls: CALLS, workers, tag: `${runtime.replace(/\W+/g, '')}-${workers}w`, nodeArgs: ['--expose-internals'] });
       assertRan(r, workers);
+      assertContextFollowed(r, nodeMajor(node));
       const { scored } = r;
       const rungs = JSON.stringify(scored.rungsSeen);
       t.diagnostic(`agent ${r.report!.node}, ${layout}, ${CALLS} calls; ${r.spans.length} spans exported; rungs: ${rungs}`);
@@ -110,8 +113,9 @@ for (const [runtime, node] of runtimes) {
   test(`beside ${CALLS} calls (${layout}, agent on ${runtime}): work outside any call, callbacks in another call's async scope`, async (t) => {
     if (!requireBpf(t)) return;
     const tag = `${runtime.replace(/\W+/g, '')}-${workers}w-bg`;
-    const r = await lab!.run({ node, calls: CALLS, workers, tag, background: true, nestedScopes: true });
+    const r = await lab!.run({ node, calls: CALLS, workers, tag, background: true, nestedScopes: true, nodeArgs: ['--expose-internals'] });
     assertRan(r, workers);
+    assertContextFollowed(r, nodeMajor(node));
     const { scored } = r;
     const rounds = r.report!.threads.map((th) => th.backgroundRounds ?? 0);
     assert.ok(rounds.every((n) => n >= 1), `every thread ran the background steps while its calls ran: ${rounds.join(', ')}`);
@@ -149,6 +153,49 @@ for (const [runtime, node] of runtimes) {
       });
     }
   });
+}
+
+// A node whose V8 the frame reader gets wrong (here, a copy whose postmortem
+// constant for a typed array's data lies): the kernel's proof at each
+// thread's registration refuses it, the agent says so once, and its SDK
+// follows the calls with its async hook, exact as on Node 20.
+test(`a Node 24 whose V8 layout the kernel cannot prove (${CALLS} calls, 2 worker threads): said once, and every action still under its own call through the hook`, async (t) => {
+  requireNode24(t);
+  if (!requireBpf(t) || !node24) return;
+  const node = nodeWithConstant(node24, lab!.dir, 'v8dbg_class_JSTypedArray__external_pointer__uintptr_t', (v) => v + 8);
+  const r = await lab!.run({ node, calls: CALLS, workers: 2, tag: 'node24-mislaid', nodeArgs: ['--expose-internals'] });
+  assertRan(r, 2);
+  const { scored } = r;
+  t.diagnostic(`rungs: ${JSON.stringify(scored.rungsSeen)}`);
+  for (const kind of EXACT.filter((k) => planned(r.plan, k))) {
+    const s = scored.scores[kind];
+    assert.ok(s.precision === 1 && s.recall === 1, `${kind}: precision ${pct(s.precision)}, recall ${pct(s.recall)}: ${reasonFor(kind, s, scored)}`);
+  }
+  assert.equal(scored.rungsSeen.frame, undefined, 'the kernel read no async context it could not prove');
+  assert.ok((scored.rungsSeen.slot ?? 0) > 0, 'the slot, kept by the hook, told the calls apart');
+  assert.ok(r.report!.threads.every((th) => (th.asyncHooks?.maxEnabled ?? 0) > 0), `every thread ran the hook: ${JSON.stringify(r.report!.threads.map((th) => th.asyncHooks))}`);
+  const warnings = r.stderr.match(/\[AGENTRACE_CONTEXT_HOOK\][^\n]*/g) ?? [];
+  assert.equal(warnings.length, 1, `one warning for the process, whatever its threads:\n${r.stderr}`);
+  assert.match(warnings[0]!, /the kernel cannot read tool calls from this Node's async context \(the kernel did not find the SDK's store/);
+  assert.ok(r.sidecarLog.some((l) => /cannot read tool calls from its async context/.test(l)), r.sidecarLog.join('\n'));
+  fs.rmSync(node);
+});
+
+/**
+ * On Node 24 the kernel reads the calls from V8's async context, and no
+ * async hook ran while they did (Node's own count, sampled by the agent);
+ * on Node 20 the SDK's hook did run (so the count is seen when there is one).
+ */
+function assertContextFollowed(r: RunResult, major: number): void {
+  const hooks = r.report!.threads.map((th) => th.asyncHooks);
+  assert.ok(hooks.every((h) => h !== undefined && h.samples > 0), `every thread sampled Node's async hooks: ${JSON.stringify(hooks)}`);
+  if (major >= 24) {
+    assert.ok((r.scored.rungsSeen.frame ?? 0) > 0, `the frame rung attributed: ${JSON.stringify(r.scored.rungsSeen)}`);
+    assert.ok(hooks.every((h) => h!.maxEnabled === 0), `no async hook was enabled while the calls ran: ${JSON.stringify(hooks)}`);
+    assert.doesNotMatch(r.stderr, /AGENTRACE_CONTEXT_HOOK/);
+  } else {
+    assert.ok(hooks.some((h) => h!.maxEnabled > 0), `Node ${major}: the SDK's hook ran: ${JSON.stringify(hooks)}`);
+  }
 }
 
 function assertRan(r: RunResult, workers: number): void {

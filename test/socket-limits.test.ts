@@ -20,7 +20,8 @@ async function serve(limits: Partial<SocketLimits>): Promise<{ server: SocketSer
   const closed: number[] = [];
   const hellos: number[] = [];
   const handlers: ConnectionHandlers = {
-    onHello: (c) => hellos.push(c.id),
+    onHello: (c) => void hellos.push(c.id),
+    onCheckFrames: () => ({ ok: false, reason: 'test' }),
     onSpanStart: () => {},
     onSpanEnd: () => {},
     onClose: (c) => closed.push(c.id),
@@ -166,7 +167,8 @@ test('a process over its frame rate is read no faster than its rate, and another
   let flooded = 0;
   const hellos: number[] = [];
   const handlers: ConnectionHandlers = {
-    onHello: (c) => hellos.push(c.pid),
+    onHello: (c) => void hellos.push(c.pid),
+    onCheckFrames: () => ({ ok: false, reason: 'test' }),
     onSpanStart: () => void flooded++,
     onSpanEnd: () => {},
     onClose: () => {},

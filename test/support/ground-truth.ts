@@ -455,6 +455,8 @@ export interface RunOptions {
   background?: boolean;
   /** Add the open after a nested async scope to every call (AgentPlan.nestedScopes). */
   nestedScopes?: boolean;
+  /** Options for the agent's node (before its script). */
+  nodeArgs?: string[];
   timeoutMs?: number;
 }
 
@@ -469,7 +471,16 @@ export interface RunResult {
     | {
         node: string;
         pid: number;
-        threads: Array<{ welcomed: boolean; thread?: number; calls?: number; ms?: number; backgroundRounds?: number; failures?: string[] }>;
+        threads: Array<{
+          welcomed: boolean;
+          thread?: number;
+          calls?: number;
+          ms?: number;
+          backgroundRounds?: number;
+          failures?: string[];
+          /** With RunOptions.nodeArgs ['--expose-internals']: async hooks Node had enabled while the calls ran (most seen at once). */
+          asyncHooks?: { samples: number; maxEnabled: number };
+        }>;
       }
     | undefined;
   spans: FlatSpan[];
@@ -618,7 +629,7 @@ export class GroundTruthLab {
     let stats: SidecarStats;
     let exit: { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; wallMs: number };
     try {
-      exit = await this.spawnAgent(opts.node, planFile, socketPath, opts.timeoutMs ?? 60_000);
+      exit = await this.spawnAgent(opts.node, opts.nodeArgs ?? [], planFile, socketPath, opts.timeoutMs ?? 60_000);
       await sidecar.settle(3000);
       stats = sidecar.stats();
     } finally {
@@ -648,6 +659,7 @@ export class GroundTruthLab {
 
   private async spawnAgent(
     node: string,
+    nodeArgs: string[],
     planFile: string,
     socketPath: string,
     timeoutMs: number,
@@ -657,7 +669,7 @@ export class GroundTruthLab {
     const t0 = performance.now();
     const child = spawn(
       'unshare',
-      ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', this.hostsFile, this.nsswitchFile, node, agentScript, planFile],
+      ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', this.hostsFile, this.nsswitchFile, node, ...nodeArgs, agentScript, planFile],
       { env: { ...process.env, AGENTRACE_SOCKET: socketPath }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const pid = child.pid;

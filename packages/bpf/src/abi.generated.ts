@@ -39,6 +39,13 @@ export const structs = {
       latency_hist: { offset: 32, size: 320, type: 'u64', count: 40 },
     },
   },
+  ar_call_record: {
+    size: 40,
+    fields: {
+      ctx: { offset: 0, size: 32, type: 'struct ar_thread_slot' },
+      tag: { offset: 32, size: 8, type: 'u64' },
+    },
+  },
   ar_chan_seg: {
     size: 56,
     fields: {
@@ -138,6 +145,16 @@ export const structs = {
       dfd: { offset: 88, size: 4, type: 's32' },
       mode: { offset: 92, size: 4, type: 'u32' },
       path: { offset: 96, size: 256, type: 'bytes', count: 256 },
+    },
+  },
+  ar_frame_reader: {
+    size: 56,
+    fields: {
+      isolate: { offset: 0, size: 8, type: 'u64' },
+      undefined: { offset: 8, size: 8, type: 'u64' },
+      key_tag: { offset: 16, size: 4, type: 'u32' },
+      check: { offset: 20, size: 4, type: 'u32' },
+      layout: { offset: 24, size: 32, type: 'struct ar_v8_layout' },
     },
   },
   ar_net_allow: {
@@ -316,6 +333,18 @@ export const structs = {
       tool: { offset: 28, size: 4, type: 'u32' },
     },
   },
+  ar_v8_layout: {
+    size: 32,
+    fields: {
+      isolate_tls: { offset: 0, size: 8, type: 's64' },
+      cped: { offset: 8, size: 4, type: 'u32' },
+      undefined_root: { offset: 12, size: 4, type: 'u32' },
+      table: { offset: 16, size: 4, type: 'u32' },
+      fixed_array_data: { offset: 20, size: 4, type: 'u32' },
+      typed_array_data: { offset: 24, size: 4, type: 'u32' },
+      _pad: { offset: 28, size: 4, type: 'u32' },
+    },
+  },
 } as const satisfies Record<string, AbiStruct>;
 
 /** Integer fields' readers at a struct's base offset: the width and signedness are the header's (64-bit ones give a bigint). */
@@ -328,6 +357,9 @@ export const read = {
     errors: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 8),
     bytes: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 16),
     latency_sum_ns: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 24),
+  },
+  ar_call_record: {
+    tag: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 32),
   },
   ar_chan_seg: {
     start: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 24),
@@ -384,6 +416,12 @@ export const read = {
     latency_ns: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 80),
     dfd: (b: Buffer, base: number): number => b.readInt32LE(base + 88),
     mode: (b: Buffer, base: number): number => b.readUInt32LE(base + 92),
+  },
+  ar_frame_reader: {
+    isolate: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 0),
+    undefined: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 8),
+    key_tag: (b: Buffer, base: number): number => b.readUInt32LE(base + 16),
+    check: (b: Buffer, base: number): number => b.readUInt32LE(base + 20),
   },
   ar_net_allow: {
     nports: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
@@ -474,6 +512,14 @@ export const read = {
     attrs_size: (b: Buffer, base: number): number => b.readUInt16LE(base + 26),
     tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 28),
   },
+  ar_v8_layout: {
+    isolate_tls: (b: Buffer, base: number): bigint => b.readBigInt64LE(base + 0),
+    cped: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
+    undefined_root: (b: Buffer, base: number): number => b.readUInt32LE(base + 12),
+    table: (b: Buffer, base: number): number => b.readUInt32LE(base + 16),
+    fixed_array_data: (b: Buffer, base: number): number => b.readUInt32LE(base + 20),
+    typed_array_data: (b: Buffer, base: number): number => b.readUInt32LE(base + 24),
+  },
 } as const;
 
 /**
@@ -486,6 +532,9 @@ export const readNumber = {
     errors: (b: Buffer, base: number): number => b.readUInt32LE(base + 12) * 0x100000000 + b.readUInt32LE(base + 8),
     bytes: (b: Buffer, base: number): number => b.readUInt32LE(base + 20) * 0x100000000 + b.readUInt32LE(base + 16),
     latency_sum_ns: (b: Buffer, base: number): number => b.readUInt32LE(base + 28) * 0x100000000 + b.readUInt32LE(base + 24),
+  },
+  ar_call_record: {
+    tag: (b: Buffer, base: number): number => b.readUInt32LE(base + 36) * 0x100000000 + b.readUInt32LE(base + 32),
   },
   ar_chan_seg: {
     start: (b: Buffer, base: number): number => b.readUInt32LE(base + 28) * 0x100000000 + b.readUInt32LE(base + 24),
@@ -510,6 +559,10 @@ export const readNumber = {
     flags: (b: Buffer, base: number): number => b.readUInt32LE(base + 76) * 0x100000000 + b.readUInt32LE(base + 72),
     latency_ns: (b: Buffer, base: number): number => b.readUInt32LE(base + 84) * 0x100000000 + b.readUInt32LE(base + 80),
   },
+  ar_frame_reader: {
+    isolate: (b: Buffer, base: number): number => b.readUInt32LE(base + 4) * 0x100000000 + b.readUInt32LE(base + 0),
+    undefined: (b: Buffer, base: number): number => b.readUInt32LE(base + 12) * 0x100000000 + b.readUInt32LE(base + 8),
+  },
   ar_net_connect_event: {
     ret: (b: Buffer, base: number): number => b.readInt32LE(base + 68) * 0x100000000 + b.readUInt32LE(base + 64),
     latency_ns: (b: Buffer, base: number): number => b.readUInt32LE(base + 76) * 0x100000000 + b.readUInt32LE(base + 72),
@@ -532,25 +585,29 @@ export const readNumber = {
     in: (b: Buffer, base: number): number => b.readUInt32LE(base + 4) * 0x100000000 + b.readUInt32LE(base + 0),
     out: (b: Buffer, base: number): number => b.readUInt32LE(base + 12) * 0x100000000 + b.readUInt32LE(base + 8),
   },
+  ar_v8_layout: {
+    isolate_tls: (b: Buffer, base: number): number => b.readInt32LE(base + 4) * 0x100000000 + b.readUInt32LE(base + 0),
+  },
 } as const;
 
 export const enums = {
   ar_agg_kind: { AR_AGG_READ: 0, AR_AGG_WRITE: 1, AR_AGG_SEND: 2, AR_AGG_RECV: 3, AR_AGG_OPEN: 4, AR_AGG_CONNECT: 5, AR_AGG_EXEC: 6, AR_AGG_KINDS: 7 },
-  ar_attr_source: { AR_ATTR_NONE: 0, AR_ATTR_SLOT: 1, AR_ATTR_THREAD: 2, AR_ATTR_WORK: 3, AR_ATTR_FD: 4, AR_ATTR_PROCESS: 5, AR_ATTR_NOBODY: 6, AR_ATTR_PIPE: 7, AR_ATTR_PIPE_AMBIGUOUS: 8 },
+  ar_attr_source: { AR_ATTR_NONE: 0, AR_ATTR_SLOT: 1, AR_ATTR_THREAD: 2, AR_ATTR_WORK: 3, AR_ATTR_FD: 4, AR_ATTR_PROCESS: 5, AR_ATTR_NOBODY: 6, AR_ATTR_PIPE: 7, AR_ATTR_PIPE_AMBIGUOUS: 8, AR_ATTR_FRAME: 9 },
   ar_chan_msg: { AR_CHAN_MSG_NOTIFICATION: 0, AR_CHAN_MSG_REQUEST: 1, AR_CHAN_MSG_CANCEL: 2, AR_CHAN_MSG_VOID: 3 },
   ar_chan_op: { AR_CHAN_NONE: 0, AR_CHAN_WRITE: 1, AR_CHAN_READ: 2, AR_CHAN_ANSWER: 3 },
   ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9, AR_EV_POLICY_NET: 10 },
   ar_fd_flag: { AR_FD_AMBIGUOUS: 1 },
   ar_fd_op: { AR_FD_OP_NONE: 0, AR_FD_OP_WRITE: 1, AR_FD_OP_READ: 2 },
+  ar_frame_check: { AR_FRAME_OK: 1, AR_FRAME_NO_ISOLATE: 2, AR_FRAME_NO_FRAME: 3, AR_FRAME_UNREADABLE: 4, AR_FRAME_NOT_FOUND: 5, AR_FRAME_NO_KEY_TAG: 6 },
   ar_policy_mode: { AR_POLICY_NONE: 0, AR_POLICY_AUDIT: 1, AR_POLICY_ENFORCE: 2, AR_POLICY_KILL: 3 },
   ar_policy_net_flag: { AR_POLICY_NET_CONNECT: 1, AR_POLICY_NET_UNSEEN: 2 },
   ar_proc_flag: { AR_PROC_SELF_DECLARED: 1 },
-  ar_stat: { AR_STAT_EVENTS: 0, AR_STAT_RINGBUF_DROPS: 1, AR_STAT_PENDING_FULL: 2, AR_STAT_TRACKED_FULL: 3, AR_STAT_READ_FAULTS: 4, AR_STAT_CAPPED: 5, AR_STAT_AGG_FULL: 6, AR_STAT_DECLARED: 7, AR_STAT_MAX: 8 },
+  ar_stat: { AR_STAT_EVENTS: 0, AR_STAT_RINGBUF_DROPS: 1, AR_STAT_PENDING_FULL: 2, AR_STAT_TRACKED_FULL: 3, AR_STAT_READ_FAULTS: 4, AR_STAT_CAPPED: 5, AR_STAT_AGG_FULL: 6, AR_STAT_DECLARED: 7, AR_STAT_FRAME_UNREADABLE: 8, AR_STAT_MAX: 9 },
   ar_verdict: { AR_VERDICT_NONE: 0, AR_VERDICT_ALLOWED: 1, AR_VERDICT_AUDITED: 2, AR_VERDICT_DENIED: 3 },
 } as const;
 
 /** The maps of the object, by name. */
-export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_allow', 'ar_exec_scratch', 'ar_fd_spans', 'ar_net_tcp', 'ar_net_udp', 'ar_path_scratch', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_policy_ctxs', 'ar_policy_tools', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
+export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_allow', 'ar_exec_scratch', 'ar_fd_spans', 'ar_frame_readers', 'ar_frame_scratch', 'ar_net_tcp', 'ar_net_udp', 'ar_path_scratch', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_policy_ctxs', 'ar_policy_tools', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_v8_layouts', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
 
 /** Its programs, by name. */
 export const programs = ['ar_json_msg', 'context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'policy_connect4', 'policy_connect6', 'policy_exec', 'policy_sendmmsg_enter', 'policy_sendmmsg_exit', 'policy_sendmsg4', 'policy_sendmsg6', 'policy_sendmsg_enter', 'policy_sendmsg_exit', 'policy_sendto_enter', 'policy_sendto_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;

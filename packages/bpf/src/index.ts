@@ -18,7 +18,7 @@ export type {
   SocketAddress,
   SpanRef,
 } from './decode.js';
-export { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, ProcFlag, SLOT_MAGIC, SLOT_SIZE, layouts } from './layout.js';
+export { AttrSource, EventKind, AggKind, AGG_KIND_COUNT, HIST_BUCKETS, Stat, STAT_COUNT, ProcFlag, FrameCheck, SLOT_MAGIC, SLOT_SIZE, layouts } from './layout.js';
 export type { StructLayout, StructName } from './layout.js';
 export { defaultObjectPath } from './native.js';
 export { peerCredentials } from './peer.js';
@@ -44,3 +44,6 @@ export {
   ruleRef,
   type Verdict,
 } from './policy-tables.js';
+export { readElfSymbols, readV8Layout, setterDisplacements, staticTlsOffset } from './v8-layout.js';
+export type { ElfSymbol, ElfSymbols } from './native.js';
+export type { V8Layout, V8LayoutResult } from './v8-layout.js';

@@ -46,6 +46,7 @@ export const AttrSource = {
   Nobody: A.AR_ATTR_NOBODY,
   Pipe: A.AR_ATTR_PIPE,
   PipeAmbiguous: A.AR_ATTR_PIPE_AMBIGUOUS,
+  Frame: A.AR_ATTR_FRAME,
 } as const;
 export type AttrSource = (typeof AttrSource)[keyof typeof AttrSource];
 
@@ -76,8 +77,21 @@ export const Stat = {
   Capped: S.AR_STAT_CAPPED,
   AggFull: S.AR_STAT_AGG_FULL,
   Declared: S.AR_STAT_DECLARED,
+  FrameUnreadable: S.AR_STAT_FRAME_UNREADABLE,
 } as const;
 export const STAT_COUNT: number = S.AR_STAT_MAX;
+
+const F = enums.ar_frame_check;
+/** How a thread's frame reader was checked at its registration (ar_frame_reader.check). */
+export const FrameCheck = {
+  Ok: F.AR_FRAME_OK,
+  NoIsolate: F.AR_FRAME_NO_ISOLATE,
+  NoFrame: F.AR_FRAME_NO_FRAME,
+  Unreadable: F.AR_FRAME_UNREADABLE,
+  NotFound: F.AR_FRAME_NOT_FOUND,
+  NoKeyTag: F.AR_FRAME_NO_KEY_TAG,
+} as const;
+export type FrameCheck = (typeof FrameCheck)[keyof typeof FrameCheck];
 
 /** ar_proc_info.flags */
 export const ProcFlag = { SelfDeclared: enums.ar_proc_flag.AR_PROC_SELF_DECLARED } as const;

@@ -64,8 +64,27 @@ export interface NativeAddon {
   peerCredentials(fd: number): PeerCredentials;
   /** File offsets of function symbols of an ELF binary; names not found are left out. */
   resolveFunctions(binaryPath: string, names: string[]): Record<string, number>;
+  /** Defined symbols of an ELF binary (names not found are left out), their first maxBytes bytes, and its TLS block. */
+  readSymbols(binaryPath: string, names: string[], maxBytes: number): ElfSymbols;
   /** The class the addon throws its failures as. */
   setErrorClass(ctor: new (message: string, errnoName: string, errno: number, libbpfLog: string) => Error): void;
+}
+
+export interface ElfSymbol {
+  /** st_value: an address, or for a TLS symbol its offset in the binary's TLS block. */
+  value: number;
+  size: number;
+  type: 'func' | 'object' | 'tls' | 'other';
+  /** Its first bytes (zeros for .bss); null for TLS symbols and where they cannot be read. */
+  bytes: Buffer | null;
+  /** Where its bytes are in the file; -1 when they are not (.bss, TLS). */
+  offset: number;
+}
+
+export interface ElfSymbols {
+  symbols: Record<string, ElfSymbol>;
+  /** The binary's PT_TLS segment, if it has one. */
+  tls: { memsz: number; align: number; vaddr: number } | null;
 }
 
 export interface PeerCredentials {

@@ -11,7 +11,8 @@ import { drainAggregates, takeEventCounts, type SpanAggregates, type SpanEventCo
 import { attachDnsProbes, attachWorkProbes, type WorkProbesResult } from './uprobes.js';
 import { parseHex } from './hex.js';
 import { EventDecoder, spanFrom, type KernelEvent, type SpanRef } from './decode.js';
-import { layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
+import { FrameCheck, layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from './layout.js';
+import { encodeV8Layout, type V8Layout } from './v8-layout.js';
 import { read, type maps, type programs } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
 import { cgroup2Root, encodeExecKey, encodeNetAllow, encodeNetKey, encodeToolEntry, encodeToolKey, type PolicyGeneration, type PolicyTables } from './policy-tables.js';
@@ -100,6 +101,8 @@ export interface ProbeStats {
   aggFull: bigint;
   /** Processes that declared themselves by registering a slot before anything tracked them. */
   declared: bigint;
+  /** Syscalls of frame-read threads whose async context could not be read: lower rungs were asked. */
+  frameUnreadable: bigint;
   /** Ring-buffer samples user space could not decode. */
   decodeErrors: number;
 }
@@ -117,6 +120,8 @@ const TRACKED: MapName = 'ar_tracked_procs';
 const TRACKED_BITS: MapName = 'ar_tracked_bits';
 const THREAD_SPANS: MapName = 'otel_traces_ctx_v1';
 const ENDED_SPANS: MapName = 'ar_ended_spans';
+const V8_LAYOUTS: MapName = 'ar_v8_layouts';
+const FRAME_READERS: MapName = 'ar_frame_readers';
 const FD_SPANS: MapName = 'ar_fd_spans';
 const DNS_FDS: MapName = 'ar_dns_fds';
 const EVENTS: MapName = 'ar_events';
@@ -398,6 +403,21 @@ export class Probes {
     return v ? spanFrom(v, layouts.ar_proc_info.fields.span) : null;
   }
 
+  /**
+   * Gives the kernel the V8 layout of process `pid`'s node binary: from its
+   * threads' next slot registration on, the kernel proves the frame rung for
+   * each (frameCheck) and reads their calls from their async context.
+   */
+  setV8Layout(pid: number, layout: V8Layout): void {
+    this.obj.mapUpdate(V8_LAYOUTS, u32(pid), encodeV8Layout(layout));
+  }
+
+  /** How the frame rung was checked for thread `tid` of `pid` at its last registration; undefined if it was not. */
+  frameCheck(pid: number, tid: number): FrameCheck | undefined {
+    const v = this.obj.mapLookup(FRAME_READERS, pidTgid(pid, tid));
+    return v ? (read.ar_frame_reader.check(v, 0) as FrameCheck) : undefined;
+  }
+
   /** Says that thread `tid` of process `pid` now runs `span` (otel_traces_ctx_v1). */
   setThreadSpan(pid: number, tid: number, span: SpanRef): void {
     const v = Buffer.alloc(layouts.ar_span_ctx.size);
@@ -598,6 +618,7 @@ export class Probes {
       capped: sum(Stat.Capped),
       aggFull: sum(Stat.AggFull),
       declared: sum(Stat.Declared),
+      frameUnreadable: sum(Stat.FrameUnreadable),
       decodeErrors: this.decodeErrors,
     };
   }

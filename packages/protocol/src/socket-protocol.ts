@@ -35,6 +35,23 @@ export interface HelloMessage {
   pid?: number;
   /** The client takes `policy` frames (a sidecar sends none to one that does not say so). */
   policy?: boolean;
+  /**
+   * The client keeps each call's record in V8's async context (Node with
+   * AsyncContextFrame): the sidecar may give the kernel this process's V8
+   * layout, and says in the welcome whether it could.
+   */
+  frames?: boolean;
+}
+
+/**
+ * Client -> sidecar: thread `tid` registered its slot from inside its call
+ * storage; did the kernel prove it can read the thread's calls from its
+ * async context? Answered with a `frames` message.
+ */
+export interface CheckFramesMessage {
+  t: 'check-frames';
+  /** OS thread id (as /proc/thread-self names it). */
+  tid: number;
 }
 
 /** Client -> sidecar: a tool-call span started on thread `tid` of the sending process. */
@@ -87,6 +104,25 @@ export interface WelcomeMessage {
   sidecar: string;
   /** The tool patterns of the policy in force, in its order (absent: no policy): see toolKey. */
   tools?: string[];
+  /**
+   * To a client that said `frames`: whether the kernel has this process's
+   * V8 layout (then its threads register from inside their call storage and
+   * send `check-frames`), or why not.
+   */
+  frames?: FramesAnswer;
+}
+
+/** Whether the kernel reads a thread's calls from its async context, or why not. */
+export interface FramesAnswer {
+  ok: boolean;
+  reason?: string;
+  /** The first refusal to this process: the thread told prints it (once per process, not per thread). */
+  warn?: boolean;
+}
+
+/** Sidecar -> client: the answer to `check-frames`, for the thread that asked. */
+export interface FramesMessage extends FramesAnswer {
+  t: 'frames';
 }
 
 /**
@@ -111,8 +147,8 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type ClientMessage = HelloMessage | SpanStartMessage | SpanEndMessage;
-export type SidecarMessage = WelcomeMessage | ErrorMessage | PolicyMessage;
+export type ClientMessage = HelloMessage | SpanStartMessage | SpanEndMessage | CheckFramesMessage;
+export type SidecarMessage = WelcomeMessage | ErrorMessage | PolicyMessage | FramesMessage;
 export type Message = ClientMessage | SidecarMessage;
 
 /**
@@ -156,7 +192,7 @@ export function encodeFrame(msg: Message): Buffer {
   return frame;
 }
 
-const KNOWN = new Set(['hello', 'start', 'end', 'welcome', 'error', 'policy']);
+const KNOWN = new Set(['hello', 'start', 'end', 'welcome', 'error', 'policy', 'check-frames', 'frames']);
 
 /**
  * Splits a byte stream into messages. Throws ProtocolError on a frame that is

@@ -16,3 +16,15 @@ export const SLOT_SPAN_NOBODY = 'ffffffffffffffff';
 export const SLOT_LAYOUT = { trace_id: 0, span_id: 16, valid: 24, trace_flags: 25, attrs_size: 26, tool: 28 } as const;
 /** Each field's size in bytes. */
 export const SLOT_FIELD_BYTES = { trace_id: 16, span_id: 8, valid: 1, trace_flags: 1, attrs_size: 2, tool: 4 } as const;
+
+// The call record (struct ar_call_record): on Node with AsyncContextFrame, the
+// store of the SDK's AsyncLocalStorage while a call runs; the kernel reads it
+// through V8's async context (the frame rung), with no JavaScript per await.
+
+/** sizeof(struct ar_call_record): an OTEP 4947 record (the slot's layout), then the tag. */
+export const CALL_RECORD_BYTES = 40;
+/** AR_CALL_RECORD_TAG: 8 ASCII bytes at CALL_RECORD_TAG_OFFSET. */
+export const CALL_RECORD_TAG = 'arcall:1';
+export const CALL_RECORD_TAG_OFFSET = 32;
+/** AR_FRAME_KEY_TAG: the Smi the SDK's AsyncLocalStorage holds in a field of its own. */
+export const FRAME_KEY_TAG = 826561089;

@@ -5,12 +5,14 @@
 // AsyncContextFrame: both verified, see PLATFORM.md). The hook costs a few
 // hundred ns per callback, so it is enabled only while a tool call is in
 // flight (and until the next turn of the loop) and a sidecar reads the slot;
-// otherwise switches cost nothing.
+// otherwise switches cost nothing. On a thread whose calls the kernel reads
+// from V8's async context (call-records.ts) the hook is never on.
 import { AsyncResource, createHook } from 'node:async_hooks';
 import { context, createContextKey } from '@opentelemetry/api';
-import { slot, slotMayBeRead } from './runtime.js';
+import { onKernelReadsFrames, slot, slotMayBeRead } from './runtime.js';
 import type { SlotSpan } from './thread-slot.js';
 import { followHttpRequests } from './http-requests.js';
+import { kernelReadsFrames, setKernelReadsFrames } from './call-records.js';
 
 /** The context entry naming the tool call a context belongs to. */
 export const TOOL_CALL_KEY: symbol = createContextKey('@agentrace/sdk tool call');
@@ -52,7 +54,7 @@ function after(): void {
 const hook = createHook({ before, after });
 
 // Pooled HTTP requests written from another call's callbacks: see http-requests.ts.
-followHttpRequests(TOOL_CALL_KEY, () => enabled);
+followHttpRequests(TOOL_CALL_KEY, () => enabled || (inFlight > 0 && kernelReadsFrames()));
 
 // On AsyncContextFrame (Node 24's AsyncLocalStorage), runInAsyncScope emits
 // `before` ahead of switching the context, so the hook sees the caller's
@@ -89,7 +91,7 @@ if (contextFrames) {
  */
 export function trackingStarted(): void {
   inFlight++;
-  if (!enabled && slotMayBeRead()) {
+  if (!enabled && slotMayBeRead() && !kernelReadsFrames()) {
     hook.enable();
     enabled = true;
   }
@@ -117,6 +119,25 @@ function disableIfIdle(): void {
   saved.length = 0;
   slot.clear();
 }
+
+/**
+ * The kernel proved that it reads this thread's calls from its async
+ * context: the hook goes off for good, and the slot is emptied (from now on
+ * it only overrides the context where the SDK must: its own I/O, a pooled
+ * request written for another call).
+ */
+export function framesConfirmed(): void {
+  setKernelReadsFrames(true);
+  if (!kernelReadsFrames()) return;
+  if (enabled) {
+    hook.disable();
+    enabled = false;
+  }
+  saved.length = 0;
+  slot.clear();
+}
+
+onKernelReadsFrames(framesConfirmed);
 
 /** Whether the hook is on now (for tests). */
 export function trackingEnabled(): boolean {

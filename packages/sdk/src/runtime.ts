@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { resolveConfig, resourceAttributes, SDK_NAME, SDK_VERSION, type AgentraceConfig, type ResolvedConfig } from './config.js';
-import { toolPatternsPath, type HelloMessage, type WelcomeMessage } from '@agentrace/protocol';
+import { toolPatternsPath, type FramesAnswer, type HelloMessage, type WelcomeMessage } from '@agentrace/protocol';
+import { contextFrames, runWithRecord } from './call-records.js';
 import { setToolPatterns } from './tool-key.js';
 import { SidecarClient } from './sidecar-client.js';
 import { NOBODY, ThreadSlot } from './thread-slot.js';
@@ -53,6 +54,7 @@ function hello(): HelloMessage {
     resource: resourceAttributes(currentConfig()),
     pid: procIds().pid,
     policy: true,
+    frames: contextFrames,
   };
 }
 
@@ -73,7 +75,10 @@ function readToolPatterns(socketPath: string): void {
 function registerSlot(): boolean {
   if (slotBroken) return false;
   try {
-    slot.register();
+    // From inside the call storage, with the slot itself as its store: the
+    // kernel proves it can find the thread's calls in its async context by
+    // finding the slot there (the frame rung; nothing without AsyncContextFrame).
+    runWithRecord(slot.buffer, () => slot.register());
     return true;
   } catch (err) {
     slotBroken = true;
@@ -90,10 +95,41 @@ function registerSlot(): boolean {
 function outsideCalls<T>(fn: () => T): T {
   const prev = slot.set(NOBODY);
   try {
-    return fn();
+    // and no call's in the async context the socket's callbacks will run in
+    return runWithRecord(undefined, fn);
   } finally {
     slot.restore(prev);
   }
+}
+
+let framesListener: (() => void) | undefined;
+
+/** Runs `fn` once the kernel reads this thread's calls from its async context (context-tracker.ts turns its hook off). */
+export function onKernelReadsFrames(fn: () => void): void {
+  framesListener = fn;
+}
+
+let framesWarned = false;
+
+/**
+ * Says why the kernel reads no async context here, and what that costs:
+ * when the sidecar says this is the process's first refusal (so once per
+ * process, whichever of its threads hears it first).
+ */
+function framesRefused(answer: FramesAnswer): void {
+  if (!contextFrames || !answer.warn || framesWarned) return;
+  framesWarned = true;
+  const reason = answer.reason ?? 'no reason given';
+  warn(
+    'AGENTRACE_CONTEXT_HOOK',
+    `agentrace: the kernel cannot read tool calls from this Node's async context (${reason}); ` +
+      'the SDK follows them with an async hook instead (exact, ~250 ns per await while calls run)',
+  );
+}
+
+function onFrames(answer: FramesAnswer): void {
+  if (answer.ok) framesListener?.();
+  else framesRefused(answer);
 }
 
 function onWelcome(msg: WelcomeMessage): void {
@@ -101,7 +137,11 @@ function onWelcome(msg: WelcomeMessage): void {
   const c = client;
   if (!c) return;
   // Again on every connection: a sidecar started after us never saw the first one.
-  if (registerSlot()) registeredOn = c.currentGeneration;
+  if (!registerSlot()) return;
+  registeredOn = c.currentGeneration;
+  if (!contextFrames || msg.frames === undefined) return; // an older sidecar: the hook, silently
+  if (msg.frames.ok) c.checkFrames(threadId());
+  else framesRefused(msg.frames);
 }
 
 /**
@@ -114,7 +154,7 @@ export function sidecar(): SidecarClient {
   if (!client) {
     readToolPatterns(currentConfig().socketPath);
     if (!declared) declared = registerSlot();
-    client = new SidecarClient({ socketPath: currentConfig().socketPath, hello, onWelcome, onPolicy: setToolPatterns, outsideCalls });
+    client = new SidecarClient({ socketPath: currentConfig().socketPath, hello, onWelcome, onPolicy: setToolPatterns, onFrames, outsideCalls });
     client.start();
   }
   return client;

@@ -24,6 +24,7 @@ import {
   FrameDecoder,
   ProtocolError,
   type ClientMessage,
+  type FramesAnswer,
   type HelloMessage,
   type SidecarMessage,
   type SpanEndMessage,
@@ -58,6 +59,8 @@ export interface SidecarClientOptions {
   onWelcome: (msg: WelcomeMessage) => void;
   /** Runs on a `policy` frame: the sidecar's policy patterns changed. */
   onPolicy?: (tools: string[]) => void;
+  /** Runs on a `frames` frame: the answer to checkFrames(). */
+  onFrames?: (answer: FramesAnswer) => void;
   /**
    * Runs `fn` (a connect or a write to the sidecar) as no tool call's: the
    * agent's own connection to the sidecar is nobody's I/O, whichever call's
@@ -205,6 +208,19 @@ export class SidecarClient {
     this.queue.push(frame);
     this.queuedOpenStarts++;
     return this.generation;
+  }
+
+  /**
+   * Asks whether the kernel reads thread `tid`'s calls from its async
+   * context (answered through onFrames). On the current connection only:
+   * false when there is none (the next welcome asks again).
+   */
+  checkFrames(tid: number): boolean {
+    if (this.state !== 'connected' || !this.welcomed) return false;
+    const frame = encode({ t: 'check-frames', tid });
+    if (!frame) return false;
+    this.write(this.socket!, frame);
+    return true;
   }
 
   /** Sends (or queues) the end of a span whose start got generation `gen`. */
@@ -432,6 +448,7 @@ export class SidecarClient {
       if (msg.t === 'welcome') this.onWelcome(msg);
       else if (msg.t === 'error') this.onSidecarError(msg.code, msg.message);
       else if (msg.t === 'policy' && Array.isArray(msg.tools)) this.opts.onPolicy?.(msg.tools.filter((t): t is string => typeof t === 'string'));
+      else if (msg.t === 'frames') this.opts.onFrames?.({ ok: msg.ok === true, warn: msg.warn === true, ...(typeof msg.reason === 'string' ? { reason: msg.reason } : {}) });
     }
   }
 

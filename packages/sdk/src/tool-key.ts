@@ -10,6 +10,12 @@ let patterns = new ToolPatterns();
 let version = 0;
 /** Names keyed under the current patterns (bounded: past it, keyed every time). */
 const keys = new Map<string, number>();
+const listeners: Array<() => void> = [];
+
+/** Runs `fn` after every change of the patterns (the call records in flight are keyed again). */
+export function onToolPatterns(fn: () => void): void {
+  listeners.push(fn);
+}
 
 /** The patterns of the sidecar's policy, in its order (none: every name is its own key). */
 export function setToolPatterns(list: readonly string[]): void {
@@ -18,6 +24,7 @@ export function setToolPatterns(list: readonly string[]): void {
   patterns = new ToolPatterns([...list]);
   keys.clear();
   version++;
+  for (const fn of listeners) fn();
 }
 
 /** The version of the patterns; a key made under another is stale. */

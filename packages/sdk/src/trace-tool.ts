@@ -20,7 +20,8 @@ import { now } from './clock.js';
 import { idsFromHex, randomIds, spanIdFromHex } from './ids.js';
 import { appTracer, ensureContextManager } from './otel.js';
 import type { Attrs, SpanStartMessage, WireTime } from '@agentrace/protocol';
-import { toolKey, toolKeyVersion } from './tool-key.js';
+import { onToolPatterns, toolKey, toolKeyVersion } from './tool-key.js';
+import { contextFrames, kernelReadsFrames, newCallRecord, runWithRecord, setRecordTool } from './call-records.js';
 import { sidecar, slot, slotRegistered, threadId } from './runtime.js';
 import { NOT_SENT } from './sidecar-client.js';
 import { toBoundedJson } from './serialize.js';
@@ -89,6 +90,33 @@ export interface ToolCall extends SlotSpan {
   ctx: Context;
   /** Set by the first endCall: a thenable that settles twice ends the span once. */
   ended: boolean;
+  /** Its record in V8's async context, where the kernel reads it (call-records.ts); absent without AsyncContextFrame. */
+  readonly record?: Buffer;
+}
+
+/** Calls in flight with a record: keyed again when the policy's patterns change. */
+const recorded = new Set<ToolCall>();
+onToolPatterns(() => {
+  for (const call of recorded) {
+    call.tool = toolKey(call.toolName);
+    call.toolVersion = toolKeyVersion();
+    setRecordTool(call.record!, call.tool);
+  }
+});
+
+/**
+ * Runs fn in the call's context: its OpenTelemetry context, its record in
+ * V8's async context, and (where the kernel does not read that) its span in
+ * this thread's slot for fn's synchronous part.
+ */
+function inCall<T>(call: ToolCall, fn: () => T): T {
+  const useSlot = !kernelReadsFrames();
+  const prev = useSlot ? slot.set(call) : undefined;
+  try {
+    return runWithRecord(call.record, () => context.with(call.ctx, fn));
+  } finally {
+    if (useSlot) slot.restore(prev);
+  }
 }
 
 /**
@@ -135,16 +163,13 @@ function invoke(tool: ToolDef, thisArg: unknown, args: unknown[]): unknown {
   }
   if (!call) return tool.fn.apply(thisArg, args);
 
-  const prev = slot.set(call);
   let result: unknown;
   try {
-    result = context.with(call.ctx, tool.fn, thisArg, ...args);
+    result = inCall(call, () => tool.fn.apply(thisArg, args));
   } catch (err) {
-    slot.restore(prev);
     endCall(tool, call, true, err);
     throw err;
   }
-  slot.restore(prev);
 
   let then: unknown;
   try {
@@ -288,8 +313,10 @@ function openCall(spanName: string, kind: SpanKind, attrs: Attrs, toolName: stri
   } else {
     client.countDropped();
   }
-  const call: ToolCall = { raw, flags, span, gen, toolName, tool: toolKey(toolName), toolVersion: toolKeyVersion(), ctx: parentCtx, ended: false };
+  const tool = toolKey(toolName);
+  const call: ToolCall = { raw, flags, span, gen, toolName, tool, toolVersion: toolKeyVersion(), ctx: parentCtx, ended: false, ...(contextFrames ? { record: newCallRecord(raw, flags, tool) } : {}) };
   call.ctx = trace.setSpan(parentCtx, span).setValue(TOOL_CALL_KEY, call);
+  if (call.record) recorded.add(call);
   trackingStarted();
   return call;
 }
@@ -309,14 +336,9 @@ export function beginCall(spanName: string, kind: SpanKind, attrs: Attrs, toolNa
   }
 }
 
-/** Runs fn in the call's context, its span in this thread's slot for fn's synchronous part. */
+/** Runs fn in the call's context (and, for fn's synchronous part, its span in this thread's slot where needed). */
 export function runInCall<T>(call: ToolCall, fn: () => T): T {
-  const prev = slot.set(call);
-  try {
-    return context.with(call.ctx, fn);
-  } finally {
-    slot.restore(prev);
-  }
+  return inCall(call, fn);
 }
 
 /**
@@ -339,7 +361,7 @@ export function finishCall(call: ToolCall, outcome: { error?: unknown; failed?: 
 export function outsideCalls<T>(fn: () => T): T {
   const prev = slot.clear();
   try {
-    return context.with(ROOT_CONTEXT, fn);
+    return runWithRecord(undefined, () => context.with(ROOT_CONTEXT, fn));
   } finally {
     slot.restore(prev);
   }
@@ -354,6 +376,7 @@ export function activeCall(ctx: Context = context.active()): ToolCall | undefine
 function endCall(tool: ToolDef | undefined, call: ToolCall, failed: boolean, value: unknown, extra?: Attrs, statusMessage?: string, noError = false): void {
   if (call.ended) return;
   call.ended = true;
+  recorded.delete(call);
   trackingEnded();
   try {
     const end: WireTime = now();

@@ -15,7 +15,9 @@ export type WarningCode =
   /** A sidecar answered but could not keep up: frames were dropped (said once; the count at exit). */
   | 'AGENTRACE_FRAMES_DROPPED'
   /** A framework integration could not reach the copy of the framework the agent runs: its tool spans have no kernel attribution. */
-  | 'AGENTRACE_FRAMEWORK_UNREACHED';
+  | 'AGENTRACE_FRAMEWORK_UNREACHED'
+  /** The kernel cannot read calls from this Node's async context: the SDK keeps its async hook (said once per process). */
+  | 'AGENTRACE_CONTEXT_HOOK';
 
 let emitted = 0;
 

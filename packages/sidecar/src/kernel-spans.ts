@@ -16,6 +16,7 @@ export function errnoName(negErrno: number): string {
 }
 
 const attributionNames: Record<number, string> = {
+  [AttrSource.Frame]: 'frame',
   [AttrSource.Slot]: 'slot',
   [AttrSource.Thread]: 'thread',
   [AttrSource.Work]: 'work',

@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { SpanKind, type Attributes, type SpanStatusCode } from '@opentelemetry/api';
 import { Probes, probeGroups, ruleRef, workSubmitFunction, type KernelEvent, type ProbeGroup, type ProbeStats } from '@agentrace/bpf';
-import { messageOf, ToolPatterns, type SpanEndMessage, type SpanStartMessage } from '@agentrace/protocol';
+import { messageOf, ToolPatterns, type CheckFramesMessage, type FramesAnswer, type SpanEndMessage, type SpanStartMessage } from '@agentrace/protocol';
+import { framesAnswer, V8Layouts } from './v8-layouts.js';
 import { compilePolicy, type CompiledPolicy } from './policy/compile.js';
 import { PolicyError, readPolicy } from './policy/policy-file.js';
 import { outsideDecisionRecord, type PolicyDecision } from './policy/decisions.js';
@@ -145,6 +146,11 @@ export class Sidecar implements LossCounters {
   private readonly agentResources = new Map<number, Attributes>();
   private readonly declared: SelfDeclared;
   private helloAfterExit = 0;
+  private readonly v8Layouts = new V8Layouts();
+  /** Reasons the frame rung was refused, logged once each. */
+  private readonly v8Refusals = new Set<string>();
+  /** Processes told once that the frame rung is refused (forgotten when they exit). */
+  private readonly framesRefused = new Set<number>();
   /** Closed connections: a few lines, then only the count (the shutdown line). */
   private readonly logProtocolError: (line: string) => void;
   /** Tracked processes that exited since the last sweep of the per-descriptor maps. */
@@ -481,7 +487,7 @@ export class Sidecar implements LossCounters {
 
   private handlers() {
     return {
-      onHello: (conn: AgentConnection, msg: { resource?: Attributes; sdk?: string; runtime?: string }) => {
+      onHello: (conn: AgentConnection, msg: { resource?: Attributes; sdk?: string; runtime?: string; frames?: boolean }): { frames?: FramesAnswer } | void => {
         // What the kernel says of the process overrides what the client said.
         conn.resource = withVerifiedIdentity(this.registry.sanitizeResource(msg.resource), conn.process, conn.uid) as Attributes;
         // A hello read after its process exited (a short-lived agent) still
@@ -494,6 +500,12 @@ export class Sidecar implements LossCounters {
         this.probes.track(conn.pid);
         this.declared.confirmed(conn.pid);
         this.hookBinaries(conn.pid);
+        if (msg.frames === true) return { frames: this.giveV8Layout(conn.pid) };
+      },
+      onCheckFrames: (conn: AgentConnection, msg: CheckFramesMessage): FramesAnswer => {
+        const tid = conn.threads.resolve(msg.tid);
+        const answer = tid === undefined ? { ok: false, reason: `thread ${msg.tid} is not one of pid ${conn.pid}'s` } : framesAnswer(this.probes.frameCheck(conn.pid, tid));
+        return this.framesRefusal(conn.pid, answer);
       },
       onSpanStart: (conn: AgentConnection, msg: SpanStartMessage) => {
         let span: ToolSpan;
@@ -534,6 +546,39 @@ export class Sidecar implements LossCounters {
         this.logProtocolError(`closed ${conn ? `the connection of pid ${conn.pid}` : 'a connection'}: ${err.message}`);
       },
     };
+  }
+
+  /**
+   * Gives the kernel the V8 layout of an agent that keeps its calls in its
+   * async context (read once per binary): its threads' next registrations
+   * prove the frame rung. What cannot be read is said to the agent, which
+   * keeps its async hook, and logged once per binary.
+   */
+  private giveV8Layout(pid: number): FramesAnswer {
+    const r = this.v8Layouts.of(pid);
+    if (!r.ok) return this.framesRefusal(pid, { ok: false, reason: r.reason });
+    try {
+      this.probes.setV8Layout(pid, r.layout);
+    } catch (err) {
+      return this.framesRefusal(pid, { ok: false, reason: `the sidecar could not give the kernel the layout: ${messageOf(err)}` });
+    }
+    return { ok: true };
+  }
+
+  /**
+   * A refusal of the frame rung: logged once per reason, and printed by the
+   * agent once per process (the first thread told prints it).
+   */
+  private framesRefusal(pid: number, answer: FramesAnswer): FramesAnswer {
+    if (answer.ok) return answer;
+    const reason = answer.reason ?? 'no reason given';
+    if (!this.v8Refusals.has(reason)) {
+      this.v8Refusals.add(reason);
+      this.log(`pid ${pid}: the kernel cannot read tool calls from its async context (${reason}); its SDK keeps an async hook`);
+    }
+    const first = !this.framesRefused.has(pid);
+    this.framesRefused.add(pid);
+    return { ...answer, warn: first };
   }
 
   /**
@@ -616,6 +661,7 @@ export class Sidecar implements LossCounters {
       } else if (e.kind === 'proc.exit') {
         this.exited.add(e.pid);
         this.agentResources.delete(e.pid);
+        this.framesRefused.delete(e.pid);
       } else if (e.kind === 'proc.exec' && e.ret === 0) {
         // A tracked process now runs another binary (a shell that execs
         // node, npx, ...): hook its threadpool if it is a node.

@@ -18,7 +18,9 @@ import {
   toolPatternsPath,
   FrameDecoder,
   ProtocolError,
+  type CheckFramesMessage,
   type ClientMessage,
+  type FramesAnswer,
   type HelloMessage,
   type SpanEndMessage,
   type SpanStartMessage,
@@ -46,8 +48,14 @@ export interface AgentConnection {
 }
 
 export interface ConnectionHandlers {
-  /** The peer said hello: track it. Returns once the kernel tracks the process. */
-  onHello(conn: AgentConnection, msg: HelloMessage): void;
+  /**
+   * The peer said hello: track it. Returns once the kernel tracks the
+   * process, with what the welcome says of the frame rung (to a client that
+   * asked for it).
+   */
+  onHello(conn: AgentConnection, msg: HelloMessage): { frames?: FramesAnswer } | void;
+  /** A thread asks whether the kernel reads its calls from its async context. */
+  onCheckFrames(conn: AgentConnection, msg: CheckFramesMessage): FramesAnswer;
   onSpanStart(conn: AgentConnection, msg: SpanStartMessage): void;
   onSpanEnd(conn: AgentConnection, msg: SpanEndMessage): void;
   onClose(conn: AgentConnection): void;
@@ -342,8 +350,8 @@ export class SocketServer {
           if (msg.t === 'hello') {
             greeted = true;
             c.threads.namespaceOf(Number.isInteger(msg.pid) ? msg.pid : undefined);
-            this.handlers.onHello(c, msg);
-            send(encodeFrame({ t: 'welcome', pid: c.pid, sidecar: this.version, ...(this.toolPatterns.length ? { tools: this.toolPatterns } : {}) }));
+            const frames = this.handlers.onHello(c, msg)?.frames;
+            send(encodeFrame({ t: 'welcome', pid: c.pid, sidecar: this.version, ...(this.toolPatterns.length ? { tools: this.toolPatterns } : {}), ...(frames ? { frames } : {}) }));
             if (msg.policy === true) this.policyListeners.set(socket, send);
           } else if (!greeted) {
             throw new ProtocolError('EPROTO', `"${msg.t}" before "hello"`);
@@ -351,6 +359,9 @@ export class SocketServer {
             this.handlers.onSpanStart(c, msg);
           } else if (msg.t === 'end') {
             this.handlers.onSpanEnd(c, msg);
+          } else if (msg.t === 'check-frames') {
+            if (!Number.isInteger(msg.tid) || msg.tid <= 0) throw new ProtocolError('EINVAL', `check-frames: tid must be a positive integer, not ${String(msg.tid)}`);
+            send(encodeFrame({ t: 'frames', ...this.handlers.onCheckFrames(c, msg) }));
           } else {
             throw new ProtocolError('EPROTO', `a client may not send "${(msg as { t: string }).t}"`);
           }

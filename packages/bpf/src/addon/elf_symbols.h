@@ -9,7 +9,8 @@
 namespace agentrace {
 
 // Adds resolveFunctions(binaryPath, names) -> { name: fileOffset } (names
-// not found are left out) to exports.
+// not found are left out), and readSymbols (symbols of any type with their
+// first bytes, and the thread-local block) to exports.
 void InitElfSymbols(Napi::Env env, Napi::Object exports);
 
 }  // namespace agentrace

@@ -25,6 +25,7 @@
 /* Keep the event structs in the object's BTF even where the code only casts
  * to them, so the layout test can read them back. */
 struct ar_file_open_event *ar_btf_file_open __attribute__((unused));
+struct ar_call_record *ar_btf_call_record __attribute__((unused));
 struct ar_net_connect_event *ar_btf_net_connect __attribute__((unused));
 struct ar_proc_exec_event *ar_btf_proc_exec __attribute__((unused));
 struct ar_proc_fork_event *ar_btf_proc_fork __attribute__((unused));
@@ -65,5 +66,6 @@ enum ar_chan_msg ar_btf_chan_msg __attribute__((unused));
 enum ar_policy_mode ar_btf_policy_mode __attribute__((unused));
 enum ar_verdict ar_btf_verdict __attribute__((unused));
 enum ar_policy_net_flag ar_btf_policy_net_flag __attribute__((unused));
+enum ar_frame_check ar_btf_frame_check __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

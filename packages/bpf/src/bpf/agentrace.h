@@ -45,6 +45,7 @@ enum ar_attr_source {
 	AR_ATTR_NOBODY = 6,
 	AR_ATTR_PIPE = 7,           /* a stdio server serving the request written under a span */
 	AR_ATTR_PIPE_AMBIGUOUS = 8, /* the same, while it serves several calls' requests at once */
+	AR_ATTR_FRAME = 9,          /* the call record in V8's async context (Node 24+: struct ar_call_record) */
 };
 
 /* A span id the slot holds while the agent writes a request made outside
@@ -63,7 +64,8 @@ enum ar_stat {
 	AR_STAT_CAPPED = 5,          /* span over its event cap: counted, not emitted */
 	AR_STAT_AGG_FULL = 6,        /* per-span aggregate or counter map full: not counted */
 	AR_STAT_DECLARED = 7,        /* processes that declared themselves by a slot registration */
-	AR_STAT_MAX = 8,
+	AR_STAT_FRAME_UNREADABLE = 8, /* a thread's async context could not be read: lower rungs asked */
+	AR_STAT_MAX = 9,
 };
 /* Value of otel_traces_ctx_v1 (OTEP 4855: key pid_tgid, value trace and span
  * id), so other eBPF tools can read which span a thread runs. */
@@ -89,6 +91,59 @@ struct ar_thread_slot {
 	__u8 trace_flags;
 	__u16 attrs_size; /* OTEP 4947 attributes that follow; always 0 here */
 	__u32 tool;       /* FNV-1a (32 bits) of the call's gen_ai.tool.name; 0: none (per-tool policy) */
+};
+
+/* Rung 0, on Node with AsyncContextFrame (24+): the call record. The SDK
+ * keeps each call's record in an AsyncLocalStorage store, and V8 carries the
+ * store with every continuation by itself: the isolate's continuation-
+ * preserved embedder data is the running AsyncContextFrame, a JS Map from
+ * each AsyncLocalStorage to its store. The kernel walks it from the thread's
+ * isolate at syscall time, so JS runs nothing per await. The record is the
+ * slot's OTEP 4947 record, and a tag that says it is one. */
+#define AR_CALL_RECORD_SIZE 40
+#define AR_CALL_RECORD_TAG "arcall:1" /* 8 bytes, after the OTEP 4947 record */
+#define AR_CALL_RECORD_TAG_U64 0x313a6c6c61637261ULL /* the same, little-endian */
+/* The SDK's AsyncLocalStorage holds this Smi in a field of its own: how the
+ * kernel tells the SDK's store from other libraries' in a frame (the object
+ * moves with the GC, its field does not change). */
+#define AR_FRAME_KEY_TAG 826561089 /* 0x31435241, "ARC1" little-endian: a Smi on every V8 */
+
+struct ar_call_record {
+	struct ar_thread_slot ctx; /* valid = 1 */
+	__u64 tag;                 /* AR_CALL_RECORD_TAG */
+};
+
+/* Where one node binary's V8 keeps what the frame rung reads (v8-layout.ts
+ * finds it in the binary's symbols), by process; byte offsets. */
+struct ar_v8_layout {
+	__s64 isolate_tls;      /* the thread's v8::internal::Isolate*, at fsbase + this */
+	__u32 cped;             /* Isolate: continuation-preserved embedder data (the frame) */
+	__u32 undefined_root;   /* Isolate: the slot of the undefined value */
+	__u32 table;            /* JSMap: its OrderedHashMap */
+	__u32 fixed_array_data; /* FixedArray (the OrderedHashMap): element 0 */
+	__u32 typed_array_data; /* JSTypedArray: external_pointer (off-heap data: base_pointer is 0) */
+	__u32 _pad;
+};
+
+/* How a thread's frame reader was checked at its slot registration: the
+ * SDK registers from inside a store that holds the slot itself, and the
+ * kernel must find the slot's address walking the frame. */
+enum ar_frame_check {
+	AR_FRAME_OK = 1,
+	AR_FRAME_NO_ISOLATE = 2,  /* no Isolate* at the thread-local */
+	AR_FRAME_NO_FRAME = 3,    /* the isolate holds no frame (not AsyncContextFrame) */
+	AR_FRAME_UNREADABLE = 4,  /* the frame or its table could not be read */
+	AR_FRAME_NOT_FOUND = 5,   /* the frame holds no store whose data is the slot */
+	AR_FRAME_NO_KEY_TAG = 6,  /* that store's AsyncLocalStorage has no AR_FRAME_KEY_TAG field */
+};
+
+/* A thread whose frames the kernel reads (rung 0), by pid_tgid. */
+struct ar_frame_reader {
+	__u64 isolate;
+	__u64 undefined; /* the undefined value: a store of nobody's */
+	__u32 key_tag;   /* offset of AR_FRAME_KEY_TAG in the SDK's AsyncLocalStorage object */
+	__u32 check;     /* enum ar_frame_check; the rung is used only when AR_FRAME_OK */
+	struct ar_v8_layout layout;
 };
 
 /* What is aggregated per span in the kernel (ar_agg_key.kind): descriptor

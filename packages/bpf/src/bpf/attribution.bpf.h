@@ -4,7 +4,13 @@
  * to? Rungs are tried in order; the first that knows wins, and the event
  * records which one it was (enum ar_attr_source).
  *
- *   1. thread slot     the span the agent published in its own memory
+ *   0. frame           on Node 24+, the call record in the thread's V8 async
+ *                      context (frame.bpf.h), for threads whose walk was
+ *                      proved at registration
+ *   1. thread slot     the span the agent published in its own memory (on
+ *                      frame-read threads, only while the SDK overrides the
+ *                      context: a pooled request written for another call,
+ *                      its own socket I/O)
  *   2. thread map      otel_traces_ctx_v1[pid_tgid], for threads with no slot
  *   3. work item       the span a libuv work item was submitted under
  *   3b. pipe           in a process with no slot on the thread: the call
@@ -20,6 +26,7 @@
 #define AR_ATTRIBUTION_BPF_H
 
 #include "common.bpf.h"
+#include "frame.bpf.h"
 
 struct ar_attr_query {
 	__u64 pid_tgid;
@@ -34,7 +41,7 @@ struct ar_attr_query {
  * nobody's (out is then left as it was). With `tool`, the call's tool word
  * too (the FNV-1a of its tool name), from the slot or the work item (left
  * as it was by the pipe rung, which does not know it). */
-static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *out, int pipe, __u32 *tool)
+static __noinline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *out, int pipe, __u32 *tool)
 {
 	/* A registered, readable slot is authoritative for its thread: empty
 	 * means no tool call runs there now, and the thread map (which only
@@ -55,6 +62,18 @@ static __always_inline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *
 				return AR_ATTR_SLOT;
 			}
 		}
+	}
+	/* A thread whose frames are read: the frame says which call runs, or
+	 * that none does (then, as an empty slot, nothing lower is asked). */
+	struct ar_frame_reader *fr = bpf_map_lookup_elem(&ar_frame_readers, &pid_tgid);
+	if (fr && fr->check == AR_FRAME_OK) {
+		int got = ar_frame_call(fr, out, tool);
+		if (got == AR_FRAME_CALL)
+			return AR_ATTR_FRAME;
+		if (got == AR_FRAME_NO_CALL)
+			slot_known = 1;
+		else
+			ar_count(AR_STAT_FRAME_UNREADABLE);
 	}
 	struct ar_span_ctx *s = slot_known ? 0 : bpf_map_lookup_elem(&otel_traces_ctx_v1, &pid_tgid);
 	if (s && ar_span_is_set(s)) {

@@ -49,6 +49,22 @@ struct {
 	__type(value, __u64);
 } ar_thread_slots SEC(".maps");
 
+/* Rung 0: V8's layout in each process whose frames may be read (written by
+ * user space at the agent's hello), and each thread whose frames are read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct ar_v8_layout);
+} ar_v8_layouts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ar_frame_reader);
+} ar_frame_readers SEC(".maps");
+
 /* Rung 3: a libuv work item (struct uv__work *) submitted under a span, by
  * process, and the span of the item each threadpool thread runs now. */
 /* The call a work item was submitted under, and its tool word. */

@@ -27,11 +27,15 @@ static __always_inline void ar_slot_remember(__u64 id, __u64 buf)
 	bpf_map_update_elem(&ar_thread_slots, &id, &addr, BPF_ANY);
 }
 
-/* For a write of a tracked process (the caller checked). */
+/* For a write of a tracked process (the caller checked). Where user space
+ * gave the process's V8 layout (at its hello), the registration also proves
+ * the frame rung for the thread (frame.bpf.h). */
 static __always_inline void ar_slot_register(__u64 id, __u64 buf, __u64 len)
 {
-	if (ar_is_slot_write(buf, len))
+	if (ar_is_slot_write(buf, len)) {
 		ar_slot_remember(id, buf);
+		ar_frame_verify(id, buf);
+	}
 }
 
 /* An event that is only a header, about the current process (a declaration,

@@ -155,9 +155,11 @@ int BPF_PROG(process_exit, struct task_struct *task)
 		/* the pipe rung's, lest a process given its tgid inherit them */
 		bpf_map_delete_elem(&ar_stdio, &tgid);
 		bpf_map_delete_elem(&ar_serving, &tgid);
+		bpf_map_delete_elem(&ar_v8_layouts, &tgid);
 	}
 	bpf_map_delete_elem(&otel_traces_ctx_v1, &id);
 	bpf_map_delete_elem(&ar_thread_slots, &id);
+	bpf_map_delete_elem(&ar_frame_readers, &id);
 	bpf_map_delete_elem(&ar_work_current, &id);
 	bpf_map_delete_elem(&ar_pending_dns, &id);
 	bpf_map_delete_elem(&ar_pending_exec, &id);
