@@ -63,7 +63,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         lab.set('untracked');
         if (c.endsWith('+policy')) attach();
         try {
-          for (const op of NET_OPS) record(results, key(op, c), await lab.run(op, iterationsFor(op, opts.quick), c.startsWith('tracked')));
+          for (const op of NET_OPS) record(results, key(op, c), await lab.run(op, iterationsFor(op, opts.quick), c.startsWith('tracked') ? 'tracked' : 'untracked'));
         } finally {
           if (lab.probes.policyAttached()) lab.probes.detachPolicy();
         }
@@ -78,7 +78,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           for (const op of NET_OPS) {
             const n = iterationsFor(op, opts.quick);
             const mine = new Map([...programs].filter(([, name]) => PROGRAMS[op].includes(name)));
-            profiles.set(key(op, c), await profileLoop(mine, n, () => lab.run(op, n, c.startsWith('tracked'))));
+            profiles.set(key(op, c), await profileLoop(mine, n, () => lab.run(op, n, c.startsWith('tracked') ? 'tracked' : 'untracked')));
           }
         } finally {
           lab.probes.detachPolicy();

@@ -12,7 +12,13 @@
 //   traceTool, no sidecar   the socket path does not exist
 //   traceTool, sidecar      the real sidecar (`agentrace sidecar`, probes
 //                           attached, started here; needs root), slot
-//                           registered
+//                           registered; on Node 24 the kernel reads the
+//                           call from V8's async context (the frame rung)
+//                           and no async hook runs
+//   traceTool, sidecar, hook  Node 24 only: the same with the frame rung
+//                           refused (a copy of this node whose V8 postmortem
+//                           constants lie, test/support/patched-node.ts), so
+//                           the SDK keeps its async hook, as before the rung
 //
 // with two bodies: 1000 `await`s of a resolved promise (microtask
 // switches), and 100 `await`s of a setImmediate turn (a macrotask and its
@@ -36,6 +42,7 @@ import { once } from 'node:events';
 import { createHook } from 'node:async_hooks';
 import { fileURLToPath } from 'node:url';
 import { realSidecar } from './support/real-sidecar.js';
+import { nodeWithConstant } from '../test/support/patched-node.js';
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 5);
 const CALLS = Number(process.env['CALLS'] ?? 200); // tool calls per measurement
@@ -43,18 +50,27 @@ const MICRO_AWAITS = 1000;
 const IMMEDIATE_AWAITS = 100;
 const CONCURRENCY = [1, 8];
 
-type Mode = 'bare' | 'hook' | 'otel' | 'tool-nosidecar' | 'tool-sidecar';
-const MODES: Mode[] = ['bare', 'hook', 'otel', 'tool-nosidecar', 'tool-sidecar'];
+type Mode = 'bare' | 'hook' | 'otel' | 'tool-nosidecar' | 'tool-sidecar' | 'tool-sidecar-hook';
+const MODES: Mode[] = ['bare', 'hook', 'otel', 'tool-nosidecar', 'tool-sidecar', 'tool-sidecar-hook'];
 const LABEL: Record<Mode, string> = {
   bare: 'bare',
   hook: 'bare + empty async hook',
   otel: 'OTel span + ALS context',
   'tool-nosidecar': 'traceTool, no sidecar',
   'tool-sidecar': 'traceTool, sidecar',
+  'tool-sidecar-hook': 'traceTool, sidecar, frame rung refused (hook)',
 };
-type Body = 'micro' | 'immediate';
+// Long calls, for the cost of an await apart from a call's: the slope
+// between calls of LONG_AWAITS and of twice as many (few calls, so the
+// sidecar has next to nothing to do meanwhile).
+const LONG_AWAITS = 10_000;
+type Body = 'micro' | 'long' | 'long2' | 'immediate';
+const BODIES: Body[] = ['micro', 'immediate', 'long', 'long2'];
+const TABLE_BODIES: Body[] = ['micro', 'immediate'];
 const BODY_LABEL: Record<Body, string> = {
   micro: `${MICRO_AWAITS} awaits of a resolved promise`,
+  long: `${LONG_AWAITS} awaits of a resolved promise`,
+  long2: `${2 * LONG_AWAITS} awaits of a resolved promise`,
   immediate: `${IMMEDIATE_AWAITS} awaits of setImmediate`,
 };
 
@@ -68,6 +84,8 @@ interface ChildResult {
   perCall: number;
   framesSent: number;
   framesDropped: number;
+  /** How the SDK followed the calls: the kernel read them from V8's async context, or its async hook ran. */
+  followedBy: 'frames' | 'hook' | 'n/a';
 }
 
 function median(xs: number[]): number {
@@ -100,12 +118,15 @@ async function measureChild(mode: Mode): Promise<void> {
   // Calls per measurement: ~200,000 awaits of either kind.
   const bodies: Record<Body, { fn: (k: number) => Promise<number>; awaits: number; calls: number }> = {
     micro: { fn: micro, awaits: MICRO_AWAITS, calls: CALLS },
+    long: { fn: micro, awaits: LONG_AWAITS, calls: (CALLS * MICRO_AWAITS) / LONG_AWAITS },
+    long2: { fn: micro, awaits: 2 * LONG_AWAITS, calls: (CALLS * MICRO_AWAITS) / LONG_AWAITS / 2 },
     immediate: { fn: immediate, awaits: IMMEDIATE_AWAITS, calls: CALLS * (MICRO_AWAITS / IMMEDIATE_AWAITS) },
   };
   type Wrap = <A extends unknown[], R>(name: string, f: (...a: A) => Promise<R>) => (...a: A) => Promise<R>;
   let wrap: Wrap = (_name, f) => f;
   let stats: () => { sent: number; dropped: number } = () => ({ sent: 0, dropped: 0 });
   let done = async (): Promise<void> => {};
+  let followedBy: () => ChildResult['followedBy'] = () => 'n/a';
 
   if (mode === 'hook') {
     createHook({ before() {}, after() {} }).enable();
@@ -125,12 +146,19 @@ async function measureChild(mode: Mode): Promise<void> {
             span.end();
           }
         });
-  } else if (mode === 'tool-nosidecar' || mode === 'tool-sidecar') {
+  } else if (mode === 'tool-nosidecar' || mode === 'tool-sidecar' || mode === 'tool-sidecar-hook') {
     const sdk = await import('@agentrace/sdk');
     const internal = await import('@agentrace/sdk/internal');
-    if (mode === 'tool-sidecar') {
+    if (mode !== 'tool-nosidecar') {
       if (!(await internal.whenReady(3000))) throw new Error(`no welcome from the sidecar at ${sidecarPath}`);
+      // the sidecar's answer about the frame rung follows the welcome
+      for (let i = 0; i < 100 && !internal.kernelReadsFrames(); i++) await new Promise((r) => setTimeout(r, 10));
     }
+    let hookSeen = false;
+    const seeHook = (): void => void (hookSeen ||= internal.trackingEnabled());
+    followedBy = () => (hookSeen ? 'hook' : internal.kernelReadsFrames() ? 'frames' : 'n/a');
+    const sample = setInterval(seeHook, 5);
+    sample.unref();
     wrap = ((name: string, f: (...a: never[]) => unknown) => sdk.traceTool(name, f)) as unknown as Wrap;
     stats = () => {
       const s = internal.state();
@@ -140,6 +168,8 @@ async function measureChild(mode: Mode): Promise<void> {
   }
   const traced: Record<Body, (k: number) => Promise<number>> = {
     micro: wrap('bench_micro', micro),
+    long: wrap('bench_micro', micro),
+    long2: wrap('bench_micro', micro),
     immediate: wrap('bench_immediate', immediate),
   };
   const tracedNoop = wrap('bench_noop', noop);
@@ -150,7 +180,7 @@ async function measureChild(mode: Mode): Promise<void> {
   const before = stats();
   const REPS = 5;
   for (let rep = -1; rep < REPS; rep++) {
-    for (const body of ['micro', 'immediate'] as Body[]) {
+    for (const body of BODIES) {
       const { awaits, calls } = bodies[body];
       for (const conc of CONCURRENCY) {
         await turn();
@@ -188,6 +218,7 @@ async function measureChild(mode: Mode): Promise<void> {
     perCall: median(perCall),
     framesSent: after.sent - before.sent,
     framesDropped: after.dropped - before.dropped,
+    followedBy: followedBy(),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -197,13 +228,13 @@ async function measureChild(mode: Mode): Promise<void> {
 const here = fileURLToPath(import.meta.url);
 
 
-async function runChild(node: string, mode: Mode, socket: string | undefined): Promise<ChildResult> {
+async function runChild(node: string, mode: Mode, socket: string | undefined, mislaid?: string): Promise<ChildResult> {
   const missing = path.join(os.tmpdir(), `agentrace-bench-missing-${process.pid}.sock`);
-  const child = spawn(node, ['--no-warnings', '--import', 'tsx', here], {
+  const child = spawn(mode === 'tool-sidecar-hook' ? mislaid! : node, ['--no-warnings', '--import', 'tsx', here], {
     env: {
       ...process.env,
       BENCH_SWITCH_MODE: mode,
-      AGENTRACE_SOCKET: mode === 'tool-sidecar' ? socket! : missing,
+      AGENTRACE_SOCKET: mode === 'tool-sidecar' || mode === 'tool-sidecar-hook' ? socket! : missing,
       ...(socket ? { BENCH_SIDECAR_SOCKET: socket } : {}),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -225,14 +256,28 @@ async function driver(): Promise<void> {
   const node24 = process.env['AGENTRACE_NODE24'] ?? (fs.existsSync(cached) ? cached : undefined);
   if (node24) nodes.push(node24);
   else console.error('Node 24 not found (scripts/node24.sh fetches it): this Node only');
-  const modes = MODES.filter((m) => m !== 'tool-sidecar' || sidecar);
+  const modes = MODES.filter((m) => (m !== 'tool-sidecar' && m !== 'tool-sidecar-hook') || sidecar);
+  // Node 24 with the frame rung refused: a copy of it whose V8 constants lie.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-switch-'));
+  const mislaid = node24 && sidecar ? nodeWithConstant(node24, tmp, 'v8dbg_class_JSTypedArray__external_pointer__uintptr_t', (v) => v + 8) : undefined;
   const all: ChildResult[] = [];
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      for (const node of nodes) for (const mode of modes) all.push(await runChild(node, mode, sidecar?.path));
+      for (const node of nodes) {
+        for (const mode of modes) {
+          if (mode === 'tool-sidecar-hook' && node !== node24) continue;
+          all.push(await runChild(node, mode, sidecar?.path, mislaid));
+        }
+      }
     }
   } finally {
     await sidecar?.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  // Each row must be what its label says.
+  for (const r of all) {
+    const want = r.mode === 'tool-sidecar-hook' || (r.mode === 'tool-sidecar' && Number(r.node.slice(1).split('.')[0]) < 24) ? 'hook' : r.mode === 'tool-sidecar' ? 'frames' : undefined;
+    if (want && r.followedBy !== want) throw new Error(`${LABEL[r.mode]} on Node ${r.node} was followed by ${r.followedBy}, not ${want}`);
   }
   const versions = [...new Set(all.map((r) => r.node))];
   const of = (node: string, mode: Mode) => all.filter((r) => r.node === node && r.mode === mode);
@@ -248,14 +293,14 @@ async function driver(): Promise<void> {
   console.log(`sidecar: ${sidecar ? 'real (agentrace sidecar, probes attached)' : `none (${noBpf})`}\n`);
   console.log(`| body | calls at once | mode | ${versions.map((v) => `Node ${v}: ns/await | added`).join(' | ')} |`);
   console.log(`| --- | --- | --- | ${versions.map(() => '--- | ---').join(' | ')} |`);
-  for (const body of ['micro', 'immediate'] as Body[]) {
+  for (const body of TABLE_BODIES) {
     for (const conc of CONCURRENCY) {
       const key = `${body}|${conc}`;
       for (const mode of modes) {
         const cells = versions.map((v) => {
-          const x = awaitNs(v, mode, key)!;
+          const x = awaitNs(v, mode, key);
           const base = awaitNs(v, 'bare', key)!;
-          return `${x.toFixed(0)} | ${mode === 'bare' ? '' : delta(x, base)}`;
+          return x === undefined ? '– | ' : `${x.toFixed(0)} | ${mode === 'bare' ? '' : delta(x, base)}`;
         });
         console.log(`| ${BODY_LABEL[body]} | ${conc} | ${LABEL[mode]} | ${cells.join(' | ')} |`);
       }
@@ -266,11 +311,40 @@ async function driver(): Promise<void> {
   console.log(`| --- | ${versions.map(() => '--- | ---').join(' | ')} |`);
   for (const mode of modes) {
     const cells = versions.map((v) => {
+      if (of(v, mode).length === 0) return '– | ';
       const x = median(of(v, mode).map((r) => r.perCall));
       const base = median(of(v, 'bare').map((r) => r.perCall));
       return `${x.toFixed(0)} | ${mode === 'bare' ? '' : delta(x, base)}`;
     });
     console.log(`| ${LABEL[mode]} | ${cells.join(' | ')} |`);
+  }
+  // What each await costs, apart from what each call costs: the slope
+  // between calls of 1000 and of 2000 awaits (ns per extra await).
+  const slope = (v: string, mode: Mode, conc: number): number | undefined => {
+    const one = awaitNs(v, mode, `long|${conc}`);
+    const two = awaitNs(v, mode, `long2|${conc}`);
+    return one === undefined || two === undefined ? undefined : (two * 2 * LONG_AWAITS - one * LONG_AWAITS) / LONG_AWAITS;
+  };
+  console.log(`\nPer await, apart from per call (the slope from ${LONG_AWAITS} to ${2 * LONG_AWAITS} awaits a call), ns, and added to bare:\n`);
+  console.log(`| calls at once | mode | ${versions.map((v) => `Node ${v}: ns/await | added`).join(' | ')} |`);
+  console.log(`| --- | --- | ${versions.map(() => '--- | ---').join(' | ')} |`);
+  for (const conc of CONCURRENCY) {
+    for (const mode of modes) {
+      const cells = versions.map((v) => {
+        const x = slope(v, mode, conc);
+        return x === undefined ? '– | ' : `${x.toFixed(0)} | ${mode === 'bare' ? '' : delta(x, slope(v, 'bare', conc)!)}`;
+      });
+      console.log(`| ${conc} | ${LABEL[mode]} | ${cells.join(' | ')} |`);
+    }
+  }
+  // The goal: on Node 24, with the sidecar reading frames, under 20 ns per await over bare.
+  for (const v of versions.filter((x) => Number(x.slice(1).split('.')[0]) >= 24 && of(x, 'tool-sidecar').length)) {
+    for (const conc of CONCURRENCY) {
+      const added = slope(v, 'tool-sidecar', conc)! - slope(v, 'bare', conc)!;
+      const hook = slope(v, 'tool-sidecar-hook', conc);
+      const was = hook === undefined ? '' : ` (with the hook instead: ${delta(hook - slope(v, 'bare', conc)!, 0)})`;
+      console.log(`\nGoal, Node ${v}, ${conc} call(s) at once: traceTool with the sidecar adds ${delta(added, 0)} ns per await${was}; under 20: ${added < 20 ? 'met' : 'MISSED'}`);
+    }
   }
   for (const v of versions) {
     const rs = of(v, 'tool-sidecar');

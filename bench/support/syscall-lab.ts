@@ -2,7 +2,7 @@
 // floor object and agentrace's probes loaded side by side in this process,
 // switched between conditions so that all of them are measured in one run,
 // interleaved over rounds.
-import { Probes } from '@agentrace/bpf';
+import { AttrSource, Probes, readElfSymbols, readV8Layout, staticTlsOffset, type V8Layout } from '@agentrace/bpf';
 import { loadFloor, type EmptyPrograms } from './floor.js';
 import { loadBare } from './bare.js';
 import { foreignTracingPrograms, loadedProgramIds, ownPrograms, profileLoop, withBpfStats, type ProgramProfile } from './bpf-profile.js';
@@ -19,13 +19,23 @@ export type Condition =
   /** Every agentrace probe attached; the loop is not tracked. */
   | 'untracked'
   /** Every agentrace probe attached; the loop's process tracked, its thread running a span. */
-  | 'tracked';
+  | 'tracked'
+  /**
+   * The same, the span read by the frame rung: the loop plays a Node 24
+   * thread whose call is in its V8 async context (syscall_loop.c), with
+   * this node's V8 layout; nothing else tells its span.
+   */
+  | 'frame';
 
 const SPAN = { traceId: 'ab'.repeat(16), spanId: 'cd'.repeat(8) };
 
 export class SyscallLab {
   /** Events the probes wrote that this process consumed. */
   consumed = 0;
+  /** Of those, the ones the frame rung attributed. */
+  consumedByFrame = 0;
+  /** This node's V8 layout, with the loop's own thread-local for the isolate; or why the frame condition cannot run. */
+  readonly frameLayout: V8Layout | string;
   private readonly startDrops: bigint;
   private readonly startEvents: bigint;
   private readonly foreign = new Set<string>();
@@ -39,7 +49,11 @@ export class SyscallLab {
     private readonly programs: Map<number, string>,
     private readonly ours: Set<number>,
   ) {
-    probes.onEvents((events) => (this.consumed += events.length));
+    probes.onEvents((events) => {
+      this.consumed += events.length;
+      for (const e of events) if (e.attrSource === AttrSource.Frame) this.consumedByFrame++;
+    });
+    this.frameLayout = loopFrameLayout(loop);
     const s = probes.stats();
     this.startDrops = s.ringbufDrops;
     this.startEvents = s.events;
@@ -89,13 +103,36 @@ export class SyscallLab {
     }
   }
 
-  /** One loop in the current condition (`tracked` tracks it and sets its thread's span first). */
-  run(op: Op, iterations: number, tracked: boolean): Promise<number> {
-    return runLoop(this.loop, op, iterations, (pid) => {
-      if (!tracked) return;
-      this.probes.track(pid);
-      this.probes.setThreadSpan(pid, pid, SPAN);
-    });
+  /**
+   * One loop in the current condition (`tracked` tracks it and sets its
+   * thread's span first; `frame` tracks it and gives the kernel its V8
+   * layout, and the loop puts its span in its frame).
+   */
+  run(op: Op, iterations: number, condition: Condition): Promise<number> {
+    const layout = this.frameLayout;
+    if (condition === 'frame' && typeof layout === 'string') throw new Error(`the frame condition cannot run: ${layout}`);
+    const env =
+      condition === 'frame' && typeof layout !== 'string'
+        ? {
+            AGENTRACE_BENCH_FRAME: [layout.cped, layout.undefinedRoot, layout.table, layout.fixedArrayData, layout.typedArrayData].join(','),
+            AGENTRACE_BENCH_SPAN: SPAN.traceId + SPAN.spanId,
+          }
+        : undefined;
+    return runLoop(
+      this.loop,
+      op,
+      iterations,
+      (pid) => {
+        if (condition === 'tracked') {
+          this.probes.track(pid);
+          this.probes.setThreadSpan(pid, pid, SPAN);
+        } else if (condition === 'frame' && typeof layout !== 'string') {
+          this.probes.track(pid);
+          this.probes.setV8Layout(pid, layout);
+        }
+      },
+      env,
+    );
   }
 
   /** ns per op of every op in every condition, `rounds` times, conditions rotated each round. */
@@ -105,7 +142,7 @@ export class SyscallLab {
     for (let round = 0; round < rounds; round++) {
       for (const condition of rotate(conditions, round)) {
         this.set(condition);
-        for (const op of ops) record(results, key(op, condition), await this.run(op, iterationsFor(op, quick), condition === 'tracked'));
+        for (const op of ops) record(results, key(op, condition), await this.run(op, iterationsFor(op, quick), condition));
       }
     }
     this.set('detached');
@@ -115,14 +152,14 @@ export class SyscallLab {
   }
 
   /** Per-op profile of agentrace's programs in `condition` (one loop per op, bpf_stats on). */
-  async profile(condition: 'untracked' | 'tracked', ops: readonly Op[], quick: boolean): Promise<Map<Op, ProgramProfile[]>> {
+  async profile(condition: 'untracked' | 'tracked' | 'frame', ops: readonly Op[], quick: boolean): Promise<Map<Op, ProgramProfile[]>> {
     const out = new Map<Op, ProgramProfile[]>();
     this.set(condition);
     try {
       await withBpfStats(async () => {
         for (const op of ops) {
           const n = iterationsFor(op, quick);
-          out.set(op, await profileLoop(this.programs, n, () => this.run(op, n, condition === 'tracked')));
+          out.set(op, await profileLoop(this.programs, n, () => this.run(op, n, condition)));
         }
       });
     } finally {
@@ -157,6 +194,16 @@ export class SyscallLab {
     this.floor.close();
     this.bare.close();
   }
+}
+
+/** The layout the loop plays a Node 24 thread with: this node's V8, the loop's own thread-local for its isolate. */
+function loopFrameLayout(loop: string): V8Layout | string {
+  const v8 = readV8Layout(process.execPath);
+  if (!v8.ok) return `this node's V8 layout: ${v8.reason}`;
+  const { symbols, tls } = readElfSymbols(loop, ['ar_bench_isolate'], 0);
+  const isolate = symbols['ar_bench_isolate'];
+  if (!isolate || isolate.type !== 'tls' || !tls) return `${loop} has no thread-local ar_bench_isolate`;
+  return { ...v8.layout, isolateTls: staticTlsOffset(isolate.value, tls) };
 }
 
 export function key(op: Op, condition: Condition): string {

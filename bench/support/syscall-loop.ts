@@ -41,8 +41,8 @@ export function buildLoop(): string {
  * Runs one loop. `beforeStart` gets the child's pid before the loop opens
  * anything or starts its clock (to track it, set its span).
  */
-export async function runLoop(bin: string, op: Op, iterations: number, beforeStart?: (pid: number) => void): Promise<number> {
-  const child = spawn(bin, [op, String(iterations)], { stdio: ['pipe', 'pipe', 'inherit'] });
+export async function runLoop(bin: string, op: Op, iterations: number, beforeStart?: (pid: number) => void, env?: NodeJS.ProcessEnv): Promise<number> {
+  const child = spawn(bin, [op, String(iterations)], { stdio: ['pipe', 'pipe', 'inherit'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;

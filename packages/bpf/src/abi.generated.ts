@@ -148,13 +148,15 @@ export const structs = {
     },
   },
   ar_frame_reader: {
-    size: 56,
+    size: 64,
     fields: {
       isolate: { offset: 0, size: 8, type: 'u64' },
       undefined: { offset: 8, size: 8, type: 'u64' },
       key_tag: { offset: 16, size: 4, type: 'u32' },
       check: { offset: 20, size: 4, type: 'u32' },
-      layout: { offset: 24, size: 32, type: 'struct ar_v8_layout' },
+      hint: { offset: 24, size: 4, type: 'u32' },
+      _pad: { offset: 28, size: 4, type: 'u32' },
+      layout: { offset: 32, size: 32, type: 'struct ar_v8_layout' },
     },
   },
   ar_net_allow: {
@@ -422,6 +424,7 @@ export const read = {
     undefined: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 8),
     key_tag: (b: Buffer, base: number): number => b.readUInt32LE(base + 16),
     check: (b: Buffer, base: number): number => b.readUInt32LE(base + 20),
+    hint: (b: Buffer, base: number): number => b.readUInt32LE(base + 24),
   },
   ar_net_allow: {
     nports: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),

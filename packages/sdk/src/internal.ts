@@ -6,6 +6,8 @@ import { warningCount } from './warn.js';
 
 export { QUEUE_CAPACITY };
 export { trackedCalls, trackingEnabled } from './context-tracker.js';
+/** Whether the kernel reads this thread's calls from its V8 async context (its registration was proved; no async hook). */
+export { kernelReadsFrames } from './call-records.js';
 export { MAX_CAPTURE_CHARS, toBoundedJson } from './serialize.js';
 
 /** This thread's connection state (see SidecarClientStats) plus its slot and warnings. */

@@ -483,6 +483,10 @@ export class Sidecar implements LossCounters {
           `${s.selfDeclaredForgotten} self-declared processes forgotten (no hello)`,
       );
     }
+    // Never silently: syscalls whose call the frame rung could not read went to lower rungs.
+    if (p.frameUnreadable > 0n) {
+      this.log(`frame rung: ${p.frameUnreadable} syscalls of Node 24 agents whose async context the kernel could not read (memory not resident): attributed by the lower rungs, or to no call`);
+    }
   }
 
   private handlers() {

@@ -143,6 +143,8 @@ struct ar_frame_reader {
 	__u64 undefined; /* the undefined value: a store of nobody's */
 	__u32 key_tag;   /* offset of AR_FRAME_KEY_TAG in the SDK's AsyncLocalStorage object */
 	__u32 check;     /* enum ar_frame_check; the rung is used only when AR_FRAME_OK */
+	__u32 hint;      /* the entry the SDK's store was last found at (frames copy their parent's in order) */
+	__u32 _pad;
 	struct ar_v8_layout layout;
 };
 

@@ -41,6 +41,8 @@ struct ar_attr_query {
  * nobody's (out is then left as it was). With `tool`, the call's tool word
  * too (the FNV-1a of its tool name), from the slot or the work item (left
  * as it was by the pipe rung, which does not know it). */
+/* A function of its own (not inlined in every syscall program): with the
+ * frame rung's call, inlined copies would not fit their programs' stack. */
 static __noinline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *out, int pipe, __u32 *tool)
 {
 	/* A registered, readable slot is authoritative for its thread: empty
@@ -62,18 +64,19 @@ static __noinline __u8 ar_running_span(__u64 pid_tgid, struct ar_span_ctx *out, 
 				return AR_ATTR_SLOT;
 			}
 		}
-	}
-	/* A thread whose frames are read: the frame says which call runs, or
-	 * that none does (then, as an empty slot, nothing lower is asked). */
-	struct ar_frame_reader *fr = bpf_map_lookup_elem(&ar_frame_readers, &pid_tgid);
-	if (fr && fr->check == AR_FRAME_OK) {
-		int got = ar_frame_call(fr, out, tool);
-		if (got == AR_FRAME_CALL)
-			return AR_ATTR_FRAME;
-		if (got == AR_FRAME_NO_CALL)
-			slot_known = 1;
-		else
-			ar_count(AR_STAT_FRAME_UNREADABLE);
+		/* A thread whose frames are read (only a registered slot's can
+		 * be): the frame says which call runs, or that none does (then,
+		 * as an empty slot, nothing lower is asked). */
+		struct ar_frame_reader *fr = bpf_map_lookup_elem(&ar_frame_readers, &pid_tgid);
+		if (fr && fr->check == AR_FRAME_OK) {
+			int got = ar_frame_call(fr, out, tool);
+			if (got == AR_FRAME_CALL)
+				return AR_ATTR_FRAME;
+			if (got == AR_FRAME_NO_CALL)
+				slot_known = 1;
+			else
+				ar_count(AR_STAT_FRAME_UNREADABLE);
+		}
 	}
 	struct ar_span_ctx *s = slot_known ? 0 : bpf_map_lookup_elem(&otel_traces_ctx_v1, &pid_tgid);
 	if (s && ar_span_is_set(s)) {

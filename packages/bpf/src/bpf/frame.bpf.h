@@ -50,9 +50,13 @@ static __always_inline __s64 ar_v8_smi(__u64 tagged)
 	return (__s64)tagged >> 32;
 }
 
-/* The entries and the record a walk reads, off the stack: the syscall
- * programs the ladder runs in have little of it to spare. */
+/* What a walk reads, off the stack (the syscall programs the ladder runs
+ * in have little of it to spare): the table's header, its buckets when it
+ * has two (a table of up to 4 stores, as a frame's almost always is) and
+ * its first entries, in one read; then the record. */
 struct ar_frame_scratch {
+	__u64 hdr[3]; /* elements, deleted, buckets (Smis) */
+	__u64 buckets[2];
 	struct ar_v8_entry e[AR_FRAME_BLOCK];
 	struct ar_call_record rec;
 };
@@ -69,23 +73,35 @@ struct ar_frame_walk {
 	__u32 count;   /* entries to look at (used ones, at most AR_FRAME_ENTRIES) */
 };
 
-/* Where the frame's entries are. 0, or -1 when it cannot be read. */
-static __always_inline int ar_frame_entries(const struct ar_v8_layout *l, __u64 frame, struct ar_frame_walk *w)
+/* Reads the frame's table into sc (its first block of entries included)
+ * and says where its entries are. 0, or -1 when it cannot be read. */
+static __always_inline int ar_frame_table(const struct ar_v8_layout *l, __u64 frame, struct ar_frame_scratch *sc, struct ar_frame_walk *w)
 {
 	__u64 table;
 	if (bpf_probe_read_user(&table, sizeof(table), (void *)(frame - 1 + l->table)) || !ar_v8_is_heap(table))
 		return -1;
-	__u64 hdr[3];
 	__u64 data = table - 1 + l->fixed_array_data;
-	if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)data))
+	/* the smallest table (2 buckets, room for 4) is exactly this long */
+	if (bpf_probe_read_user(sc, offsetof(struct ar_frame_scratch, rec), (void *)data))
 		return -1;
-	__s64 used = ar_v8_smi(hdr[0]) + ar_v8_smi(hdr[1]);
-	__s64 buckets = ar_v8_smi(hdr[2]);
-	if (used < 0 || buckets < 1 || buckets > 65536)
+	__s64 used = ar_v8_smi(sc->hdr[0]) + ar_v8_smi(sc->hdr[1]);
+	__s64 buckets = ar_v8_smi(sc->hdr[2]);
+	if (used < 0 || buckets < 2 || buckets > 65536)
 		return -1;
 	w->entries = data + 8 * (3 + buckets);
 	w->count = used > AR_FRAME_ENTRIES ? AR_FRAME_ENTRIES : used;
+	if (buckets != 2 && w->count > 0 && bpf_probe_read_user(sc->e, sizeof(sc->e), (void *)w->entries))
+		return -1;
 	return 0;
+}
+
+/* Whether `key` is the SDK's AsyncLocalStorage (it holds the tag where the
+ * registration found it). */
+static __always_inline int ar_frame_is_ours(const struct ar_frame_reader *r, __u64 key)
+{
+	__u64 tag;
+	return ar_v8_is_heap(key) && bpf_probe_read_user(&tag, sizeof(tag), (void *)(key - 1 + r->key_tag)) == 0 &&
+	       tag == (__u64)AR_FRAME_KEY_TAG << 32;
 }
 
 /* The address of a Buffer store's data (external_pointer: V8 without the
@@ -106,7 +122,7 @@ enum ar_frame_result {
 
 /* The call the thread runs now, read from its frame. A function of its
  * own: inlined, it would not fit the stack of the syscall programs. */
-static __noinline int ar_frame_call(const struct ar_frame_reader *r, struct ar_span_ctx *out, __u32 *tool)
+static __noinline int ar_frame_call(struct ar_frame_reader *r, struct ar_span_ctx *out, __u32 *tool)
 {
 	__u32 zero = 0;
 	struct ar_frame_scratch *sc = bpf_map_lookup_elem(&ar_frame_scratch, &zero);
@@ -119,25 +135,28 @@ static __noinline int ar_frame_call(const struct ar_frame_reader *r, struct ar_s
 	if (frame == r->undefined || !ar_v8_is_heap(frame))
 		return AR_FRAME_NO_CALL;
 	struct ar_frame_walk w;
-	if (ar_frame_entries(&r->layout, frame, &w))
+	if (ar_frame_table(&r->layout, frame, sc, &w))
 		return AR_FRAME_UNKNOWN;
-	struct ar_v8_entry *e = sc->e;
 	__u64 value = 0;
+	/* where it was last time first: frames copy their parent's entries in order */
+	__u32 hint = r->hint;
+	if (hint < AR_FRAME_BLOCK && hint < w.count && ar_frame_is_ours(r, sc->e[hint & (AR_FRAME_BLOCK - 1)].key)) {
+		value = sc->e[hint & (AR_FRAME_BLOCK - 1)].value;
+		goto found;
+	}
 	for (int b = 0; b < AR_FRAME_ENTRIES / AR_FRAME_BLOCK; b++) {
 		if (b * AR_FRAME_BLOCK >= w.count)
 			break;
-		if (bpf_probe_read_user(sc->e, sizeof(sc->e), (void *)(w.entries + b * sizeof(sc->e))))
+		if (b > 0 && bpf_probe_read_user(sc->e, sizeof(sc->e), (void *)(w.entries + b * sizeof(sc->e))))
 			return AR_FRAME_UNKNOWN;
 		for (int i = 0; i < AR_FRAME_BLOCK; i++) {
-			if (b * AR_FRAME_BLOCK + i >= w.count)
+			__u32 n = b * AR_FRAME_BLOCK + i;
+			if (n >= w.count)
 				break;
-			__u64 key = e[i].key;
-			__u64 tag;
-			if (!ar_v8_is_heap(key) || bpf_probe_read_user(&tag, sizeof(tag), (void *)(key - 1 + r->key_tag)))
+			if (n == hint || !ar_frame_is_ours(r, sc->e[i].key))
 				continue;
-			if (tag != (__u64)AR_FRAME_KEY_TAG << 32)
-				continue;
-			value = e[i].value;
+			value = sc->e[i].value;
+			r->hint = n;
 			goto found;
 		}
 	}
@@ -190,8 +209,10 @@ static __noinline int ar_frame_verify(__u64 id, __u64 buf)
 	if (frame == r.undefined || !ar_v8_is_heap(frame))
 		goto out;
 	r.check = AR_FRAME_UNREADABLE;
+	__u32 zero = 0;
+	struct ar_frame_scratch *sc = bpf_map_lookup_elem(&ar_frame_scratch, &zero);
 	struct ar_frame_walk w;
-	if (ar_frame_entries(l, frame, &w))
+	if (!sc || ar_frame_table(l, frame, sc, &w))
 		goto out;
 	r.check = AR_FRAME_NOT_FOUND;
 	__u64 key = 0;
@@ -203,6 +224,7 @@ static __noinline int ar_frame_verify(__u64 id, __u64 buf)
 			break;
 		if (ar_frame_data(l, e.value) == buf) {
 			key = e.key;
+			r.hint = i;
 			break;
 		}
 	}
