@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeFrame, FrameDecoder, type ClientMessage, type SidecarMessage } from '@agentrace/protocol';
+import { encodeFrame, FrameDecoder, type ClientMessage, type FramesAnswer, type SidecarMessage } from '@agentrace/protocol';
 
 export type WelcomePolicy = 'auto' | 'manual' | 'never';
 
@@ -25,6 +25,10 @@ export interface FakeSidecarOptions {
   stallAfterWelcome?: boolean;
   /** Record messages (default true; the benchmark turns it off). */
   record?: boolean;
+  /** What the welcome says of the frame rung (absent: nothing, as an older sidecar). */
+  frames?: FramesAnswer;
+  /** The answer to every check-frames (none: not answered). */
+  framesAnswer?: FramesAnswer;
 }
 
 export class FakeSidecar {
@@ -41,6 +45,8 @@ export class FakeSidecar {
   private readonly stall: boolean;
   private waiters: Array<() => void> = [];
   messagesSeen = 0;
+  private readonly frames: FramesAnswer | undefined;
+  private readonly framesAnswer: FramesAnswer | undefined;
 
   private constructor(opts: FakeSidecarOptions) {
     if (opts.path) {
@@ -52,6 +58,8 @@ export class FakeSidecar {
     this.welcome = opts.welcome ?? 'auto';
     this.record = opts.record ?? true;
     this.stall = opts.stallAfterWelcome ?? false;
+    this.frames = opts.frames;
+    this.framesAnswer = opts.framesAnswer;
   }
 
   static async start(opts: FakeSidecarOptions = {}): Promise<FakeSidecar> {
@@ -92,6 +100,8 @@ export class FakeSidecar {
         if (msg.t === 'hello' && this.welcome === 'auto') {
           this.sendWelcome(conn);
           if (this.stall) sock.pause();
+        } else if (msg.t === 'check-frames' && this.framesAnswer) {
+          this.send(conn, { t: 'frames', ...this.framesAnswer });
         }
       }
       if (this.waiters.length) {
@@ -107,7 +117,7 @@ export class FakeSidecar {
   }
 
   sendWelcome(conn: number = this.connections.length - 1): void {
-    this.send(conn, { t: 'welcome', pid: process.pid, sidecar: 'fake-sidecar 0' });
+    this.send(conn, { t: 'welcome', pid: process.pid, sidecar: 'fake-sidecar 0', ...(this.frames ? { frames: this.frames } : {}) });
   }
 
   sendRaw(conn: number, bytes: Buffer): void {
