@@ -58,9 +58,10 @@ if ((debian_base)); then
   mkdir -p "$work/node/usr/local/bin" "$work/node/etc"
   cp "$node24" "$work/node/usr/local/bin/node"
   # Stripped (-15 MB) but for the libuv functions the sidecar hooks in an
-  # agent's node: an agent may run on this base too.
+  # agent's node and the V8 symbols its frame reader needs: an agent may run
+  # on this base too.
   keep=$(cd packages/bpf && node --input-type=module -e \
-    "import { workSubmitFunction, workRunFunctions } from './dist/index.js'; console.log([workSubmitFunction, ...workRunFunctions].map((f) => '--keep-symbol=' + f).join(' '))")
+    "import { workSubmitFunction, workRunFunctions, v8LayoutSymbols } from './dist/index.js'; console.log([workSubmitFunction, ...workRunFunctions, ...v8LayoutSymbols].map((f) => '--keep-symbol=' + f).join(' '))")
   # shellcheck disable=SC2086
   strip --strip-all $keep "$work/node/usr/local/bin/node"
   # No base-files here: without it glibc would ask DNS before /etc/hosts.

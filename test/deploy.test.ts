@@ -41,7 +41,7 @@ after(async () => {
 const fixture = fileURLToPath(new URL('./fixtures/pod-agent.mjs', import.meta.url));
 const NAMESPACE = 'agents';
 const NODE = 'node-1';
-const TOOLS = ['read_file', 'fetch_url', 'run_shell', 'lookup_host'] as const;
+const TOOLS = ['read_file', 'fetch_url', 'run_shell', 'lookup_host', 'read_again'] as const;
 
 interface Plan {
   file: string;
@@ -106,7 +106,7 @@ async function runAgentIn(played: PlayedPod, plan: Plan): Promise<AgentRun> {
   const line = logs.split('\n').find((l) => l.startsWith('{"pid"'));
   assert.ok(line, `the agent printed its results: ${logs}`);
   const out = JSON.parse(line) as { pid: number; results: Record<string, string> };
-  assert.deepEqual(out.results, { read_file: plan.word, fetch_url: `hello ${plan.word}`, run_shell: plan.word, lookup_host: '127.0.0.9' });
+  assert.deepEqual(out.results, { read_file: plan.word, fetch_url: `hello ${plan.word}`, run_shell: plan.word, lookup_host: '127.0.0.9', read_again: plan.word });
   assert.doesNotMatch(logs, /agentrace.*(warning|cannot|no sidecar)/i, 'the SDK did not warn');
   return { pod: played.name, containerId: await played.id('agent'), pid: out.pid, plan };
 }
@@ -135,7 +135,21 @@ function assertAttributed(spans: FlatSpan[], run: AgentRun): void {
     if (run.pid === 1) assert.notEqual(t.resource['process.pid'], 1, 'process.pid is the node\'s, not the namespace\'s');
     else assert.equal(t.resource['process.pid'], run.pid);
   }
-  under(spans.find((s) => s.attributes['file.path'] === run.plan.file), 'read_file', 'the open');
+  const opens = spans.filter((s) => s.attributes['file.path'] === run.plan.file && s.resource['k8s.pod.name'] === run.pod);
+  under(
+    opens.find((s) => s.attributes['agentrace.attribution'] === 'work'),
+    'read_file',
+    'the open (fs.promises, on the threadpool)',
+  );
+  // The image's node is a Node 24 (stripped but for what the sidecar reads):
+  // once the kernel has proved it can, it reads the running call from the
+  // agent's async context, in a container too (the first calls, made before
+  // that answer came, are followed by the SDK's hook: slot).
+  under(
+    opens.find((s) => s.attributes['agentrace.attribution'] === 'frame'),
+    'read_again',
+    "the later open, its call read from the agent's V8 async context",
+  );
   const connect = under(
     spans.find((s) => s.name.startsWith('connect') && s.attributes['network.peer.address'] === '127.0.0.1' && s.resource['k8s.pod.name'] === run.pod),
     'fetch_url',

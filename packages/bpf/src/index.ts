@@ -44,6 +44,6 @@ export {
   ruleRef,
   type Verdict,
 } from './policy-tables.js';
-export { readElfSymbols, readV8Layout, setterDisplacements, staticTlsOffset } from './v8-layout.js';
+export { readElfSymbols, readV8Layout, setterDisplacements, staticTlsOffset, v8LayoutSymbols } from './v8-layout.js';
 export type { ElfSymbol, ElfSymbols } from './native.js';
 export type { V8Layout, V8LayoutResult } from './v8-layout.js';

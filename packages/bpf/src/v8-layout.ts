@@ -47,6 +47,9 @@ const CONSTANTS = {
   typedArrayData: 'v8dbg_class_JSTypedArray__external_pointer__uintptr_t',
 } as const;
 
+/** Every symbol the reader looks up: what a stripped node must keep (deploy/build-image.sh). */
+export const v8LayoutSymbols: readonly string[] = [ISOLATE_TLS, SET_CPED, ...Object.values(CONSTANTS)];
+
 /** How many bytes of the setter are searched for its two instructions. */
 const SETTER_BYTES = 48;
 
@@ -81,12 +84,13 @@ export function staticTlsOffset(symbolValue: number, tls: { memsz: number; align
   return symbolValue - blockOffset;
 }
 
-/** Reads the layout of the V8 in `binaryPath` (the agent's /proc/PID/exe). */
-export function readV8Layout(binaryPath: string): V8LayoutResult {
+/** Reads the layout of the V8 in `binaryPath` (the agent's /proc/PID/exe), named `shownAs` in reasons. */
+export function readV8Layout(path: string, shownAs: string = path): V8LayoutResult {
+  const binaryPath = shownAs;
   if (process.arch !== 'x64') return { ok: false, reason: `the frame reader knows x86-64 only (this is ${process.arch})` };
   let elf;
   try {
-    elf = native().readSymbols(binaryPath, [ISOLATE_TLS, SET_CPED, ...Object.values(CONSTANTS)], SETTER_BYTES);
+    elf = native().readSymbols(path, [...v8LayoutSymbols], SETTER_BYTES);
   } catch (err) {
     return { ok: false, reason: messageOf(err) };
   }

@@ -92,17 +92,37 @@ export interface ToolCall extends SlotSpan {
   ended: boolean;
   /** Its record in V8's async context, where the kernel reads it (call-records.ts); absent without AsyncContextFrame. */
   readonly record?: Buffer;
+  /** Its entry in `recorded`, while it runs. */
+  recordedAs?: WeakRef<ToolCall>;
 }
 
-/** Calls in flight with a record: keyed again when the policy's patterns change. */
-const recorded = new Set<ToolCall>();
-onToolPatterns(() => {
-  for (const call of recorded) {
+/**
+ * Calls in flight with a record: keyed again when the policy's patterns
+ * change. Weakly: a call whose promise never settles and that nothing holds
+ * any more is not kept alive by this (its entry goes at the next sweep).
+ */
+const recorded = new Set<WeakRef<ToolCall>>();
+const SWEEP_AT = 4096;
+
+function rekeyRecords(): void {
+  for (const ref of recorded) {
+    const call = ref.deref();
+    if (!call) {
+      recorded.delete(ref);
+      continue;
+    }
     call.tool = toolKey(call.toolName);
     call.toolVersion = toolKeyVersion();
     setRecordTool(call.record!, call.tool);
   }
-});
+}
+onToolPatterns(rekeyRecords);
+
+function remember(call: ToolCall): void {
+  if (recorded.size >= SWEEP_AT) for (const ref of recorded) if (!ref.deref()) recorded.delete(ref);
+  call.recordedAs = new WeakRef(call);
+  recorded.add(call.recordedAs);
+}
 
 /**
  * Runs fn in the call's context: its OpenTelemetry context, its record in
@@ -316,7 +336,7 @@ function openCall(spanName: string, kind: SpanKind, attrs: Attrs, toolName: stri
   const tool = toolKey(toolName);
   const call: ToolCall = { raw, flags, span, gen, toolName, tool, toolVersion: toolKeyVersion(), ctx: parentCtx, ended: false, ...(contextFrames ? { record: newCallRecord(raw, flags, tool) } : {}) };
   call.ctx = trace.setSpan(parentCtx, span).setValue(TOOL_CALL_KEY, call);
-  if (call.record) recorded.add(call);
+  if (call.record) remember(call);
   trackingStarted();
   return call;
 }
@@ -376,7 +396,7 @@ export function activeCall(ctx: Context = context.active()): ToolCall | undefine
 function endCall(tool: ToolDef | undefined, call: ToolCall, failed: boolean, value: unknown, extra?: Attrs, statusMessage?: string, noError = false): void {
   if (call.ended) return;
   call.ended = true;
-  recorded.delete(call);
+  if (call.recordedAs) recorded.delete(call.recordedAs);
   trackingEnded();
   try {
     const end: WireTime = now();

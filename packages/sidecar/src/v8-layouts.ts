@@ -25,7 +25,7 @@ export class V8Layouts {
   /** By binary (its device:inode key): one read each, whatever the number of agents running it. */
   private readonly byBinary = new Map<string, V8LayoutResult>();
 
-  constructor(private readonly read: (binaryPath: string) => V8LayoutResult = readV8Layout) {}
+  constructor(private readonly read: (binaryPath: string, shownAs: string) => V8LayoutResult = readV8Layout) {}
 
   /** The layout of the V8 process `pid` runs, or why there is none. */
   of(pid: number): V8LayoutResult {
@@ -33,7 +33,7 @@ export class V8Layouts {
     if (exe === undefined) return { ok: false, reason: `cannot read /proc/${pid}/exe` };
     let result = this.byBinary.get(exe.key);
     if (result === undefined) {
-      result = this.read(exe.path);
+      result = this.read(exe.path, exe.name);
       // A binary read through a process that exited meanwhile is tried again by the next.
       if (result.ok || !/ENOENT|ESRCH/.test(result.reason)) this.byBinary.set(exe.key, result);
     }
