@@ -155,6 +155,29 @@ for (const [runtime, node] of runtimes) {
   });
 }
 
+// The frame rung under a moving heap: with --stress-compaction every full
+// collection moves what it keeps, and the calls' pauses collect fully every
+// so often, so V8's frames, their tables, the SDK's AsyncLocalStorage and
+// the records' typed arrays move under the kernel while the calls run. The
+// kernel tells the SDK's store by the tag its object holds, never by an
+// address: every action still lands under its own call.
+test(`the frame rung while the GC moves what it walks (${CALLS} calls, one thread, Node 24, --stress-compaction)`, async (t) => {
+  requireNode24(t);
+  if (!requireBpf(t) || !node24) return;
+  const r = await lab!.run({ node: node24, calls: CALLS, workers: 0, tag: 'node24-compacting', nodeArgs: ['--expose-internals', '--expose-gc', '--stress-compaction'] });
+  assertRan(r, 0);
+  assertContextFollowed(r, 24);
+  const { scored } = r;
+  const collections = r.report!.threads[0]!.collections ?? 0;
+  t.diagnostic(`${collections} full collections during the calls; rungs: ${JSON.stringify(scored.rungsSeen)}`);
+  assert.ok(collections >= CALLS, `the calls collected fully, often: ${collections}`);
+  for (const kind of EXACT.filter((k) => planned(r.plan, k))) {
+    const s = scored.scores[kind];
+    assert.ok(s.precision === 1 && s.recall === 1, `${kind}: precision ${pct(s.precision)}, recall ${pct(s.recall)}: ${reasonFor(kind, s, scored)}`);
+  }
+  assert.equal(r.stats.probes.frameUnreadable, 0n, 'every frame walked could be read');
+});
+
 // A node whose V8 the frame reader gets wrong (here, a copy whose postmortem
 // constant for a typed array's data lies): the kernel's proof at each
 // thread's registration refuses it, the agent says so once, and its SDK

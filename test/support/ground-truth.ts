@@ -480,6 +480,8 @@ export interface RunResult {
           failures?: string[];
           /** With RunOptions.nodeArgs ['--expose-internals']: async hooks Node had enabled while the calls ran (most seen at once). */
           asyncHooks?: { samples: number; maxEnabled: number };
+          /** With --expose-gc: full collections the calls' pauses made. */
+          collections?: number;
         }>;
       }
     | undefined;
