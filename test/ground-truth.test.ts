@@ -160,11 +160,20 @@ for (const [runtime, node] of runtimes) {
 // so often, so V8's frames, their tables, the SDK's AsyncLocalStorage and
 // the records' typed arrays move under the kernel while the calls run. The
 // kernel tells the SDK's store by the tag its object holds, never by an
-// address: every action still lands under its own call.
-test(`the frame rung while the GC moves what it walks (${CALLS} calls, one thread, Node 24, --stress-compaction)`, async (t) => {
+// address: every action still lands under its own call. The calls also run
+// inside six other libraries' AsyncLocalStorage scopes, so the SDK's store
+// is past the first entries of every frame.
+test(`the frame rung while the GC moves what it walks, behind six other stores (${CALLS} calls, one thread, Node 24, --stress-compaction)`, async (t) => {
   requireNode24(t);
   if (!requireBpf(t) || !node24) return;
-  const r = await lab!.run({ node: node24, calls: CALLS, workers: 0, tag: 'node24-compacting', nodeArgs: ['--expose-internals', '--expose-gc', '--stress-compaction'] });
+  const r = await lab!.run({
+    node: node24,
+    calls: CALLS,
+    workers: 0,
+    tag: 'node24-compacting',
+    nodeArgs: ['--expose-internals', '--expose-gc', '--stress-compaction'],
+    env: { GROUND_TRUTH_STORES: '6' },
+  });
   assertRan(r, 0);
   assertContextFollowed(r, 24);
   const { scored } = r;

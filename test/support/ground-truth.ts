@@ -457,6 +457,8 @@ export interface RunOptions {
   nestedScopes?: boolean;
   /** Options for the agent's node (before its script). */
   nodeArgs?: string[];
+  /** More environment for the agent. */
+  env?: Record<string, string>;
   timeoutMs?: number;
 }
 
@@ -631,7 +633,7 @@ export class GroundTruthLab {
     let stats: SidecarStats;
     let exit: { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; wallMs: number };
     try {
-      exit = await this.spawnAgent(opts.node, opts.nodeArgs ?? [], planFile, socketPath, opts.timeoutMs ?? 60_000);
+      exit = await this.spawnAgent(opts.node, opts.nodeArgs ?? [], planFile, socketPath, opts.timeoutMs ?? 60_000, opts.env ?? {});
       await sidecar.settle(3000);
       stats = sidecar.stats();
     } finally {
@@ -665,6 +667,7 @@ export class GroundTruthLab {
     planFile: string,
     socketPath: string,
     timeoutMs: number,
+    env: Record<string, string>,
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; wallMs: number }> {
     // unshare without --fork execs: the agent keeps the pid spawn() gives us.
     const script = 'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/nsswitch.conf && shift 2 && exec "$@"';
@@ -672,7 +675,7 @@ export class GroundTruthLab {
     const child = spawn(
       'unshare',
       ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', this.hostsFile, this.nsswitchFile, node, ...nodeArgs, agentScript, planFile],
-      { env: { ...process.env, AGENTRACE_SOCKET: socketPath }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: { ...process.env, ...env, AGENTRACE_SOCKET: socketPath }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const pid = child.pid;
     if (pid !== undefined) this.children.add(pid);

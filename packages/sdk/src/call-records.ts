@@ -67,11 +67,6 @@ export function runWithRecord<A extends unknown[], R>(record: Buffer | undefined
   return storage.run(record, () => fn.apply(thisArg, args));
 }
 
-/** The record of the running context, if any (for tests). */
-export function currentRecord(): Buffer | undefined {
-  return storage?.getStore();
-}
-
 let framesRead = false;
 
 /** Whether the kernel reads this thread's calls from its async context (the async hook is then not needed). */

@@ -140,7 +140,8 @@ static __noinline int ar_frame_call(struct ar_frame_reader *r, struct ar_span_ct
 	__u64 value = 0;
 	/* where it was last time first: frames copy their parent's entries in order */
 	__u32 hint = r->hint;
-	if (hint < AR_FRAME_BLOCK && hint < w.count && ar_frame_is_ours(r, sc->e[hint & (AR_FRAME_BLOCK - 1)].key)) {
+	int hinted = hint < AR_FRAME_BLOCK && hint < w.count; /* in the block read: looked at first */
+	if (hinted && ar_frame_is_ours(r, sc->e[hint & (AR_FRAME_BLOCK - 1)].key)) {
 		value = sc->e[hint & (AR_FRAME_BLOCK - 1)].value;
 		goto found;
 	}
@@ -153,7 +154,7 @@ static __noinline int ar_frame_call(struct ar_frame_reader *r, struct ar_span_ct
 			__u32 n = b * AR_FRAME_BLOCK + i;
 			if (n >= w.count)
 				break;
-			if (n == hint || !ar_frame_is_ours(r, sc->e[i].key))
+			if ((hinted && n == hint) || !ar_frame_is_ours(r, sc->e[i].key))
 				continue;
 			value = sc->e[i].value;
 			r->hint = n;
