@@ -187,6 +187,26 @@ test(`the frame rung while the GC moves what it walks, behind six other stores (
   assert.equal(r.stats.probes.frameUnreadable, 0n, 'every frame walked could be read');
 });
 
+// More stores in every frame than the kernel searches (20, set before the
+// SDK registers): the proof at registration cannot find the SDK's store, so
+// the rung is refused, said once, and the hook keeps every call exact.
+test(`behind more stores than the kernel searches (${CALLS} calls, one thread, Node 24): refused, said once, exact through the hook`, async (t) => {
+  requireNode24(t);
+  if (!requireBpf(t) || !node24) return;
+  const r = await lab!.run({ node: node24, calls: CALLS, workers: 0, tag: 'node24-many-stores', nodeArgs: ['--expose-internals'], env: { GROUND_TRUTH_STORES: '20' } });
+  assertRan(r, 0);
+  const { scored } = r;
+  t.diagnostic(`rungs: ${JSON.stringify(scored.rungsSeen)}`);
+  for (const kind of EXACT.filter((k) => planned(r.plan, k))) {
+    const s = scored.scores[kind];
+    assert.ok(s.precision === 1 && s.recall === 1, `${kind}: precision ${pct(s.precision)}, recall ${pct(s.recall)}: ${reasonFor(kind, s, scored)}`);
+  }
+  assert.equal(scored.rungsSeen.frame, undefined);
+  const warnings = r.stderr.match(/\[AGENTRACE_CONTEXT_HOOK\][^\n]*/g) ?? [];
+  assert.equal(warnings.length, 1, r.stderr);
+  assert.match(warnings[0]!, /did not find the SDK's store/);
+});
+
 // A node whose V8 the frame reader gets wrong (here, a copy whose postmortem
 // constant for a typed array's data lies): the kernel's proof at each
 // thread's registration refuses it, the agent says so once, and its SDK

@@ -25,10 +25,12 @@
 
 /* Stores a frame is searched for the SDK's (AsyncLocalStorage instances
  * with a value in the running context: the app's OpenTelemetry context, the
- * SDK's, a few libraries'), read 4 entries at a time: an OrderedHashMap
- * holds at least 4, and at least 8 once it holds more than 4. */
+ * SDK's, a few libraries'), read 4 entries at a time: an OrderedHashMap's
+ * room is a power of two, at least 4, and at least what it holds. A frame
+ * of more stores than this is not searched past them: counted, never read
+ * as "no call". */
 #define AR_FRAME_BLOCK 4
-#define AR_FRAME_ENTRIES 8
+#define AR_FRAME_ENTRIES 16
 /* Words of the SDK's AsyncLocalStorage object searched for its tag at registration. */
 #define AR_FRAME_KEY_WORDS 16
 
@@ -71,6 +73,7 @@ struct {
 struct ar_frame_walk {
 	__u64 entries; /* address of entry 0 */
 	__u32 count;   /* entries to look at (used ones, at most AR_FRAME_ENTRIES) */
+	__u32 more;    /* the frame holds more than that */
 };
 
 /* Reads the frame's table into sc (its first block of entries included)
@@ -90,6 +93,7 @@ static __always_inline int ar_frame_table(const struct ar_v8_layout *l, __u64 fr
 		return -1;
 	w->entries = data + 8 * (3 + buckets);
 	w->count = used > AR_FRAME_ENTRIES ? AR_FRAME_ENTRIES : used;
+	w->more = used > AR_FRAME_ENTRIES;
 	if (buckets != 2 && w->count > 0 && bpf_probe_read_user(sc->e, sizeof(sc->e), (void *)w->entries))
 		return -1;
 	return 0;
@@ -161,8 +165,9 @@ static __noinline int ar_frame_call(struct ar_frame_reader *r, struct ar_span_ct
 			goto found;
 		}
 	}
-	/* the SDK's storage has no store in this context (it never ran a call here) */
-	return AR_FRAME_NO_CALL;
+	/* the SDK's storage has no store in this context (it never ran a call
+	 * here), or it is past what was searched: then that is not known */
+	return w.more ? AR_FRAME_UNKNOWN : AR_FRAME_NO_CALL;
 found:
 	if (value == r->undefined || !ar_v8_is_heap(value))
 		return AR_FRAME_NO_CALL; /* outside calls (the SDK ran it with no record) */
