@@ -180,10 +180,7 @@ test(`the frame rung while the GC moves what it walks, behind six other stores (
   const collections = r.report!.threads[0]!.collections ?? 0;
   t.diagnostic(`${collections} full collections during the calls; rungs: ${JSON.stringify(scored.rungsSeen)}`);
   assert.ok(collections >= CALLS, `the calls collected fully, often: ${collections}`);
-  for (const kind of EXACT.filter((k) => planned(r.plan, k))) {
-    const s = scored.scores[kind];
-    assert.ok(s.precision === 1 && s.recall === 1, `${kind}: precision ${pct(s.precision)}, recall ${pct(s.recall)}: ${reasonFor(kind, s, scored)}`);
-  }
+  assertExact(r);
   assert.equal(r.stats.probes.frameUnreadable, 0n, 'every frame walked could be read');
 });
 
@@ -197,14 +194,9 @@ test(`behind more stores than the kernel searches (${CALLS} calls, one thread, N
   assertRan(r, 0);
   const { scored } = r;
   t.diagnostic(`rungs: ${JSON.stringify(scored.rungsSeen)}`);
-  for (const kind of EXACT.filter((k) => planned(r.plan, k))) {
-    const s = scored.scores[kind];
-    assert.ok(s.precision === 1 && s.recall === 1, `${kind}: precision ${pct(s.precision)}, recall ${pct(s.recall)}: ${reasonFor(kind, s, scored)}`);
-  }
+  assertExact(r);
   assert.equal(scored.rungsSeen.frame, undefined);
-  const warnings = r.stderr.match(/\[AGENTRACE_CONTEXT_HOOK\][^\n]*/g) ?? [];
-  assert.equal(warnings.length, 1, r.stderr);
-  assert.match(warnings[0]!, /did not find the SDK's store/);
+  assertHookWarnedOnce(r, /did not find the SDK's store/);
 });
 
 // A node whose V8 the frame reader gets wrong (here, a copy whose postmortem
@@ -219,19 +211,30 @@ test(`a Node 24 whose V8 layout the kernel cannot prove (${CALLS} calls, 2 worke
   assertRan(r, 2);
   const { scored } = r;
   t.diagnostic(`rungs: ${JSON.stringify(scored.rungsSeen)}`);
+  assertExact(r);
+  assert.equal(scored.rungsSeen.frame, undefined, 'the kernel read no async context it could not prove');
+  assert.ok((scored.rungsSeen.slot ?? 0) > 0, 'the slot, kept by the hook, told the calls apart');
+  assert.ok(r.report!.threads.every((th) => (th.asyncHooks?.maxEnabled ?? 0) > 0), `every thread ran the hook: ${JSON.stringify(r.report!.threads.map((th) => th.asyncHooks))}`);
+  assertHookWarnedOnce(r, /the kernel cannot read tool calls from this Node's async context \(the kernel did not find the SDK's store/);
+  assert.ok(r.sidecarLog.some((l) => /cannot read tool calls from its async context/.test(l)), r.sidecarLog.join('\n'));
+  fs.rmSync(node);
+});
+
+/** Every kind attributed exactly (EXACT) is, in this run: 100% precision and recall. */
+function assertExact(r: RunResult): void {
+  const { scored } = r;
   for (const kind of EXACT.filter((k) => planned(r.plan, k))) {
     const s = scored.scores[kind];
     assert.ok(s.precision === 1 && s.recall === 1, `${kind}: precision ${pct(s.precision)}, recall ${pct(s.recall)}: ${reasonFor(kind, s, scored)}`);
   }
-  assert.equal(scored.rungsSeen.frame, undefined, 'the kernel read no async context it could not prove');
-  assert.ok((scored.rungsSeen.slot ?? 0) > 0, 'the slot, kept by the hook, told the calls apart');
-  assert.ok(r.report!.threads.every((th) => (th.asyncHooks?.maxEnabled ?? 0) > 0), `every thread ran the hook: ${JSON.stringify(r.report!.threads.map((th) => th.asyncHooks))}`);
+}
+
+/** The agent said once, for the process whatever its threads, why it keeps its hook. */
+function assertHookWarnedOnce(r: RunResult, why: RegExp): void {
   const warnings = r.stderr.match(/\[AGENTRACE_CONTEXT_HOOK\][^\n]*/g) ?? [];
   assert.equal(warnings.length, 1, `one warning for the process, whatever its threads:\n${r.stderr}`);
-  assert.match(warnings[0]!, /the kernel cannot read tool calls from this Node's async context \(the kernel did not find the SDK's store/);
-  assert.ok(r.sidecarLog.some((l) => /cannot read tool calls from its async context/.test(l)), r.sidecarLog.join('\n'));
-  fs.rmSync(node);
-});
+  assert.match(warnings[0]!, why);
+}
 
 /**
  * On Node 24 the kernel reads the calls from V8's async context, and no

@@ -503,8 +503,8 @@ export class Sidecar implements LossCounters {
         this.agentResources.set(conn.pid, conn.resource);
         this.probes.track(conn.pid);
         this.declared.confirmed(conn.pid);
-        this.hookBinaries(conn.pid);
-        if (msg.frames === true) return { frames: this.giveV8Layout(conn.pid) };
+        const exe = this.hookBinaries(conn.pid);
+        if (msg.frames === true) return { frames: this.giveV8Layout(conn.pid, exe) };
       },
       onCheckFrames: (conn: AgentConnection, msg: CheckFramesMessage): FramesAnswer => {
         const tid = conn.threads.resolve(msg.tid);
@@ -558,8 +558,8 @@ export class Sidecar implements LossCounters {
    * prove the frame rung. What cannot be read is said to the agent, which
    * keeps its async hook, and logged once per binary.
    */
-  private giveV8Layout(pid: number): FramesAnswer {
-    const r = this.v8Layouts.of(pid);
+  private giveV8Layout(pid: number, exe: ProcessFile | undefined): FramesAnswer {
+    const r = this.v8Layouts.of(pid, exe);
     if (!r.ok) return this.framesRefusal(pid, { ok: false, reason: r.reason });
     try {
       this.probes.setV8Layout(pid, r.layout);
@@ -701,14 +701,15 @@ export class Sidecar implements LossCounters {
   /**
    * Hooks what the agent's own binaries run: libuv's threadpool in its node
    * binary, getaddrinfo in its libc. Once per binary; what cannot be hooked
-   * is said once and the rest of the ladder still works.
+   * is said once and the rest of the ladder still works. Returns the
+   * executable, for what else is read from it (its V8 layout).
    */
-  private hookBinaries(pid: number, quietIfGone = false): void {
+  private hookBinaries(pid: number, quietIfGone = false): ProcessFile | undefined {
     const binary = executableOf(pid);
     const libc = binary === undefined ? undefined : mappedLibc(pid);
     if (binary === undefined) {
       if (!quietIfGone) this.log(`cannot read the binaries of pid ${pid}: threadpool work and name lookups are attributed by process only`);
-      return;
+      return undefined;
     }
     this.hookBinary(binary, false);
     this.runtimeOf.set(pid, { exe: binary.key, ...(libc ? { libc: libc.key } : {}) });
@@ -718,6 +719,7 @@ export class Sidecar implements LossCounters {
     } else {
       this.hookLibc(libc);
     }
+    return binary;
   }
 
   /** Hooks libuv's threadpool in `binary`; `quiet`: a binary without libuv is not worth a word (not a node). */

@@ -4,7 +4,7 @@
 // kernel proved it can read its calls from its async context.
 import { FrameCheck, readV8Layout, type V8LayoutResult } from '@agentrace/bpf';
 import type { FramesAnswer } from '@agentrace/protocol';
-import { executableOf } from './process-files.js';
+import type { ProcessFile } from './process-files.js';
 
 const CHECKS: Record<number, string> = {
   [FrameCheck.NoIsolate]: 'the thread has no V8 isolate at the thread-local the binary names',
@@ -27,9 +27,8 @@ export class V8Layouts {
 
   constructor(private readonly read: (binaryPath: string, shownAs: string) => V8LayoutResult = readV8Layout) {}
 
-  /** The layout of the V8 process `pid` runs, or why there is none. */
-  of(pid: number): V8LayoutResult {
-    const exe = executableOf(pid);
+  /** The layout of the V8 in process `pid`'s executable `exe` (executableOf), or why there is none. */
+  of(pid: number, exe: ProcessFile | undefined): V8LayoutResult {
     if (exe === undefined) return { ok: false, reason: `cannot read /proc/${pid}/exe` };
     let result = this.byBinary.get(exe.key);
     if (result === undefined) {
