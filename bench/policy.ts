@@ -2,7 +2,10 @@
 // decide on the network: TCP connects to a closed loopback port
 // (bench/syscall_loop.c connect4: the cgroup connect hooks run, nothing
 // listens) and UDP sends to an address (sendto4: the sendto tracepoint and
-// the cgroup sendmsg hooks run, the datagram is dropped). Each by a process
+// the cgroup sendmsg hooks run, the datagram is dropped); and for opens
+// (open: open+close of /dev/null; a files rule loaded: the openat
+// tracepoints' policy programs run, and a tracked call's open has its path
+// walked from the dentry and looked up). Each by a process
 // agentrace does not track (the host tax: a bit test and one hash miss) and
 // by a tracked one whose thread runs a call (its call and tool are read from
 // the slot, the hook looks up its rules and the destination), with and
@@ -25,22 +28,28 @@ const LABEL: Record<Condition, string> = {
   tracked: 'tracked (in a call), probes attached',
   'tracked+policy': 'tracked (in a call), probes and policy attached (allowed)',
 };
-const NET_OPS = ['connect4', 'sendto4'] as const satisfies readonly Op[];
+const NET_OPS = ['connect4', 'sendto4', 'open'] as const satisfies readonly Op[];
 type NetOp = (typeof NET_OPS)[number];
-const WHAT: Record<NetOp, string> = { connect4: 'connect', sendto4: 'send' };
+const WHAT: Record<NetOp, string> = { connect4: 'connect', sendto4: 'send', open: 'open' };
 /** The programs that run on each op, for the profile. */
 const PROGRAMS: Record<NetOp, string[]> = {
   connect4: ['policy_connect4', 'net_connect_enter', 'net_connect_exit'],
   sendto4: ['policy_sendmsg4', 'policy_sendto_enter', 'policy_sendto_exit', 'io_sendto_enter', 'io_sendto_exit'],
+  open: ['policy_openat_enter', 'policy_openat_exit', 'file_openat_enter', 'file_openat_exit'],
 };
-/** Calls no pattern names go by the default: 127.0.0.1 allowed, so each connect and send is decided in full and goes on. */
+/** Calls no pattern names go by the default: 127.0.0.1 allowed, and opens anywhere (audit), so each connect, send and open is decided in full and goes on. */
 const TABLES: PolicyTables = {
-  tools: [{ tool: POLICY_DEFAULT_TOOL, netMode: 'enforce', netRule: 1, execMode: 'none', execRule: 0 }],
+  tools: [{ tool: POLICY_DEFAULT_TOOL, netMode: 'enforce', netRule: 1, execMode: 'none', execRule: 0, filesMode: 'audit', filesRule: 2, filesRestricts: { open: true, write: true } }],
   net: [
     { tool: POLICY_DEFAULT_TOOL, protocol: 'tcp', address: '127.0.0.1', prefix: 32, ports: [] },
     { tool: POLICY_DEFAULT_TOOL, protocol: 'udp', address: '127.0.0.1', prefix: 32, ports: [] },
   ],
   exec: [],
+  hosts: [],
+  files: [
+    { tool: POLICY_DEFAULT_TOOL, access: 'open', prefix: '/' },
+    { tool: POLICY_DEFAULT_TOOL, access: 'write', prefix: '/' },
+  ],
 };
 
 const key = (op: NetOp, c: Condition): string => `${op}:${c}`;
@@ -117,10 +126,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     });
   }
   const markdown = [
-    "The policy's rules let 127.0.0.1 through, so a tracked call's connect or send is decided in full and goes on.",
+    "The policy's rules let 127.0.0.1 through and allow opens under /, so a tracked call's connect, send or open is decided in full and goes on.",
     '',
     ...sections.flatMap((s) => [s, '']),
     'Reproduce: `pnpm bench --only policy` (root).',
   ].join('\n');
-  return { id: 'policy', title: 'Per-tool policy: the connect and send hooks', markdown, goals };
+  return { id: 'policy', title: 'Per-tool policy: the connect, send and open hooks', markdown, goals };
 }

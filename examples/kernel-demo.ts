@@ -45,6 +45,8 @@ function line(e: KernelEvent): string {
       return 'node    (started a node: its threadpool gets hooked)';
     case 'policy.net':
       return `${e.op.padEnd(8)}${peer(e.peer)}  policy ${e.verdict}${e.unseen ? ' (no syscall seen)' : ''}${e.ret < 0 ? `  error ${errno(e.ret)}` : ''}`;
+    case 'policy.file':
+      return `open    ${e.path}  policy ${e.verdict} (${e.write ? 'write' : 'read'})`;
   }
 }
 

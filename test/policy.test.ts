@@ -10,6 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import { once } from 'node:events';
@@ -231,6 +232,91 @@ tools:
   });
 }
 
+const hostAgent = fileURLToPath(new URL('./fixtures/policy-host-agent.mjs', import.meta.url));
+
+/** An HTTP server on `host` that answers its own name; on `port` when given. */
+async function nameServer(host: string, port = 0): Promise<http.Server & { heard: number }> {
+  const server = Object.assign(
+    http.createServer((_req, res) => {
+      server.heard++;
+      res.end(host);
+    }),
+    { heard: 0 },
+  );
+  server.listen(port, host);
+  await once(server, 'listening');
+  return server;
+}
+
+for (const [runtime, node] of runtimes) {
+  test(`host names, 16 calls at once in one thread: each tool reaches the addresses its own lookups of the host its rule names returned, and nothing else (another tool's name, an address by itself: EPERM inside the call) (${runtime})`, async (t) => {
+    if (!requireBpf(t)) return;
+    // two names on two loopback addresses, one port; a private /etc/hosts (unshare --mount): no lookup leaves the machine
+    const weather = await nameServer('127.0.0.2');
+    const port = (weather.address() as { port: number }).port;
+    const other = await nameServer('127.0.0.3', port);
+    t.after(() => {
+      weather.close();
+      other.close();
+    });
+    const hosts = path.join(rig.dir, `hosts-${runtime.replace(/\W+/g, '')}`);
+    fs.writeFileSync(hosts, '127.0.0.1 localhost\n127.0.0.2 weather.test\n127.0.0.3 other.test\n');
+    const prefix = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', hosts];
+    const policy = compilePolicy(
+      parsePolicy(
+        `version: 1
+tools:
+  fetch_weather:
+    network: { mode: enforce, allow: [{ host: weather.test, ports: [${port}], protocol: tcp }] }
+  fetch_other:
+    network: { mode: enforce, allow: [{ host: Other.Test., ports: [${port}] }] }
+`,
+        'policy.yaml',
+      ),
+    );
+    // each tool reaches its own host; the other's host, and its own host's address written as an address, are refused
+    const kinds = [
+      { tool: 'fetch_weather', url: `http://weather.test:${port}/`, want: 'weather.test' },
+      { tool: 'fetch_other', url: `http://other.test:${port}/`, want: 'other.test' },
+      { tool: 'fetch_weather', url: `http://other.test:${port}/`, want: 'EPERM' },
+      { tool: 'fetch_other', url: `http://127.0.0.2:${port}/`, want: 'EPERM' },
+    ];
+    const calls = Array.from({ length: 16 }, (_, i) => ({ id: `h${i}`, ...kinds[i % 4]! }));
+    const { agents, spans } = await rig.runAll(`host-${runtime.replace(/\W+/g, '')}`, [{ script: hostAgent, arg: { calls }, node, prefix }], { policy });
+    const a = agents[0]!;
+    assert.equal(a.code, 0, `the agent ran: ${a.stderr}`);
+    const { results } = JSON.parse(a.stdout) as { results: Record<string, string> };
+    for (const c of calls) assert.equal(results[c.id], c.want === 'weather.test' ? '127.0.0.2' : c.want === 'other.test' ? '127.0.0.3' : c.want, `${c.id}: ${c.tool} ${c.url}`);
+    assert.equal(weather.heard, 4, "weather.test's server heard fetch_weather's calls, and only them");
+    assert.equal(other.heard, 4, "other.test's server heard fetch_other's calls, and only them");
+
+    // each call's connect is decided under its own call, by its own tool's rule
+    const tools = spans.filter((s) => s.name.startsWith('execute_tool fetch_'));
+    assert.equal(tools.length, 16, 'one span per call');
+    const byCall = connectsByCall(spans, port);
+    const lookups = underCalls(spans, (s) => s.name.startsWith('getaddrinfo '));
+    const tally = new Map<string, number>();
+    for (const tool of tools) {
+      const [c, more] = byCall.get(tool.spanId) ?? [];
+      assert.ok(c && !more, `${tool.name} ${tool.spanId}: its own connect span`);
+      const address = String(c.attributes['network.peer.address']);
+      const decision = String(c.attributes['agentrace.policy.decision']);
+      const key = `${tool.name.replace('execute_tool ', '')} ${address} ${decision}`;
+      tally.set(key, (tally.get(key) ?? 0) + 1);
+      assert.match(String(c.attributes['agentrace.policy.rule']), new RegExp(`^tools\\.${tool.name.replace('execute_tool ', '')}\\.network \\(policy\\.yaml:\\d+\\)$`));
+      if (decision === 'denied') assert.equal(c.attributes['agentrace.connect.result'], 'EPERM');
+      // a call that asked a name: its lookup under it too
+      if (address !== '127.0.0.2' || tool.name.endsWith('fetch_weather')) assert.equal((lookups.get(tool.spanId) ?? []).length, 1, `${tool.name} ${tool.spanId}: its getaddrinfo span`);
+    }
+    assert.deepEqual(Object.fromEntries([...tally].sort()), {
+      'fetch_other 127.0.0.2 denied': 4,
+      'fetch_other 127.0.0.3 allowed': 4,
+      'fetch_weather 127.0.0.2 allowed': 4,
+      'fetch_weather 127.0.0.3 denied': 4,
+    });
+  });
+}
+
 for (const [runtime, node] of runtimes) {
   test(`kill mode: a tool's shell child that executes what its rule does not allow is killed before it runs; what it allows runs; audit mode only records (${runtime})`, async (t) => {
     if (!requireBpf(t)) return;
@@ -281,6 +367,93 @@ tools:
     const [audited] = byExe('run_shell_audited', 0, /\/cat$/);
     assert.equal(audited?.attributes['agentrace.policy.decision'], 'audited');
     assert.equal(audited?.attributes['process.exit.code'], 0);
+  });
+}
+
+const filesAgent = fileURLToPath(new URL('./fixtures/policy-files-agent.mjs', import.meta.url));
+
+for (const [runtime, node] of runtimes) {
+  test(`files: a tool's child that writes outside its rule's prefixes (by .., by a link) is killed before it writes a byte; what the rule allows is written; audit mode only records; an open rule kills a read elsewhere; the agent's own writes are recorded, never killed, in and outside calls (${runtime})`, async (t) => {
+    if (!requireBpf(t)) return;
+    const dir = fs.mkdtempSync(path.join(rig.dir, `files-${runtime.replace(/\W+/g, '')}-`));
+    const allowed = path.join(dir, 'allowed');
+    const denied = path.join(dir, 'denied');
+    fs.mkdirSync(allowed);
+    fs.mkdirSync(denied);
+    fs.symlinkSync(denied, path.join(allowed, 'link'));
+    const secret = path.join(dir, 'secret.txt');
+    fs.writeFileSync(secret, 'secret\n');
+    const policy = compilePolicy(
+      parsePolicy(
+        `version: 1
+tools:
+  run_shell:
+    files: { mode: kill, write: [${allowed}/, /dev/null] }
+  run_shell_audited:
+    files: { mode: audit, write: [${allowed}, /dev/null] }
+  run_shell_ro:
+    files: { mode: kill, open: [/usr, /etc, /dev, /proc, /sys] }
+  write_note:
+    files: { mode: kill, write: [${allowed}] }
+outside:
+  files: { mode: audit, write: [${allowed}] }
+`,
+        'policy.yaml',
+      ),
+    );
+    const cp = (to: string) => `cp /etc/hostname ${to} ; echo cp-exit-$?`;
+    const calls = [
+      { id: 'ok', tool: 'run_shell', cmd: `echo a > ${allowed}/a.txt && cp /etc/hostname ${allowed}/b.txt && echo wrote` },
+      { id: 'denied', tool: 'run_shell', cmd: cp(`${denied}/c.txt`) },
+      { id: 'dotdot', tool: 'run_shell', cmd: cp(`${allowed}/../denied/d.txt`) },
+      { id: 'link', tool: 'run_shell', cmd: cp(`${allowed}/link/e.txt`) },
+      { id: 'audited', tool: 'run_shell_audited', cmd: cp(`${denied}/f.txt`) },
+      { id: 'ro-ok', tool: 'run_shell_ro', cmd: 'cat /etc/hostname > /dev/null; echo cat-exit-$?' },
+      { id: 'ro-denied', tool: 'run_shell_ro', cmd: `cat ${secret} > /dev/null; echo cat-exit-$?` },
+      { id: 'note', tool: 'write_note', path: `${denied}/note` },
+    ];
+    const outside = path.join(denied, 'outside.txt');
+    const name = `files-${runtime.replace(/\W+/g, '')}`;
+    const out = path.join(rig.dir, `${name}.jsonl`);
+    const logExporters = createLogExporters(resolveOtlpLogsConfig({ file: out }, {}, resolveOtlpConfig({ file: out }, {})));
+    const { code, stdout, stderr, spans } = await rig.run(name, filesAgent, { outside, calls }, node, { policy, logExporters });
+    assert.equal(code, 0, `the agent itself is never killed: ${stderr}`);
+    assert.deepEqual(JSON.parse(stdout), {
+      results: { ok: 'wrote', denied: 'cp-exit-137', dotdot: 'cp-exit-137', link: 'cp-exit-137', audited: 'cp-exit-0', 'ro-ok': 'cat-exit-0', 'ro-denied': 'cat-exit-137', note: 'written' },
+    });
+    assert.equal(fs.readFileSync(path.join(allowed, 'b.txt'), 'utf8'), fs.readFileSync('/etc/hostname', 'utf8'), 'what the rule allows is written');
+    // the killed cp created its file (O_CREAT happened before the decision) and never wrote a byte into it
+    for (const f of ['c.txt', 'd.txt', 'e.txt']) assert.equal(fs.statSync(path.join(denied, f)).size, 0, `${f}: created empty, nothing written`);
+    assert.equal(fs.statSync(path.join(denied, 'f.txt')).size > 0, true, 'audit mode let the copy happen');
+
+    const call = (id: string) => spans.filter((s) => s.name.startsWith('execute_tool '))[calls.findIndex((c) => c.id === id)]!;
+    const decided = underCalls(spans, (s) => s.attributes['agentrace.policy.kind'] === 'files');
+    const opens = (id: string) => (decided.get(call(id).spanId) ?? []).map((s) => [s.name, s.attributes['agentrace.policy.decision'], s.attributes['agentrace.file.access'], s.events?.[0]?.attributes?.['file.path']]);
+    assert.deepEqual(opens('ok'), [], 'allowed opens are not decisions of their own');
+    // the file's own path: .. and the link resolved
+    assert.deepEqual(opens('denied'), [[`open ${denied}/c.txt`, 'denied', 'write', `${denied}/c.txt`]]);
+    assert.deepEqual(opens('dotdot'), [[`open ${denied}/d.txt`, 'denied', 'write', `${denied}/d.txt`]]);
+    assert.deepEqual(opens('link'), [[`open ${denied}/e.txt`, 'denied', 'write', `${denied}/e.txt`]]);
+    assert.deepEqual(opens('audited'), [[`open ${denied}/f.txt`, 'audited', 'write', `${denied}/f.txt`]]);
+    assert.deepEqual(opens('ro-ok'), []);
+    assert.deepEqual(opens('ro-denied'), [[`open ${secret}`, 'denied', 'read', secret]]);
+    // the agent's own writes (its thread, and the threadpool): recorded under the call, never killed
+    assert.deepEqual(opens('note').sort(), [
+      [`open ${denied}/note.async`, 'audited', 'write', `${denied}/note.async`],
+      [`open ${denied}/note.sync`, 'audited', 'write', `${denied}/note.sync`],
+    ]);
+    const [rule] = decided.get(call('denied').spanId)!;
+    assert.match(String(rule!.attributes['agentrace.policy.rule']), /^tools\.run_shell\.files \(policy\.yaml:3\)$/);
+    // the killed process: its span says so, under its own call
+    const procs = underCalls(spans, (s) => s.name.startsWith('process ') && /\/cp$/.test(String(s.attributes['process.executable.path'])));
+    assert.equal(procs.get(call('denied').spanId)?.[0]?.attributes['agentrace.process.signal'], 9);
+    // outside any call: a log record (audit), no trace
+    const records = readOtlpLogs(out).filter((r) => r.eventName === 'agentrace.policy.decision');
+    const mine = records.filter((r) => r.attributes['file.path'] === outside);
+    assert.equal(mine.length, 1, `the outside write is a record: ${JSON.stringify(records.map((r) => r.attributes['file.path']))}`);
+    assert.equal(mine[0]!.attributes['agentrace.policy.decision'], 'audited');
+    assert.equal(mine[0]!.attributes['agentrace.policy.outside'], true);
+    assert.equal(mine[0]!.traceId, '');
   });
 }
 

@@ -69,12 +69,13 @@ export const structs = {
     },
   },
   ar_config: {
-    size: 16,
+    size: 20,
     fields: {
       max_events_per_span: { offset: 0, size: 4, type: 'u32' },
       wakeup_bytes: { offset: 4, size: 4, type: 'u32' },
       consumer_idle: { offset: 8, size: 4, type: 'u32' },
       policy: { offset: 12, size: 4, type: 'u32' },
+      policy_files: { offset: 16, size: 4, type: 'u32' },
     },
   },
   ar_dns_lookup_event: {
@@ -135,6 +136,15 @@ export const structs = {
       last_op: { offset: 28, size: 4, type: 'u32' },
     },
   },
+  ar_file_key: {
+    size: 260,
+    fields: {
+      prefixlen: { offset: 0, size: 4, type: 'u32' },
+      gen: { offset: 4, size: 4, type: 'u32' },
+      tool: { offset: 8, size: 4, type: 'u32' },
+      path: { offset: 12, size: 248, type: 'bytes', count: 248 },
+    },
+  },
   ar_file_open_event: {
     size: 352,
     fields: {
@@ -157,6 +167,24 @@ export const structs = {
       hint: { offset: 24, size: 4, type: 'u32' },
       _pad: { offset: 28, size: 4, type: 'u32' },
       layout: { offset: 32, size: 32, type: 'struct ar_v8_layout' },
+    },
+  },
+  ar_host_addr_key: {
+    size: 28,
+    fields: {
+      gen: { offset: 0, size: 4, type: 'u32' },
+      tool: { offset: 4, size: 4, type: 'u32' },
+      proto: { offset: 8, size: 4, type: 'u32' },
+      addr: { offset: 12, size: 16, type: 'bytes', count: 16 },
+    },
+  },
+  ar_host_key: {
+    size: 16,
+    fields: {
+      gen: { offset: 0, size: 4, type: 'u32' },
+      tool: { offset: 4, size: 4, type: 'u32' },
+      name: { offset: 8, size: 4, type: 'u32' },
+      proto: { offset: 12, size: 4, type: 'u32' },
     },
   },
   ar_net_allow: {
@@ -203,6 +231,19 @@ export const structs = {
       sock_type: { offset: 36, size: 4, type: 'u32' },
     },
   },
+  ar_policy_file_event: {
+    size: 336,
+    fields: {
+      hdr: { offset: 0, size: 64, type: 'struct ar_event_header' },
+      fd: { offset: 64, size: 4, type: 's32' },
+      verdict: { offset: 68, size: 4, type: 'u32' },
+      rule: { offset: 72, size: 4, type: 'u32' },
+      flags: { offset: 76, size: 4, type: 'u32' },
+      path_len: { offset: 80, size: 4, type: 'u32' },
+      _pad: { offset: 84, size: 4, type: 'u32' },
+      path: { offset: 88, size: 248, type: 'bytes', count: 248 },
+    },
+  },
   ar_policy_key: {
     size: 8,
     fields: {
@@ -225,12 +266,16 @@ export const structs = {
     },
   },
   ar_policy_tool: {
-    size: 16,
+    size: 32,
     fields: {
       net_mode: { offset: 0, size: 4, type: 'u32' },
       net_rule: { offset: 4, size: 4, type: 'u32' },
       exec_mode: { offset: 8, size: 4, type: 'u32' },
       exec_rule: { offset: 12, size: 4, type: 'u32' },
+      files_mode: { offset: 16, size: 4, type: 'u32' },
+      files_rule: { offset: 20, size: 4, type: 'u32' },
+      files_flags: { offset: 24, size: 4, type: 'u32' },
+      _pad: { offset: 28, size: 4, type: 'u32' },
     },
   },
   ar_port_range: {
@@ -381,6 +426,7 @@ export const read = {
     wakeup_bytes: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
     consumer_idle: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
     policy: (b: Buffer, base: number): number => b.readUInt32LE(base + 12),
+    policy_files: (b: Buffer, base: number): number => b.readUInt32LE(base + 16),
   },
   ar_dns_lookup_event: {
     ret: (b: Buffer, base: number): number => b.readInt32LE(base + 64),
@@ -412,6 +458,11 @@ export const read = {
     flags: (b: Buffer, base: number): number => b.readUInt32LE(base + 24),
     last_op: (b: Buffer, base: number): number => b.readUInt32LE(base + 28),
   },
+  ar_file_key: {
+    prefixlen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+    gen: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
+  },
   ar_file_open_event: {
     ret: (b: Buffer, base: number): bigint => b.readBigInt64LE(base + 64),
     flags: (b: Buffer, base: number): bigint => b.readBigUInt64LE(base + 72),
@@ -425,6 +476,17 @@ export const read = {
     key_tag: (b: Buffer, base: number): number => b.readUInt32LE(base + 16),
     check: (b: Buffer, base: number): number => b.readUInt32LE(base + 20),
     hint: (b: Buffer, base: number): number => b.readUInt32LE(base + 24),
+  },
+  ar_host_addr_key: {
+    gen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    proto: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
+  },
+  ar_host_key: {
+    gen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
+    tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
+    name: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
+    proto: (b: Buffer, base: number): number => b.readUInt32LE(base + 12),
   },
   ar_net_allow: {
     nports: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
@@ -452,6 +514,13 @@ export const read = {
     family: (b: Buffer, base: number): number => b.readUInt16LE(base + 34),
     sock_type: (b: Buffer, base: number): number => b.readUInt32LE(base + 36),
   },
+  ar_policy_file_event: {
+    fd: (b: Buffer, base: number): number => b.readInt32LE(base + 64),
+    verdict: (b: Buffer, base: number): number => b.readUInt32LE(base + 68),
+    rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 72),
+    flags: (b: Buffer, base: number): number => b.readUInt32LE(base + 76),
+    path_len: (b: Buffer, base: number): number => b.readUInt32LE(base + 80),
+  },
   ar_policy_key: {
     gen: (b: Buffer, base: number): number => b.readUInt32LE(base + 0),
     tool: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
@@ -469,6 +538,9 @@ export const read = {
     net_rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 4),
     exec_mode: (b: Buffer, base: number): number => b.readUInt32LE(base + 8),
     exec_rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 12),
+    files_mode: (b: Buffer, base: number): number => b.readUInt32LE(base + 16),
+    files_rule: (b: Buffer, base: number): number => b.readUInt32LE(base + 20),
+    files_flags: (b: Buffer, base: number): number => b.readUInt32LE(base + 24),
   },
   ar_port_range: {
     from: (b: Buffer, base: number): number => b.readUInt16LE(base + 0),
@@ -598,10 +670,12 @@ export const enums = {
   ar_attr_source: { AR_ATTR_NONE: 0, AR_ATTR_SLOT: 1, AR_ATTR_THREAD: 2, AR_ATTR_WORK: 3, AR_ATTR_FD: 4, AR_ATTR_PROCESS: 5, AR_ATTR_NOBODY: 6, AR_ATTR_PIPE: 7, AR_ATTR_PIPE_AMBIGUOUS: 8, AR_ATTR_FRAME: 9 },
   ar_chan_msg: { AR_CHAN_MSG_NOTIFICATION: 0, AR_CHAN_MSG_REQUEST: 1, AR_CHAN_MSG_CANCEL: 2, AR_CHAN_MSG_VOID: 3 },
   ar_chan_op: { AR_CHAN_NONE: 0, AR_CHAN_WRITE: 1, AR_CHAN_READ: 2, AR_CHAN_ANSWER: 3 },
-  ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9, AR_EV_POLICY_NET: 10 },
+  ar_event_kind: { AR_EV_FILE_OPEN: 1, AR_EV_NET_CONNECT: 2, AR_EV_PROC_EXEC: 3, AR_EV_PROC_FORK: 4, AR_EV_PROC_EXIT: 5, AR_EV_DNS_LOOKUP: 6, AR_EV_DNS_QUERY: 7, AR_EV_PROC_DECLARE: 8, AR_EV_RUNTIME_EXEC: 9, AR_EV_POLICY_NET: 10, AR_EV_POLICY_FILE: 11 },
   ar_fd_flag: { AR_FD_AMBIGUOUS: 1 },
   ar_fd_op: { AR_FD_OP_NONE: 0, AR_FD_OP_WRITE: 1, AR_FD_OP_READ: 2 },
+  ar_files_flag: { AR_FILES_OPEN: 1, AR_FILES_WRITE: 2 },
   ar_frame_check: { AR_FRAME_OK: 1, AR_FRAME_NO_ISOLATE: 2, AR_FRAME_NO_FRAME: 3, AR_FRAME_UNREADABLE: 4, AR_FRAME_NOT_FOUND: 5, AR_FRAME_NO_KEY_TAG: 6 },
+  ar_policy_file_flag: { AR_POLICY_FILE_WRITE: 1, AR_POLICY_FILE_OUTSIDE_ROOT: 2, AR_POLICY_FILE_TOO_DEEP: 4, AR_POLICY_FILE_TOO_LONG: 8 },
   ar_policy_mode: { AR_POLICY_NONE: 0, AR_POLICY_AUDIT: 1, AR_POLICY_ENFORCE: 2, AR_POLICY_KILL: 3 },
   ar_policy_net_flag: { AR_POLICY_NET_CONNECT: 1, AR_POLICY_NET_UNSEEN: 2 },
   ar_proc_flag: { AR_PROC_SELF_DECLARED: 1 },
@@ -610,7 +684,7 @@ export const enums = {
 } as const;
 
 /** The maps of the object, by name. */
-export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_allow', 'ar_exec_scratch', 'ar_fd_spans', 'ar_frame_readers', 'ar_frame_scratch', 'ar_net_tcp', 'ar_net_udp', 'ar_path_scratch', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_policy_ctxs', 'ar_policy_tools', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_v8_layouts', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
+export const maps = ['ar_agg_zero', 'ar_channels', 'ar_config', 'ar_dns_fds', 'ar_ended_spans', 'ar_events', 'ar_exec_allow', 'ar_exec_scratch', 'ar_fd_spans', 'ar_file_scratch', 'ar_files_open', 'ar_files_write', 'ar_frame_readers', 'ar_frame_scratch', 'ar_host_addrs', 'ar_host_names', 'ar_net_tcp', 'ar_net_udp', 'ar_path_scratch', 'ar_pending', 'ar_pending_dns', 'ar_pending_exec', 'ar_pending_io', 'ar_policy_ctxs', 'ar_policy_opens', 'ar_policy_tools', 'ar_serving', 'ar_span_aggs', 'ar_span_counts', 'ar_stats', 'ar_stdio', 'ar_thread_slots', 'ar_tracked_bits', 'ar_tracked_procs', 'ar_v8_layouts', 'ar_work_current', 'ar_work_items', 'otel_traces_ctx_v1'] as const;
 
 /** Its programs, by name. */
-export const programs = ['ar_json_msg', 'context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'policy_connect4', 'policy_connect6', 'policy_exec', 'policy_sendmmsg_enter', 'policy_sendmmsg_exit', 'policy_sendmsg4', 'policy_sendmsg6', 'policy_sendmsg_enter', 'policy_sendmsg_exit', 'policy_sendto_enter', 'policy_sendto_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;
+export const programs = ['ar_json_msg', 'context_runtime_exec', 'context_slot_register', 'dns_getaddrinfo_enter', 'dns_getaddrinfo_exit', 'file_open_enter', 'file_open_exit', 'file_openat2_enter', 'file_openat2_exit', 'file_openat_enter', 'file_openat_exit', 'io_close_enter', 'io_pread64_enter', 'io_pread64_exit', 'io_pwrite64_enter', 'io_pwrite64_exit', 'io_read_enter', 'io_read_exit', 'io_readv_enter', 'io_readv_exit', 'io_recvfrom_enter', 'io_recvfrom_exit', 'io_recvmsg_enter', 'io_recvmsg_exit', 'io_sendmsg_enter', 'io_sendmsg_exit', 'io_sendto_enter', 'io_sendto_exit', 'io_stdio_exec', 'io_write_enter', 'io_write_exit', 'io_writev_enter', 'io_writev_exit', 'net_connect_enter', 'net_connect_exit', 'policy_connect4', 'policy_connect6', 'policy_exec', 'policy_open_enter', 'policy_open_exit', 'policy_openat2_enter', 'policy_openat2_exit', 'policy_openat_enter', 'policy_openat_exit', 'policy_sendmmsg_enter', 'policy_sendmmsg_exit', 'policy_sendmsg4', 'policy_sendmsg6', 'policy_sendmsg_enter', 'policy_sendmsg_exit', 'policy_sendto_enter', 'policy_sendto_exit', 'process_execve_enter', 'process_execve_exit', 'process_execveat_enter', 'process_execveat_exit', 'process_exit', 'process_fork', 'work_run', 'work_submit'] as const;

@@ -87,6 +87,23 @@ export interface PolicyNetEvent extends EventHeader {
   rule: number;
 }
 
+/**
+ * An open a files rule does not allow: let through ('audited': the agent's
+ * own, or audit mode) or its process killed ('denied': a tool's child in
+ * kill mode). `path` is the file's own, from the process's root.
+ */
+export interface PolicyFileEvent extends EventHeader {
+  kind: 'policy.file';
+  fd: number;
+  /** Opened for writing (or with O_CREAT or O_TRUNC). */
+  write: boolean;
+  path: string;
+  /** Why the path is not known whole, when it is not (it was then held by no prefix). */
+  partial: 'outside-root' | 'too-deep' | 'too-long' | null;
+  verdict: Verdict;
+  rule: number;
+}
+
 export interface ProcForkEvent extends EventHeader {
   kind: 'proc.fork';
   childPid: number;
@@ -139,7 +156,8 @@ export type KernelEvent =
   | RuntimeExecEvent
   | DnsLookupEvent
   | DnsQueryEvent
-  | PolicyNetEvent;
+  | PolicyNetEvent
+  | PolicyFileEvent;
 
 /** The first question of a DNS message (RFC 1035 4.1); null if it is not one. */
 export function dnsQuestion(msg: Buffer): { name: string; type: number } | null {
@@ -416,6 +434,24 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
         ret: readNumber.ar_policy_net_event.ret(buf, b),
         transport: type === SOCK_DGRAM ? 'udp' : type === SOCK_STREAM ? 'tcp' : null,
         peer,
+        verdict: verdictName(r.verdict(buf, b)),
+        rule: r.rule(buf, b),
+      };
+    }
+    case EventKind.PolicyFile: {
+      const L = layouts.ar_policy_file_event;
+      expectSize(size, L.size, 'policy.file');
+      const r = read.ar_policy_file_event;
+      const flags = r.flags(buf, b);
+      const F = enums.ar_policy_file_flag;
+      const len = Math.min(r.path_len(buf, b), L.size - L.fields.path);
+      return {
+        kind: 'policy.file',
+        ...hdr,
+        fd: r.fd(buf, b),
+        write: (flags & F.AR_POLICY_FILE_WRITE) !== 0,
+        path: buf.toString('utf8', b + L.fields.path, b + L.fields.path + len),
+        partial: flags & F.AR_POLICY_FILE_OUTSIDE_ROOT ? 'outside-root' : flags & F.AR_POLICY_FILE_TOO_DEEP ? 'too-deep' : flags & F.AR_POLICY_FILE_TOO_LONG ? 'too-long' : null,
         verdict: verdictName(r.verdict(buf, b)),
         rule: r.rule(buf, b),
       };

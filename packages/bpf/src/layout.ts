@@ -31,6 +31,7 @@ export const EventKind = {
   ProcDeclare: K.AR_EV_PROC_DECLARE,
   RuntimeExec: K.AR_EV_RUNTIME_EXEC,
   PolicyNet: K.AR_EV_POLICY_NET,
+  PolicyFile: K.AR_EV_POLICY_FILE,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 

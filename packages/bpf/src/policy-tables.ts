@@ -10,6 +10,8 @@ import { layouts } from './layout.js';
 export const POLICY_DEFAULT_TOOL = 1;
 export const POLICY_OUTSIDE_TOOL = 2;
 export const POLICY_MAX_PORT_RANGES: number = structs.ar_net_allow.fields.ports.count;
+/** Bytes of a files prefix the kernel keys (with the '/' after it). */
+export const POLICY_FILE_KEY_LEN: number = structs.ar_file_key.fields.path.count;
 
 export type PolicyMode = 'none' | 'audit' | 'enforce' | 'kill';
 export type Verdict = 'none' | 'allowed' | 'audited' | 'denied';
@@ -42,6 +44,19 @@ export interface PolicyToolEntry {
   /** `enforce` is not an exec mode: this kernel cannot refuse an exec (kill or audit). */
   execMode: Exclude<PolicyMode, 'enforce'>;
   execRule: number;
+  /** Files: kill (a tool's child) or audit; no open can be refused here either. */
+  filesMode?: Exclude<PolicyMode, 'enforce'>;
+  filesRule?: number;
+  /** Which opens the files rule restricts: any (only under `open` prefixes), and those for writing (only under `write` prefixes). */
+  filesRestricts?: { open: boolean; write: boolean };
+}
+
+/** A path prefix a tool may open under, for any open or for writing: whole components (`/tmp` holds /tmp/x, not /tmpfoo). */
+export interface PolicyFileEntry {
+  tool: number;
+  access: 'open' | 'write';
+  /** Absolute, normalized (no `.`, `..`, `//` or trailing `/`; the root is `/`). */
+  prefix: string;
 }
 
 /**
@@ -64,10 +79,24 @@ export interface PolicyNetEntry {
   ports: Array<{ from: number; to: number }>;
 }
 
+/**
+ * A host name a tool may reach by one protocol: the addresses its own
+ * lookups of the name (getaddrinfo) return, on these ports (none: all).
+ */
+export interface PolicyHostEntry {
+  tool: number;
+  protocol: 'tcp' | 'udp';
+  /** A DNS name, as the rule writes it (case and a trailing dot do not count). */
+  name: string;
+  ports: Array<{ from: number; to: number }>;
+}
+
 export interface PolicyTables {
   tools: PolicyToolEntry[];
   net: PolicyNetEntry[];
   exec: PolicyExecEntry[];
+  hosts: PolicyHostEntry[];
+  files?: PolicyFileEntry[];
 }
 
 /** The policy's generations: a reload writes the one not running, then switches (ar_config.policy). */
@@ -92,6 +121,21 @@ export function fnv1a(bytes: Uint8Array): number {
   let h = 0x811c9dc5;
   for (const byte of bytes) h = Math.imul(h ^ byte, 0x01000193);
   return h >>> 0;
+}
+
+/** A host name's key word, as the lookup probe hashes the name asked: lower-case, no trailing dot. */
+export function hostHash(name: string): number {
+  return fnv1a(Buffer.from(name.toLowerCase().replace(/\.$/, ''), 'utf8'));
+}
+
+export function encodeHostKey(gen: PolicyGeneration, e: PolicyHostEntry): Buffer {
+  const F = layouts.ar_host_key.fields;
+  const k = Buffer.alloc(layouts.ar_host_key.size);
+  k.writeUInt32LE(gen, F.gen);
+  k.writeUInt32LE(e.tool >>> 0, F.tool);
+  k.writeUInt32LE(hostHash(e.name), F.name);
+  k.writeUInt32LE(e.protocol === 'udp' ? 17 : 6, F.proto);
+  return k;
 }
 
 /** 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (as the connect4 program looks it up). */
@@ -136,7 +180,28 @@ export function encodeToolEntry(gen: PolicyGeneration, e: PolicyToolEntry): Buff
   v.writeUInt32LE(withGeneration(gen, e.netRule), F.net_rule);
   v.writeUInt32LE(MODE[e.execMode], F.exec_mode);
   v.writeUInt32LE(withGeneration(gen, e.execRule), F.exec_rule);
+  v.writeUInt32LE(MODE[e.filesMode ?? 'none'], F.files_mode);
+  v.writeUInt32LE(withGeneration(gen, e.filesRule ?? 0), F.files_rule);
+  const R = enums.ar_files_flag;
+  v.writeUInt32LE((e.filesRestricts?.open ? R.AR_FILES_OPEN : 0) | (e.filesRestricts?.write ? R.AR_FILES_WRITE : 0), F.files_flags);
   return v;
+}
+
+/** A files prefix as the kernel keys it: its bytes and a '/' (the root: "/"), to whole components. */
+export function encodeFileKey(gen: PolicyGeneration, e: PolicyFileEntry): Buffer {
+  const p = e.prefix;
+  if (!p.startsWith('/') || p.includes('\0') || (p !== '/' && (p.endsWith('/') || /\/\.{0,2}(\/|$)/.test(p)))) {
+    throw new RangeError(`files prefix ${JSON.stringify(p)}: an absolute path without ., .., // or a trailing /`);
+  }
+  const data = Buffer.from(p === '/' ? '/' : `${p}/`, 'utf8');
+  if (data.length > POLICY_FILE_KEY_LEN) throw new RangeError(`files prefix ${JSON.stringify(p)}: at most ${POLICY_FILE_KEY_LEN - 1} bytes`);
+  const F = layouts.ar_file_key.fields;
+  const k = Buffer.alloc(layouts.ar_file_key.size);
+  k.writeUInt32LE(64 + 8 * data.length, F.prefixlen);
+  k.writeUInt32LE(gen, F.gen);
+  k.writeUInt32LE(e.tool >>> 0, F.tool);
+  data.copy(k, F.path);
+  return k;
 }
 
 /** The exec program looks up the whole path, then its directory and `*`. */
@@ -165,10 +230,10 @@ export function encodeNetKey(gen: PolicyGeneration, e: PolicyNetEntry): Buffer {
   return k;
 }
 
-export function encodeNetAllow(e: PolicyNetEntry): Buffer {
+export function encodeNetAllow(e: Pick<PolicyNetEntry, 'ports'> & { address?: string; prefix?: number; name?: string }): Buffer {
   const F = layouts.ar_net_allow.fields;
   const R = layouts.ar_port_range;
-  if (e.ports.length > POLICY_MAX_PORT_RANGES) throw new RangeError(`${e.ports.length} port ranges for ${e.address}/${e.prefix}: at most ${POLICY_MAX_PORT_RANGES}`);
+  if (e.ports.length > POLICY_MAX_PORT_RANGES) throw new RangeError(`${e.ports.length} port ranges for ${e.name ?? `${e.address}/${e.prefix}`}: at most ${POLICY_MAX_PORT_RANGES}`);
   const v = Buffer.alloc(layouts.ar_net_allow.size);
   v.writeUInt32LE(e.ports.length, F.nports);
   e.ports.forEach((p, i) => {

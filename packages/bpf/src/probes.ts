@@ -15,7 +15,7 @@ import { FrameCheck, layouts, ProcFlag, Stat, SPAN_ID_LEN, TRACE_ID_LEN } from '
 import { encodeV8Layout, type V8Layout } from './v8-layout.js';
 import { read, type maps, type programs } from './abi.generated.js';
 import { ensureTracefs } from './tracefs.js';
-import { cgroup2Root, encodeExecKey, encodeNetAllow, encodeNetKey, encodeToolEntry, encodeToolKey, type PolicyGeneration, type PolicyTables } from './policy-tables.js';
+import { cgroup2Root, encodeExecKey, encodeFileKey, encodeHostKey, encodeNetAllow, encodeNetKey, encodeToolEntry, encodeToolKey, type PolicyGeneration, type PolicyTables } from './policy-tables.js';
 import { INITIAL_PID_NAMESPACE, ownPidNamespace } from './pid-namespace.js';
 
 const CAT = '/bin/cat';
@@ -132,7 +132,11 @@ const POLICY_TOOLS: MapName = 'ar_policy_tools';
 const NET_TCP: MapName = 'ar_net_tcp';
 const NET_UDP: MapName = 'ar_net_udp';
 const EXEC_ALLOW: MapName = 'ar_exec_allow';
-const POLICY_MAPS: readonly MapName[] = [POLICY_TOOLS, NET_TCP, NET_UDP, EXEC_ALLOW];
+const HOST_NAMES: MapName = 'ar_host_names';
+const HOST_ADDRS: MapName = 'ar_host_addrs';
+const FILES_OPEN: MapName = 'ar_files_open';
+const FILES_WRITE: MapName = 'ar_files_write';
+const POLICY_MAPS: readonly MapName[] = [POLICY_TOOLS, NET_TCP, NET_UDP, EXEC_ALLOW, HOST_NAMES, HOST_ADDRS, FILES_OPEN, FILES_WRITE];
 /** The policy group, attached on its own (attachPolicy), never by attach('all'): cgroup programs that decide connects and sends, */
 const POLICY_CGROUP_PROGRAMS: readonly ProgramName[] = ['policy_connect4', 'policy_connect6', 'policy_sendmsg4', 'policy_sendmsg6'];
 /** and tracing programs that tell them the call of a send, report what they decided, and judge execs. */
@@ -145,7 +149,19 @@ const POLICY_TRACING_PROGRAMS: readonly ProgramName[] = [
   'policy_sendmmsg_exit',
   'policy_exec',
 ];
-const POLICY_PROGRAMS: readonly ProgramName[] = [...POLICY_CGROUP_PROGRAMS, ...POLICY_TRACING_PROGRAMS];
+/**
+ * and the programs that judge opens, attached only while the policy has
+ * `files` rules: every open on the host runs them, tracked or not.
+ */
+const POLICY_FILES_PROGRAMS: readonly ProgramName[] = [
+  'policy_openat_enter',
+  'policy_openat_exit',
+  'policy_openat2_enter',
+  'policy_openat2_exit',
+  'policy_open_enter',
+  'policy_open_exit',
+];
+const POLICY_PROGRAMS: readonly ProgramName[] = [...POLICY_CGROUP_PROGRAMS, ...POLICY_TRACING_PROGRAMS, ...POLICY_FILES_PROGRAMS];
 /** pidns.bpf.h: the namespace the probes name processes in, 0 for the initial one. */
 const PIDNS_INUM = 'ar_pidns_inum';
 /** The context family's write probe; io's write probe does its job too. */
@@ -182,6 +198,10 @@ export class Probes {
   private closed = false;
   private pollTimer?: NodeJS.Timeout;
   private config?: Buffer;
+  /** attachPolicy was called (and not detachPolicy since). */
+  private policyGroupAttached = false;
+  /** The tables in force have files rules. */
+  private policyHasFiles = false;
   /** Groups the user asked for; syncPrograms links their programs. */
   private readonly wanted = new Set<ProbeGroup>();
   /** CLOCK_REALTIME - CLOCK_MONOTONIC in ns, to turn event times into epoch times. */
@@ -509,18 +529,30 @@ export class Probes {
   attachPolicy(cgroup: string = cgroup2Root()): void {
     for (const name of POLICY_CGROUP_PROGRAMS) this.obj.attach(name, cgroup);
     for (const name of POLICY_TRACING_PROGRAMS) this.obj.attach(name);
+    this.policyGroupAttached = true;
+    this.attachFilesPrograms();
+  }
+
+  /** The open programs, attached while the policy group is and the tables have files rules. */
+  private attachFilesPrograms(): void {
+    for (const name of POLICY_FILES_PROGRAMS) {
+      if (this.policyGroupAttached && this.policyHasFiles) this.obj.attach(name);
+      else this.obj.detach(name);
+    }
   }
 
   /** Detaches the policy group and empties its tables: nothing is decided any more. */
   detachPolicy(): void {
-    this.writeConfig({ policy: 0 });
+    this.writeConfig({ policy: 0, policyFiles: false });
+    this.policyGroupAttached = false;
+    this.policyHasFiles = false;
     for (const name of POLICY_PROGRAMS) this.obj.detach(name);
     for (const map of POLICY_MAPS) for (const key of this.obj.mapKeys(map)) this.obj.mapDelete(map, key);
   }
 
   /** Whether the policy group is attached. */
   policyAttached(): boolean {
-    return POLICY_PROGRAMS.every((name) => this.obj.isAttached(name));
+    return [...POLICY_CGROUP_PROGRAMS, ...POLICY_TRACING_PROGRAMS].every((name) => this.obj.isAttached(name));
   }
 
   /** The generation of the tables the kernel decides from now (0: none). */
@@ -544,24 +576,32 @@ export class Probes {
       ...tables.tools.map((e) => [POLICY_TOOLS, encodeToolKey(gen, e.tool), encodeToolEntry(gen, e)] as const),
       ...tables.net.map((e) => [e.protocol === 'udp' ? NET_UDP : NET_TCP, encodeNetKey(gen, e), encodeNetAllow(e)] as const),
       ...tables.exec.map((e) => [EXEC_ALLOW, encodeExecKey(gen, e), u32(1)] as const),
+      ...tables.hosts.map((e) => [HOST_NAMES, encodeHostKey(gen, e), encodeNetAllow(e)] as const),
+      ...(tables.files ?? []).map((e) => [e.access === 'write' ? FILES_WRITE : FILES_OPEN, encodeFileKey(gen, e), u32(1)] as const),
     ];
+    const files = tables.tools.some((t) => t.filesMode !== undefined && t.filesMode !== 'none');
     // leftovers of an interrupted reload under this generation go first
     this.deleteGeneration(gen);
     for (const [map, k, v] of entries) this.obj.mapUpdate(map, k, v);
-    this.writeConfig({ policy: gen });
+    // the open programs come before the switch and go after it: no open the new policy judges goes unseen
+    if (files) this.policyHasFiles = true;
+    this.attachFilesPrograms();
+    this.writeConfig({ policy: gen, policyFiles: files });
+    this.policyHasFiles = files;
+    this.attachFilesPrograms();
     this.deleteGeneration(gen === 1 ? 2 : 1);
     return gen;
   }
 
-  /** Every policy table's entries of one generation (the generation is the key's first word after an LPM prefix length). */
+  /** Every policy table's entries of one generation (the generation is the key's first word, after an LPM prefix length). */
   private deleteGeneration(gen: PolicyGeneration): void {
     for (const map of POLICY_MAPS) {
-      const at = map === NET_TCP || map === NET_UDP ? layouts.ar_net_key.fields.gen : 0;
+      const at = map === NET_TCP || map === NET_UDP ? layouts.ar_net_key.fields.gen : map === FILES_OPEN || map === FILES_WRITE ? layouts.ar_file_key.fields.gen : 0;
       for (const key of this.obj.mapKeys(map)) if (key.readUInt32LE(at) === gen) this.obj.mapDelete(map, key);
     }
   }
 
-  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number; consumerIdle?: boolean; policy?: number }): void {
+  private writeConfig(change: { maxEventsPerSpan?: number; wakeupBytes?: number; consumerIdle?: boolean; policy?: number; policyFiles?: boolean }): void {
     const F = layouts.ar_config.fields;
     // Only this object writes ar_config: no lookup per change (the ring
     // buffer's idle flag changes at every burst of events).
@@ -570,6 +610,7 @@ export class Probes {
     if (change.wakeupBytes !== undefined) v.writeUInt32LE(Math.min(change.wakeupBytes, 0xffffffff), F.wakeup_bytes);
     if (change.consumerIdle !== undefined) v.writeUInt32LE(change.consumerIdle ? 1 : 0, F.consumer_idle);
     if (change.policy !== undefined) v.writeUInt32LE(change.policy, F.policy);
+    if (change.policyFiles !== undefined) v.writeUInt32LE(change.policyFiles ? 1 : 0, F.policy_files);
     this.obj.mapUpdate(CONFIG, u32(0), v);
   }
 

@@ -8,7 +8,7 @@ import type { UserCounts, UserSpaceCounts } from './kernel-summary.js';
 import type { SpanSink } from './span-output.js';
 import { ProcessTree } from './process-tree.js';
 import { toolNameOf, type ToolSpan, type ToolSpanRegistry } from './tool-spans.js';
-import { connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntime, policySendSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
+import { connectSpan, dnsLookupSpan, dnsQuerySpan, fileOpenSpan, foldRuntime, policyOpenSpan, policySendSpan, processSpan, type KernelSpanParent, type ProcessRecord } from './kernel-spans.js';
 import { isDecisionEvent, kindOf, type PolicyDecision, type RuleNamer } from './policy/decisions.js';
 import { newSpanId } from './ids.js';
 import type { ExportSpan } from './otlp/span.js';
@@ -183,6 +183,9 @@ export class Attribution implements UserCounts {
         return;
       case 'policy.net':
         out.push(policySendSpan(e, endNs, parent, newSpanId(), this.opts.policyRules));
+        return;
+      case 'policy.file':
+        out.push(policyOpenSpan(e, endNs, parent, newSpanId(), this.opts.policyRules));
         return;
       case 'dns.lookup':
         out.push(dnsLookupSpan(e, endNs, parent, newSpanId()));

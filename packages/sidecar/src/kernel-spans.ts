@@ -3,8 +3,8 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
-import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type KernelEvent, type NetConnectEvent, type PolicyNetEvent, type SocketAddress, type Verdict } from '@agentrace/bpf';
-import { decisionAttributes, peerAttributes, POLICY_DECISION_EVENT, type PolicyKind, type RuleNamer } from './policy/decisions.js';
+import { AttrSource, type DnsLookupEvent, type DnsQueryEvent, type FileOpenEvent, type KernelEvent, type NetConnectEvent, type PolicyFileEvent, type PolicyNetEvent, type SocketAddress, type Verdict } from '@agentrace/bpf';
+import { decisionAttributes, fileAttributes, peerAttributes, POLICY_DECISION_EVENT, type PolicyKind, type RuleNamer } from './policy/decisions.js';
 import type { ExportSpan } from './otlp/span.js';
 import { PARENT_UNVERIFIED } from './tool-spans.js';
 
@@ -141,6 +141,18 @@ export function connectSpan(e: NetConnectEvent, endNs: bigint, parent: KernelSpa
 
 function peerText(p: SocketAddress): string {
   return p.family === 'inet' ? `${p.address}:${p.port}` : p.family === 'inet6' ? `[${p.address}]:${p.port}` : p.family === 'unix' ? p.path : '';
+}
+
+/**
+ * An open a files rule does not allow: a span of its own (`open PATH`, the
+ * file's own path), beside the file family's open span when that is
+ * attached. Denied: its process was killed before it used the file.
+ */
+export function policyOpenSpan(e: PolicyFileEvent, atNs: bigint, parent: KernelSpanParent, spanId: string, policyRules?: RuleNamer): ExportSpan {
+  const attrs: Attributes = { 'process.pid': e.pid, 'thread.id': e.tid, ...attributionOf(e.attrSource), ...fileAttributes(e), 'agentrace.fd': e.fd };
+  const span = withPolicy(base(KERNEL_EVENTS.open, parent, spanId, `open ${e.path}`, SpanKind.INTERNAL, atNs, atNs, attrs), 'files', e, fileAttributes(e), policyRules);
+  if (e.verdict === 'denied') span.status = { code: SpanStatusCode.ERROR, message: 'killed by the policy (SIGKILL)' };
+  return span;
 }
 
 /** A UDP send a policy refused or audited: a span of its own (allowed sends are only counted in the call's aggregates). */

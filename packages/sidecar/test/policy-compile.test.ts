@@ -141,3 +141,57 @@ test('patterns are keyed by their own hash, as the SDK writes it for a name they
   assert.equal(patterns.key('mcp__net__get'), toolHash('mcp__*'));
   assert.equal(patterns.key('fetch_url'), toolHash('fetch_url'), 'no match: the name itself');
 });
+
+test('host names by tool and protocol, a name written twice with its ports merged; files prefixes for writing, and for any open (the write ones too) where open restricts, each with where its links lead', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentrace-compile-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'real'));
+    fs.symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'));
+    const c = compilePolicy(
+      parsePolicy(
+        `version: 1
+tools:
+  fetch_url:
+    network:
+      mode: enforce
+      allow:
+        - { host: api.example, ports: [443], protocol: tcp }
+        - { host: API.example., ports: [8443] }
+        - { host: dns.example, protocol: udp }
+  run_shell:
+    files: { mode: kill, open: [/usr], write: [${dir}/link] }
+default:
+  files: { mode: audit, write: [/tmp] }
+`,
+        'p.yaml',
+      ),
+    );
+    const fetch = toolHash('fetch_url');
+    const shell = toolHash('run_shell');
+    assert.deepEqual(c.tables.hosts, [
+      { tool: fetch, protocol: 'tcp', name: 'api.example', ports: [{ from: 443, to: 443 }, { from: 8443, to: 8443 }] },
+      { tool: fetch, protocol: 'udp', name: 'api.example', ports: [{ from: 8443, to: 8443 }] },
+      { tool: fetch, protocol: 'udp', name: 'dns.example', ports: [] },
+    ]);
+    assert.deepEqual(
+      c.tables.files?.map((f) => [f.tool === shell ? 'run_shell' : f.tool === fetch ? 'fetch_url' : f.tool, f.access, f.prefix.replace(dir, 'DIR')]),
+      [
+        // fetch_url has no files rule: the default's
+        ['fetch_url', 'write', '/tmp'],
+        ['run_shell', 'write', 'DIR/link'],
+        ['run_shell', 'write', 'DIR/real'],
+        ['run_shell', 'open', '/usr'],
+        ['run_shell', 'open', 'DIR/link'],
+        ['run_shell', 'open', 'DIR/real'],
+        [POLICY_DEFAULT_TOOL, 'write', '/tmp'],
+      ],
+    );
+    const entry = (tool: number) => c.tables.tools.find((t) => t.tool === tool);
+    assert.deepEqual([entry(shell)?.filesMode, entry(shell)?.filesRestricts], ['kill', { open: true, write: true }]);
+    assert.deepEqual([entry(fetch)?.filesMode, entry(fetch)?.filesRestricts], ['audit', { open: false, write: true }]);
+    assert.equal(c.rules[entry(fetch)!.filesRule!], 'default.files (p.yaml), for tools.fetch_url (p.yaml:3)');
+    assert.deepEqual(c.defaultRules, ['default.files (p.yaml)']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -40,12 +40,13 @@ test('a policy file: tools by pattern, the default for the rest and for unnamed 
   assert.deepEqual(rulesFor(p, 'fetch_url').rules.network, {
     mode: 'enforce',
     allow: [{ family: 4, address: '127.0.0.1', prefix: 32, ports: [{ from: 8080, to: 8080 }, { from: 9000, to: 9100 }], protocol: 'tcp' }],
+    hosts: [],
     dns: [],
   });
   assert.equal(rulesFor(p, 'mcp__files__read').source, 'tools.mcp__*');
   assert.deepEqual(rulesFor(p, 'mcp__files__read').rules.network?.allow[0], { family: 6, address: '::1', prefix: 128, ports: [], protocol: 'any' });
   // run_shell names no network rule: the default's
-  assert.deepEqual(rulesFor(p, 'run_shell'), { rules: { network: { mode: 'enforce', allow: [], dns: [] } }, source: 'tools.run_shell' });
+  assert.deepEqual(rulesFor(p, 'run_shell'), { rules: { network: { mode: 'enforce', allow: [], hosts: [], dns: [] } }, source: 'tools.run_shell' });
   assert.equal(rulesFor(p, 'write_file').source, 'default');
   assert.equal(rulesFor(p, undefined).source, 'default');
   assert.equal(p.outside.network?.allow[0]?.prefix, 0);
@@ -86,7 +87,17 @@ test('every mistake is refused with its line, column and reason', () => {
     ['version: 1\ntools:\n  a:\n    exec: { mode: kill, allow: [], only: 1 }\n', 4, /tools\.a\.exec\.only: unknown key; tools\.a\.exec takes mode, allow/],
     ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      dns: [127.0.0.53, "10.0.0.2:99999"]\n', 6, /"10\.0\.0\.2:99999": the port must be 1 to 65535/],
     ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      dns:\n        - resolver.example\n', 7, /"resolver\.example" is not a resolver/],
-    ['version: 1\ntools:\n  a:\n    files: { allow: [/tmp] }\n', 4, /`files` rules are not supported yet/],
+    ['version: 1\ntools:\n  a:\n    files: { mode: kill, allow: [/tmp] }\n', 4, /tools\.a\.files\.allow: unknown key; tools\.a\.files takes mode, open, write/],
+    ['version: 1\ntools:\n  a:\n    files: { mode: kill }\n', 4, /a files rule says where opens may be made \(`open`\), where opens for writing may \(`write`\), or both/],
+    ['version: 1\ntools:\n  a:\n    files: { mode: enforce, write: [/tmp] }\n', 4, /files mode is kill .* or audit; enforce is not possible here \(no BPF LSM: an open cannot be refused\)/],
+    ['version: 1\ntools:\n  a:\n    files:\n      mode: kill\n      write: [/tmp, tmp]\n', 6, /"tmp": an absolute path/],
+    ['version: 1\ntools:\n  a:\n    files:\n      mode: kill\n      open:\n        - /usr\n        - /tmp/../etc\n', 8, /"\/tmp\/\.\.\/etc": no \., \.\. or \/\//],
+    ['version: 1\ntools:\n  a:\n    files:\n      mode: kill\n      write: [/tmp/*]\n', 6, /a path prefix, no \* or \?/],
+    ['version: 1\noutside:\n  files:\n    write: [/tmp]\n    mode: kill\n', 5, /outside\.files: mode kill would kill the agent itself; only audit/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - host: 10.0.0.1\n', 7, /"10\.0\.0\.1" is an address: write it as `cidr: 10\.0\.0\.1`/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - host: "*.example.com"\n', 7, /no wildcards in host names/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - host: bad_-.exa mple\n', 7, /is not a host name/],
+    ['version: 1\ntools:\n  a:\n    network:\n      mode: enforce\n      allow:\n        - { host: a.example, cidr: 10.0.0.0/8 }\n', 7, /either `cidr: BLOCK` or `host: NAME`, one of them/],
     ['version: 1\noutside:\n  exec:\n    allow: []\n    mode: kill\n', 5, /mode kill would kill the agent itself; only audit/],
     ['version: 2\n', 1, /version/],
     ['version: 1\ntools:\n  a: {}\n  a: {}\n', 4, /[Mm]ap keys must be unique/],
@@ -111,6 +122,28 @@ test('a policy file that cannot be read says so, with its errno', () => {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('files: open and write prefixes, normalized; host: names lower-cased, without a trailing dot', () => {
+  const p = parsePolicy(
+    `version: 1
+tools:
+  run_shell:
+    files: { mode: kill, open: [/usr/, /, /etc], write: [/tmp//] }
+  fetch_url:
+    network: { mode: enforce, allow: [{ host: API.Weather.example., ports: [443], protocol: tcp }, { host: other.example }] }
+default:
+  files: { mode: audit, write: [/tmp] }
+`,
+    'p.yaml',
+  );
+  assert.deepEqual(p.tools[0]!.rules.files, { mode: 'kill', open: ['/usr', '/', '/etc'], write: ['/tmp'] });
+  assert.deepEqual(p.tools[1]!.rules.network?.hosts, [
+    { name: 'api.weather.example', ports: [{ from: 443, to: 443 }], protocol: 'tcp' },
+    { name: 'other.example', ports: [], protocol: 'any' },
+  ]);
+  // fetch_url leaves files out: the default's
+  assert.deepEqual(rulesFor(p, 'fetch_url').rules.files, { mode: 'audit', write: ['/tmp'] });
 });
 
 test('network.dns names resolvers (port 53 unless written); exec names programs, DIR/* or bare names', () => {

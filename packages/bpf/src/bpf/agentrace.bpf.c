@@ -51,6 +51,10 @@ struct ar_policy_ctx *ar_btf_policy_ctx __attribute__((unused));
 struct ar_policy_key *ar_btf_policy_key __attribute__((unused));
 struct ar_exec_key *ar_btf_exec_key __attribute__((unused));
 struct ar_policy_net_event *ar_btf_policy_net __attribute__((unused));
+struct ar_policy_file_event *ar_btf_policy_file __attribute__((unused));
+struct ar_file_key *ar_btf_file_key __attribute__((unused));
+struct ar_host_key *ar_btf_host_key __attribute__((unused));
+struct ar_host_addr_key *ar_btf_host_addr_key __attribute__((unused));
 
 /* And the enums, which nothing declares a variable of: user space's
  * src/abi.generated.ts is generated from this BTF (scripts/gen-abi.mjs). */
@@ -66,6 +70,8 @@ enum ar_chan_msg ar_btf_chan_msg __attribute__((unused));
 enum ar_policy_mode ar_btf_policy_mode __attribute__((unused));
 enum ar_verdict ar_btf_verdict __attribute__((unused));
 enum ar_policy_net_flag ar_btf_policy_net_flag __attribute__((unused));
+enum ar_policy_file_flag ar_btf_policy_file_flag __attribute__((unused));
+enum ar_files_flag ar_btf_files_flag __attribute__((unused));
 enum ar_frame_check ar_btf_frame_check __attribute__((unused));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

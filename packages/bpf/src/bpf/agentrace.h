@@ -30,6 +30,7 @@ enum ar_event_kind {
 	AR_EV_PROC_DECLARE = 8,
 	AR_EV_RUNTIME_EXEC = 9,
 	AR_EV_POLICY_NET = 10,
+	AR_EV_POLICY_FILE = 11,
 };
 
 /* Which rung of the attribution ladder (DESIGN.md) found the span. */
@@ -205,6 +206,9 @@ struct ar_config {
 	 * other generation until this word switches to it: no decision sees
 	 * half a policy. */
 	__u32 policy;
+	/* The policy in force has `files` rules: only then do opens of tracked
+	 * processes leave their flags for the policy's open exit. */
+	__u32 policy_files;
 };
 
 /* ar_proc_info.flags */
@@ -318,6 +322,32 @@ struct ar_policy_tool {
 	__u32 net_rule;  /* which rule (user space names it) */
 	__u32 exec_mode; /* enum ar_policy_mode */
 	__u32 exec_rule;
+	__u32 files_mode;  /* enum ar_policy_mode: audit or kill */
+	__u32 files_rule;
+	__u32 files_flags; /* enum ar_files_flag: which opens the rule restricts */
+	__u32 _pad;
+};
+
+enum ar_files_flag {
+	AR_FILES_OPEN = 1,  /* every open: only under ar_files_open's prefixes */
+	AR_FILES_WRITE = 2, /* opens for writing (or O_CREAT, O_TRUNC): only under ar_files_write's */
+};
+
+/* Bytes of a path a files rule's key holds: an LPM trie's 256 bytes of
+ * data, less generation and tool. */
+#define AR_FILE_KEY_LEN 248
+/* Components of a path the files rules walk (to the process's root). */
+#define AR_PATH_DEPTH 32
+
+/* Key of the files tries (ar_files_open, ar_files_write): a tool and a path
+ * prefix, a whole number of components and a '/' after them ("/tmp/"; the
+ * root is "/"); a path is looked up with a '/' after it too, so that /tmp
+ * holds /tmp and /tmp/x, not /tmpfoo. prefixlen counts generation and tool. */
+struct ar_file_key {
+	__u32 prefixlen;
+	__u32 gen;
+	__u32 tool;
+	char path[AR_FILE_KEY_LEN];
 };
 
 /* Key of ar_exec_allow: a program a tool's children may execute, by the
@@ -350,6 +380,26 @@ struct ar_port_range {
 struct ar_net_allow {
 	__u32 nports;
 	struct ar_port_range ports[AR_POLICY_PORTS];
+};
+
+/* Key of ar_host_names: a host name a tool's network rule names (`host:`),
+ * by the FNV-1a (32 bits) of its letters lower-cased, without a trailing
+ * dot, for one protocol (6: TCP, 17: UDP). Its value is the ports allowed. */
+struct ar_host_key {
+	__u32 gen;
+	__u32 tool;
+	__u32 name;
+	__u32 proto;
+};
+
+/* Key of ar_host_addrs: an address a lookup of such a name (getaddrinfo)
+ * returned to one of the tool's calls; the tool may reach it as the name's
+ * rule says, for the rest of the generation (or until the LRU evicts it). */
+struct ar_host_addr_key {
+	__u32 gen;
+	__u32 tool;
+	__u32 proto;
+	__u8 addr[16]; /* IPv4 as ::ffff:a.b.c.d */
 };
 
 /* What the connect probe leaves for the cgroup program of the same
@@ -452,6 +502,29 @@ struct ar_policy_net_event {
 	__u32 flags;    /* enum ar_policy_net_flag */
 	__u32 _pad;
 	__u8 sockaddr[AR_SOCKADDR_LEN]; /* sockaddr_in or sockaddr_in6 of the destination */
+};
+
+enum ar_policy_file_flag {
+	AR_POLICY_FILE_WRITE = 1, /* opened for writing (or with O_CREAT or O_TRUNC) */
+	/* Its path is not known whole: judged as held by no prefix */
+	AR_POLICY_FILE_OUTSIDE_ROOT = 2, /* not reachable from the process's root (a descriptor from outside a chroot) */
+	AR_POLICY_FILE_TOO_DEEP = 4,     /* more than AR_PATH_DEPTH components */
+	AR_POLICY_FILE_TOO_LONG = 8,     /* longer than AR_FILE_KEY_LEN: judged by its first bytes */
+};
+
+/* An open a files rule does not allow: let through (audit; the agent's own
+ * opens) or its process killed (kill: a tool's child). Allowed opens are
+ * not events. The path is the file's own, walked from its dentry to the
+ * process's root: links and ".." resolved, as the kernel opened it. */
+struct ar_policy_file_event {
+	struct ar_event_header hdr;
+	__s32 fd;
+	__u32 verdict;  /* enum ar_verdict */
+	__u32 rule;
+	__u32 flags;    /* enum ar_policy_file_flag */
+	__u32 path_len; /* bytes of path (no NUL) */
+	__u32 _pad;
+	char path[AR_FILE_KEY_LEN];
 };
 
 struct ar_proc_exec_event {

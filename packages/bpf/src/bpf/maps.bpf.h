@@ -99,6 +99,7 @@ struct {
 struct ar_pending_dns {
 	__u64 ts_ns;
 	__u64 name;
+	__u64 res; /* struct addrinfo **: where the answer goes */
 };
 
 struct {
@@ -310,6 +311,64 @@ struct {
 	__type(key, struct ar_net_key);
 	__type(value, struct ar_net_allow);
 } ar_net_udp SEC(".maps");
+
+/* Host names the tools' rules name, and the addresses their lookups
+ * returned (what a `host:` rule allows). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ar_host_key);
+	__type(value, struct ar_net_allow);
+} ar_host_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ar_host_addr_key);
+	__type(value, struct ar_net_allow);
+} ar_host_addrs SEC(".maps");
+
+/* The path prefixes each tool's files rule allows: any open, and opens for
+ * writing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct ar_file_key);
+	__type(value, __u32);
+} ar_files_open SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct ar_file_key);
+	__type(value, __u32);
+} ar_files_write SEC(".maps");
+
+/* An open's flags, from its enter to its exit (by the raw pid_tgid). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} ar_policy_opens SEC(".maps");
+
+/* Where an open's path is walked and built: the trie key, room for a
+ * last component written past its end, and the components found. */
+struct ar_file_scratch {
+	struct ar_file_key key;
+	char spill[256];
+	__u64 names[AR_PATH_DEPTH]; /* const unsigned char *, leaf first */
+	__u32 lens[AR_PATH_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ar_file_scratch);
+} ar_file_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

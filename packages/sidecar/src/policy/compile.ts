@@ -4,9 +4,9 @@
 // match; the default and outside rules by their own ids.
 import fs from 'node:fs';
 import path from 'node:path';
-import { address16, POLICY_DEFAULT_TOOL, POLICY_MAX_PORT_RANGES, POLICY_OUTSIDE_TOOL, type PolicyNetEntry, type PolicyTables, type PolicyToolEntry } from '@agentrace/bpf';
+import { address16, POLICY_DEFAULT_TOOL, POLICY_MAX_PORT_RANGES, POLICY_OUTSIDE_TOOL, type PolicyFileEntry, type PolicyHostEntry, type PolicyNetEntry, type PolicyTables, type PolicyToolEntry } from '@agentrace/bpf';
 import { toolHash } from '@agentrace/protocol';
-import { PolicyError, type NetAllow, type Policy, type ToolRules } from './policy-file.js';
+import { PolicyError, type FilesRule, type HostAllow, type NetAllow, type Policy, type ToolRules } from './policy-file.js';
 
 export interface CompiledPolicy {
   tables: PolicyTables;
@@ -57,6 +57,21 @@ function netEntries(tool: number, allow: NetAllow[], where: string, file: string
   return out;
 }
 
+/** A tool's host names by protocol, the ports of a name written twice merged (none written: every port). */
+function hostEntries(tool: number, hosts: HostAllow[], where: string, file: string): PolicyHostEntry[] {
+  const out: PolicyHostEntry[] = [];
+  for (const protocol of ['tcp', 'udp'] as const) {
+    const byName = new Map<string, HostAllow[]>();
+    for (const h of hosts.filter((x) => x.protocol === 'any' || x.protocol === protocol)) byName.set(h.name, [...(byName.get(h.name) ?? []), h]);
+    for (const [name, same] of byName) {
+      const ports = same.some((h) => h.ports.length === 0) ? [] : same.flatMap((h) => h.ports);
+      if (ports.length > POLICY_MAX_PORT_RANGES) throw new PolicyError(file, undefined, undefined, `${where}: host ${name} allows ${ports.length} port ranges (${protocol}); at most ${POLICY_MAX_PORT_RANGES}`);
+      out.push({ tool, protocol, name, ports });
+    }
+  }
+  return out;
+}
+
 /**
  * The paths an exec pattern stands for: itself when absolute (and its real
  * path, when a link leads elsewhere), or for a bare name every directory on
@@ -87,20 +102,42 @@ export function execPaths(pattern: string, envPath: string | undefined = process
   return [...new Set(found.flatMap(real))];
 }
 
+/** The kinds of rule, in the order their rule ids are given. */
+const KINDS = ['network', 'exec', 'files'] as const;
+type Kind = (typeof KINDS)[number];
+
+/** A prefix and, when a link leads elsewhere, where it leads (the kernel judges the file's own path). */
+function withRealPath(prefix: string): string[] {
+  try {
+    const r = fs.realpathSync(prefix);
+    return r === prefix ? [prefix] : [prefix, r];
+  } catch {
+    return [prefix];
+  }
+}
+
+/** A files rule's prefixes: `write` ones for writing, and (where `open` restricts) for any open too. */
+function fileEntries(tool: number, files: FilesRule): PolicyFileEntry[] {
+  const write = [...new Set((files.write ?? []).flatMap(withRealPath))];
+  const open = files.open === undefined ? [] : [...new Set([...files.open, ...(files.write ?? [])].flatMap(withRealPath))];
+  return [...write.map((prefix) => ({ tool, access: 'write' as const, prefix })), ...open.map((prefix) => ({ tool, access: 'open' as const, prefix }))];
+}
+
 /** Compiles a policy: each tool pattern's rules under its hash, the default's and outside's under their ids. */
 export function compilePolicy(policy: Policy, envPath: string | undefined = process.env.PATH): CompiledPolicy {
   const rules = ['(none)'];
-  const tables: PolicyTables = { tools: [], net: [], exec: [] };
+  const tables: Required<PolicyTables> = { tools: [], net: [], exec: [], hosts: [], files: [] };
   const rule = (name: string): number => rules.push(name) - 1;
   /** One entry: `rulesOf` under `tool`, each kind's decisions naming `ids`' rule. */
-  const add = (tool: number, rulesOf: ToolRules, ids: { net: number; exec: number }, where: string): void => {
-    const { network: net, exec } = rulesOf;
-    if (!net && !exec) return;
+  const add = (tool: number, rulesOf: ToolRules, ids: Record<Kind, number>, where: string): void => {
+    const { network: net, exec, files } = rulesOf;
+    if (!net && !exec && !files) return;
     const entry: PolicyToolEntry = { tool, netMode: 'none', netRule: 0, execMode: 'none', execRule: 0 };
     if (net) {
       entry.netMode = net.mode;
-      entry.netRule = ids.net;
+      entry.netRule = ids.network;
       tables.net.push(...netEntries(tool, [...net.allow, ...net.dns], `${where}.network`, policy.file));
+      tables.hosts.push(...hostEntries(tool, net.hosts, `${where}.network`, policy.file));
     }
     if (exec) {
       entry.execMode = exec.mode;
@@ -111,10 +148,19 @@ export function compilePolicy(policy: Policy, envPath: string | undefined = proc
         tables.exec.push(...paths.map((p) => ({ tool, path: p })));
       }
     }
+    if (files) {
+      entry.filesMode = files.mode;
+      entry.filesRule = ids.files;
+      entry.filesRestricts = { open: files.open !== undefined, write: files.write !== undefined };
+      tables.files.push(...fileEntries(tool, files));
+    }
     tables.tools.push(entry);
   };
+  /** Rule ids of the kinds `of` has, named by `name`. */
+  const idsOf = (of: ToolRules, name: (kind: Kind) => string | undefined): Record<Kind, number> =>
+    Object.fromEntries(KINDS.map((k) => [k, of[k] ? rule(name(k)!) : 0])) as Record<Kind, number>;
   const def = policy.default;
-  const defaultIds = { net: def.network ? rule(`default.network (${policy.file})`) : 0, exec: def.exec ? rule(`default.exec (${policy.file})`) : 0 };
+  const defaultIds = idsOf(def, (k) => `default.${k} (${policy.file})`);
   const seen = new Map<number, string>();
   for (const t of policy.tools) {
     // A pattern (exact or with * and ?) is keyed by its own hash: the SDK
@@ -129,12 +175,12 @@ export function compilePolicy(policy: Policy, envPath: string | undefined = proc
     const where = `tools.${t.pattern}`;
     const loc = `(${policy.file}:${t.line})`;
     // a kind the tool leaves out is the default's, under a name that says for whom
-    const idOf = (kind: 'network' | 'exec'): number =>
-      t.rules[kind] ? rule(`${where}.${kind} ${loc}`) : def[kind] ? rule(`default.${kind} (${policy.file}), for ${where} ${loc}`) : 0;
-    add(hash, { network: t.rules.network ?? def.network, exec: t.rules.exec ?? def.exec }, { net: idOf('network'), exec: idOf('exec') }, where);
+    const merged: ToolRules = Object.fromEntries(KINDS.map((k) => [k, t.rules[k] ?? def[k]]));
+    const ids = idsOf(merged, (k) => (t.rules[k] ? `${where}.${k} ${loc}` : `default.${k} (${policy.file}), for ${where} ${loc}`));
+    add(hash, merged, ids, where);
   }
   add(POLICY_DEFAULT_TOOL, def, defaultIds, 'default');
   const out = policy.outside;
-  add(POLICY_OUTSIDE_TOOL, out, { net: out.network ? rule(`outside.network (${policy.file})`) : 0, exec: out.exec ? rule(`outside.exec (${policy.file})`) : 0 }, 'outside');
-  return { tables, rules, tools: policy.tools.map((t) => t.pattern), defaultRules: [defaultIds.net, defaultIds.exec].filter((r) => r !== 0).map((r) => rules[r]!) };
+  add(POLICY_OUTSIDE_TOOL, out, idsOf(out, (k) => `outside.${k} (${policy.file})`), 'outside');
+  return { tables, rules, tools: policy.tools.map((t) => t.pattern), defaultRules: KINDS.map((k) => defaultIds[k]).filter((r) => r !== 0).map((r) => rules[r]!) };
 }

@@ -2,11 +2,11 @@
 // span and span event, and the log record of a decision outside any tool
 // call (no span to hang it on, but an audit trail needs it all the same).
 import type { Attributes } from '@opentelemetry/api';
-import type { NetConnectEvent, PolicyNetEvent, ProcExecEvent, SocketAddress, Verdict } from '@agentrace/bpf';
+import type { NetConnectEvent, PolicyFileEvent, PolicyNetEvent, ProcExecEvent, SocketAddress, Verdict } from '@agentrace/bpf';
 import { SeverityNumber, type ExportLogRecord } from '../otlp/log-record.js';
 
-export type PolicyKind = 'network' | 'exec';
-export type DecisionEvent = NetConnectEvent | PolicyNetEvent | ProcExecEvent;
+export type PolicyKind = 'network' | 'exec' | 'files';
+export type DecisionEvent = NetConnectEvent | PolicyNetEvent | ProcExecEvent | PolicyFileEvent;
 
 /** The `event.name` of a decision's span event and of its log record outside calls. */
 export const POLICY_DECISION_EVENT = 'agentrace.policy.decision';
@@ -24,11 +24,11 @@ export interface PolicyDecision {
 }
 
 export function isDecisionEvent(e: { kind: string; verdict?: Verdict }): e is DecisionEvent {
-  return (e.kind === 'net.connect' || e.kind === 'policy.net' || e.kind === 'proc.exec') && e.verdict !== undefined && e.verdict !== 'none';
+  return (e.kind === 'net.connect' || e.kind === 'policy.net' || e.kind === 'proc.exec' || e.kind === 'policy.file') && e.verdict !== undefined && e.verdict !== 'none';
 }
 
 export function kindOf(e: DecisionEvent): PolicyKind {
-  return e.kind === 'proc.exec' ? 'exec' : 'network';
+  return e.kind === 'proc.exec' ? 'exec' : e.kind === 'policy.file' ? 'files' : 'network';
 }
 
 /** Names the rule a kernel verdict carries (its generation and index: ruleRef). */
@@ -42,7 +42,13 @@ export function unseen(e: DecisionEvent): boolean {
 /** What a decision was about: the destination, or the program. */
 export function subjectOf(e: DecisionEvent): Attributes {
   if (e.kind === 'proc.exec') return { 'process.executable.path': e.filename };
+  if (e.kind === 'policy.file') return fileAttributes(e);
   return peerAttributes(e.peer);
+}
+
+/** An open a files rule judged: the file's own path, the access, and why the path is partial when it is. */
+export function fileAttributes(e: PolicyFileEvent): Attributes {
+  return { 'file.path': e.path, 'agentrace.file.access': e.write ? 'write' : 'read', ...(e.partial ? { 'agentrace.file.path_partial': e.partial } : {}) };
 }
 
 export function peerAttributes(p: SocketAddress): Attributes {
@@ -62,7 +68,12 @@ export function decisionAttributes(kind: PolicyKind, decision: Verdict, rule: st
  */
 export function outsideDecisionRecord(d: PolicyDecision, timeNs: bigint, observedTimeNs: bigint, resource: Attributes): ExportLogRecord {
   const subject = subjectOf(d.event);
-  const what = d.kind === 'exec' ? `exec ${String(subject['process.executable.path'])}` : `${d.event.kind === 'policy.net' ? d.event.op : 'connect'} ${String(subject['network.peer.address'] ?? '')}${subject['network.peer.port'] !== undefined ? `:${String(subject['network.peer.port'])}` : ''}`;
+  const what =
+    d.kind === 'exec'
+      ? `exec ${String(subject['process.executable.path'])}`
+      : d.kind === 'files'
+        ? `open ${String(subject['file.path'])} (${String(subject['agentrace.file.access'])})`
+        : `${d.event.kind === 'policy.net' ? d.event.op : 'connect'} ${String(subject['network.peer.address'] ?? '')}${subject['network.peer.port'] !== undefined ? `:${String(subject['network.peer.port'])}` : ''}`;
   return {
     timeNs,
     observedTimeNs,

@@ -11,18 +11,24 @@
 //         allow:
 //           - cidr: 127.0.0.1/32
 //             ports: [8080, "9000-9100"]
+//           - host: api.weather.example   # the addresses the tool's own lookups of it return
+//             ports: [443]
 //     run_shell:
 //       exec:
 //         mode: kill             # kill: a child that executes anything else dies before it runs; audit: recorded only
 //         allow: [/bin/sh, df, /usr/libexec/tool/*]   # a bare name: where the sidecar's PATH finds it
+//       files:
+//         mode: kill             # kill: a child that opens anything else dies before it uses it; audit: recorded only
+//         open: [/usr, /lib, /etc, /proc, /dev/null, /tmp]   # any open only under these (none: any open)
+//         write: [/tmp, /dev/null]                            # opens for writing only under these (none: anywhere)
 //     "mcp__*": { network: { mode: audit, allow: [] } }
 //   default:                     # calls of tools no pattern names
 //     network: { mode: audit, allow: [] }
 //   outside:                     # what tracked processes do outside any tool call
 //     network: { mode: audit, allow: [{ cidr: 0.0.0.0/0 }] }
 //
-// A tool entry without a `network` rule takes the default's; no rule at
-// all means no restriction.
+// A tool entry takes each kind of rule it leaves out (network, exec, files)
+// from the default; no rule of a kind at all means no restriction.
 import fs from 'node:fs';
 import { isIP } from 'node:net';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
@@ -60,9 +66,18 @@ export interface NetAllow {
   protocol: NetProtocol;
 }
 
+/** A host name: what the tool's own lookups of it (getaddrinfo) return, on its ports. */
+export interface HostAllow {
+  /** Lower-case, no trailing dot. */
+  name: string;
+  ports: PortRange[];
+  protocol: NetProtocol;
+}
+
 export interface NetworkRule {
   mode: RuleMode;
   allow: NetAllow[];
+  hosts: HostAllow[];
   /** Resolvers the tool may query: UDP and TCP to one port (53 unless written). */
   dns: NetAllow[];
 }
@@ -75,9 +90,18 @@ export interface ExecRule {
   allow: Array<{ path: string; line: number | undefined }>;
 }
 
+export interface FilesRule {
+  mode: ExecMode;
+  /** Prefixes any open must be under (undefined: any open may be made). Absolute, normalized, whole components. */
+  open?: string[];
+  /** Prefixes an open for writing must be under (undefined: anywhere). */
+  write?: string[];
+}
+
 export interface ToolRules {
   network?: NetworkRule;
   exec?: ExecRule;
+  files?: FilesRule;
 }
 
 export interface ToolPolicy {
@@ -102,11 +126,13 @@ const portSchema = z.union([
 
 const allowSchema = z
   .object({
-    cidr: z.string().describe('an address or address block, e.g. 10.0.0.0/8, ::1/128, 127.0.0.1'),
+    cidr: z.string().describe('an address or address block, e.g. 10.0.0.0/8, ::1/128, 127.0.0.1').optional(),
+    host: z.string().describe('a host name, e.g. api.weather.example').optional(),
     ports: z.array(portSchema).optional(),
     protocol: z.enum(['tcp', 'udp', 'any']).optional(),
   })
-  .strict();
+  .strict()
+  .refine((a) => (a.cidr === undefined) !== (a.host === undefined), 'a destination is either `cidr: BLOCK` or `host: NAME`, one of them');
 
 const networkSchema = z
   .object({
@@ -125,15 +151,22 @@ const execSchema = z
   })
   .strict();
 
-// Kinds not enforced yet are refused by name, not ignored: a rule that
-// silently does nothing is worse than none.
-const notYet = (kind: string) => z.unknown().refine(() => false, `\`${kind}\` rules are not supported yet (only \`network\` and \`exec\`)`);
+const filesSchema = z
+  .object({
+    mode: z.enum(['kill', 'audit'], {
+      error: 'files mode is kill (a tool\'s child that opens anything else is killed before it uses what it opened) or audit; enforce is not possible here (no BPF LSM: an open cannot be refused)',
+    }),
+    open: z.array(z.string().min(1)).optional(),
+    write: z.array(z.string().min(1)).optional(),
+  })
+  .strict()
+  .refine((f) => f.open !== undefined || f.write !== undefined, 'a files rule says where opens may be made (`open`), where opens for writing may (`write`), or both');
 
 const rulesSchema = z
   .object({
     network: networkSchema.optional(),
     exec: execSchema.optional(),
-    files: notYet('files').optional(),
+    files: filesSchema.optional(),
   })
   .strict();
 
@@ -179,6 +212,27 @@ function checkExecPath(text: string): string | undefined {
   }
   if (!text.startsWith('/') && text.includes('/')) return `${JSON.stringify(text)}: an absolute path, DIR/*, or a bare name looked up on PATH`;
   return undefined;
+}
+
+/** A host name as a `host:` rule writes it: DNS labels, no wildcard, not an address. */
+function parseHost(text: string): string | { error: string } {
+  const name = text.toLowerCase().replace(/\.$/, '');
+  if (isIP(name) !== 0 || isIP(text.replace(/^\[|\]$/g, '')) !== 0) return { error: `${JSON.stringify(text)} is an address: write it as \`cidr: ${text}\`` };
+  if (name.includes('*')) return { error: `${JSON.stringify(text)}: no wildcards in host names (each name is matched as its lookups ask it)` };
+  if (name.length === 0 || name.length > 253 || !name.split('.').every((l) => /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l))) {
+    return { error: `${JSON.stringify(text)} is not a host name (letters, digits, - and _ in dot-separated labels of 1 to 63, at most 253 in all)` };
+  }
+  return name;
+}
+
+/** A files prefix: absolute, at most 247 bytes, normalized (a trailing / dropped); whole components. */
+function parsePrefix(text: string): string | { error: string } {
+  if (!text.startsWith('/')) return { error: `${JSON.stringify(text)}: an absolute path (files are judged by where they are, from the process's root)` };
+  if (text.includes('\0') || /[*?]/.test(text)) return { error: `${JSON.stringify(text)}: a path prefix, no * or ? (/tmp holds everything under /tmp)` };
+  const p = text.length > 1 ? text.replace(/\/+$/, '') : text;
+  if (/\/\/|\/\.{1,2}(\/|$)/.test(p)) return { error: `${JSON.stringify(text)}: no ., .. or // (write the path they lead to)` };
+  if (Buffer.byteLength(p) > 246) return { error: `${JSON.stringify(text)}: at most 246 bytes` };
+  return p;
 }
 
 function parsePorts(ports: Array<number | string> | undefined): PortRange[] | string {
@@ -233,18 +287,36 @@ function rulesOf(raw: RawRules | undefined, where: Located, path: PropertyKey[])
   const rules: ToolRules = {};
   if (raw?.network) {
     const allow: NetAllow[] = [];
+    const hosts: HostAllow[] = [];
     raw.network.allow.forEach((a, i) => {
-      const cidr = parseCidr(a.cidr);
-      if (typeof cidr === 'string') where.fail([...path, 'network', 'allow', i, 'cidr'], cidr);
       const ports = parsePorts(a.ports);
       if (typeof ports === 'string') where.fail([...path, 'network', 'allow', i, 'ports'], ports);
+      if (a.host !== undefined) {
+        const name = parseHost(a.host);
+        if (typeof name !== 'string') where.fail([...path, 'network', 'allow', i, 'host'], name.error);
+        hosts.push({ name, ports, protocol: a.protocol ?? 'any' });
+        return;
+      }
+      const cidr = parseCidr(a.cidr!);
+      if (typeof cidr === 'string') where.fail([...path, 'network', 'allow', i, 'cidr'], cidr);
       allow.push({ ...cidr, ports, protocol: a.protocol ?? 'any' });
     });
     const dns = raw.network.dns.map((text, i) => {
       const r = parseResolver(text);
       return typeof r === 'string' ? where.fail([...path, 'network', 'dns', i], r) : r;
     });
-    rules.network = { mode: raw.network.mode, allow, dns };
+    rules.network = { mode: raw.network.mode, allow, hosts, dns };
+  }
+  if (raw?.files) {
+    if (path[0] === 'outside' && raw.files.mode === 'kill') where.fail([...path, 'files', 'mode'], 'outside.files: mode kill would kill the agent itself; only audit is possible outside tool calls');
+    const prefixes = (kind: 'open' | 'write'): string[] | undefined =>
+      raw.files?.[kind]?.map((text, i) => {
+        const p = parsePrefix(text);
+        return typeof p === 'string' ? p : where.fail([...path, 'files', kind, i], p.error);
+      });
+    const open = prefixes('open');
+    const write = prefixes('write');
+    rules.files = { mode: raw.files.mode, ...(open ? { open } : {}), ...(write ? { write } : {}) };
   }
   if (raw?.exec) {
     if (path[0] === 'outside' && raw.exec.mode === 'kill') where.fail([...path, 'exec', 'mode'], 'outside.exec: mode kill would kill the agent itself; only audit is possible outside tool calls');
@@ -261,7 +333,8 @@ function rulesOf(raw: RawRules | undefined, where: Located, path: PropertyKey[])
 /** The keys the object at `path` takes, for an error about one it does not. */
 function knownKeys(path: ReadonlyArray<PropertyKey>): string {
   const depth = path[0] === 'tools' ? path.length - 1 : path.length;
-  const schema = depth === 2 && path[path.length - 1] === 'exec' ? execSchema : ([fileSchema, rulesSchema, networkSchema][depth] ?? allowSchema);
+  const last = path[path.length - 1];
+  const schema = depth === 2 && last === 'exec' ? execSchema : depth === 2 && last === 'files' ? filesSchema : ([fileSchema, rulesSchema, networkSchema][depth] ?? allowSchema);
   return Object.keys(schema.shape).join(', ');
 }
 
@@ -316,5 +389,6 @@ export function rulesFor(policy: Policy, tool: string | undefined): { rules: Too
   if (!match) return { rules: policy.default, source: 'default' };
   const network = match.rules.network ?? policy.default.network;
   const exec = match.rules.exec ?? policy.default.exec;
-  return { rules: { ...(network ? { network } : {}), ...(exec ? { exec } : {}) }, source: `tools.${match.pattern}` };
+  const files = match.rules.files ?? policy.default.files;
+  return { rules: { ...(network ? { network } : {}), ...(exec ? { exec } : {}), ...(files ? { files } : {}) }, source: `tools.${match.pattern}` };
 }

@@ -5,12 +5,12 @@
  * agent maps. */
 
 SEC("uprobe")
-int BPF_KPROBE(dns_getaddrinfo_enter, const char *name)
+int BPF_KPROBE(dns_getaddrinfo_enter, const char *name, const char *service, const void *hints, void *res)
 {
 	__u64 id = ar_current_id();
 	if (!ar_is_tracked(id))
 		return 0;
-	struct ar_pending_dns p = { .ts_ns = bpf_ktime_get_ns(), .name = (__u64)name };
+	struct ar_pending_dns p = { .ts_ns = bpf_ktime_get_ns(), .name = (__u64)name, .res = (__u64)res };
 	if (bpf_map_update_elem(&ar_pending_dns, &id, &p, BPF_ANY))
 		ar_count(AR_STAT_PENDING_FULL);
 	return 0;
@@ -28,6 +28,8 @@ int BPF_KRETPROBE(dns_getaddrinfo_exit, int ret)
 		return 0;
 	struct ar_pending_dns saved = *p;
 	bpf_map_delete_elem(&ar_pending_dns, &id);
+	if (ret == 0)
+		ar_policy_learn_hosts(id, proc, saved.name, saved.res);
 
 	__u64 now = bpf_ktime_get_ns();
 	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };

@@ -88,8 +88,16 @@ static __always_inline struct ar_net_decision ar_policy_decide(struct bpf_sock_a
 		a = bpf_map_lookup_elem(&ar_net_tcp, k);
 	d.rule = t->net_rule;
 	d.verdict = AR_VERDICT_ALLOWED;
-	if (!a || !ar_port_allowed(a, bpf_ntohs((__u16)ctx->user_port)))
-		d.verdict = t->net_mode == AR_POLICY_ENFORCE ? AR_VERDICT_DENIED : AR_VERDICT_AUDITED;
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	if (a && ar_port_allowed(a, port))
+		return d;
+	/* an address a lookup of a name the tool's rule names returned */
+	struct ar_host_addr_key hk = { .gen = gen, .tool = tool, .proto = ctx->type == 2 ? 17 : 6 };
+	__builtin_memcpy(hk.addr, k->addr, sizeof(hk.addr));
+	a = bpf_map_lookup_elem(&ar_host_addrs, &hk);
+	if (a && ar_port_allowed(a, port))
+		return d;
+	d.verdict = t->net_mode == AR_POLICY_ENFORCE ? AR_VERDICT_DENIED : AR_VERDICT_AUDITED;
 	return d;
 }
 
@@ -299,6 +307,105 @@ static long ar_path_hash_step(__u32 i, struct ar_path_hash *h)
 	return 0;
 }
 
+/* A host name as a `host:` rule is keyed: letters lower-cased, a trailing
+ * dot dropped (FNV-1a, as user space hashes the rule's name). */
+struct ar_name_hash {
+	const char *name; /* in a per-CPU buffer, NUL-terminated */
+	__u32 h;
+};
+
+static long ar_name_hash_step(__u32 i, struct ar_name_hash *n)
+{
+	char c = n->name[i & (AR_PATH_LEN - 1)];
+	if (c == 0 || (c == '.' && n->name[(i + 1) & (AR_PATH_LEN - 1)] == 0))
+		return 1;
+	if (c >= 'A' && c <= 'Z')
+		c += 'a' - 'A';
+	n->h = (n->h ^ (__u8)c) * AR_FNV_PRIME;
+	return 0;
+}
+
+/* glibc's and musl's struct addrinfo on 64-bit Linux. */
+struct ar_addrinfo {
+	__s32 flags;
+	__s32 family;
+	__s32 socktype;
+	__s32 protocol;
+	__u32 addrlen;
+	__u32 _pad;
+	__u64 addr;      /* struct sockaddr * */
+	__u64 canonname;
+	__u64 next;      /* struct addrinfo * */
+};
+
+#define AR_HOST_ADDRS 16 /* entries of an answer looked at (glibc gives one per address and socket type) */
+
+/* A name lookup (getaddrinfo) returned: when the rules of its call's tool
+ * name the host, the addresses in the answer become destinations the tool
+ * may reach, by that rule's ports, from now on in this generation. */
+static __always_inline void ar_policy_learn_hosts(__u64 id, struct ar_proc_info *proc, __u64 name, __u64 res)
+{
+	__u32 gen = ar_policy_gen();
+	if (!gen || !name || !res)
+		return;
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
+	struct ar_span_ctx span = {};
+	__u32 tool = 0;
+	int in_call = ar_attribute_tool(&q, &span, &tool) != AR_ATTR_NONE;
+	struct ar_policy_tool *t = ar_policy_rules(gen, &tool, in_call);
+	if (!t || t->net_mode == AR_POLICY_NONE)
+		return;
+	__u32 zero = 0;
+	char *buf = bpf_map_lookup_elem(&ar_path_scratch, &zero);
+	if (!buf)
+		return;
+	if (bpf_probe_read_user_str(buf, AR_PATH_LEN, (void *)name) <= 0)
+		return;
+	buf[AR_PATH_LEN - 1] = 0;
+	struct ar_name_hash nh = { .name = buf, .h = 0x811c9dc5u };
+	bpf_loop(AR_PATH_LEN, ar_name_hash_step, &nh, 0);
+	struct ar_host_key nk = { .gen = gen, .tool = tool, .name = nh.h, .proto = 6 };
+	struct ar_net_allow *tcp = bpf_map_lookup_elem(&ar_host_names, &nk);
+	nk.proto = 17;
+	struct ar_net_allow *udp = bpf_map_lookup_elem(&ar_host_names, &nk);
+	/* two tests, not one on the pointers or'ed (the verifier refuses that) */
+	if (!tcp) {
+		barrier_var(tcp);
+		if (!udp)
+			return;
+	}
+	__u64 ai = 0;
+	if (bpf_probe_read_user(&ai, sizeof(ai), (void *)res))
+		return;
+	struct ar_host_addr_key ak = { .gen = gen, .tool = tool };
+	for (int i = 0; i < AR_HOST_ADDRS && ai; i++) {
+		struct ar_addrinfo r;
+		if (bpf_probe_read_user(&r, sizeof(r), (void *)ai))
+			break;
+		ai = r.next;
+		__builtin_memset(ak.addr, 0, sizeof(ak.addr));
+		if (r.family == 2 /* AF_INET */) {
+			ak.addr[10] = 0xff;
+			ak.addr[11] = 0xff;
+			if (bpf_probe_read_user(&ak.addr[12], 4, (void *)(r.addr + 4)))
+				continue;
+		} else if (r.family == 10 /* AF_INET6 */) {
+			if (bpf_probe_read_user(ak.addr, 16, (void *)(r.addr + 8)))
+				continue;
+		} else {
+			continue;
+		}
+		if (tcp) {
+			ak.proto = 6;
+			bpf_map_update_elem(&ar_host_addrs, &ak, tcp, BPF_ANY);
+		}
+		if (udp) {
+			ak.proto = 17;
+			bpf_map_update_elem(&ar_host_addrs, &ak, udp, BPF_ANY);
+		}
+	}
+}
+
 /* A program a tool's child executes, by its rule: a child forked under a
  * call (never a process forked outside one, such as the agent itself) that
  * executes what its tool's rule does not allow is killed in `kill` mode
@@ -346,4 +453,262 @@ int BPF_PROG(policy_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		e->rule = t->exec_rule;
 	}
 	return 0;
+}
+
+/* Opens, by the tool's files rule. This kernel cannot refuse an open (no
+ * LSM hook): the decision is made at the syscall's exit, on the file the
+ * kernel opened, so that the path judged is the file's own (links and ".."
+ * resolved), walked from its dentry up to the process's root. A tool's
+ * child that opened what its rule does not allow is killed in `kill` mode
+ * before it returns to user space, so it never reads or writes a byte
+ * through it (what O_CREAT or O_TRUNC did has happened); the agent's own
+ * opens are only recorded. */
+
+#define AR_O_ACCMODE 3
+#define AR_O_CREAT 0100
+#define AR_O_TRUNC 01000
+#define AR_MNT_INTERNAL 0x4000
+
+static __always_inline int ar_policy_files_loaded(void)
+{
+	__u32 zero = 0;
+	struct ar_config *cfg = bpf_map_lookup_elem(&ar_config, &zero);
+	return cfg && cfg->policy && cfg->policy_files;
+}
+
+static __always_inline int ar_policy_open_enter(__u32 flags)
+{
+	__u64 id = ar_current_id();
+	if (!ar_is_tracked(id) || !ar_policy_files_loaded())
+		return 0;
+	__u64 raw = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&ar_policy_opens, &raw, &flags, BPF_ANY);
+	return 0;
+}
+
+enum ar_walk_end {
+	AR_WALK_ON = 0,
+	AR_WALK_ROOT = 1,    /* reached the process's root: the path is whole */
+	AR_WALK_PSEUDO = 2,  /* a file of an internal mount (pipe, socket, anon inode): no path */
+	AR_WALK_OUTSIDE = 3, /* the root of a mount tree that is not the process's */
+	AR_WALK_DEEP = 4,
+};
+
+struct ar_walk {
+	struct dentry *d;
+	struct vfsmount *mnt;
+	struct dentry *root_d;
+	struct vfsmount *root_mnt;
+	struct ar_file_scratch *s;
+	__u32 n;
+	__u32 end; /* enum ar_walk_end */
+};
+
+/* One step up: a component, or from a mount's root to where it is mounted. */
+static long ar_walk_step(__u32 i, struct ar_walk *w)
+{
+	struct dentry *d = w->d;
+	struct vfsmount *mnt = w->mnt;
+	if (d == w->root_d && mnt == w->root_mnt) {
+		w->end = AR_WALK_ROOT;
+		return 1;
+	}
+	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == mnt_root || d == parent) {
+		if (d != mnt_root) {
+			w->end = AR_WALK_OUTSIDE; /* a dentry cut off from its tree */
+			return 1;
+		}
+		struct mount *m = (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
+		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
+		if (pm == m) {
+			int flags = BPF_CORE_READ(mnt, mnt_flags);
+			w->end = flags & AR_MNT_INTERNAL ? AR_WALK_PSEUDO : AR_WALK_OUTSIDE;
+			return 1;
+		}
+		w->d = BPF_CORE_READ(m, mnt_mountpoint);
+		w->mnt = (struct vfsmount *)((void *)pm + bpf_core_field_offset(struct mount, mnt));
+		return 0;
+	}
+	if (w->n >= AR_PATH_DEPTH) {
+		w->end = AR_WALK_DEEP;
+		return 1;
+	}
+	__u32 k = w->n & (AR_PATH_DEPTH - 1);
+	w->s->names[k] = (__u64)BPF_CORE_READ(d, d_name.name);
+	w->s->lens[k] = BPF_CORE_READ(d, d_name.len);
+	w->n++;
+	w->d = parent;
+	return 0;
+}
+
+struct ar_build {
+	struct ar_file_scratch *s;
+	__u32 n;
+	__u32 pos;
+	__u32 long_path;
+};
+
+/* One component into the key's path, root first: '/' and its name. */
+static long ar_build_step(__u32 i, struct ar_build *b)
+{
+	if (i >= b->n)
+		return 1;
+	__u32 pos = b->pos;
+	if (pos >= AR_FILE_KEY_LEN) {
+		b->long_path = 1;
+		return 1;
+	}
+	struct ar_file_scratch *s = b->s;
+	__u32 k = (b->n - 1 - i) & (AR_PATH_DEPTH - 1);
+	s->key.path[pos] = '/';
+	pos++;
+	__u32 len = s->lens[k];
+	if (len > 255)
+		len = 255;
+	/* at most 255 bytes from pos <= AR_FILE_KEY_LEN: into spill at worst */
+	bpf_probe_read_kernel(&s->key.path[pos], len, (void *)s->names[k]);
+	pos += len;
+	if (pos > AR_FILE_KEY_LEN) {
+		pos = AR_FILE_KEY_LEN;
+		b->long_path = 1;
+	}
+	b->pos = pos;
+	return 0;
+}
+
+static __noinline int ar_policy_open_exit(long ret)
+{
+	__u64 raw = bpf_get_current_pid_tgid();
+	__u32 *fp = bpf_map_lookup_elem(&ar_policy_opens, &raw);
+	if (!fp)
+		return 0;
+	__u32 oflags = *fp;
+	bpf_map_delete_elem(&ar_policy_opens, &raw);
+	if (ret < 0)
+		return 0;
+	__u64 id = ar_current_id();
+	struct ar_proc_info *proc = ar_tracked(id);
+	__u32 gen = ar_policy_gen();
+	if (!proc || !gen)
+		return 0;
+	struct ar_attr_query q = { .pid_tgid = id, .proc = proc, .fd = -1 };
+	struct ar_span_ctx span = {};
+	__u32 tool = 0;
+	int in_call = ar_attribute_tool(&q, &span, &tool) != AR_ATTR_NONE;
+	struct ar_policy_tool *t = ar_policy_rules(gen, &tool, in_call);
+	if (!t || t->files_mode == AR_POLICY_NONE)
+		return 0;
+	int write = (oflags & AR_O_ACCMODE) != 0 || (oflags & (AR_O_CREAT | AR_O_TRUNC)) != 0;
+	if (!(t->files_flags & (write ? AR_FILES_WRITE : AR_FILES_OPEN)))
+		return 0;
+	__u32 files_mode = t->files_mode, files_rule = t->files_rule;
+
+	struct file *file = ar_file_of((__s32)ret);
+	if (!file)
+		return 0;
+	__u32 zero = 0;
+	struct ar_file_scratch *s = bpf_map_lookup_elem(&ar_file_scratch, &zero);
+	if (!s)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct ar_walk w = {
+		.d = BPF_CORE_READ(file, f_path.dentry),
+		.mnt = BPF_CORE_READ(file, f_path.mnt),
+		.root_d = BPF_CORE_READ(task, fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.s = s,
+	};
+	bpf_loop(2 * AR_PATH_DEPTH, ar_walk_step, &w, 0);
+	if (w.end == AR_WALK_PSEUDO)
+		return 0;
+	__u32 flags = write ? AR_POLICY_FILE_WRITE : 0;
+	if (w.end == AR_WALK_OUTSIDE)
+		flags |= AR_POLICY_FILE_OUTSIDE_ROOT;
+	else if (w.end != AR_WALK_ROOT)
+		flags |= AR_POLICY_FILE_TOO_DEEP;
+
+	struct ar_build b = { .s = s, .n = w.n, .pos = 0 };
+	bpf_loop(AR_PATH_DEPTH, ar_build_step, &b, 0);
+	__u32 pos = b.pos;
+	if (b.long_path)
+		flags |= AR_POLICY_FILE_TOO_LONG;
+	__u32 path_len = pos ? pos : 1; /* the root: "/" (the '/' below) */
+	if (pos < AR_FILE_KEY_LEN) {
+		s->key.path[pos] = '/';
+		pos++;
+	}
+	s->key.gen = gen;
+	s->key.tool = tool;
+	s->key.prefixlen = 64 + 8 * pos;
+	__u32 verdict = AR_VERDICT_ALLOWED;
+	/* a path not known whole is held by no prefix */
+	if (flags & (AR_POLICY_FILE_OUTSIDE_ROOT | AR_POLICY_FILE_TOO_DEEP))
+		verdict = AR_VERDICT_AUDITED;
+	else if (!bpf_map_lookup_elem(write ? (void *)&ar_files_write : (void *)&ar_files_open, &s->key))
+		verdict = AR_VERDICT_AUDITED;
+	if (verdict == AR_VERDICT_ALLOWED)
+		return 0;
+	/* only a process forked under a call, never the agent */
+	if (files_mode == AR_POLICY_KILL && ar_span_is_set(&proc->span)) {
+		bpf_send_signal(9 /* SIGKILL */);
+		verdict = AR_VERDICT_DENIED;
+	}
+
+	struct ar_emit em;
+	if (!ar_prepare(&q, &em))
+		return 0;
+	struct ar_policy_file_event *e = ar_reserve_counted(sizeof(*e), em.counts);
+	if (!e)
+		return 0;
+	ar_fill_header_from(&e->hdr, AR_EV_POLICY_FILE, &q, &em, bpf_ktime_get_ns());
+	e->fd = (__s32)ret;
+	e->verdict = verdict;
+	e->rule = files_rule;
+	e->flags = flags;
+	e->path_len = path_len > AR_FILE_KEY_LEN ? AR_FILE_KEY_LEN : path_len;
+	e->_pad = 0;
+	__builtin_memcpy(e->path, s->key.path, AR_FILE_KEY_LEN);
+	ar_submit_counted(e, em.counts);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int policy_openat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return ar_policy_open_enter((__u32)ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int policy_openat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return ar_policy_open_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int policy_openat2_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 how_flags = 0;
+	if (bpf_probe_read_user(&how_flags, sizeof(how_flags), (void *)ctx->args[2]))
+		how_flags = 2; /* unreadable: judged as a write (O_RDWR) */
+	return ar_policy_open_enter((__u32)how_flags);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int policy_openat2_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return ar_policy_open_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int policy_open_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return ar_policy_open_enter((__u32)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int policy_open_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return ar_policy_open_exit(ctx->ret);
 }
