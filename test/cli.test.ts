@@ -119,6 +119,9 @@ test("run --policy: the README's policy for the example agent; the agent runs as
     execs.map((s) => [String(s.attributes['process.executable.path']).replace(/^.*\//, ''), s.attributes['agentrace.policy.decision']]).sort(),
     [['df', 'allowed'], ['sh', 'allowed'], ['tail', 'allowed']],
   );
+  // nothing it opens for writing is outside /tmp: no files decision, in calls or outside them
+  assert.deepEqual(spans.filter((s) => s.attributes['agentrace.policy.kind'] === 'files').map((s) => s.name), []);
+  assert.deepEqual(readOtlpLogs(file).filter((r) => r.attributes['agentrace.policy.kind'] === 'files').map((r) => r.body), []);
 });
 
 test('sidecar --policy: SIGHUP and `agentrace policy reload` read the file again; a bad one is refused with its line and the running policy stays', async (t) => {

@@ -82,9 +82,11 @@ Options:
                         ${switchableGroups.join(', ')}; or all (default) or none. The context group
                         (thread slots) is always attached: attribution needs it.
   --policy FILE         sidecar, run: enforce a per-tool policy (docs/POLICY.md) in the kernel, for
-                        the exact call: where each tool's calls may connect and send UDP (denied
-                        with EPERM, or recorded in audit mode), and what their child processes may
-                        execute (killed before it runs, or recorded). Tools by name or pattern.
+                        the exact call: where each tool's calls may connect and send UDP (address
+                        blocks, or host names its own lookups resolved; denied with EPERM, or
+                        recorded in audit mode), what their child processes may execute, and where
+                        they may open and write files (a child killed before it runs or writes, or
+                        recorded). Tools by name or pattern.
                         SIGHUP (sidecar) or \`agentrace policy reload\` reads it again.
   --control PATH        Control socket (root only) that \`agentrace probes\` talks to.
                         sidecar: $AGENTRACE_CONTROL or control.sock beside --socket
