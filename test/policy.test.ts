@@ -381,6 +381,8 @@ for (const [runtime, node] of runtimes) {
     fs.mkdirSync(allowed);
     fs.mkdirSync(denied);
     fs.symlinkSync(denied, path.join(allowed, 'link'));
+    const deep = path.join(allowed, ...Array.from({ length: 34 }, (_, i) => `d${i}`));
+    fs.mkdirSync(deep, { recursive: true });
     const secret = path.join(dir, 'secret.txt');
     fs.writeFileSync(secret, 'secret\n');
     const policy = compilePolicy(
@@ -410,6 +412,10 @@ outside:
       { id: 'audited', tool: 'run_shell_audited', cmd: cp(`${denied}/f.txt`) },
       { id: 'ro-ok', tool: 'run_shell_ro', cmd: 'cat /etc/hostname > /dev/null; echo cat-exit-$?' },
       { id: 'ro-denied', tool: 'run_shell_ro', cmd: `cat ${secret} > /dev/null; echo cat-exit-$?` },
+      // a write is an open too: outside the open prefixes, killed although no write rule is written
+      { id: 'ro-write', tool: 'run_shell_ro', cmd: cp(`${dir}/ro.txt`) },
+      // deeper than the walk goes: judged as held by no prefix, and said to be partial
+      { id: 'deep', tool: 'run_shell_audited', cmd: `cd ${deep} && ${cp('deep.txt')}` },
       { id: 'note', tool: 'write_note', path: `${denied}/note` },
     ];
     const outside = path.join(denied, 'outside.txt');
@@ -419,7 +425,7 @@ outside:
     const { code, stdout, stderr, spans } = await rig.run(name, filesAgent, { outside, calls }, node, { policy, logExporters });
     assert.equal(code, 0, `the agent itself is never killed: ${stderr}`);
     assert.deepEqual(JSON.parse(stdout), {
-      results: { ok: 'wrote', denied: 'cp-exit-137', dotdot: 'cp-exit-137', link: 'cp-exit-137', audited: 'cp-exit-0', 'ro-ok': 'cat-exit-0', 'ro-denied': 'cat-exit-137', note: 'written' },
+      results: { ok: 'wrote', denied: 'cp-exit-137', dotdot: 'cp-exit-137', link: 'cp-exit-137', audited: 'cp-exit-0', 'ro-ok': 'cat-exit-0', 'ro-denied': 'cat-exit-137', 'ro-write': 'cp-exit-137', deep: 'cp-exit-0', note: 'written' },
     });
     assert.equal(fs.readFileSync(path.join(allowed, 'b.txt'), 'utf8'), fs.readFileSync('/etc/hostname', 'utf8'), 'what the rule allows is written');
     // the killed cp created its file (O_CREAT happened before the decision) and never wrote a byte into it
@@ -437,6 +443,13 @@ outside:
     assert.deepEqual(opens('audited'), [[`open ${denied}/f.txt`, 'audited', 'write', `${denied}/f.txt`]]);
     assert.deepEqual(opens('ro-ok'), []);
     assert.deepEqual(opens('ro-denied'), [[`open ${secret}`, 'denied', 'read', secret]]);
+    assert.deepEqual(opens('ro-write'), [[`open ${dir}/ro.txt`, 'denied', 'write', `${dir}/ro.txt`]]);
+    const [deepOpen, ...moreDeep] = decided.get(call('deep').spanId) ?? [];
+    assert.equal(moreDeep.length, 0);
+    assert.equal(deepOpen?.attributes['agentrace.policy.decision'], 'audited');
+    assert.equal(deepOpen?.attributes['agentrace.file.path_partial'], 'too-deep');
+    // the 32 components nearest the file, the rest an ellipsis
+    assert.equal(deepOpen?.attributes['file.path'], `…/${path.relative(path.join(allowed, 'd0', 'd1', 'd2'), path.join(deep, 'deep.txt'))}`);
     // the agent's own writes (its thread, and the threadpool): recorded under the call, never killed
     assert.deepEqual(opens('note').sort(), [
       [`open ${denied}/note.async`, 'audited', 'write', `${denied}/note.async`],

@@ -98,7 +98,12 @@ export interface PolicyFileEvent extends EventHeader {
   /** Opened for writing (or with O_CREAT or O_TRUNC). */
   write: boolean;
   path: string;
-  /** Why the path is not known whole, when it is not (it was then held by no prefix). */
+  /**
+   * Why the path is not known whole, when it is not: the components found
+   * from the file up ('outside-root', 'too-deep': then held by no prefix,
+   * shown as `…/last/components`), or the first bytes ('too-long': judged by
+   * them, shown as `/first/bytes…`).
+   */
   partial: 'outside-root' | 'too-deep' | 'too-long' | null;
   verdict: Verdict;
   rule: number;
@@ -445,13 +450,16 @@ function decodeAt(buf: Buffer, b: number, size: number, headers: { header(buf: B
       const flags = r.flags(buf, b);
       const F = enums.ar_policy_file_flag;
       const len = Math.min(r.path_len(buf, b), L.size - L.fields.path);
+      const partial = flags & F.AR_POLICY_FILE_OUTSIDE_ROOT ? 'outside-root' : flags & F.AR_POLICY_FILE_TOO_DEEP ? 'too-deep' : flags & F.AR_POLICY_FILE_TOO_LONG ? 'too-long' : null;
+      const text = buf.toString('utf8', b + L.fields.path, b + L.fields.path + len);
       return {
         kind: 'policy.file',
         ...hdr,
         fd: r.fd(buf, b),
         write: (flags & F.AR_POLICY_FILE_WRITE) !== 0,
-        path: buf.toString('utf8', b + L.fields.path, b + L.fields.path + len),
-        partial: flags & F.AR_POLICY_FILE_OUTSIDE_ROOT ? 'outside-root' : flags & F.AR_POLICY_FILE_TOO_DEEP ? 'too-deep' : flags & F.AR_POLICY_FILE_TOO_LONG ? 'too-long' : null,
+        // what the walk did not reach (the components above, the rest of a long path) is an ellipsis
+        path: partial === 'too-long' ? `${text}…` : partial ? `…${text}` : text,
+        partial,
         verdict: verdictName(r.verdict(buf, b)),
         rule: r.rule(buf, b),
       };

@@ -160,6 +160,8 @@ const POLICY_FILES_PROGRAMS: readonly ProgramName[] = [
   'policy_openat2_exit',
   'policy_open_enter',
   'policy_open_exit',
+  'policy_creat_enter',
+  'policy_creat_exit',
 ];
 const POLICY_PROGRAMS: readonly ProgramName[] = [...POLICY_CGROUP_PROGRAMS, ...POLICY_TRACING_PROGRAMS, ...POLICY_FILES_PROGRAMS];
 /** pidns.bpf.h: the namespace the probes name processes in, 0 for the initial one. */

@@ -72,21 +72,23 @@ function hostEntries(tool: number, hosts: HostAllow[], where: string, file: stri
   return out;
 }
 
+/** A path and, when a link leads elsewhere, where it leads (the kernel judges a file's own path). */
+function withRealPath(p: string): string[] {
+  try {
+    const r = fs.realpathSync(p);
+    return r === p ? [p] : [p, r];
+  } catch {
+    return [p];
+  }
+}
+
 /**
  * The paths an exec pattern stands for: itself when absolute (and its real
  * path, when a link leads elsewhere), or for a bare name every directory on
  * `PATH` that holds it (as a shell would find it) and their real paths.
  */
 export function execPaths(pattern: string, envPath: string | undefined = process.env.PATH): string[] {
-  const real = (p: string): string[] => {
-    try {
-      const r = fs.realpathSync(p);
-      return r === p ? [p] : [p, r];
-    } catch {
-      return [p];
-    }
-  };
-  if (pattern.startsWith('/')) return pattern.endsWith('/*') ? [pattern] : real(pattern);
+  if (pattern.startsWith('/')) return pattern.endsWith('/*') ? [pattern] : withRealPath(pattern);
   const found = (envPath ?? '')
     .split(':')
     .filter((d) => d.startsWith('/'))
@@ -99,22 +101,12 @@ export function execPaths(pattern: string, envPath: string | undefined = process
         return false;
       }
     });
-  return [...new Set(found.flatMap(real))];
+  return [...new Set(found.flatMap(withRealPath))];
 }
 
 /** The kinds of rule, in the order their rule ids are given. */
 const KINDS = ['network', 'exec', 'files'] as const;
 type Kind = (typeof KINDS)[number];
-
-/** A prefix and, when a link leads elsewhere, where it leads (the kernel judges the file's own path). */
-function withRealPath(prefix: string): string[] {
-  try {
-    const r = fs.realpathSync(prefix);
-    return r === prefix ? [prefix] : [prefix, r];
-  } catch {
-    return [prefix];
-  }
-}
 
 /** A files rule's prefixes: `write` ones for writing, and (where `open` restricts) for any open too. */
 function fileEntries(tool: number, files: FilesRule): PolicyFileEntry[] {

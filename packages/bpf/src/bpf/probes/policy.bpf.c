@@ -601,7 +601,12 @@ static __noinline int ar_policy_open_exit(long ret)
 	if (!t || t->files_mode == AR_POLICY_NONE)
 		return 0;
 	int write = (oflags & AR_O_ACCMODE) != 0 || (oflags & (AR_O_CREAT | AR_O_TRUNC)) != 0;
-	if (!(t->files_flags & (write ? AR_FILES_WRITE : AR_FILES_OPEN)))
+	/* a write must be under a write prefix (when writes are restricted),
+	 * and any open under an open prefix (when opens are; the open tries
+	 * hold the write prefixes too) */
+	int judge_write = write && (t->files_flags & AR_FILES_WRITE);
+	int judge_open = (t->files_flags & AR_FILES_OPEN) != 0;
+	if (!judge_write && !judge_open)
 		return 0;
 	__u32 files_mode = t->files_mode, files_rule = t->files_rule;
 
@@ -646,7 +651,9 @@ static __noinline int ar_policy_open_exit(long ret)
 	/* a path not known whole is held by no prefix */
 	if (flags & (AR_POLICY_FILE_OUTSIDE_ROOT | AR_POLICY_FILE_TOO_DEEP))
 		verdict = AR_VERDICT_AUDITED;
-	else if (!bpf_map_lookup_elem(write ? (void *)&ar_files_write : (void *)&ar_files_open, &s->key))
+	else if (judge_write && !bpf_map_lookup_elem(&ar_files_write, &s->key))
+		verdict = AR_VERDICT_AUDITED;
+	else if (judge_open && !bpf_map_lookup_elem(&ar_files_open, &s->key))
 		verdict = AR_VERDICT_AUDITED;
 	if (verdict == AR_VERDICT_ALLOWED)
 		return 0;
@@ -709,6 +716,19 @@ int policy_open_enter(struct trace_event_raw_sys_enter *ctx)
 
 SEC("tracepoint/syscalls/sys_exit_open")
 int policy_open_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return ar_policy_open_exit(ctx->ret);
+}
+
+/* creat(2): open(path, O_CREAT | O_WRONLY | O_TRUNC), still a syscall on x86_64 */
+SEC("tracepoint/syscalls/sys_enter_creat")
+int policy_creat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return ar_policy_open_enter(AR_O_CREAT | 1 /* O_WRONLY */ | AR_O_TRUNC);
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int policy_creat_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return ar_policy_open_exit(ctx->ret);
 }
